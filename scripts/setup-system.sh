@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite drives for real: a PostgreSQL server,
+# Debian's Chromium (for Playwright) and Slurm's controller (for the export tests).
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurm-client)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing system packages: ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,3 @@
+"""tokenfab: design, certify, predict, simulate, operate and export AI factories."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from tokenfab.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""`tokenfab control` commands."""
+
+from tokenfab.cli.app import app  # noqa: F401

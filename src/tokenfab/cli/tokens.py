@@ -1,0 +1,3 @@
+"""`tokenfab tokens` commands."""
+
+from tokenfab.cli.app import app  # noqa: F401
