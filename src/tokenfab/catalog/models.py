@@ -1,0 +1,265 @@
+"""The catalog's schema: every kind of part the standard knows, validated by pydantic.
+
+Each entry carries `sources`, a mapping from field name to where the figure comes from. Every numeric
+field that holds a value must have a source; a figure that is an estimate says so by starting its source
+with ``estimate:``. Field names follow NetBox's device-type library where they overlap (``maximum_draw_w``,
+``weight_kg``, ``u_height``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Precision(StrEnum):
+    bf16 = "bf16"
+    fp8 = "fp8"
+    fp4 = "fp4"
+
+
+class FabricKind(StrEnum):
+    infiniband_ndr = "infiniband_ndr"
+    infiniband_xdr = "infiniband_xdr"
+    spectrum_x = "spectrum_x"
+
+
+class HeatRejectionKind(StrEnum):
+    dry_cooler = "dry_cooler"
+    cooling_tower = "cooling_tower"
+    chiller = "chiller"
+
+
+class SourcedEntry(BaseModel):
+    """Base of every catalog entry: a unique name, a description and per-figure sources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_figure_has_a_source(self) -> SourcedEntry:
+        missing = [
+            field
+            for field, value in self
+            if field not in ("name", "description", "sources")
+            and _holds_figure(value)
+            and field not in self.sources
+            and "*" not in self.sources
+        ]
+        if missing:
+            raise ValueError(f"figures without a source: {', '.join(sorted(missing))}")
+        unknown = [key for key in self.sources if key != "*" and key not in type(self).model_fields]
+        if unknown:
+            raise ValueError(f"sources given for unknown fields: {', '.join(sorted(unknown))}")
+        return self
+
+    def source_of(self, field: str) -> str:
+        return self.sources.get(field) or self.sources.get("*", "")
+
+    def is_estimate(self, field: str) -> bool:
+        return self.source_of(field).lower().startswith("estimate")
+
+
+def _holds_figure(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_figure(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_figure(v) for v in value)
+    return False
+
+
+class Gpu(SourcedEntry):
+    """One GPU package as software sees it."""
+
+    hbm_gb: float = Field(gt=0)
+    hbm_bandwidth_tb_s: float = Field(gt=0)
+    dense_tflops: dict[Precision, float] = Field(description="dense (non-sparse) peak per precision")
+    tdp_w: float = Field(gt=0)
+    idle_power_w: float = Field(gt=0)
+    nvlink_bandwidth_gb_s: float = Field(gt=0, description="per GPU, one direction")
+    architecture: str
+
+
+class System(SourcedEntry):
+    """A rack-scale (NVL72) or node-scale (HGX) product as it is installed in a rack."""
+
+    kind: Literal["rack_scale", "node_scale"]
+    gpu: str
+    gpus_per_node: int = Field(gt=0)
+    gpus_per_nvlink_domain: int = Field(gt=0)
+    nodes_per_rack: int = Field(gt=0)
+    rack_power_nominal_kw: float = Field(gt=0, description="expected draw at full load")
+    rack_power_max_kw: float = Field(gt=0, description="the figure power is provisioned for")
+    power_shelf_capacity_kw: float = Field(gt=0, description="installed PSU capacity per rack")
+    busbar_limit_kw: float = Field(gt=0, description="in-rack DC busbar or PDU rating")
+    liquid_heat_fraction: float = Field(ge=0, le=1)
+    rack_weight_kg: float = Field(gt=0)
+    rack_footprint_m2: float = Field(gt=0)
+    rack_units: int = Field(gt=0)
+    scaleout_nics_per_gpu: int = Field(gt=0)
+    scaleout_nic_gbps: int = Field(gt=0)
+    supply_temp_max_c: float = Field(description="highest facility coolant supply the system accepts")
+    coolant_class: str = Field(description="ASHRAE liquid-cooling class, e.g. W32, W45")
+    manifold_flow_lpm_min: float = Field(ge=0)
+    manifold_flow_lpm_max: float = Field(gt=0)
+    nodes_per_scalable_unit: int = Field(gt=0)
+    default_fabric: FabricKind
+    rack_cost_usd: float = Field(gt=0, description="installed price of one rack of systems")
+    cpu_cores_per_node: int = Field(gt=0)
+    memory_gb_per_node: float = Field(gt=0)
+
+    @property
+    def gpus_per_rack(self) -> int:
+        return self.gpus_per_node * self.nodes_per_rack
+
+    @property
+    def domains_per_rack(self) -> int:
+        return self.gpus_per_rack // self.gpus_per_nvlink_domain
+
+    @model_validator(mode="after")
+    def _domains_are_whole(self) -> System:
+        if self.gpus_per_nvlink_domain % self.gpus_per_node and self.gpus_per_node % self.gpus_per_nvlink_domain:
+            raise ValueError("an NVLink domain must hold whole nodes")
+        if self.gpus_per_rack % self.gpus_per_nvlink_domain:
+            raise ValueError("a rack must hold whole NVLink domains")
+        if self.rack_power_nominal_kw > self.rack_power_max_kw:
+            raise ValueError("rack_power_nominal_kw exceeds rack_power_max_kw")
+        return self
+
+
+class Switch(SourcedEntry):
+    fabric: FabricKind
+    ports: int = Field(gt=0, description="logical ports at port_gbps")
+    port_gbps: int = Field(gt=0)
+    maximum_draw_w: float = Field(gt=0)
+    u_height: int = Field(gt=0)
+    weight_kg: float = Field(gt=0)
+    cost_usd: float = Field(gt=0)
+    manufacturer: str = "NVIDIA"
+    part_number: str = ""
+
+
+class Transceiver(SourcedEntry):
+    gbps: int = Field(gt=0)
+    maximum_draw_w: float = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    form_factor: str
+
+
+class Cable(SourcedEntry):
+    kind: Literal["fiber", "dac", "acc"]
+    cost_usd_per_link: float = Field(ge=0)
+
+
+class Cdu(SourcedEntry):
+    """Coolant distribution unit: liquid-to-liquid heat exchanger and pumps."""
+
+    capacity_kw: float = Field(gt=0)
+    flow_lpm_max: float = Field(gt=0)
+    approach_k: float = Field(gt=0, description="facility supply to rack supply temperature rise")
+    pump_power_kw: float = Field(ge=0, description="at rated flow")
+    cost_usd: float = Field(gt=0)
+    footprint_m2: float = Field(gt=0)
+
+
+class HeatRejection(SourcedEntry):
+    """Heat rejection plant per MW of heat: dry coolers, cooling towers or chillers."""
+
+    kind: HeatRejectionKind
+    approach_k: float = Field(ge=0, description="leaving water minus dry-bulb (dry) or wet-bulb (tower) at design")
+    fan_power_kw_per_mw: float = Field(ge=0, description="fans at design day, per MW of heat rejected")
+    pump_power_kw_per_mw: float = Field(ge=0)
+    carnot_fraction: float = Field(ge=0, le=1, description="chiller COP as a fraction of the Carnot COP")
+    water_l_per_kwh_heat: float = Field(ge=0, description="water consumed per kWh of heat rejected")
+    cost_usd_per_mw: float = Field(gt=0)
+    footprint_m2_per_mw: float = Field(ge=0)
+
+
+class Transformer(SourcedEntry):
+    stage: Literal["substation", "mv_lv"]
+    rating_mva: float = Field(gt=0)
+    efficiency: float = Field(gt=0, le=1)
+    max_loading_fraction: float = Field(gt=0, le=1)
+    cost_usd: float = Field(gt=0)
+
+
+class Ups(SourcedEntry):
+    module_kw: float = Field(gt=0)
+    efficiency: float = Field(gt=0, le=1)
+    max_loading_fraction: float = Field(gt=0, le=1)
+    cost_usd: float = Field(gt=0)
+
+
+class Busway(SourcedEntry):
+    rating_kw: float = Field(gt=0, description="one busway run")
+    efficiency: float = Field(gt=0, le=1)
+    cost_usd: float = Field(gt=0)
+
+
+class Region(SourcedEntry):
+    grid_carbon_g_per_kwh: float = Field(ge=0)
+    price_usd_per_kwh_low: float = Field(ge=0)
+    price_usd_per_kwh_high: float = Field(ge=0)
+    country: str
+
+    @property
+    def price_usd_per_kwh_mid(self) -> float:
+        return 0.5 * (self.price_usd_per_kwh_low + self.price_usd_per_kwh_high)
+
+
+class Climate(SourcedEntry):
+    """Design-day and monthly mean outdoor conditions of a place."""
+
+    design_dry_bulb_c: float = Field(description="0.4 % annual cooling design dry-bulb")
+    design_wet_bulb_c: float = Field(description="0.4 % annual evaporation design wet-bulb")
+    monthly_dry_bulb_c: list[float] = Field(min_length=12, max_length=12)
+    monthly_wet_bulb_c: list[float] = Field(min_length=12, max_length=12)
+    daily_range_k: float = Field(ge=0, description="mean daily dry-bulb swing")
+    region: str
+
+
+class Economics(SourcedEntry):
+    """Cost figures that are not one part: building, substation, labour, finance."""
+
+    building_usd_per_mw: float = Field(gt=0)
+    substation_usd_per_mw: float = Field(gt=0)
+    generator_usd_per_mw: float = Field(ge=0)
+    electrical_fitout_usd_per_mw: float = Field(ge=0)
+    mechanical_fitout_usd_per_mw: float = Field(ge=0)
+    maintenance_fraction_of_capex_per_year: float = Field(ge=0, le=1)
+    staff_usd_per_mw_year: float = Field(ge=0)
+    it_lifetime_years: float = Field(gt=0)
+    facility_lifetime_years: float = Field(gt=0)
+    discount_rate: float = Field(ge=0, lt=1)
+    hall_white_space_m2_per_rack: float = Field(gt=0, description="rack plus its share of aisles")
+    floor_load_limit_kg_per_m2: float = Field(gt=0)
+    power_factor: float = Field(gt=0, le=1)
+    misc_load_fraction: float = Field(ge=0, le=0.2, description="lighting, offices, controls per IT kW")
+    air_cooling_kw_per_kw_heat: float = Field(ge=0, description="CRAH fan power per kW of air-side heat")
+    air_system_capacity_kw_per_m2: float = Field(gt=0, description="air heat a hall's air system removes")
+
+
+KIND_MODELS: dict[str, type[SourcedEntry]] = {
+    "gpus": Gpu,
+    "systems": System,
+    "switches": Switch,
+    "transceivers": Transceiver,
+    "cables": Cable,
+    "cdus": Cdu,
+    "heat_rejection": HeatRejection,
+    "transformers": Transformer,
+    "ups": Ups,
+    "busways": Busway,
+    "regions": Region,
+    "climates": Climate,
+    "economics": Economics,
+}

@@ -1,0 +1,1 @@
+"""Edges of the package that read and write files."""

@@ -1,0 +1,92 @@
+"""YAML reading that remembers where each value came from, for one-line errors with file, line and field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+
+class InputError(ValueError):
+    """Bad user input, already phrased as one line: ``FILE:LINE: FIELD: what was wrong``."""
+
+
+@dataclass(frozen=True)
+class LocatedYaml:
+    """A parsed YAML document and the node tree it came from."""
+
+    path: str
+    data: Any
+    root: yaml.Node | None
+
+    def line_of(self, loc: Sequence[str | int]) -> int:
+        """1-based line of the deepest node along `loc` that exists (1 when nothing matches)."""
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else 1
+        for key in loc:
+            child = _child(node, key)
+            if child is None:
+                break
+            node = child
+            line = node.start_mark.line + 1
+        return line
+
+    def error(self, loc: Sequence[str | int], message: str) -> InputError:
+        return InputError(f"{self.path}:{self.line_of(loc)}: {format_loc(loc)}: {message}")
+
+    def validation_error(self, exc: ValidationError, prefix: Sequence[str | int] = ()) -> InputError:
+        """The first pydantic error of `exc` as a one-line InputError."""
+        first = exc.errors()[0]
+        loc = [*prefix, *(part for part in first["loc"] if not _is_pydantic_tag(part))]
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif first["type"] == "missing":
+            message = "required field is missing"
+        return self.error(loc, message)
+
+
+def _is_pydantic_tag(part: object) -> bool:
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return value_node
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+        return node.value[key]
+    return None
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def load_located_yaml(path: str | Path) -> LocatedYaml:
+    """Parse `path`; a syntax error becomes an InputError naming the file and line."""
+    path_text = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path_text}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path_text}: cannot read: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise InputError(f"{path_text}:{line}: malformed YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path_text}: malformed YAML: {exc}") from None
+    return LocatedYaml(path=path_text, data=data, root=root)
