@@ -248,6 +248,92 @@ class Economics(SourcedEntry):
     air_system_capacity_kw_per_m2: float = Field(gt=0, description="air heat a hall's air system removes")
 
 
+class LlmModel(SourcedEntry):
+    """A language model's architecture as inference sees it (from its public ``config.json``).
+
+    Dense models leave the expert fields at 0. Mixture-of-experts models give ``num_experts`` routed
+    experts of ``expert_ffn_size``, ``active_experts`` of them per token, ``shared_experts`` always on,
+    and ``dense_layers`` leading layers with an ordinary FFN of ``ffn_size``. Multi-head latent attention
+    (``attention: mla``) caches ``kv_lora_rank + qk_rope_head_dim`` values per token and layer.
+    """
+
+    hf_repo: str = Field(description="Hugging Face repository the figures come from")
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_heads: int = Field(gt=0, description="query heads")
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    ffn_size: int = Field(gt=0, description="dense FFN intermediate size (SwiGLU: 3 matrices)")
+    vocab_size: int = Field(gt=0)
+    tied_embeddings: bool = False
+    attention: Literal["gqa", "mla"] = "gqa"
+    num_experts: int = Field(default=0, ge=0, description="routed experts per MoE layer")
+    active_experts: int = Field(default=0, ge=0, description="routed experts per token")
+    shared_experts: int = Field(default=0, ge=0)
+    expert_ffn_size: int = Field(default=0, ge=0)
+    dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN in an MoE model")
+    q_lora_rank: int = Field(default=0, ge=0)
+    kv_lora_rank: int = Field(default=0, ge=0)
+    qk_rope_head_dim: int = Field(default=0, ge=0)
+    qk_nope_head_dim: int = Field(default=0, ge=0)
+    v_head_dim: int = Field(default=0, ge=0)
+    sliding_window: int = Field(default=0, ge=0, description="tokens; 0 = none")
+    sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window")
+    total_params_b: float = Field(gt=0, description="published total parameter count, billions")
+    native_precision: Precision = Precision.bf16
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LlmModel:
+        if self.is_moe and not (0 < self.active_experts <= self.num_experts and self.expert_ffn_size > 0):
+            raise ValueError("an MoE model needs 0 < active_experts <= num_experts and expert_ffn_size")
+        if self.attention == "mla" and not (self.kv_lora_rank and self.qk_rope_head_dim and self.v_head_dim):
+            raise ValueError("MLA needs kv_lora_rank, qk_rope_head_dim and v_head_dim")
+        if self.sliding_window_layers > self.num_layers or self.dense_layers > self.num_layers:
+            raise ValueError("sliding_window_layers and dense_layers cannot exceed num_layers")
+        return self
+
+
+class PerfCalibration(SourcedEntry):
+    """Efficiency factors that turn roofline time into measured time, for one GPU architecture.
+
+    ``calibrated_on`` names the ``perf_measurements`` entries the factors were fitted to.
+    """
+
+    architecture: str = Field(description="matches Gpu.architecture; 'default' for any other")
+    compute_efficiency: float = Field(gt=0, le=1, description="sustained / peak dense GEMM rate")
+    attention_efficiency: float = Field(gt=0, le=1, description="attention kernels, sustained / peak")
+    memory_efficiency: float = Field(gt=0, le=1, description="sustained / peak HBM bandwidth")
+    moe_memory_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of HBM peak")
+    collective_efficiency: float = Field(gt=0, le=1, description="achieved / peak link bandwidth")
+    collective_latency_us: float = Field(ge=0, description="fixed cost of one collective")
+    step_overhead_ms: float = Field(ge=0, description="per iteration: launch, scheduling, sampling")
+    per_sequence_overhead_us: float = Field(ge=0, description="per running sequence per iteration (CPU side)")
+    power_compute_weight: float = Field(ge=0, description="dynamic power per unit compute utilisation")
+    power_memory_weight: float = Field(ge=0, description="dynamic power per unit HBM utilisation")
+    clock_power_exponent: float = Field(gt=1, description="compute power ~ clock^exponent under DVFS")
+    calibrated_on: list[str] = Field(default_factory=list)
+
+
+class PerfMeasurement(SourcedEntry):
+    """One public measurement the token model is checked against."""
+
+    model: str
+    system: str
+    precision: Precision
+    isl: int = Field(gt=0, description="mean input tokens per request")
+    osl: int = Field(gt=0, description="mean output tokens per request")
+    metric: Literal["tokens_per_s_per_gpu_total", "tokens_per_s_per_gpu_output", "joules_per_token"]
+    value: float = Field(gt=0)
+    min_tokens_per_s_per_user: float = Field(default=0, ge=0, description="interactivity the figure was read at")
+    max_concurrency_per_gpu: float = Field(default=0, ge=0, description="0 = no limit (offline)")
+    concurrency: int = Field(default=0, ge=0, description="pinned total concurrency per replica; 0 = search")
+    tp: int = Field(default=0, ge=0, description="pinned tensor parallelism; 0 = search")
+
+
 KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "gpus": Gpu,
     "systems": System,
@@ -262,4 +348,7 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "regions": Region,
     "climates": Climate,
     "economics": Economics,
+    "models": LlmModel,
+    "perf_calibrations": PerfCalibration,
+    "perf_measurements": PerfMeasurement,
 }

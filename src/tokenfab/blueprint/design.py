@@ -1,0 +1,265 @@
+"""The Design: everything `compile` decides about a factory, as plain validated data.
+
+It is counts, not objects: a rack is described once per site (`RackDesign`) and halls list how many racks
+each scalable unit holds. `design.json` is this model dumped with `schema_version`; `tokenfab schema`
+publishes its JSON Schema. Every quantity carries its unit in its name.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenfab.spec import FactorySpec
+
+DESIGN_SCHEMA_VERSION = "1.0"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClimateDesign(_Data):
+    name: str
+    design_dry_bulb_c: float
+    design_wet_bulb_c: float
+    monthly_dry_bulb_c: list[float]
+    monthly_wet_bulb_c: list[float]
+    daily_range_k: float
+
+
+class RackDesign(_Data):
+    """One rack of the site's system; every rack of a site is this rack."""
+
+    system: str
+    gpus: int
+    nodes: int
+    nvlink_domains: int
+    gpus_per_nvlink_domain: int
+    power_nominal_kw: float
+    power_max_kw: float
+    power_shelf_capacity_kw: float
+    busbar_limit_kw: float
+    liquid_heat_kw: float
+    air_heat_kw: float
+    coolant_flow_lpm: float
+    manifold_flow_lpm_min: float
+    manifold_flow_lpm_max: float
+    supply_temp_c: float
+    supply_temp_max_c: float
+    weight_kg: float
+    footprint_m2: float
+
+
+class HallDesign(_Data):
+    index: int
+    su_racks: list[int] = Field(description="racks in each scalable unit of this hall")
+    racks: int
+    gpus: int
+    rows: int
+    racks_per_row: int
+    it_power_max_kw: float
+    liquid_heat_kw: float
+    air_heat_kw: float
+    cdu_model: str | None
+    cdus_required: int = Field(description="CDUs needed to carry the heat (N)")
+    cdus_installed: int = Field(description="CDUs including redundancy")
+    coolant_flow_lpm: float
+    white_space_m2: float
+    area_m2: float
+    floor_load_kg_per_m2: float
+    air_system_capacity_kw: float
+
+
+class PowerStage(_Data):
+    """One stage of the power chain: equipment, count, rating, loading and loss."""
+
+    stage: str
+    equipment: str
+    units_required: int
+    units_installed: int
+    unit_rating_kw: float
+    load_kw: float
+    loading_fraction: float = Field(description="load / (installed units that may carry it × rating)")
+    max_loading_fraction: float
+    efficiency: float
+    loss_kw: float
+    redundancy: str
+
+
+class PowerChainDesign(_Data):
+    grid_mw: float
+    facility_power_peak_kw: float
+    it_power_max_kw: float
+    it_power_nominal_kw: float
+    network_power_kw: float
+    mechanical_power_peak_kw: float
+    misc_power_kw: float
+    redundancy: str
+    stages: list[PowerStage]
+
+
+class CoolingDesign(_Data):
+    heat_rejection: str
+    heat_rejection_kind: str
+    coolant: str
+    facility_supply_temp_c: float
+    rack_supply_temp_c: float
+    rack_return_temp_c: float
+    coolant_delta_t_k: float
+    coolant_density_kg_m3: float
+    coolant_cp_j_per_kg_k: float
+    liquid_heat_kw: float
+    air_heat_kw: float
+    coolant_flow_lpm: float
+    cdu_model: str | None
+    cdus_installed: int
+    cdu_pump_power_kw: float
+    heat_rejection_capacity_kw: float
+    heat_rejection_power_design_kw: float
+    air_cooling_power_design_kw: float
+    chiller_power_design_kw: float
+    mechanical_power_design_kw: float
+    pue_design: float
+    pue_annual: float
+    wue_l_per_kwh: float
+    redundancy: str
+    pue_by_outdoor_temp_c: list[tuple[float, float]] = Field(description="(dry-bulb °C, PUE) pairs")
+
+
+class FabricTier(_Data):
+    tier: int
+    name: str
+    switches: int
+    downlinks_per_switch: int
+    uplinks_per_switch: int
+
+
+class FabricDesign(_Data):
+    kind: str
+    switch: str
+    switch_ports: int
+    link_gbps: int
+    endpoints: int
+    endpoints_per_scalable_unit: int
+    rails: int
+    scalable_units: int
+    tiers: list[FabricTier]
+    links_by_tier: list[int] = Field(description="links from tier i to i+1; index 0 is node-to-leaf")
+    oversubscription: float
+    transceivers: int
+    transceiver: str
+    cables: int
+    switch_power_kw: float
+    transceiver_power_kw: float
+    nvlink_domains: int
+    gpus_per_nvlink_domain: int
+    bisection_tbps: float
+
+
+class BomLine(_Data):
+    category: str
+    item: str
+    count: float
+    unit: str
+    unit_cost_usd: float
+    total_usd: float
+
+
+class SiteMetrics(_Data):
+    gpus: int
+    racks: int
+    nodes: int
+    nvlink_domains: int
+    scalable_units: int
+    halls: int
+    it_mw: float
+    it_mw_nominal: float
+    facility_mw: float
+    grid_mw: float
+    pue_design: float
+    pue_annual: float
+    wue_l_per_kwh: float
+    peak_pflops: dict[str, float]
+    hbm_tb: float
+    capex_usd: float
+    capex_usd_by_category: dict[str, float]
+    opex_usd_per_year: float
+    opex_usd_per_year_by_category: dict[str, float]
+    energy_mwh_per_year: float
+    carbon_t_per_year: float
+    water_m3_per_year: float
+    usd_per_gpu_hour: float
+    white_space_m2: float
+
+
+class SiteDesign(_Data):
+    name: str
+    system: str
+    gpu: str
+    region: str
+    price_usd_per_kwh: float
+    carbon_g_per_kwh: float
+    climate: ClimateDesign
+    rack: RackDesign
+    halls: list[HallDesign]
+    power: PowerChainDesign
+    cooling: CoolingDesign
+    fabric: FabricDesign
+    bom: list[BomLine]
+    metrics: SiteMetrics
+
+
+class DesignMetrics(_Data):
+    """Headline figures of the whole factory (all sites)."""
+
+    sites: int
+    gpus: int
+    racks: int
+    nvlink_domains: int
+    scalable_units: int
+    halls: int
+    it_mw: float
+    facility_mw: float
+    grid_mw: float
+    pue_design: float
+    pue_annual: float
+    wue_l_per_kwh: float
+    peak_pflops: dict[str, float]
+    hbm_tb: float
+    capex_usd: float
+    capex_usd_by_category: dict[str, float]
+    opex_usd_per_year: float
+    energy_mwh_per_year: float
+    carbon_t_per_year: float
+    usd_per_gpu_hour: float
+
+
+class Design(_Data):
+    schema_version: str = DESIGN_SCHEMA_VERSION
+    name: str
+    spec: FactorySpec
+    sites: list[SiteDesign]
+    metrics: DesignMetrics
+
+
+def load_design(path) -> Design:
+    """Read a design.json; malformed or inconsistent JSON raises InputError naming the file and field."""
+    import json
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from tokenfab.io.yamlfile import InputError, format_loc
+
+    text_path = str(path)
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{text_path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{text_path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    try:
+        return Design.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"{text_path}: {format_loc(first['loc'])}: {first['msg']}") from None

@@ -1,0 +1,63 @@
+"""Layout: how many NVLink domains, racks, scalable units and halls a power budget holds.
+
+Counts only; whole NVLink domains always. Powers in kW.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def nvlink_domains_for_power(it_power_kw: float, rack_power_max_kw: float, domains_per_rack: int) -> int:
+    """Whole NVLink domains that fit an IT power budget, each provisioned at its share of rack power.
+
+    .. math:: D = \\lfloor P_{IT} / (P_{rack,max} / d_{rack}) \\rfloor
+    """
+    return math.floor(it_power_kw / (rack_power_max_kw / domains_per_rack) + 1e-9)
+
+
+def racks_for_domains(domains: int, domains_per_rack: int) -> int:
+    """:math:`R = \\lceil D / d_{rack} \\rceil` (a node-scale rack may be partly filled)."""
+    return math.ceil(domains / domains_per_rack)
+
+
+def racks_per_scalable_unit(nodes_per_su: int, nodes_per_rack: int) -> int:
+    """:math:`R_{SU} = \\lceil n_{SU} / n_{rack} \\rceil`; 8 for a GB200 SU (144 trays / 18)."""
+    return math.ceil(nodes_per_su / nodes_per_rack)
+
+
+def split_into_scalable_units(racks: int, racks_per_su: int) -> list[int]:
+    """Racks per SU: whole SUs, and the remainder in a last, partly filled SU."""
+    full, rest = divmod(racks, racks_per_su)
+    return [racks_per_su] * full + ([rest] if rest else [])
+
+
+def scalable_units_per_hall(hall_it_kw_max: float, racks_per_su: int, rack_power_max_kw: float) -> int:
+    """Whole SUs a hall of at most `hall_it_kw_max` holds (at least one):
+    :math:`\\max(1, \\lfloor P_{hall} / (R_{SU} P_{rack}) \\rfloor)`."""
+    return max(1, math.floor(hall_it_kw_max / (racks_per_su * rack_power_max_kw) + 1e-9))
+
+
+def split_into_halls(su_racks: list[int], sus_per_hall: int) -> list[list[int]]:
+    """Groups of SUs per hall, in order."""
+    return [su_racks[i : i + sus_per_hall] for i in range(0, len(su_racks), sus_per_hall)]
+
+
+def rows_for_racks(su_racks: list[int], racks_per_row: int) -> int:
+    """Rows of a hall: each SU starts a new row, :math:`\\sum_{su} \\lceil R_{su} / R_{row} \\rceil`."""
+    return sum(math.ceil(r / racks_per_row) for r in su_racks)
+
+
+def white_space_m2(racks: int, m2_per_rack: float) -> float:
+    """Floor for racks and their aisles: :math:`A = R \\times a_{rack}`."""
+    return racks * m2_per_rack
+
+
+def floor_load_kg_per_m2(rack_weight_kg: float, rack_footprint_m2: float, m2_per_rack: float) -> float:
+    """Distributed floor load of a populated hall: the rack's weight over its share of the floor.
+
+    .. math:: w = W_{rack} / a_{rack}
+
+    (a rack's point load on its own footprint, :math:`W_{rack}/A_{rack}`, is checked separately).
+    """
+    return rack_weight_kg / m2_per_rack

@@ -1,0 +1,141 @@
+"""The user's input: a factory spec (one site or a campus of several) and its YAML loading.
+
+A spec says what to build, not how: grid or IT power, climate, region, system, cooling, redundancy and
+fabric per site. `blueprint.compile` turns it into a `Design`. Loading errors name the file, line and
+field path in one line (`tokenfab.io.yamlfile.InputError`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tokenfab.io.yamlfile import InputError, LocatedYaml, load_located_yaml
+
+SPEC_VERSION = 1
+MAX_SITE_MW = 10_000.0
+
+
+class Redundancy(StrEnum):
+    n = "N"
+    n_plus_1 = "N+1"
+    two_n = "2N"
+
+
+class CoolingChoice(StrEnum):
+    auto = "auto"
+    dry_cooler = "dry_cooler"
+    cooling_tower = "cooling_tower"
+    chiller = "chiller"
+
+
+class FabricChoice(StrEnum):
+    auto = "auto"
+    infiniband_ndr = "infiniband_ndr"
+    infiniband_xdr = "infiniband_xdr"
+    spectrum_x = "spectrum_x"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClimateSpec(_Strict):
+    """Outdoor design conditions given directly instead of by a named climate."""
+
+    design_dry_bulb_c: float = Field(ge=-40, le=60)
+    design_wet_bulb_c: float = Field(ge=-40, le=40)
+    monthly_dry_bulb_c: list[float] | None = Field(default=None, min_length=12, max_length=12)
+    monthly_wet_bulb_c: list[float] | None = Field(default=None, min_length=12, max_length=12)
+    daily_range_k: float = Field(default=10.0, ge=0, le=30)
+
+    @model_validator(mode="after")
+    def _wet_not_above_dry(self) -> ClimateSpec:
+        if self.design_wet_bulb_c > self.design_dry_bulb_c:
+            raise ValueError("design_wet_bulb_c cannot exceed design_dry_bulb_c")
+        return self
+
+
+class RedundancySpec(_Strict):
+    power: Redundancy = Redundancy.two_n
+    cooling: Redundancy = Redundancy.n_plus_1
+
+
+class LimitsSpec(_Strict):
+    hall_it_mw_max: float = Field(default=40.0, gt=0, le=500, description="largest IT load one hall holds")
+    racks_per_row: int = Field(default=16, ge=1, le=100)
+
+
+class SiteSpec(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    grid_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="grid connection at the point of interconnection")
+    it_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="provisioned IT power, instead of grid_mw")
+    climate: str | ClimateSpec
+    region: str | None = Field(default=None, description="grid region; defaults to the climate's or the campus's")
+    price_usd_per_kwh: float | None = Field(default=None, ge=0, le=2)
+    carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=2000)
+    system: str
+    cooling: CoolingChoice = CoolingChoice.auto
+    redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
+    fabric: FabricChoice = FabricChoice.auto
+    fabric_oversubscription: float = Field(default=1.0, ge=1.0, le=8.0, description="leaf downlinks : uplinks")
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+
+    @model_validator(mode="after")
+    def _one_power_figure(self) -> SiteSpec:
+        if (self.grid_mw is None) == (self.it_mw is None):
+            raise ValueError("give exactly one of grid_mw or it_mw")
+        return self
+
+
+class FactorySpec(_Strict):
+    """One factory: a site, or a campus of several sites in one region."""
+
+    version: Literal[1] = SPEC_VERSION
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    region: str | None = Field(default=None, description="default region of every site")
+    economics: str = "default"
+    sites: list[SiteSpec] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _site_names_unique(self) -> FactorySpec:
+        names = [site.name for site in self.sites]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"site names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+def load_spec(path: str | Path) -> tuple[FactorySpec, LocatedYaml]:
+    """Read and validate a spec; bad input raises InputError with file, line and field path."""
+    doc = load_located_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error([], "a spec is a mapping with `name` and `sites`")
+    try:
+        return FactorySpec.model_validate(doc.data), doc
+    except ValidationError as exc:
+        raise doc.validation_error(exc) from None
+
+
+def parse_spec(data: dict) -> FactorySpec:
+    """Validate an in-memory spec (for the API and sweeps); errors raise pydantic's ValidationError."""
+    return FactorySpec.model_validate(data)
+
+
+__all__ = [
+    "ClimateSpec",
+    "CoolingChoice",
+    "FabricChoice",
+    "FactorySpec",
+    "InputError",
+    "LimitsSpec",
+    "Redundancy",
+    "RedundancySpec",
+    "SiteSpec",
+    "load_spec",
+    "parse_spec",
+]
