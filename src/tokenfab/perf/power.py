@@ -1,0 +1,122 @@
+"""GPU power while serving, by phase and load, and throughput under a power cap.
+
+The board draws its idle power plus a dynamic part that follows how busy the tensor cores and HBM are:
+
+.. math::
+    P = P_{idle} + (P_{TDP} - P_{idle})\\,\\left(w_c\\,u_c\\,f^{\\gamma-1} + w_m\\,u_m\\right)
+
+with :math:`u_c` the achieved share of peak FLOP/s at nominal clock, :math:`u_m` the achieved share of
+peak HBM bandwidth, :math:`f` the SM clock relative to nominal and :math:`\\gamma` the DVFS exponent
+(dynamic power :math:`\\propto f V^2` with voltage roughly following clock, so energy per FLOP
+:math:`\\propto f^{\\gamma-1}`). Memory-bound decode at small batch keeps :math:`u_c` low and draws well
+below TDP; prefill keeps :math:`u_c` high and reaches TDP, where the GPU's own limit clamps the clock.
+
+A cap :math:`P_{cap} \\le P_{TDP}` lowers :math:`f` until :math:`P \\le P_{cap}`. Compute time scales as
+:math:`1/f` and HBM time does not, so decode stays nearly flat down to a deep cap and prefill slows with
+the clock.
+
+References
+----------
+.. [1] Samsi et al., "From Words to Watts: Benchmarking the Energy Costs of LLM Inference",
+       arXiv:2310.03003 (power caps to ~70 % TDP cost a few % latency).
+.. [2] NVIDIA technical blog, workload power profiles on Blackwell (up to 15 % energy at >= 97 % perf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gpu_power_w(
+    compute_utilisation,
+    memory_utilisation,
+    idle_power_w: float,
+    tdp_w: float,
+    compute_weight: float,
+    memory_weight: float,
+    clock_fraction=1.0,
+    clock_power_exponent: float = 2.5,
+) -> np.ndarray:
+    """Board power at a given load and clock [W] (equation in the module docstring).
+
+    Parameters
+    ----------
+    compute_utilisation : array-like
+        Achieved FLOP/s over peak FLOP/s at nominal clock [-].
+    memory_utilisation : array-like
+        Achieved HBM bytes/s over peak [-].
+    idle_power_w, tdp_w : float
+        Idle and rated board power [W].
+    compute_weight, memory_weight : float
+        Dynamic power at full compute or full HBM use, as shares of :math:`P_{TDP} - P_{idle}` [-].
+    clock_fraction : array-like
+        SM clock relative to nominal [-].
+    clock_power_exponent : float
+        :math:`\\gamma` [-].
+    """
+    f = np.asarray(clock_fraction, dtype=float)
+    dynamic = compute_weight * np.asarray(compute_utilisation) * f ** (clock_power_exponent - 1.0) + (
+        memory_weight * np.asarray(memory_utilisation)
+    )
+    return idle_power_w + (tdp_w - idle_power_w) * dynamic
+
+
+def capped_clock_fraction(
+    compute_time_s,
+    memory_time_s,
+    other_time_s,
+    flops,
+    bytes_,
+    peak_flops_per_s: float,
+    peak_bytes_per_s: float,
+    idle_power_w: float,
+    tdp_w: float,
+    power_cap_w: float,
+    compute_weight: float,
+    memory_weight: float,
+    clock_power_exponent: float,
+    min_clock_fraction: float = 0.3,
+    iterations: int = 24,
+) -> np.ndarray:
+    """Highest clock fraction :math:`f \\le 1` whose power stays under ``min(cap, TDP)`` (bisection).
+
+    The step time at clock :math:`f` is :math:`t(f) = \\max(t_c / f, t_m) + t_o`; utilisations are the
+    step's FLOPs and bytes over :math:`t(f)` against nominal peaks.
+    """
+    cap = min(power_cap_w, tdp_w)
+    tc = np.asarray(compute_time_s, dtype=float)
+    tm = np.asarray(memory_time_s, dtype=float)
+    to = np.asarray(other_time_s, dtype=float)
+    flops = np.asarray(flops, dtype=float)
+    bytes_ = np.asarray(bytes_, dtype=float)
+
+    def power(f):
+        t = step_time_at_clock_s(tc, tm, to, f)
+        return gpu_power_w(
+            flops / (t * peak_flops_per_s),
+            bytes_ / (t * peak_bytes_per_s),
+            idle_power_w,
+            tdp_w,
+            compute_weight,
+            memory_weight,
+            f,
+            clock_power_exponent,
+        )
+
+    lo = np.full(np.broadcast(tc, tm, to).shape, min_clock_fraction)
+    hi = np.ones_like(lo)
+    ok_at_full = power(hi) <= cap
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        fits = power(mid) <= cap
+        lo = np.where(fits, mid, lo)
+        hi = np.where(fits, hi, mid)
+    return np.where(ok_at_full, 1.0, lo)
+
+
+def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_fraction) -> np.ndarray:
+    """Step time when the SM clock runs at `clock_fraction` of nominal [s].
+
+    .. math:: t(f) = \\max(t_c / f,\\; t_m) + t_o
+    """
+    return np.maximum(np.asarray(compute_time_s) / clock_fraction, memory_time_s) + other_time_s
