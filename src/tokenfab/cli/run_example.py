@@ -1,0 +1,36 @@
+"""`tokenfab run-example`: the main job on the bundled defaults (what `make run` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tokenfab.cli.app import app, console
+from tokenfab.cli.design import summary_table, write_design
+from tokenfab.cli.inputs import design_from_path
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
+
+
+@app.command("run-example")
+def run_example(
+    spec: Path = typer.Option(EXAMPLES_DIR / "site-10mw.yaml", "--spec", help="spec to run"),
+    out: Path = typer.Option(Path("out"), "--out", help="output folder"),
+    simulate_days: float = typer.Option(1.0, "--days", help="simulated days of the bundled workload (0 to skip)"),
+) -> None:
+    """Design the bundled example, certify it, write its report, and simulate a day of work on it."""
+    from tokenfab.report import write_report
+
+    design = design_from_path(spec)
+    out_dir = out / design.name
+    design_path = write_design(design, out_dir)
+    console.print(summary_table(design))
+    report_path = write_report(design, out_dir)
+    console.print(f"design:  [bold]{design_path}[/]")
+    console.print(f"report:  [bold]{report_path.resolve()}[/]")
+    if simulate_days > 0:
+        from tokenfab.twin.run import simulate_example
+
+        run_report = simulate_example(out_dir / "simulation", days=simulate_days)
+        console.print(f"simulation report: [bold]{Path(run_report).resolve()}[/]")
