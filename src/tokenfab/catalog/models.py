@@ -307,6 +307,7 @@ class PerfCalibration(SourcedEntry):
     compute_efficiency: float = Field(gt=0, le=1, description="sustained / peak dense GEMM rate")
     attention_efficiency: float = Field(gt=0, le=1, description="attention kernels, sustained / peak")
     memory_efficiency: float = Field(gt=0, le=1, description="sustained / peak HBM bandwidth")
+    moe_compute_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of peak FLOP/s")
     moe_memory_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of HBM peak")
     collective_efficiency: float = Field(gt=0, le=1, description="achieved / peak link bandwidth")
     collective_latency_us: float = Field(ge=0, description="fixed cost of one collective")
@@ -328,10 +329,10 @@ class PerfMeasurement(SourcedEntry):
     osl: int = Field(gt=0, description="mean output tokens per request")
     metric: Literal["tokens_per_s_per_gpu_total", "tokens_per_s_per_gpu_output", "joules_per_token"]
     value: float = Field(gt=0)
-    min_tokens_per_s_per_user: float = Field(default=0, ge=0, description="interactivity the figure was read at")
-    max_concurrency_per_gpu: float = Field(default=0, ge=0, description="0 = no limit (offline)")
-    concurrency: int = Field(default=0, ge=0, description="pinned total concurrency per replica; 0 = search")
-    tp: int = Field(default=0, ge=0, description="pinned tensor parallelism; 0 = search")
+    min_tokens_per_s_per_user: float | None = Field(default=None, gt=0, description="interactivity read at")
+    concurrency: int | None = Field(default=None, gt=0, description="pinned concurrency per replica")
+    max_concurrency: int | None = Field(default=None, gt=0, description="highest concurrency the benchmark swept")
+    tp: int | None = Field(default=None, gt=0, description="pinned tensor parallelism")
 
 
 KIND_MODELS: dict[str, type[SourcedEntry]] = {

@@ -80,7 +80,8 @@ def capped_clock_fraction(
 ) -> np.ndarray:
     """Highest clock fraction :math:`f \\le 1` whose power stays under ``min(cap, TDP)`` (bisection).
 
-    The step time at clock :math:`f` is :math:`t(f) = \\max(t_c / f, t_m) + t_o`; utilisations are the
+    `compute_time_s` and `memory_time_s` stack the operator groups on axis 0; the step time at clock
+    :math:`f` is :math:`t(f) = \\sum_{op} \\max(t_{c,op} / f, t_{m,op}) + t_o` and the utilisations are the
     step's FLOPs and bytes over :math:`t(f)` against nominal peaks.
     """
     cap = min(power_cap_w, tdp_w)
@@ -103,8 +104,9 @@ def capped_clock_fraction(
             clock_power_exponent,
         )
 
-    lo = np.full(np.broadcast(tc, tm, to).shape, min_clock_fraction)
-    hi = np.ones_like(lo)
+    shape = np.broadcast_shapes(tc.shape[1:], tm.shape[1:], to.shape)
+    lo = np.full(shape, min_clock_fraction)
+    hi = np.ones(shape)
     ok_at_full = power(hi) <= cap
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
@@ -114,9 +116,12 @@ def capped_clock_fraction(
     return np.where(ok_at_full, 1.0, lo)
 
 
-def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_fraction) -> np.ndarray:
+def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_fraction=1.0) -> np.ndarray:
     """Step time when the SM clock runs at `clock_fraction` of nominal [s].
 
-    .. math:: t(f) = \\max(t_c / f,\\; t_m) + t_o
+    Operator groups are stacked on axis 0 of the compute and memory times:
+
+    .. math:: t(f) = \\sum_{op} \\max(t_{c,op} / f,\\; t_{m,op}) + t_o
     """
-    return np.maximum(np.asarray(compute_time_s) / clock_fraction, memory_time_s) + other_time_s
+    per_op = np.maximum(np.asarray(compute_time_s) / clock_fraction, np.asarray(memory_time_s))
+    return per_op.sum(axis=0) + other_time_s
