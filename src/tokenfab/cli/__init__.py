@@ -8,6 +8,7 @@ from tokenfab.cli import (  # noqa: F401  (imported for their commands)
     control,
     design,
     export,
+    replay_openb,
     run_example,
     simulate,
     sweep,

@@ -854,8 +854,9 @@ def replay_seeds(cluster: Cluster, workload: Workload, policy: str, seeds: Seque
             if on_seed_done:
                 on_seed_done(job[3])
     stacked = np.vstack(curves)
-    with np.errstate(all="ignore"):
-        median = np.nanmedian(stacked, axis=0) if np.isfinite(stacked).any() else stacked[0]
+    median = np.full(stacked.shape[1], np.nan)
+    reached = np.isfinite(stacked).any(axis=0)
+    median[reached] = np.nanmedian(stacked[:, reached], axis=0)
     return ReplaySummary(
         policy=get_policy(policy).name,
         seeds=tuple(int(s) for s in seeds),
