@@ -1,0 +1,186 @@
+"""Placement policies: how to choose a group (SU/hall/…), the domains inside it and the nodes inside those.
+
+Every choice is a vectorised ``argmin`` (or a sort) over the candidates' free counts; ties go to the
+lowest id, so every policy is deterministic. Notation, for candidate NVLink domain d:
+
+- ``cap_d``: GPUs the request can take from d (free GPUs, rounded down to whole slices, or the whole
+  domain for whole-domain requests, 0 where tenant/residency rules forbid d);
+- ``free_d``: free GPUs in d; ``size_d``: GPUs installed; d is *whole-free* when ``free_d = size_d``;
+- ``free_S(d)``: free GPUs in d's scalable unit; ``k``: GPUs the request takes from d.
+
+Policies (the equations are the sort keys, smallest first):
+
+first_fit
+    group: lowest id with ``cap_G ≥ N``; one domain: lowest id with ``cap_d ≥ N``; several: ascending id;
+    nodes: ascending id. Unconstrained gangs are not kept together.
+best_fit
+    group: ``min cap_G`` (tightest); one domain: ``min cap_d`` (tightest); several: ``max cap_d`` first
+    (fewest domains), the last one replaced by the tightest domain that covers the remainder; nodes:
+    fullest first.
+topology_packing
+    group: ``(free_G, cap_G)`` (fullest group that fits); one domain: ``(free_d, free_S(d))`` (fullest
+    domain that fits, in the fullest SU); several: partly used domains first, fullest first, then
+    whole-free domains by id; nodes fullest first. Unconstrained gangs go to the narrowest level that
+    holds them (domain → SU → hall → site → fleet), which keeps whole domains and units free for
+    large gangs.
+fragmentation_aware
+    minimises the increase of the fragmentation measure F = P / T (P: free GPUs in domains that are not
+    whole-free, T: all free GPUs). Taking k GPUs from d changes P by
+    ``ΔP_d = (free_d − k) − free_d·[free_d < size_d]`` and T by −k, so the best domain minimises
+    ``(ΔP_d, free_d − k, free_S(d))``. Several domains: as topology_packing, with the last domain chosen
+    by the same ΔP rule for the remainder. Group: ``(cap_G, free_G)``. Levels as topology_packing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenfab.sched.types import Policy
+
+
+@dataclass(frozen=True)
+class DomainView:
+    """Candidate domains (ascending ids) and their figures for one request."""
+
+    ids: np.ndarray
+    cap: np.ndarray
+    free: np.ndarray
+    size: np.ndarray
+    su_free: np.ndarray
+
+    @property
+    def whole_free(self) -> np.ndarray:
+        return self.free == self.size
+
+
+@dataclass(frozen=True)
+class PlacementPolicy:
+    name: Policy
+    description: str
+    pick_group: Callable[[np.ndarray, np.ndarray, int], int]
+    """(cap_G, free_G, need) → group index, or -1 if none has cap_G ≥ need."""
+    pick_domain: Callable[[DomainView, int], int]
+    """(candidates with cap ≥ need, need) → position in the view."""
+    order_domains: Callable[[DomainView, int], np.ndarray]
+    """(candidates with cap > 0, need) → positions in the order to take them (enough to cover need)."""
+    pack_nodes: bool
+    """Fill the fullest nodes of a domain first (else lowest node id first)."""
+    narrowest_level: bool
+    """Keep an unconstrained gang inside the narrowest level that holds it."""
+
+
+# ---- groups -------------------------------------------------------------------------------------
+
+
+def _first_group(cap: np.ndarray, free: np.ndarray, need: int) -> int:
+    fits = cap >= need
+    return int(fits.argmax()) if fits.any() else -1
+
+
+def _tightest_group(cap: np.ndarray, free: np.ndarray, need: int) -> int:
+    fits = np.flatnonzero(cap >= need)
+    if not len(fits):
+        return -1
+    return int(fits[np.lexsort((free[fits], cap[fits]))[0]])
+
+
+def _fullest_group(cap: np.ndarray, free: np.ndarray, need: int) -> int:
+    fits = np.flatnonzero(cap >= need)
+    if not len(fits):
+        return -1
+    return int(fits[np.lexsort((cap[fits], free[fits]))[0]])
+
+
+# ---- one domain ---------------------------------------------------------------------------------
+
+
+def _first_domain(view: DomainView, need: int) -> int:
+    return 0
+
+
+def _tightest_domain(view: DomainView, need: int) -> int:
+    return int(view.cap.argmin())
+
+
+def _fullest_domain(view: DomainView, need: int) -> int:
+    scale = int(view.su_free.max(initial=0)) + 1
+    return int((view.free * scale + view.su_free).argmin())
+
+
+def _least_fragmenting_domain(view: DomainView, need: int) -> int:
+    delta_partial = (view.free - need) - np.where(view.whole_free, 0, view.free)
+    leftover = view.free - need
+    scale_su = int(view.su_free.max(initial=0)) + 1
+    scale_left = int(leftover.max(initial=0)) + 1
+    offset = int(view.size.max(initial=0))
+    key = ((delta_partial + offset) * scale_left + leftover) * scale_su + view.su_free
+    return int(key.argmin())
+
+
+# ---- several domains ----------------------------------------------------------------------------
+
+
+def _ascending(view: DomainView, need: int) -> np.ndarray:
+    return np.arange(len(view.ids))
+
+
+def _cover(order: np.ndarray, cap: np.ndarray, need: int) -> int:
+    """How many of ``order`` are needed to cover ``need`` (len(order) if they never do)."""
+    reach = np.cumsum(cap[order])
+    return min(int(np.searchsorted(reach, need)) + 1, len(order))
+
+
+def _tighten_last(view: DomainView, order: np.ndarray, need: int,
+                  choose: Callable[[DomainView, int], int]) -> np.ndarray:
+    """Keep the prefix that leaves a remainder, then choose the last domain among the rest by ``choose``."""
+    count = _cover(order, view.cap, need)
+    before = order[: count - 1]
+    remainder = need - int(view.cap[before].sum())
+    rest = order[count - 1:]
+    fits = rest[view.cap[rest] >= remainder]
+    if remainder <= 0 or not len(fits):
+        return order[:count]
+    sub = DomainView(view.ids[fits], view.cap[fits], view.free[fits], view.size[fits], view.su_free[fits])
+    return np.concatenate([before, fits[choose(sub, remainder): choose(sub, remainder) + 1]])
+
+
+def _largest_first(view: DomainView, need: int) -> np.ndarray:
+    order = np.lexsort((view.ids, -view.cap))
+    return _tighten_last(view, order, need, _tightest_domain)
+
+
+def _partial_first(view: DomainView, need: int) -> np.ndarray:
+    return np.lexsort((view.ids, view.free, view.whole_free))
+
+
+def _partial_first_least_fragmenting(view: DomainView, need: int) -> np.ndarray:
+    return _tighten_last(view, _partial_first(view, need), need, _least_fragmenting_domain)
+
+
+POLICIES: dict[Policy, PlacementPolicy] = {
+    p.name: p
+    for p in (
+        PlacementPolicy(Policy.first_fit, "lowest ids first (baseline)", _first_group, _first_domain, _ascending,
+                        pack_nodes=False, narrowest_level=False),
+        PlacementPolicy(Policy.best_fit, "tightest group and domain that fit", _tightest_group, _tightest_domain,
+                        _largest_first, pack_nodes=True, narrowest_level=False),
+        PlacementPolicy(Policy.topology_packing, "fill the fullest domain that fits; keep whole domains and units "
+                        "free for large gangs", _fullest_group, _fullest_domain, _partial_first,
+                        pack_nodes=True, narrowest_level=True),
+        PlacementPolicy(Policy.fragmentation_aware, "minimise the increase of the fragmentation measure",
+                        _tightest_group, _least_fragmenting_domain, _partial_first_least_fragmenting,
+                        pack_nodes=True, narrowest_level=True),
+    )
+}
+"""The four placement policies by name."""
+
+
+def get_policy(policy: Policy | str) -> PlacementPolicy:
+    """The registered policy for a `Policy` or its name; KeyError naming the choices otherwise."""
+    try:
+        return POLICIES[Policy(policy)]
+    except ValueError:
+        raise KeyError(f"unknown policy {policy!r}; choose from {', '.join(p.value for p in POLICIES)}") from None

@@ -1,0 +1,567 @@
+"""The topology-aware scheduler: places requests on a `Fleet` and keeps its allocation state.
+
+The twin and the control plane share this code. State lives in arrays (see `tokenfab.sched.state`):
+free GPUs per node / NVLink domain / rack / SU / hall / site on healthy nodes, CPU and memory free per
+node, the milli-GPU used on each shared GPU, and per domain the number of allocations on it and the
+exclusive tenant that owns it. A placement is found from these counts with numpy (see
+`tokenfab.sched.policies` for the policies' equations), never by walking Python objects per GPU, and
+state is updated in O(nodes touched).
+
+Kinds of request:
+
+- whole-GPU gang (``gpus`` ≥ 1): all or nothing; ``slice_gpus`` s splits it into N/s slices each inside
+  one NVLink domain (an inference replica is one slice of its TP×EP size); ``whole_domains`` takes
+  NVLink domains whole (the gang is rounded up to whole domains and holds all their GPUs);
+  ``level`` keeps the gang inside one domain / rack / SU / hall / site, required or only preferred.
+- small request (0 < ``gpu_fraction`` < 1, with ``cpu_cores`` and ``memory_gb``): a share of one GPU on
+  one node; a GPU in fractional use is never given whole. ``gpus = 0`` with no fraction asks for CPU and
+  memory only.
+
+CPU and memory are tracked for small requests; whole-GPU requests are assumed to take their GPUs'
+share of the host and do not draw on the per-node CPU/memory pool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tokenfab.fleet import HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, NO_TENANT, Fleet
+from tokenfab.sched import preemption
+from tokenfab.sched.policies import DomainView, PlacementPolicy, get_policy
+from tokenfab.sched.quota import MILLI_PER_GPU, Quotas, Residency, exclusivity_mask
+from tokenfab.sched.state import FreeCounts, Topology, recount
+from tokenfab.sched.types import Level, Placement, Policy, Request, Unplaceable, WorkloadKind
+
+_BROADER = (Level.domain, Level.rack, Level.su, Level.hall, Level.site)
+_IMPLICIT_LEVELS = (Level.domain, Level.su, Level.hall, Level.site, None)
+_LEVEL_WORDS = {Level.node: "node", Level.domain: "NVLink domain", Level.rack: "rack", Level.su: "SU",
+                Level.hall: "hall", Level.site: "site"}
+
+
+@dataclass
+class Allocation:
+    """What the scheduler holds for one placed request (enough to undo it exactly)."""
+
+    request: Request
+    tenant_code: int
+    placement: Placement
+    domains: np.ndarray
+    milli: int
+    """GPU-equivalents charged to the tenant [milli-GPU]."""
+    share_slot: int = -1
+    """Shared-GPU slot on ``placement.nodes[0]`` for a fractional request (-1: none)."""
+    share_milli: int = 0
+    sequence: int = 0
+    placed_at_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """What a preempting placement cost: the evicted requests and the work they lose."""
+
+    request_id: str
+    victims: tuple[str, ...]
+    gpus_freed: int
+    lost_gpu_hours: float
+    """Σ over victims of GPUs × hours since placement (GPUs held, i.e. one hour each, without a clock)."""
+
+
+@dataclass
+class _Found:
+    nodes: np.ndarray
+    gpus: np.ndarray
+    share_slot: int = -1
+    share_milli: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Scheduler:
+    """Places requests on ``fleet`` with one policy, mutating the fleet's state arrays.
+
+    Parameters
+    ----------
+    fleet : Fleet
+        The fleet whose ``node_free_gpus``, ``node_health`` and ``domain_tenant`` this scheduler owns.
+    policy : Policy or str
+        One of `tokenfab.sched.policies.POLICIES`.
+    quotas_gpus : dict, optional
+        Maximum GPUs per tenant (GPU-equivalents: a fractional request counts its share).
+    tenant_residency : dict, optional
+        Per tenant, ``(allowed_sites, allowed_halls)`` (None: unrestricted), intersected with each
+        request's own ``allowed_sites`` / ``allowed_halls``.
+    """
+
+    def __init__(self, fleet: Fleet, policy: Policy | str = Policy.topology_packing,
+                 quotas_gpus: dict[str, int] | None = None,
+                 tenant_residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] | None = None):
+        self.fleet = fleet
+        self.policy: PlacementPolicy = get_policy(policy)
+        self.topology = Topology.of(fleet)
+        self.free: FreeCounts = recount(fleet, self.topology)
+        self.node_cpu_free = fleet.node_cpu_cores.astype(np.float64).copy()
+        self.node_memory_free_gb = fleet.node_memory_gb.astype(np.float64).copy()
+        self.share_used_milli = np.zeros((fleet.n_nodes, max(1, self.topology.max_node_gpus)), dtype=np.int32)
+        self.node_shared_gpus = np.zeros(fleet.n_nodes, dtype=np.int32)
+        self.domain_pieces = np.zeros(fleet.n_domains, dtype=np.int32)
+        self._domain_gpus = fleet.domain_gpus.astype(np.int64)
+        self._domain_su = self.topology.domain_parent[Level.su]
+        self._owned_domains = int((fleet.domain_tenant != NO_TENANT).sum())
+        self.quotas = Quotas(quotas_gpus)
+        self.residency = Residency(self.topology.domain_parent[Level.site], self.topology.domain_parent[Level.hall],
+                                   tenant_residency)
+        self._tenant_codes: dict[str, int] = {}
+        self._allocations: dict[str, Allocation] = {}
+        self._sequence = 0
+        self.last_eviction: Eviction | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    def allocation(self, request_id: str) -> Placement | None:
+        held = self._allocations.get(request_id)
+        return None if held is None else held.placement
+
+    def allocations(self) -> dict[str, Placement]:
+        return {rid: a.placement for rid, a in self._allocations.items()}
+
+    def request_of(self, request_id: str) -> Request | None:
+        held = self._allocations.get(request_id)
+        return None if held is None else held.request
+
+    def domain_of_request(self, request_id: str) -> np.ndarray:
+        """The NVLink domains (ascending ids) a placed request uses; empty if it is not placed."""
+        held = self._allocations.get(request_id)
+        return np.zeros(0, dtype=np.int64) if held is None else held.domains.copy()
+
+    def free_gpus(self, level: Level | str) -> np.ndarray:
+        """Free GPUs (healthy nodes, not allocated, not shared) per element of ``level``; a read-only view."""
+        view = self.free.of(Level(level)).view()
+        view.flags.writeable = False
+        return view
+
+    def fragmentation(self) -> float:
+        """Share of free GPUs that a whole-domain request cannot use.
+
+        ``F = Σ_d free_d·[free_d < size_d] / Σ_d free_d`` — the free GPUs that sit in NVLink domains that
+        are partly used (or partly unhealthy), over all free GPUs; 0 when nothing is free.
+        """
+        free = self.free.domain
+        total = int(free.sum())
+        if total == 0:
+            return 0.0
+        partial = int(free[free < self._domain_gpus].sum())
+        return partial / total
+
+    def whole_free_domains(self, level: Level | str = Level.domain) -> np.ndarray:
+        """Whole-free NVLink domains per element of ``level`` (per domain: 1 or 0)."""
+        whole = (self.free.domain == self._domain_gpus).astype(np.int64)
+        level = Level(level)
+        if level == Level.domain:
+            return whole
+        return np.bincount(self.topology.domain_parent[level], weights=whole,
+                           minlength=self.topology.level_size[level]).astype(np.int64)
+
+    def used_gpus_by_tenant(self) -> dict[str, int]:
+        return self.quotas.used_gpus()
+
+    # ------------------------------------------------------------------ place / release
+
+    def place(self, request: Request, allow_preemption: bool = False,
+              now_s: float | None = None) -> Placement | Unplaceable:
+        """Place ``request`` all-or-nothing, or say why not.
+
+        With ``allow_preemption``, lower-priority preemptible allocations may be evicted (the cheapest set
+        found, see `tokenfab.sched.preemption`); they are listed in ``Placement.evicted`` and described in
+        ``self.last_eviction``. ``now_s`` stamps the allocation (used to count the work an eviction loses).
+        """
+        if request.id in self._allocations:
+            return Unplaceable(request.id, f"request {request.id} is already placed")
+        problem = self._invalid(request)
+        if problem:
+            return Unplaceable(request.id, problem)
+        milli = self._charge_milli(request)
+        refusal = self.quotas.refusal(request.tenant, milli)
+        if refusal:
+            return Unplaceable(request.id, refusal)
+        found = self._find(request)
+        evicted: list[str] = []
+        self.last_eviction = None
+        if isinstance(found, str) and allow_preemption:
+            plan = preemption.plan(self, request, now_s)
+            if plan is not None:
+                for victim in plan.victims:
+                    self.release(victim)
+                retry = self._find(request)
+                if isinstance(retry, str):  # cannot happen: the plan was checked; undo to stay safe
+                    raise RuntimeError(f"preemption plan for {request.id} did not free a placement: {retry}")
+                found, evicted, self.last_eviction = retry, list(plan.victims), plan
+        if isinstance(found, str):
+            return Unplaceable(request.id, found)
+        placement = Placement(request.id, found.nodes, found.gpus, gpu_fraction=found.share_milli / MILLI_PER_GPU,
+                              evicted=evicted)
+        self._sequence += 1
+        held = Allocation(request, self._tenant_code(request.tenant), placement,
+                          np.unique(self.fleet.node_domain[found.nodes]).astype(np.int64), milli,
+                          found.share_slot, found.share_milli, self._sequence, now_s)
+        self._apply(held, +1)
+        return placement
+
+    def restore(self, request: Request, placement: Placement, now_s: float | None = None) -> None:
+        """Re-apply a placement made earlier (e.g. read back from a store) without searching.
+
+        Fractional placements are re-applied onto the first shared slot of their node that has room.
+        """
+        nodes = np.asarray(placement.nodes, dtype=np.int64)
+        gpus = np.asarray(placement.gpus_per_node, dtype=np.int64)
+        share_milli = int(round(placement.gpu_fraction * MILLI_PER_GPU))
+        slot = -1
+        if share_milli:
+            node = int(nodes[0])
+            used = self.share_used_milli[node]
+            fits = np.flatnonzero((used > 0) & (used + share_milli <= MILLI_PER_GPU))
+            slot = int(fits[0]) if len(fits) else int(np.flatnonzero(used == 0)[0])
+        self._sequence += 1
+        fixed = Placement(placement.request_id, nodes, gpus, placement.gpu_fraction, list(placement.evicted))
+        held = Allocation(request, self._tenant_code(request.tenant), fixed,
+                          np.unique(self.fleet.node_domain[nodes]).astype(np.int64), self._charge_milli(request),
+                          slot, share_milli, self._sequence, now_s)
+        self._apply(held, +1)
+
+    def release(self, request_id: str) -> None:
+        """Give back everything ``request_id`` holds; releasing an unknown id does nothing."""
+        held = self._allocations.get(request_id)
+        if held is not None:
+            self._apply(held, -1)
+
+    def set_health(self, nodes: np.ndarray | list[int], health: int) -> list[str]:
+        """Set the health of ``nodes``; return the ids of requests running on nodes that became FAILED or
+        DRAINING (in placement order). Free counts drop the GPUs of nodes that stop being OK."""
+        nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+        if not len(nodes):
+            return []
+        old = self.fleet.node_health[nodes].copy()
+        was_ok = old == HEALTH_OK
+        now_ok = health == HEALTH_OK
+        changed = nodes[was_ok != now_ok]
+        self.fleet.node_health[nodes] = health
+        if len(changed):
+            raw_free = self.fleet.node_free_gpus[changed].astype(np.int64)
+            sign = 1 if now_ok else -1
+            moving = raw_free > 0
+            if moving.any():
+                self.free.shift(self.topology, self.fleet.node_domain, changed[moving], sign * raw_free[moving])
+        if health not in (HEALTH_FAILED, HEALTH_DRAINING):
+            return []
+        became = np.zeros(self.fleet.n_nodes, dtype=bool)
+        became[nodes[old != health]] = True
+        hit = [held for held in self._allocations.values() if became[held.placement.nodes].any()]
+        return [held.request.id for held in sorted(hit, key=lambda h: h.sequence)]
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _tenant_code(self, tenant: str) -> int:
+        return self._tenant_codes.setdefault(tenant, len(self._tenant_codes))
+
+    @staticmethod
+    def _charge_milli(request: Request) -> int:
+        if request.gpu_fraction > 0:
+            return int(round(request.gpu_fraction * MILLI_PER_GPU))
+        return request.gpus * MILLI_PER_GPU
+
+    def _apply(self, held: Allocation, sign: int) -> None:
+        """Take (sign = +1) or give back (sign = −1) everything ``held`` describes."""
+        fleet = self.fleet
+        placement = held.placement
+        nodes, gpus = placement.nodes, placement.gpus_per_node
+        whole = gpus > 0
+        if whole.any():
+            taken_nodes, taken = nodes[whole], gpus[whole]
+            fleet.node_free_gpus[taken_nodes] -= (sign * taken).astype(fleet.node_free_gpus.dtype)
+            healthy = fleet.node_health[taken_nodes] == HEALTH_OK
+            if not healthy.all():
+                taken_nodes, taken = taken_nodes[healthy], taken[healthy]
+            if len(taken_nodes):
+                self.free.shift(self.topology, fleet.node_domain, taken_nodes, -sign * taken)
+        request = held.request
+        if held.share_milli or request.gpu_fraction > 0 or request.gpus == 0:
+            node = int(nodes[0])
+            self.node_cpu_free[node] -= sign * request.cpu_cores
+            self.node_memory_free_gb[node] -= sign * request.memory_gb
+            if held.share_slot >= 0:
+                self._share(node, held.share_slot, sign * held.share_milli)
+        self.domain_pieces[held.domains] += sign
+        if sign > 0:
+            if request.exclusive_domains:
+                newly = held.domains[fleet.domain_tenant[held.domains] == NO_TENANT]
+                fleet.domain_tenant[newly] = held.tenant_code
+                self._owned_domains += len(newly)
+            self._allocations[request.id] = held
+        else:
+            emptied = held.domains[(self.domain_pieces[held.domains] == 0)
+                                   & (fleet.domain_tenant[held.domains] != NO_TENANT)]
+            fleet.domain_tenant[emptied] = NO_TENANT
+            self._owned_domains -= len(emptied)
+            del self._allocations[request.id]
+        self.quotas.add(request.tenant, sign * held.milli)
+
+    def _share(self, node: int, slot: int, delta_milli: int) -> None:
+        """Change the milli-GPU used on shared GPU ``slot`` of ``node``; a GPU enters or leaves the shared
+        pool (and the whole-GPU free counts) when its use leaves or returns to 0."""
+        before = int(self.share_used_milli[node, slot])
+        after = before + delta_milli
+        self.share_used_milli[node, slot] = after
+        one = np.ones(1, dtype=np.int64)
+        node_array = np.asarray([node], dtype=np.int64)
+        if before == 0 and after > 0:
+            self.node_shared_gpus[node] += 1
+            self.fleet.node_free_gpus[node] -= 1
+            if self.fleet.node_health[node] == HEALTH_OK:
+                self.free.shift(self.topology, self.fleet.node_domain, node_array, -one)
+        elif before > 0 and after == 0:
+            self.node_shared_gpus[node] -= 1
+            self.fleet.node_free_gpus[node] += 1
+            if self.fleet.node_health[node] == HEALTH_OK:
+                self.free.shift(self.topology, self.fleet.node_domain, node_array, one)
+
+    # ------------------------------------------------------------------ validation
+
+    def _invalid(self, request: Request) -> str | None:
+        top = self.topology
+        if request.gpus < 0:
+            return f"gpus must be ≥ 0, got {request.gpus}"
+        if not 0.0 <= request.gpu_fraction < 1.0:
+            return f"gpu_fraction must be in [0, 1), got {request.gpu_fraction}"
+        if request.cpu_cores < 0 or request.memory_gb < 0:
+            return "cpu_cores and memory_gb must be ≥ 0"
+        if request.gpu_fraction > 0:
+            if request.gpus > 1:
+                return f"a fractional request asks for a share of one GPU, not {request.gpus} GPUs"
+            if int(round(request.gpu_fraction * MILLI_PER_GPU)) == 0:
+                return f"gpu_fraction {request.gpu_fraction} is below 1/{MILLI_PER_GPU} GPU"
+            return None
+        if request.gpus == 0:
+            if request.cpu_cores == 0 and request.memory_gb == 0:
+                return "the request asks for no GPU, CPU or memory"
+            return None
+        if request.slice_gpus < 0:
+            return f"slice_gpus must be ≥ 0, got {request.slice_gpus}"
+        if request.slice_gpus:
+            if request.slice_gpus > top.max_domain_gpus:
+                return (f"a slice of {request.slice_gpus} GPUs does not fit one NVLink domain "
+                        f"(largest has {top.max_domain_gpus} GPUs)")
+            if request.gpus % request.slice_gpus:
+                return f"gpus ({request.gpus}) must be a multiple of slice_gpus ({request.slice_gpus})"
+        if request.gpus > self.fleet.n_gpus:
+            return f"needs {request.gpus} GPUs; the fleet has {self.fleet.n_gpus}"
+        return None
+
+    # ------------------------------------------------------------------ search
+
+    def _domain_mask(self, request: Request) -> np.ndarray | None:
+        sites, halls = self.residency.allowed(request.tenant, request.allowed_sites, request.allowed_halls)
+        mask = self.residency.domain_mask(sites, halls)
+        if request.exclusive_domains or self._owned_domains:
+            isolation = exclusivity_mask(self.fleet.domain_tenant, self.domain_pieces,
+                                         self._tenant_code(request.tenant), request.exclusive_domains)
+            if isolation is not None:
+                mask = isolation if mask is None else mask & isolation
+        return mask
+
+    def _find(self, request: Request) -> _Found | str:
+        """A placement for ``request`` on the current state, or the reason there is none. Pure search."""
+        if request.gpu_fraction > 0 or request.gpus == 0:
+            return self._find_small(request)
+        return self._find_gang(request)
+
+    def _find_gang(self, request: Request) -> _Found | str:
+        need = request.gpus
+        policy = self.policy
+        slice_gpus = request.slice_gpus
+        if not slice_gpus and request.kind == WorkloadKind.inference and need <= self.topology.max_domain_gpus:
+            slice_gpus = need  # an inference replica is one TP×EP group inside one domain
+        mask = self._domain_mask(request)
+        free = self.free.domain
+        if request.whole_domains:
+            cap = np.where(free == self._domain_gpus, self._domain_gpus, 0)
+        elif slice_gpus:
+            cap = free - free % slice_gpus
+        else:
+            cap = free
+        if mask is not None:
+            cap = np.where(mask, cap, 0)
+
+        if request.level is not None:
+            start = request.level
+            if request.level_required:
+                levels: tuple = (start,)
+            elif start == Level.node:
+                levels = (Level.node, *_IMPLICIT_LEVELS)
+            else:
+                levels = (*_BROADER[_BROADER.index(start):], None)
+        elif slice_gpus == need:
+            levels = (Level.domain,)
+        elif policy.narrowest_level:
+            levels = _IMPLICIT_LEVELS
+        else:
+            levels = (None,)
+
+        reasons = []
+        for level in levels:
+            if level == Level.node:
+                found = self._gang_on_one_node(request, mask)
+            elif level == Level.domain:
+                found = self._gang_in_one_domain(request, cap, need)
+            else:
+                found = self._gang_in_group(request, cap, need, level)
+            if not isinstance(found, str):
+                return found
+            reasons.append(found)
+        return reasons[0] if request.level is not None or len(reasons) == 1 else reasons[-1]
+
+    def _what(self, request: Request) -> str:
+        if request.whole_domains:
+            size = self.topology.max_domain_gpus
+            count = math.ceil(request.gpus / size)
+            return f"{count} whole NVLink domain{'s' if count > 1 else ''} of {size} GPUs"
+        if request.slice_gpus:
+            return f"{request.gpus} GPUs in slices of {request.slice_gpus}"
+        return f"{request.gpus} GPUs"
+
+    def _largest(self, request: Request, per_group_cap: np.ndarray) -> str:
+        if request.whole_domains:
+            count = int((per_group_cap // max(1, self.topology.max_domain_gpus)).max(initial=0))
+            return f"{count} whole domain{'' if count == 1 else 's'} free"
+        return f"{int(per_group_cap.max(initial=0))} free GPUs"
+
+    def _gang_on_one_node(self, request: Request, mask: np.ndarray | None) -> _Found | str:
+        free = self.free.node
+        cap = free if mask is None else np.where(mask[self.fleet.node_domain], free, 0)
+        if request.whole_domains or request.slice_gpus:
+            cap = np.where(cap == self.fleet.node_gpus, cap, 0) if request.whole_domains else cap
+        fits = np.flatnonzero(cap >= request.gpus)
+        if not len(fits):
+            return f"needs {request.gpus} GPUs in one node; largest node has {int(cap.max(initial=0))} free"
+        if self.policy.pack_nodes:
+            node = int(fits[cap[fits].argmin()])
+        else:
+            node = int(fits[0])
+        return _Found(np.asarray([node], dtype=np.int64), np.asarray([request.gpus], dtype=np.int64))
+
+    def _view(self, ids: np.ndarray, cap: np.ndarray) -> DomainView:
+        su_free = self.free.su[self._domain_su[ids]]
+        return DomainView(ids, cap[ids], self.free.domain[ids], self._domain_gpus[ids], su_free)
+
+    def _gang_in_one_domain(self, request: Request, cap: np.ndarray, need: int) -> _Found | str:
+        fits = np.flatnonzero(cap >= need)
+        if not len(fits):
+            return (f"needs {self._what(request)} in one NVLink domain; "
+                    f"largest domain has {self._largest(request, cap)}")
+        view = self._view(fits, cap)
+        domain = int(fits[self.policy.pick_domain(view, need)])
+        take = int(cap[domain]) if request.whole_domains else need
+        return self._nodes_for(np.asarray([domain], dtype=np.int64), np.asarray([take], dtype=np.int64))
+
+    def _gang_in_group(self, request: Request, cap: np.ndarray, need: int, level: Level | None) -> _Found | str:
+        policy = self.policy
+        if level is None:
+            total = int(cap.sum())
+            if total < need:
+                return f"needs {self._what(request)}; {self._largest(request, np.asarray([total]))} where it may run"
+            candidates = np.flatnonzero(cap)
+        else:
+            parent = self.topology.domain_parent[level]
+            group_cap = np.bincount(parent, weights=cap, minlength=self.topology.level_size[level])
+            group_free = self.free.of(level)
+            group = policy.pick_group(group_cap, group_free, need)
+            if group < 0:
+                return (f"needs {self._what(request)} in one {_LEVEL_WORDS[level]}; "
+                        f"largest {_LEVEL_WORDS[level]} has {self._largest(request, group_cap)}")
+            candidates = np.flatnonzero((parent == group) & (cap > 0))
+        view = self._view(candidates, cap)
+        if policy.name != Policy.first_fit and not request.whole_domains:
+            fits = np.flatnonzero(view.cap >= need)
+            if len(fits):
+                sub = self._view(candidates[fits], cap)
+                domain = int(sub.ids[policy.pick_domain(sub, need)])
+                return self._nodes_for(np.asarray([domain], dtype=np.int64), np.asarray([need], dtype=np.int64))
+        order = policy.order_domains(view, need)
+        domains = view.ids[order]
+        takes = view.cap[order].astype(np.int64)
+        reach = np.cumsum(takes)
+        count = min(int(np.searchsorted(reach, need)) + 1, len(domains))
+        domains, takes = domains[:count], takes[:count]
+        if not request.whole_domains:
+            takes[-1] -= int(takes.sum()) - need
+        return self._nodes_for(domains, takes)
+
+    def _nodes_for(self, domains: np.ndarray, takes: np.ndarray) -> _Found:
+        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``."""
+        top = self.topology
+        if len(domains) == 1:
+            nodes = top.nodes_of_domain(int(domains[0]))
+            segment = None
+        else:
+            nodes, segment = top.nodes_of_domains(domains)
+        avail = self.free.node[nodes]
+        if self.policy.pack_nodes:
+            key = np.where(avail > 0, avail, np.iinfo(np.int64).max)
+            order = np.argsort(key, kind="stable") if segment is None else np.lexsort((key, segment))
+            nodes, avail = nodes[order], avail[order]
+            if segment is not None:
+                segment = segment[order]
+        before = np.cumsum(avail) - avail
+        if segment is None:
+            got = np.clip(int(takes[0]) - before, 0, avail)
+        else:
+            first = np.searchsorted(segment, np.arange(len(domains)))
+            before = before - before[first][segment]
+            got = np.clip(takes[segment] - before, 0, avail)
+        keep = got > 0
+        return _Found(nodes[keep].astype(np.int64), got[keep].astype(np.int64))
+
+    def _find_small(self, request: Request) -> _Found | str:
+        """One node for a fractional-GPU (or CPU-only) request: CPU, memory and a GPU share on one node."""
+        milli = int(round(request.gpu_fraction * MILLI_PER_GPU))
+        mask = self._domain_mask(request)
+        ok = ((self.fleet.node_health == HEALTH_OK) & (self.node_cpu_free >= request.cpu_cores - 1e-9)
+              & (self.node_memory_free_gb >= request.memory_gb - 1e-9))
+        if mask is not None:
+            ok &= mask[self.fleet.node_domain]
+        what = (f"{request.gpu_fraction:g} of a GPU with " if milli else "") + (
+            f"{request.cpu_cores:g} CPU cores and {request.memory_gb:g} GB memory on one node")
+        if not milli:
+            nodes = np.flatnonzero(ok)
+            if not len(nodes):
+                return f"needs {what}; no node has room"
+            node = int(nodes[0]) if not self.policy.pack_nodes else int(nodes[self.node_cpu_free[nodes].argmin()])
+            return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64))
+        # a GPU already shared with room left, else a whole free GPU that becomes shared
+        shared_nodes = np.flatnonzero(ok & (self.node_shared_gpus > 0))
+        used = self.share_used_milli[shared_nodes]
+        room = (used > 0) & (used + milli <= MILLI_PER_GPU)
+        shared_fit = room.any(axis=1)
+        whole_nodes = np.flatnonzero(ok & (self.free.node > 0))
+        if not shared_fit.any() and not len(whole_nodes):
+            return f"needs {what}; no node has room"
+        if self.policy.pack_nodes and shared_fit.any():
+            # the fullest shared GPU that still fits (GPU packing), lowest node on ties
+            fullness = np.where(room, used, -1)
+            best = fullness.max(axis=1)
+            row = int(np.flatnonzero(shared_fit)[best[shared_fit].argmax()])
+            node, slot = int(shared_nodes[row]), int(fullness[row].argmax())
+        elif self.policy.pack_nodes:
+            # a node of the fullest domain, fullest node first, so whole domains stay free
+            domain_free = self.free.domain[self.fleet.node_domain[whole_nodes]]
+            pick = np.lexsort((self.free.node[whole_nodes], domain_free))[0]
+            node = int(whole_nodes[pick])
+            slot = int(np.flatnonzero(self.share_used_milli[node] == 0)[0])
+        else:
+            first_shared = int(shared_nodes[shared_fit][0]) if shared_fit.any() else self.fleet.n_nodes
+            first_whole = int(whole_nodes[0]) if len(whole_nodes) else self.fleet.n_nodes
+            node = min(first_shared, first_whole)
+            used_row = self.share_used_milli[node]
+            fit_slots = np.flatnonzero((used_row > 0) & (used_row + milli <= MILLI_PER_GPU))
+            slot = int(fit_slots[0]) if len(fit_slots) else int(np.flatnonzero(used_row == 0)[0])
+        return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64), slot, milli)
