@@ -442,7 +442,10 @@ def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalo
         flow = hall_racks * rack_flow * fill
         cdu, required = _cheapest_cdu(parts.cdus, liquid, flow, site.redundancy.cooling.value)
         installed = cool.units_with_redundancy(required, site.redundancy.cooling.value)
-        white = layout.white_space_m2(hall_racks, econ.hall_white_space_m2_per_rack)
+        # The hall's air system removes at most `air_system_capacity_kw_per_m2` of white space, so air-heavy
+        # racks spread out (certify COOL-009).
+        white = max(layout.white_space_m2(hall_racks, econ.hall_white_space_m2_per_rack),
+                    layout.air_limited_white_space_m2(hall_it - liquid, econ.air_system_capacity_kw_per_m2))
         area = white + installed * (cdu.footprint_m2 if cdu else 0.0)
         halls.append(
             HallDesign(

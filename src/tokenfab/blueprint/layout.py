@@ -53,6 +53,15 @@ def white_space_m2(racks: int, m2_per_rack: float) -> float:
     return racks * m2_per_rack
 
 
+def air_limited_white_space_m2(air_heat_kw: float, air_capacity_kw_per_m2: float) -> float:
+    """Floor an air system needs to remove a hall's air-side heat: :math:`A = Q_{air} / q_{air}`.
+
+    An air system (fan walls, CRAHs) removes a bounded heat flux per m² of white space; a hall whose
+    air-side heat exceeds that over its rack floor needs more floor.
+    """
+    return air_heat_kw / air_capacity_kw_per_m2
+
+
 def floor_load_kg_per_m2(rack_weight_kg: float, rack_footprint_m2: float, m2_per_rack: float) -> float:
     """Distributed floor load of a populated hall: the rack's weight over its share of the floor.
 

@@ -1,0 +1,5 @@
+"""Certify a design against the standard: `check(design) -> list[Finding]`, rules in `rules.py`."""
+
+from tokenfab.certify.check import RULES, Finding, RuleInfo, check, worst_severity
+
+__all__ = ["RULES", "Finding", "RuleInfo", "check", "worst_severity"]

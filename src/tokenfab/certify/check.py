@@ -1,0 +1,117 @@
+"""`check(design) -> list[Finding]`: run every certification rule over a design.
+
+Rules live in `tokenfab.certify.rules`, one pure function per rule, each registered with a stable id, an
+area, a title, a default severity and one sentence of why it matters. A rule re-derives what it checks from
+the numbers the design states (and the catalog's part figures), so a hand-edited `design.json` is judged on
+what it says, not on what the compiler would have produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tokenfab.blueprint.design import Design
+from tokenfab.catalog.load import Catalog, load_catalog
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+class Finding(BaseModel):
+    """One breach (or remark) a rule found at one element of a design."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule_id: str
+    severity: Severity
+    path: str
+    """Element the finding is about, e.g. ``site[0].hall[3].su[2]`` or ``site[0].power.stage[ups]``."""
+    value: float | str | None
+    """What the design has (or what follows from its numbers)."""
+    limit: float | str | None
+    """What the standard allows or requires."""
+    unit: str
+    message: str
+    why: str = ""
+    """One sentence on why the rule matters (from the registry)."""
+
+
+Rule = Callable[[Design, Catalog], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A registered rule: its stable id, area, title, default severity and why it matters."""
+
+    rule_id: str
+    area: str
+    title: str
+    severity: Severity
+    why: str
+    check: Rule
+    limit: str = ""
+    """The equation or limit, as documented in docs/certify.md."""
+
+
+RULES: dict[str, RuleInfo] = {}
+
+
+def rule(rule_id: str, area: str, title: str, severity: Severity, why: str, limit: str = ""):
+    """Register a rule function under a stable id (decorator)."""
+
+    def register(func: Rule) -> Rule:
+        if rule_id in RULES:
+            raise ValueError(f"duplicate rule id {rule_id}")
+        RULES[rule_id] = RuleInfo(rule_id, area, title, severity, why, func, limit)
+        return func
+
+    return register
+
+
+def finding(
+    rule_id: str,
+    path: str,
+    value: float | str | None,
+    limit: float | str | None,
+    unit: str,
+    message: str,
+    severity: Severity | None = None,
+) -> Finding:
+    """A finding of rule `rule_id`, with the rule's default severity and why-sentence unless overridden."""
+    info = RULES[rule_id]
+    return Finding(
+        rule_id=rule_id,
+        severity=severity or info.severity,
+        path=path,
+        value=_rounded(value),
+        limit=_rounded(limit),
+        unit=unit,
+        message=message,
+        why=info.why,
+    )
+
+
+def _rounded(number: float | str | None) -> float | str | None:
+    if isinstance(number, float):
+        return float(f"{number:.6g}")
+    return number
+
+
+def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str] | None = None) -> list[Finding]:
+    """All findings of all rules (or of `rule_ids`), worst severity first, then by rule id and path."""
+    from tokenfab.certify import rules as _rules  # noqa: F401  (registers the rules)
+
+    catalog = catalog if catalog is not None else load_catalog()
+    selected = [RULES[r] for r in rule_ids] if rule_ids is not None else list(RULES.values())
+    findings = [f for info in selected for f in info.check(design, catalog)]
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id, f.path))
+
+
+def worst_severity(findings: Iterable[Finding]) -> Severity | None:
+    """The worst severity among `findings` (None when there are none)."""
+    worst = min((SEVERITY_ORDER[f.severity] for f in findings), default=None)
+    return None if worst is None else next(s for s, o in SEVERITY_ORDER.items() if o == worst)  # type: ignore[return-value]
