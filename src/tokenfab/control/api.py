@@ -1,0 +1,350 @@
+"""The control plane's HTTP API (FastAPI): thin routes over `service.ControlService`.
+
+Every route but `/healthz` (and the static dashboard files) needs ``Authorization: Bearer <token>``.
+Errors are JSON: ``{"error": ..., "field": ...}`` with 401 (no or bad token), 403 (operator only),
+404 (absent, or another tenant's), 409 (conflict), 422 (invalid input, naming the field).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tokenfab.blueprint.design import Design
+from tokenfab.control import schemas as s
+from tokenfab.control.auth import Principal
+from tokenfab.control.service import ControlService, ServiceError
+
+WEB_DIR = Path(__file__).parent / "web"
+API_PREFIX = "/api/v1"
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: `tf_<id>_<secret>`")
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+def get_service(request: Request) -> ControlService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[ControlService, Depends(get_service)]
+
+
+def get_principal(
+    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    principal = service.authenticate(credentials.credentials)
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked token")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+NameParam = Annotated[str, PathParam(max_length=64)]
+IdParam = Annotated[int, PathParam(ge=0, le=s.MAX_ID)]
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorBody} for code in (401, 403, 404, 409, 422)}
+
+# --- routers ------------------------------------------------------------------------------------
+
+me = APIRouter(prefix=API_PREFIX, tags=["identity"], responses=ERRORS)
+
+
+@me.get("/whoami", response_model=s.WhoAmI)
+def whoami(principal: CurrentPrincipal) -> s.WhoAmI:
+    """The caller's token, role and tenant."""
+    return s.WhoAmI(
+        token_id=principal.token_id,
+        name=principal.name,
+        role=principal.role.value,
+        tenant=principal.tenant_name,
+    )
+
+
+tenants = APIRouter(prefix=f"{API_PREFIX}/tenants", tags=["tenants"], responses=ERRORS)
+
+
+@tenants.get("", response_model=s.TenantsPublic)
+def list_tenants(service: ServiceDep, principal: CurrentPrincipal) -> s.TenantsPublic:
+    """Tenants (a tenant sees itself)."""
+    return service.list_tenants(principal)
+
+
+@tenants.post("", response_model=s.TenantPublic, status_code=201)
+def create_tenant(service: ServiceDep, principal: CurrentPrincipal, body: s.TenantCreate) -> s.TenantPublic:
+    """Create a tenant with a quota and residency (operator)."""
+    return service.create_tenant(principal, body)
+
+
+@tenants.get("/{name}", response_model=s.TenantPublic)
+def get_tenant(service: ServiceDep, principal: CurrentPrincipal, name: NameParam) -> s.TenantPublic:
+    """One tenant."""
+    return service.get_tenant(principal, name)
+
+
+@tenants.patch("/{name}", response_model=s.TenantPublic)
+def update_tenant(
+    service: ServiceDep, principal: CurrentPrincipal, name: NameParam, body: s.TenantUpdate
+) -> s.TenantPublic:
+    """Change a tenant's quota or residency (operator)."""
+    return service.update_tenant(principal, name, body)
+
+
+tokens = APIRouter(prefix=f"{API_PREFIX}/tokens", tags=["tokens"], responses=ERRORS)
+
+
+@tokens.get("", response_model=s.TokensPublic)
+def list_tokens(service: ServiceDep, principal: CurrentPrincipal) -> s.TokensPublic:
+    """API tokens (never their secrets)."""
+    return service.list_tokens(principal)
+
+
+@tokens.post("", response_model=s.TokenCreated, status_code=201)
+def create_token(service: ServiceDep, principal: CurrentPrincipal, body: s.TokenCreate) -> s.TokenCreated:
+    """Create a token; the answer holds its secret, shown this once (operator)."""
+    return service.create_token(principal, body)
+
+
+@tokens.delete("/{token_id}", response_model=s.TokenPublic)
+def revoke_token(
+    service: ServiceDep, principal: CurrentPrincipal, token_id: Annotated[str, PathParam(max_length=32)]
+) -> s.TokenPublic:
+    """Revoke a token (operator)."""
+    return service.revoke_token(principal, token_id)
+
+
+workloads = APIRouter(prefix=f"{API_PREFIX}/workloads", tags=["workloads"], responses=ERRORS)
+StateFilter = Literal["queued", "placed", "running", "cancelled", "failed"]
+WorkloadIdParam = Annotated[str, PathParam(max_length=32)]
+
+
+@workloads.get("", response_model=s.WorkloadsPublic)
+def list_workloads(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    state: StateFilter | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> s.WorkloadsPublic:
+    """Workloads, newest first (a tenant sees its own)."""
+    return service.list_workloads(principal, state, limit)
+
+
+@workloads.post("", response_model=s.WorkloadPublic, status_code=201)
+def submit_workload(
+    service: ServiceDep, principal: CurrentPrincipal, body: s.WorkloadCreate
+) -> s.WorkloadPublic:
+    """Submit a training job or inference service; answered after it is committed (placed or queued)."""
+    return service.submit(principal, body)
+
+
+@workloads.get("/{workload_id}", response_model=s.WorkloadPublic)
+def get_workload(
+    service: ServiceDep, principal: CurrentPrincipal, workload_id: WorkloadIdParam
+) -> s.WorkloadPublic:
+    """One workload with its placement."""
+    return service.get_workload(principal, workload_id)
+
+
+@workloads.delete("/{workload_id}", response_model=s.WorkloadPublic)
+def cancel_workload(
+    service: ServiceDep, principal: CurrentPrincipal, workload_id: WorkloadIdParam
+) -> s.WorkloadPublic:
+    """Cancel a workload and free its GPUs; the queue then runs."""
+    return service.cancel(principal, workload_id)
+
+
+@workloads.post("/{workload_id}/scale", response_model=s.WorkloadPublic)
+def scale_workload(
+    service: ServiceDep, principal: CurrentPrincipal, workload_id: WorkloadIdParam, body: s.WorkloadScale
+) -> s.WorkloadPublic:
+    """Change an inference service's replicas."""
+    return service.scale(principal, workload_id, body)
+
+
+queue = APIRouter(prefix=f"{API_PREFIX}/queue", tags=["workloads"], responses=ERRORS)
+
+
+@queue.get("", response_model=s.WorkloadsPublic)
+def get_queue(service: ServiceDep, principal: CurrentPrincipal) -> s.WorkloadsPublic:
+    """Waiting workloads in the order they will be tried, each with the reason it waits."""
+    return service.queue(principal)
+
+
+inventory = APIRouter(prefix=API_PREFIX, tags=["inventory"], responses=ERRORS)
+HealthActionParam = Annotated[s.HealthAction, PathParam(description="cordon, drain, fail or return")]
+
+
+@inventory.get("/factory", response_model=s.FactoryMap)
+def factory_map(service: ServiceDep, principal: CurrentPrincipal) -> s.FactoryMap:
+    """Sites → halls → racks with occupancy, tenants and health (a tenant sees only its own share)."""
+    return service.factory_map(principal)
+
+
+@inventory.get("/racks/{rack_id}", response_model=s.RackDetail)
+def rack_detail(service: ServiceDep, principal: CurrentPrincipal, rack_id: IdParam) -> s.RackDetail:
+    """A rack's nodes and the workloads on them."""
+    return service.rack_detail(principal, rack_id)
+
+
+@inventory.get("/nodes", response_model=s.NodesPublic)
+def list_nodes(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    rack: Annotated[int | None, Query(ge=0, le=s.MAX_ID)] = None,
+    health: Literal["ok", "cordoned", "draining", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 5000,
+) -> s.NodesPublic:
+    """Nodes with health and free GPUs (a tenant sees the nodes its workloads run on)."""
+    return service.list_nodes(principal, rack, health, limit)
+
+
+@inventory.post("/nodes/{node_id}/{action}", response_model=s.HealthResult)
+def node_health(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    node_id: IdParam,
+    action: HealthActionParam,
+    body: s.HealthChange | None = None,
+) -> s.HealthResult:
+    """Cordon, drain, fail or return a node (operator)."""
+    return service.change_health(principal, "node", node_id, action, body or s.HealthChange())
+
+
+@inventory.post("/racks/{rack_id}/{action}", response_model=s.HealthResult)
+def rack_health(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    rack_id: IdParam,
+    action: HealthActionParam,
+    body: s.HealthChange | None = None,
+) -> s.HealthResult:
+    """Cordon, drain, fail or return every node of a rack (operator)."""
+    return service.change_health(principal, "rack", rack_id, action, body or s.HealthChange())
+
+
+power = APIRouter(prefix=f"{API_PREFIX}/power", tags=["power"], responses=ERRORS)
+
+
+@power.get("", response_model=s.PowerStatus)
+def get_power(service: ServiceDep, principal: CurrentPrincipal) -> s.PowerStatus:
+    """Facility cap, current draw and recent grid events."""
+    return service.power(principal)
+
+
+@power.put("/cap", response_model=s.PowerStatus)
+def set_power_cap(service: ServiceDep, principal: CurrentPrincipal, body: s.PowerCap) -> s.PowerStatus:
+    """Set or lift the facility power cap (operator)."""
+    return service.set_power_cap(principal, body)
+
+
+@power.post("/events", response_model=s.PowerStatus)
+def grid_event(service: ServiceDep, principal: CurrentPrincipal, body: s.GridEvent) -> s.PowerStatus:
+    """Inject a grid event (curtailment to a cap, or restore) and see the factory's response (operator)."""
+    return service.grid_event(principal, body)
+
+
+reports = APIRouter(prefix=API_PREFIX, tags=["reports"], responses=ERRORS)
+
+
+@reports.get("/usage", response_model=s.UsagePublic)
+def usage(service: ServiceDep, principal: CurrentPrincipal) -> s.UsagePublic:
+    """GPUs held, GPU-hours and tokens per second per tenant (a tenant sees its own)."""
+    return service.usage(principal)
+
+
+@reports.get("/telemetry", response_model=s.TelemetryPublic)
+def telemetry(
+    service: ServiceDep, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> s.TelemetryPublic:
+    """Power draw, allocated GPUs and tokens per second over time."""
+    return service.telemetry(principal, limit)
+
+
+@reports.get("/audit", response_model=s.AuditsPublic)
+def audit(
+    service: ServiceDep, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 200
+) -> s.AuditsPublic:
+    """The append-only audit log, newest first (a tenant sees entries about itself)."""
+    return service.audit(principal, limit)
+
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/healthz", response_model=s.Message)
+def healthz() -> s.Message:
+    """Liveness; needs no token."""
+    return s.Message(message="ok")
+
+
+@ops.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
+def metrics(service: ServiceDep, principal: CurrentPrincipal) -> str:
+    """Prometheus text exposition (operator)."""
+    return service.metrics_text(principal)
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, field: str | None = None, detail: list | None = None) -> JSONResponse:
+    body = s.ErrorBody(error=message, field=field, detail=detail).model_dump(exclude_none=True)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_of(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ()))
+        detail = [
+            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors[:20]
+        ]
+        return _error(422, f"{field}: {first.get('msg', 'invalid')}", field, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+
+def create_app(design: Design, db_url: str, *, service: ControlService | None = None) -> FastAPI:
+    """The ASGI app serving `design` from the store at `db_url` (migrated and replayed on creation)."""
+    if service is None:
+        service = ControlService.open(design, db_url).service
+    app = FastAPI(
+        title="tokenfab control plane",
+        version="1",
+        description="Inventory, tenants, workloads, placements, health, power and audit of one AI factory.",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for router in (me, tenants, tokens, workloads, queue, inventory, power, reports, ops):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
+    return app

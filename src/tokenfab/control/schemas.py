@@ -1,0 +1,316 @@
+"""Request and response models of the control plane API (pydantic), shared by the service and the client.
+
+Every input field is bounded (lengths, ranges, patterns), so that no request, however odd, reaches the
+store with a value it cannot hold; a violation is answered 422 with the field's path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+MAX_GPUS = 1_000_000
+MAX_ID = 10_000_000
+
+HealthAction = Literal["cordon", "drain", "fail", "return"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Message(_Out):
+    message: str
+
+
+class ErrorBody(_Out):
+    """Every 4xx answer: what was wrong, and which field when one is to blame."""
+
+    error: str
+    field: str | None = None
+    detail: list[dict[str, Any]] | None = None
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+
+class WhoAmI(_Out):
+    token_id: str
+    name: str
+    role: Literal["operator", "tenant"]
+    tenant: str | None
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+class TenantCreate(_In):
+    name: str = Field(pattern=NAME_PATTERN, description="lower-case name, also the tenant's id")
+    quota_gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS, description="GPUs the tenant may hold")
+    allowed_sites: list[int] | None = Field(
+        default=None, max_length=1000, description="site ids the tenant is pinned to (residency)"
+    )
+    allowed_halls: list[int] | None = Field(default=None, max_length=10000, description="hall ids")
+
+
+class TenantUpdate(_In):
+    quota_gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS)
+    allowed_sites: list[int] | None = Field(default=None, max_length=1000)
+    allowed_halls: list[int] | None = Field(default=None, max_length=10000)
+
+
+class TenantPublic(_Out):
+    name: str
+    quota_gpus: int | None
+    allowed_sites: list[int] | None
+    allowed_halls: list[int] | None
+    gpus_allocated: int
+    workloads_active: int
+    created_at: datetime
+
+
+class TenantsPublic(_Out):
+    data: list[TenantPublic]
+    count: int
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+class TokenCreate(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Literal["operator", "tenant"]
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN, description="required for role tenant")
+    expires_in_s: int | None = Field(default=None, ge=1, le=10 * 365 * 86400, description="lifetime [s]")
+
+
+class TokenPublic(_Out):
+    id: str
+    name: str
+    role: str
+    tenant: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the secret token; shown once, never stored")
+
+
+class TokensPublic(_Out):
+    data: list[TokenPublic]
+    count: int
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+class WorkloadCreate(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["training", "inference"] = "training"
+    tenant: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="owner; operators must name it, tenants submit for themselves",
+    )
+    gpus: int = Field(
+        ge=1, le=MAX_GPUS, description="training: GPUs of the gang; inference: GPUs per replica"
+    )
+    replicas: int = Field(default=1, ge=1, le=100_000, description="inference replicas (training: 1)")
+    slice_gpus: int = Field(default=0, ge=0, le=MAX_GPUS, description="each slice inside one NVLink domain")
+    whole_domains: bool = False
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    preemptible: bool = True
+    on_failure: Literal["requeue", "fail"] = Field(
+        default="requeue", description="what happens when a node under the workload fails"
+    )
+    model: str | None = Field(default=None, max_length=128)
+    tokens_per_s_per_gpu: float | None = Field(
+        default=None, ge=0, le=1e7, description="served tokens [1/s/GPU]"
+    )
+
+
+class WorkloadScale(_In):
+    replicas: int = Field(ge=1, le=100_000)
+
+
+class PlacementPublic(_Out):
+    node_ids: list[int]
+    gpus_per_node: list[int]
+    gpus: int
+    racks: list[int]
+    placed_at: datetime
+
+
+class WorkloadPublic(_Out):
+    id: str
+    name: str
+    tenant: str
+    kind: str
+    gpus: int
+    replicas: int
+    priority: int
+    on_failure: str
+    state: Literal["queued", "placed", "running", "cancelled", "failed"]
+    queue_reason: str
+    created_at: datetime
+    updated_at: datetime
+    placement: PlacementPublic | None
+    spec: dict[str, Any]
+
+
+class WorkloadsPublic(_Out):
+    data: list[WorkloadPublic]
+    count: int
+
+
+# --- inventory --------------------------------------------------------------------------------
+
+
+class RackSummary(_Out):
+    id: int
+    su: int
+    hall: int
+    site: int
+    gpus: int
+    gpus_free: int
+    gpus_own: int | None = Field(default=None, description="for a tenant: its own GPUs here")
+    tenants: dict[str, int] = Field(description="GPUs held per tenant (a tenant sees only itself)")
+    health: dict[str, int] = Field(description="nodes per health state")
+
+
+class HallSummary(_Out):
+    id: int
+    site: int
+    gpus: int
+    gpus_free: int
+    racks: list[RackSummary]
+
+
+class SiteSummary(_Out):
+    id: int
+    name: str
+    gpus: int
+    gpus_free: int
+    halls: list[HallSummary]
+
+
+class FactoryMap(_Out):
+    design: str
+    system: list[str]
+    gpus: int
+    gpus_free: int
+    sites: list[SiteSummary]
+
+
+class NodePublic(_Out):
+    id: int
+    rack: int
+    domain: int
+    gpus: int
+    gpus_free: int
+    health: Literal["ok", "cordoned", "draining", "failed"]
+    health_reason: str
+    workloads: list[str]
+
+
+class NodesPublic(_Out):
+    data: list[NodePublic]
+    count: int
+
+
+class RackDetail(_Out):
+    rack: RackSummary
+    nodes: list[NodePublic]
+    workloads: list[WorkloadPublic]
+
+
+class HealthChange(_In):
+    reason: str = Field(default="", max_length=500)
+
+
+class HealthResult(_Out):
+    nodes: list[int]
+    health: str
+    requeued: list[str]
+    failed: list[str]
+
+
+# --- power, usage, audit ----------------------------------------------------------------------
+
+
+class PowerCap(_In):
+    cap_kw: float | None = Field(ge=0, le=1e9, description="facility power cap [kW]; null lifts it")
+
+
+class GridEvent(_In):
+    kind: Literal["curtailment", "restore"]
+    cap_kw: float | None = Field(default=None, ge=0, le=1e9, description="curtailment: the cap [kW]")
+    message: str = Field(default="", max_length=500)
+
+
+class PowerEventPublic(_Out):
+    at: datetime
+    kind: str
+    cap_kw: float | None
+    draw_kw: float
+    message: str
+
+
+class PowerStatus(_Out):
+    cap_kw: float | None
+    it_draw_kw: float
+    facility_draw_kw: float
+    facility_design_kw: float
+    pue: float
+    evicted: list[str] = []
+    events: list[PowerEventPublic]
+
+
+class TelemetryPoint(_Out):
+    at: datetime
+    draw_kw: float
+    cap_kw: float | None
+    gpus_allocated: int
+    tokens_per_s: float
+
+
+class TelemetryPublic(_Out):
+    data: list[TelemetryPoint]
+    count: int
+
+
+class TenantUsage(_Out):
+    tenant: str
+    gpus_allocated: int
+    gpu_hours: float
+    workloads: dict[str, int]
+    tokens_per_s: float
+
+
+class UsagePublic(_Out):
+    data: list[TenantUsage]
+    count: int
+
+
+class AuditPublic(_Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditsPublic(_Out):
+    data: list[AuditPublic]
+    count: int

@@ -1,0 +1,197 @@
+"""The control plane's tables (SQLAlchemy 2): inventory, tenants, tokens, workloads, placements, audit.
+
+The store is the truth; the scheduler's in-memory state is rebuilt from it on start. Two rules are held
+by the database itself, not only by the code that writes it:
+
+- a GPU slot is allocated at most once: `gpu_allocations` has the primary key (node_id, slot), so a
+  second allocation of the same slot fails to commit, whatever happened in memory or across a crash;
+- the audit log is append-only: triggers (created by the migration) reject UPDATE and DELETE on it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class Health(StrEnum):
+    ok = "ok"
+    cordoned = "cordoned"
+    draining = "draining"
+    failed = "failed"
+
+
+class Role(StrEnum):
+    operator = "operator"
+    tenant = "tenant"
+
+
+class WorkloadState(StrEnum):
+    queued = "queued"
+    placed = "placed"
+    running = "running"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+ACTIVE_STATES = (WorkloadState.queued, WorkloadState.placed, WorkloadState.running)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Meta(Base):
+    """Key/value facts about this control plane: the design it runs, the facility power cap."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(128))
+
+
+class HallRow(Base):
+    __tablename__ = "halls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+
+
+class RackRow(Base):
+    __tablename__ = "racks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hall_id: Mapped[int] = mapped_column(ForeignKey("halls.id"))
+    su: Mapped[int] = mapped_column(Integer)
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rack_id: Mapped[int] = mapped_column(ForeignKey("racks.id"), index=True)
+    domain: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    health: Mapped[str] = mapped_column(String(16), default=Health.ok)
+    health_reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    quota_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allowed_sites: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    allowed_halls: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WorkloadRow(Base):
+    __tablename__ = "workloads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    gpus: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    on_failure: Mapped[str] = mapped_column(String(16), default="requeue")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    queue_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class PlacementRow(Base):
+    """One stay of a workload on the fleet: which nodes, how many GPUs each, from when to when."""
+
+    __tablename__ = "placements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
+    node_ids: Mapped[list[int]] = mapped_column(JSON)
+    gpus_per_node: Mapped[list[int]] = mapped_column(JSON)
+    gpus: Mapped[int] = mapped_column(Integer)
+    placed_at: Mapped[datetime] = mapped_column(default=utc_now)
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    release_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class GpuAllocationRow(Base):
+    """One allocated GPU slot. The primary key (node_id, slot) makes a double allocation impossible."""
+
+    __tablename__ = "gpu_allocations"
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placements.id"))
+
+
+class AuditRow(Base):
+    """Append-only: who did what, when, with the state before and after."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
+    actor: Mapped[str] = mapped_column(String(160))
+    tenant_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(160))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class PowerEventRow(Base):
+    __tablename__ = "power_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
+    kind: Mapped[str] = mapped_column(String(32))
+    cap_kw: Mapped[float | None] = mapped_column(nullable=True)
+    draw_kw: Mapped[float] = mapped_column()
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class TelemetryRow(Base):
+    """A sample of the factory after each change: power draw, allocated GPUs, tokens per second."""
+
+    __tablename__ = "telemetry"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    draw_kw: Mapped[float] = mapped_column()
+    cap_kw: Mapped[float | None] = mapped_column(nullable=True)
+    gpus_allocated: Mapped[int] = mapped_column(Integer)
+    tokens_per_s: Mapped[float] = mapped_column()
+
+
+Index("ix_workloads_queue", WorkloadRow.state, WorkloadRow.priority, WorkloadRow.created_at)
