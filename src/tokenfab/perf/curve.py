@@ -32,7 +32,8 @@ References
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -115,9 +116,13 @@ class TokenPoint:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TokenCurve:
-    """All evaluated points, the Pareto front and the chosen operating point."""
+    """All evaluated points, the Pareto front and the chosen operating point.
+
+    ``points`` (every feasible layout and load) is built on first access from ``columns``, the same
+    figures as arrays; the front and the operating point are built eagerly.
+    """
 
     model: str
     system: str
@@ -132,11 +137,17 @@ class TokenCurve:
     provisioned_kw_per_gpu: float
     """Rack maximum power / GPUs per rack × PUE [kW]."""
     calibration: str
-    points: list[TokenPoint] = field(repr=False)
+    columns: dict[str, np.ndarray] = field(repr=False)
+    """TokenPoint fields as arrays over every evaluated point."""
     front: list[TokenPoint] = field(repr=False)
     """Pareto front: no other point has both more tokens/s/user and more tokens/s/GPU (total)."""
     operating_point: TokenPoint | None = None
-    """Highest tokens/s/GPU (total) on the front meeting the targets; None when nothing meets them."""
+    """Highest tokens/s/GPU (total) meeting the targets; when nothing meets them, the point that misses
+    them by the smallest factor (its ``meets_targets`` is False)."""
+
+    @cached_property
+    def points(self) -> list[TokenPoint]:
+        return [_point(self.columns, i) for i in range(len(self.columns["tp"]))]
 
     def to_dict(self) -> dict:
         out = self.operating_point.to_dict() if self.operating_point else {}
@@ -157,6 +168,14 @@ class TokenCurve:
             }
         )
         return out
+
+
+_POINT_FIELDS = tuple(f.name for f in fields(TokenPoint))
+
+
+def _point(columns: dict[str, np.ndarray], i: int) -> TokenPoint:
+    """Row `i` of the column arrays as a TokenPoint of plain Python numbers."""
+    return TokenPoint(**{name: columns[name][i].item() for name in _POINT_FIELDS})
 
 
 class PerfInputError(ValueError):
@@ -238,15 +257,17 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
     )
     overhead = cal.step_overhead_ms * 1e-3 + cal.per_sequence_overhead_us * 1e-6 * np.asarray(decode_tokens)
     other = comm + overhead
-    flops, bytes_ = work.flops, work.bytes
+    # Tensor-core busy time at nominal clock and peak rate (attention at the BF16 rate): u_c = this / t.
+    ideal_compute_s = (work.linear_flops + work.expert_flops) / ctx.peak_flops + work.attention_flops / ctx.attn_flops
+    bytes_ = work.bytes
     cap = ctx.power_cap_w if ctx.power_cap_w is not None else ctx.gpu.tdp_w
     clock = capped_clock_fraction(
         tc,
         tm,
         other,
-        flops,
+        ideal_compute_s,
         bytes_,
-        ctx.peak_flops,
+        1.0,
         ctx.bw,
         ctx.gpu.idle_power_w,
         ctx.gpu.tdp_w,
@@ -257,7 +278,7 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
     )
     t = step_time_at_clock_s(tc, tm, other, clock)
     power = gpu_power_w(
-        flops / (t * ctx.peak_flops),
+        ideal_compute_s / t,
         bytes_ / (t * ctx.bw),
         ctx.gpu.idle_power_w,
         ctx.gpu.tdp_w,
@@ -392,62 +413,63 @@ def estimate(
     total_gpu = out_gpu * (1.0 + isl / osl)
     power = cols["power_w"]
     facility_w = (power + host_w) * pue
-    with np.errstate(divide="ignore"):
-        j_out = power / out_gpu
-        g_per_m = facility_w / out_gpu / 3.6e6 * reg.grid_carbon_g_per_kwh * 1e6
     meets = np.ones(len(out_gpu), dtype=bool)
     if ttft_ms is not None:
         meets &= cols["ttft_s"] * 1e3 <= ttft_ms
     if itl_ms is not None:
         meets &= cols["itl_s"] * 1e3 <= itl_ms
-
-    points = []
-    for i in range(len(out_gpu)):
-        points.append(
-            TokenPoint(
-                model=model,
-                system=system,
-                precision=prec.value,
-                mode=str(cols["mode"][i]),
-                tp=int(cols["tp"][i]),
-                ep=int(cols["ep"][i]),
-                pp=int(cols["pp"][i]),
-                gpus_per_replica=int(max(cols["tp"][i], cols["ep"][i]) * cols["pp"][i]),
-                concurrency=int(cols["conc"][i]),
-                isl=isl,
-                osl=osl,
-                ttft_ms=float(cols["ttft_s"][i] * 1e3),
-                itl_ms=float(cols["itl_s"][i] * 1e3),
-                tokens_per_s_per_user=float(1.0 / cols["itl_s"][i]),
-                prefill_tokens_per_s_per_gpu=float(cols["prefill_per_gpu"][i]),
-                decode_tokens_per_s_per_gpu=float(cols["decode_per_gpu"][i]),
-                tokens_per_s_per_gpu_total=float(total_gpu[i]),
-                tokens_per_s_per_gpu_output=float(out_gpu[i]),
-                tokens_per_s_per_rack_total=float(total_gpu[i] * sys_.gpus_per_rack),
-                tokens_per_s_per_rack_output=float(out_gpu[i] * sys_.gpus_per_rack),
-                tokens_per_s_per_mw_total=float(total_gpu[i] / provisioned_kw * 1000.0),
-                tokens_per_s_per_mw_output=float(out_gpu[i] / provisioned_kw * 1000.0),
-                gpu_power_w=float(power[i]),
-                clock_fraction=float(cols["clock"][i]),
-                joules_per_token=float(j_out[i]),
-                joules_per_token_total=float(power[i] / total_gpu[i]),
-                usd_per_million_tokens=usd_per_million_tokens(usd_gpu_h, float(out_gpu[i])),
-                usd_per_million_tokens_total=usd_per_million_tokens(usd_gpu_h, float(total_gpu[i])),
-                gco2_per_million_tokens=float(g_per_m[i]),
-                kv_max_concurrency=int(cols["kv_max"][i]),
-                prefill_gpu_fraction=float(cols["prefill_fraction"][i]),
-                meets_targets=bool(meets[i]),
-            )
-        )
-    user = 1.0 / cols["itl_s"]
-    front_mask = pareto_front_mask(user, total_gpu)
-    front_idx = np.flatnonzero(front_mask)
+    count = len(out_gpu)
+    columns = {
+        "model": np.full(count, model),
+        "system": np.full(count, system),
+        "precision": np.full(count, prec.value),
+        "mode": cols["mode"],
+        "tp": cols["tp"].astype(int),
+        "ep": cols["ep"].astype(int),
+        "pp": cols["pp"].astype(int),
+        "gpus_per_replica": (np.maximum(cols["tp"], cols["ep"]) * cols["pp"]).astype(int),
+        "concurrency": cols["conc"].astype(int),
+        "isl": np.full(count, isl),
+        "osl": np.full(count, osl),
+        "ttft_ms": cols["ttft_s"] * 1e3,
+        "itl_ms": cols["itl_s"] * 1e3,
+        "tokens_per_s_per_user": 1.0 / cols["itl_s"],
+        "prefill_tokens_per_s_per_gpu": cols["prefill_per_gpu"],
+        "decode_tokens_per_s_per_gpu": cols["decode_per_gpu"],
+        "tokens_per_s_per_gpu_total": total_gpu,
+        "tokens_per_s_per_gpu_output": out_gpu,
+        "tokens_per_s_per_rack_total": total_gpu * sys_.gpus_per_rack,
+        "tokens_per_s_per_rack_output": out_gpu * sys_.gpus_per_rack,
+        "tokens_per_s_per_mw_total": total_gpu / provisioned_kw * 1000.0,
+        "tokens_per_s_per_mw_output": out_gpu / provisioned_kw * 1000.0,
+        "gpu_power_w": power,
+        "clock_fraction": cols["clock"],
+        "joules_per_token": power / out_gpu,
+        "joules_per_token_total": power / total_gpu,
+        # $/M scales as 1 / rate: the price at 1 tok/s/GPU divided by the rate.
+        "usd_per_million_tokens": usd_per_million_tokens(usd_gpu_h, 1.0) / out_gpu,
+        "usd_per_million_tokens_total": usd_per_million_tokens(usd_gpu_h, 1.0) / total_gpu,
+        # facility W / (tok/s) = J/tok; / 3.6e6 J/kWh x g/kWh x 1e6 tokens
+        "gco2_per_million_tokens": facility_w / out_gpu / 3.6e6 * reg.grid_carbon_g_per_kwh * 1e6,
+        "kv_max_concurrency": cols["kv_max"].astype(int),
+        "prefill_gpu_fraction": cols["prefill_fraction"],
+        "meets_targets": meets,
+    }
+    user = columns["tokens_per_s_per_user"]
+    front_idx = np.flatnonzero(pareto_front_mask(user, total_gpu))
     front_idx = front_idx[np.argsort(-user[front_idx])]
-    front = [points[i] for i in front_idx]
+    front = [_point(columns, i) for i in front_idx]
     candidates = np.flatnonzero(meets)
-    operating = None
     if len(candidates):
-        operating = points[candidates[np.argmax(total_gpu[candidates])]]
+        operating = _point(columns, int(candidates[np.argmax(total_gpu[candidates])]))
+    else:
+        # Nothing meets the targets: the point that misses them by the smallest factor.
+        miss = np.ones(count)
+        if ttft_ms is not None:
+            miss = np.maximum(miss, cols["ttft_s"] * 1e3 / ttft_ms)
+        if itl_ms is not None:
+            miss = np.maximum(miss, cols["itl_s"] * 1e3 / itl_ms)
+        operating = _point(columns, int(np.argmin(miss)))
     return TokenCurve(
         model=model,
         system=system,
@@ -461,7 +483,7 @@ def estimate(
         usd_per_gpu_hour=usd_gpu_h,
         provisioned_kw_per_gpu=provisioned_kw,
         calibration=cal.name,
-        points=points,
+        columns=columns,
         front=front,
         operating_point=operating,
     )
