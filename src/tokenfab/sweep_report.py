@@ -1,0 +1,240 @@
+"""The sweep report: Pareto fronts of $ per million tokens, the parameters that matter most, as HTML + PNG.
+
+`pareto_rows` marks the points no other point beats on both axes; `effect_sizes` is a one-way analysis of
+variance per parameter (η², the share of a metric's variance explained by the parameter's levels);
+`write_report` draws the figures with matplotlib (Agg, no display) and writes ``report.html`` beside them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tokenfab.perf.curve import pareto_front_mask
+
+OBJECTIVE = "usd_per_million_tokens"
+FALLBACK_OBJECTIVE = "usd_per_gpu_hour"
+IMPORTANCE_METRICS = ("usd_per_million_tokens", "usd_per_gpu_hour", "tokens_per_s_per_mw", "capex_usd", "pue_annual")
+NUMERIC_BINS = 5
+"""A numeric parameter with more distinct values than this is grouped into this many quantile bins [-]."""
+
+
+def objective_of(frame: pd.DataFrame) -> str:
+    """The metric to minimise: $ per million tokens when the tokens stage ran, else $ per GPU-hour."""
+    if OBJECTIVE in frame and frame[OBJECTIVE].notna().any():
+        return OBJECTIVE
+    return FALLBACK_OBJECTIVE
+
+
+def usable(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """Rows with a finite value in every one of `columns`."""
+    mask = np.ones(len(frame), dtype=bool)
+    for column in columns:
+        if column not in frame:
+            return frame.iloc[0:0]
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        mask &= np.isfinite(values)
+    return frame[mask]
+
+
+def pareto_rows(frame: pd.DataFrame, cost: str, other: str, other_higher_is_better: bool) -> pd.DataFrame:
+    """Rows on the Pareto front of minimum `cost` against `other` (maximised or minimised), sorted by `other`.
+
+    Uses `tokenfab.perf.curve.pareto_front_mask` (both axes maximised) on ``(±other, -cost)``.
+    """
+    rows = usable(frame, (cost, other))
+    if rows.empty:
+        return rows
+    sign = 1.0 if other_higher_is_better else -1.0
+    mask = pareto_front_mask(sign * rows[other].to_numpy(dtype=float), -rows[cost].to_numpy(dtype=float))
+    return rows[mask].sort_values(other)
+
+
+def levels_of(values: pd.Series) -> pd.Series:
+    """Group labels for one parameter: its values, or quantile bins when it is numeric with many values."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all() and values.nunique() > NUMERIC_BINS:
+        return pd.qcut(numeric, NUMERIC_BINS, duplicates="drop").astype(str)
+    return values.astype(str)
+
+
+def eta_squared(levels: pd.Series, metric: pd.Series) -> float:
+    """Share of the variance of `metric` explained by the groups in `levels` (one-way ANOVA effect size).
+
+    .. math::
+        \\eta^2 = \\frac{SS_{between}}{SS_{total}}
+                = \\frac{\\sum_g n_g (\\bar y_g - \\bar y)^2}{\\sum_i (y_i - \\bar y)^2}
+
+    0 when the groups' means are equal, 1 when the parameter alone explains every difference. In a full
+    grid the main effects' η² sum to at most 1; the rest is interaction between parameters.
+
+    Reference: Cohen, "Statistical Power Analysis for the Behavioral Sciences", 2nd ed. (1988), §8.2.
+    """
+    y = metric.to_numpy(dtype=float)
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total <= 0 or len(y) < 2:
+        return 0.0
+    grand = y.mean()
+    between = 0.0
+    for _, group in pd.Series(y, index=levels.index).groupby(levels.to_numpy()):
+        between += len(group) * (group.mean() - grand) ** 2
+    return float(between / total)
+
+
+def effect_sizes(frame: pd.DataFrame, parameters, metrics=IMPORTANCE_METRICS) -> pd.DataFrame:
+    """η² of each parameter (rows) on each metric (columns) over the rows where the metric is finite."""
+    table = {}
+    for metric in metrics:
+        rows = usable(frame, (metric,))
+        if rows.empty:
+            continue
+        table[metric] = {
+            name: eta_squared(levels_of(rows[name]), rows[metric].astype(float)) if name in rows else math.nan
+            for name in parameters
+        }
+    return pd.DataFrame(table, index=list(parameters))
+
+
+# --- figures and HTML ---------------------------------------------------------------------------
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.8), dpi=110)
+    return figure, figure.add_subplot()
+
+
+def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str, colour_by: str | None,
+                        title: str, xlabel: str, ylabel: str, path: Path, x_scale: float = 1.0) -> None:
+    figure, axes = _figure()
+    groups = rows.groupby(rows[colour_by].astype(str)) if colour_by else [("all points", rows)]
+    for label, group in groups:
+        axes.scatter(group[x].astype(float) * x_scale, group[y].astype(float), s=22, alpha=0.75, label=label)
+    axes.plot(front[x].astype(float) * x_scale, front[y].astype(float), color="black", linewidth=1.2,
+              marker="o", markerfacecolor="none", markersize=9, label="Pareto front")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, title=colour_by, title_fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
+    figure, axes = _figure()
+    ordered = effects.sort_values()
+    axes.barh(list(ordered.index), ordered.to_numpy(dtype=float), color="#3b6ea5")
+    axes.set_xlim(0, 1)
+    axes.set_xlabel(f"η² on {metric} (share of variance explained)")
+    axes.set_title("Parameters that matter most (one-way ANOVA effect size)")
+    axes.grid(alpha=0.3, axis="x")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def write_report(frame: pd.DataFrame, parameters, out_dir: str | Path, *, title: str,
+                 notes=()) -> dict[str, str]:
+    """Write the figures and ``report.html`` into `out_dir`; returns their paths by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parameters = list(parameters)
+    cost = objective_of(frame)
+    effects = effect_sizes(frame, parameters)
+    top = None
+    if cost in effects and effects[cost].notna().any() and len(parameters):
+        top = str(effects[cost].fillna(-1).idxmax())
+    files: dict[str, str] = {}
+    fronts: dict[str, pd.DataFrame] = {}
+
+    for name, other, higher, xlabel, scale in (
+        ("pareto_tokens_per_mw", "tokens_per_s_per_mw", True, "output tokens/s per MW of facility power", 1.0),
+        ("pareto_capex", "capex_usd", False, "capex [$ billion]", 1e-9),
+    ):
+        rows = usable(frame, (cost, other))
+        if rows.empty:
+            continue
+        front = pareto_rows(frame, cost, other, higher)
+        fronts[name] = front
+        path = out / f"{name}.png"
+        _scatter_with_front(rows, front, other, cost, top, f"{_label(cost)} against {xlabel}", xlabel,
+                            _label(cost), path, scale)
+        files[name] = str(path)
+    if top is not None:
+        path = out / "importance.png"
+        _importance_figure(effects[cost], cost, path)
+        files["importance"] = str(path)
+
+    report = out / "report.html"
+    report.write_text(_html(frame, parameters, cost, effects, fronts, files, title, list(notes)), encoding="utf-8")
+    files["report"] = str(report)
+    return files
+
+
+def _label(metric: str) -> str:
+    return {"usd_per_million_tokens": "$ per million output tokens", "usd_per_gpu_hour": "$ per GPU-hour"}.get(metric, metric)
+
+
+def _table(frame: pd.DataFrame, columns) -> str:
+    columns = [c for c in columns if c in frame]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for _, row in frame[columns].iterrows():
+        cells = "".join(f"<td>{html.escape(_fmt(row[c]))}</td>" for c in columns)
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return "–" if value is None else str(value)
+
+
+def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
+    failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
+    metrics = [cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "usd_per_gpu_hour", "pue_annual",
+               "gpus", "it_mw", "certify_errors", "certify_warnings"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "text-align:right}th{background:#eef}img{max-width:100%}.note{color:#8a5a00}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(frame)} points, {len(frame) - len(failed)} without error, {len(failed)} with an error. "
+        f"Cost metric: <b>{html.escape(_label(cost))}</b> (lower is better).</p>",
+    ]
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
+    for name, heading in (("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW"),
+                          ("pareto_capex", "Pareto front: cost against capex")):
+        if name in files:
+            parts.append(f"<h2>{heading}</h2><img src='{Path(files[name]).name}' alt='{heading}'>")
+            parts.append(_table(fronts[name], [*parameters, *metrics]))
+    parts.append("<h2>Parameters that matter most</h2>")
+    if "importance" in files:
+        parts.append(f"<img src='{Path(files['importance']).name}' alt='parameter importance'>")
+    parts.append(
+        "<p>η² (one-way ANOVA effect size) is the share of a metric's variance across the sweep explained by a "
+        "parameter's levels: Σ<sub>g</sub> n<sub>g</sub>(ȳ<sub>g</sub> − ȳ)² / Σ<sub>i</sub>(y<sub>i</sub> − ȳ)². "
+        f"Numeric parameters with more than {NUMERIC_BINS} values are grouped into {NUMERIC_BINS} quantile bins. "
+        "In a full grid the main effects sum to at most 1; the remainder is interaction.</p>"
+    )
+    if not effects.empty:
+        shown = effects.reset_index(names="parameter")
+        parts.append(_table(shown, ["parameter", *effects.columns]))
+    if len(failed):
+        parts.append("<h2>Points with an error</h2>")
+        parts.append(_table(failed, [*parameters, "error"]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+__all__ = ["effect_sizes", "eta_squared", "levels_of", "objective_of", "pareto_rows", "usable", "write_report"]
