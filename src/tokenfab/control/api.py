@@ -311,7 +311,10 @@ def _field_of(loc: tuple | list) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.field)
+        message = exc.message
+        if exc.field and exc.status == 422 and not message.startswith(exc.field):
+            message = f"{exc.field}: {message}"
+        return _error(exc.status, message, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

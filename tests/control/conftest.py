@@ -1,0 +1,208 @@
+"""Fixtures for the control plane tests: small designs, a store, the app, tenants and tokens, a real
+PostgreSQL server and a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tokenfab.blueprint.compile import compile
+from tokenfab.blueprint.design import Design
+from tokenfab.catalog.load import load_catalog
+from tokenfab.spec import load_spec, parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+TWO_SITES_SPEC = {
+    "name": "two-sites",
+    "sites": [
+        {"name": "north", "grid_mw": 0.6, "climate": "ashburn-va", "system": "gb200-nvl72"},
+        {"name": "south", "grid_mw": 0.6, "climate": "ashburn-va", "system": "gb200-nvl72"},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def row_design() -> Design:
+    """examples/row-1mw.yaml compiled (6 GB200 NVL72 racks, 432 GPUs)."""
+    spec, _ = load_spec(REPO / "examples" / "row-1mw.yaml")
+    return compile(spec, load_catalog())
+
+
+@pytest.fixture(scope="session")
+def row_design_path(row_design, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("designs") / "row-1mw.json"
+    path.write_text(row_design.model_dump_json())
+    return path
+
+
+@pytest.fixture(scope="session")
+def two_site_design() -> Design:
+    """Two one-row sites, for residency."""
+    return compile(parse_spec(TWO_SITES_SPEC), load_catalog())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Api:
+    """A TestClient on the app plus the operator token, with helpers to make tenants and their tokens."""
+
+    def __init__(self, client, operator_token: str, service):
+        self.client = client
+        self.op = bearer(operator_token)
+        self.service = service
+
+    def tenant(self, name: str, **fields) -> dict[str, str]:
+        """Create a tenant and a token for it; return the token's headers."""
+        response = self.client.post("/api/v1/tenants", headers=self.op, json={"name": name, **fields})
+        assert response.status_code == 201, response.text
+        token = self.client.post("/api/v1/tokens", headers=self.op,
+                                 json={"name": f"{name}-token", "role": "tenant", "tenant": name})
+        assert token.status_code == 201, token.text
+        return bearer(token.json()["token"])
+
+    def submit(self, headers, **body) -> dict:
+        response = self.client.post("/api/v1/workloads", headers=headers, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def open_api(design: Design, db_url: str) -> Api:
+    from fastapi.testclient import TestClient
+
+    from tokenfab.control.api import create_app
+    from tokenfab.control.service import ControlService
+
+    opened = ControlService.open(design, db_url)
+    client = TestClient(create_app(design, db_url, service=opened.service))
+    return Api(client, opened.bootstrap_token, opened.service)
+
+
+@pytest.fixture
+def api(row_design, tmp_path) -> Iterator[Api]:
+    handle = open_api(row_design, f"sqlite:///{tmp_path / 'control.db'}")
+    yield handle
+    handle.client.close()
+    handle.service.engine.dispose()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (or $TOKENFAB_TEST_PG_URL); yields its admin URL."""
+    if os.environ.get("TOKENFAB_TEST_PG_URL"):
+        yield os.environ["TOKENFAB_TEST_PG_URL"]
+        return
+    if not PG_BIN_DIRS or not (PG_BIN_DIRS[0] / "initdb").exists():
+        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin); run scripts/setup-system.sh "
+                    "or set TOKENFAB_TEST_PG_URL")
+    bin_dir = PG_BIN_DIRS[0]
+    root = Path(tempfile.mkdtemp(prefix="tokenfab-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, sockets, port = root / "data", root / "sock", free_port()
+    subprocess.run([*as_postgres, "mkdir", "-p", str(sockets)], check=True)
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options,
+                    "-w", "-t", "60", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh database on the test server for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = pg_server.replace("postgresql://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+# --- a real server --------------------------------------------------------------------------------
+
+
+class ThreadServer:
+    """uvicorn serving the app on 127.0.0.1 from a thread of this process."""
+
+    def __init__(self, design: Design, db_url: str):
+        import uvicorn
+
+        from tokenfab.control.api import create_app
+        from tokenfab.control.service import ControlService
+
+        opened = ControlService.open(design, db_url)
+        self.service = opened.service
+        self.operator_token = opened.bootstrap_token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(design, db_url, service=self.service), host="127.0.0.1", port=self.port,
+                                log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        wait_healthy(self.url)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.service.engine.dispose()
+
+
+def wait_healthy(url: str, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up in {timeout_s} s")
+
+
+def start_server_process(design_path: Path, db_url: str, port: int, token: str, log: Path) -> subprocess.Popen:
+    """`tokenfab serve` as a real process (uvicorn) with a known bootstrap token."""
+    env = {**os.environ, "TOKENFAB_BOOTSTRAP_TOKEN": token}
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tokenfab.cli", "serve", "--design", str(design_path), "--db", db_url,
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
