@@ -1,0 +1,477 @@
+"""NetBox inventory of a design: device types (device-type library YAML) and bulk-import CSV files.
+
+Device types follow the netbox-community device-type library format (validated in the tests against its
+JSON schema): the compute node (an NVL72 compute tray or an HGX node), the NVLink switch tray of
+rack-scale systems, the scale-out fabric switch, the power shelf and the CDU. Interfaces carry the names
+the cables use: ``nic0 …`` on a node (one per rail), ``p1 …`` on a fabric switch (downlinks first).
+
+The CSV files use the column names of NetBox's bulk-import forms (``dcim/forms/bulk_import.py``) and are
+imported in this order: manufacturers, device-roles, (device types), sites, locations (one per hall),
+racks, power-panels, power-feeds, devices, cables. Names come from `tokenfab.export.names`.
+
+Mapping: site → Site; hall → Location; rack → Rack; node → Device (role ``compute-node``) placed in its
+rack; NVLink switch trays and power shelves → Devices in the rack; fabric switches → Devices of the
+site (leaves in their SU's hall; no rack: the design does not place network racks); CDUs → Devices of
+the hall; power chain → one PowerPanel per hall and side (A, plus B for 2N power) and a PowerFeed per
+rack and side; fabric links → Cables between interfaces (status ``planned``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import yaml
+
+from tokenfab.blueprint.design import Design, SiteDesign
+from tokenfab.export.fabric import inventory_links
+from tokenfab.export.names import Inventory, inventory, switch_name
+
+MANUFACTURER = "Nvidia"
+"""Spelled as in the device-type library (device-types/Nvidia/)."""
+GENERIC_MANUFACTURER = "Generic"
+POWER_SHELF_KW = 33.0
+"""estimate: one NVL72 power shelf of 6 × 5.5 kW PSUs (DGX GB200 user guide, power shelves)."""
+NVLINK_SWITCH_TRAY_GPUS = 8
+"""estimate: NVL72 has 9 NVLink switch trays for 72 GPUs (DGX GB200 user guide)."""
+FEED_VOLTAGE_V = 415
+FEED_POWER_FACTOR = 0.95
+FEED_MAX_UTILIZATION_PCT = 80
+
+FABRIC_INTERFACE_TYPES = {
+    ("infiniband_ndr", 400): "infiniband-ndr",
+    ("infiniband_xdr", 800): "infiniband-xdr",
+    ("infiniband_xdr", 400): "infiniband-ndr",
+    ("spectrum_x", 800): "800gbase-x-osfp",
+    ("spectrum_x", 400): "400gbase-x-osfp",
+}
+
+ROLES = {
+    "compute-node": "4caf50",
+    "nvlink-switch": "9c27b0",
+    "power-shelf": "ff9800",
+    "cdu": "03a9f4",
+    "leaf-switch": "607d8b",
+    "spine-switch": "455a64",
+    "core-switch": "263238",
+    "super-core-switch": "212121",
+}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-")
+
+
+def interface_type(site: SiteDesign) -> str:
+    return FABRIC_INTERFACE_TYPES.get((site.fabric.kind, site.fabric.link_gbps), "other")
+
+
+def feed_amperage_a(power_kw: float) -> int:
+    """Three-phase feed current [A] that carries `power_kw` at the maximum utilisation.
+
+    .. math:: I = \\left\\lceil \\frac{P}{\\sqrt{3}\\, V \\cos\\varphi \\, u_{max}} \\right\\rceil
+    """
+    return math.ceil(
+        power_kw
+        * 1000.0
+        / (math.sqrt(3) * FEED_VOLTAGE_V * FEED_POWER_FACTOR * FEED_MAX_UTILIZATION_PCT / 100.0)
+    )
+
+
+# --- device types ----------------------------------------------------------------------------------
+
+
+def _node_model(site: SiteDesign) -> str:
+    tray = "compute tray" if site.rack.nodes > site.rack.nvlink_domains else "node"
+    return f"{site.system.upper()} {tray}"
+
+
+def _switch_model(site: SiteDesign) -> str:
+    """The switch with its ports as the fabric uses them (the library's own file names ports differently)."""
+    return f"{site.fabric.switch.upper()}-{site.fabric.switch_ports}P"
+
+
+def node_u_height(site: SiteDesign, rack_units: int) -> int:
+    """1U trays in rack-scale systems; node-scale servers get the rack's share less 2U for power/network."""
+    if site.rack.nodes > site.rack.nvlink_domains:
+        return 1
+    return max(1, rack_units // site.rack.nodes - 2)
+
+
+def power_shelves_per_rack(site: SiteDesign) -> int:
+    """Power shelves of a rack-scale system: :math:`\\lceil P_{shelves} / 33\\,kW \\rceil`; none for nodes."""
+    if site.rack.nodes == site.rack.nvlink_domains:
+        return 0
+    return math.ceil(site.rack.power_shelf_capacity_kw / POWER_SHELF_KW)
+
+
+def nvlink_trays_per_rack(site: SiteDesign) -> int:
+    if site.rack.nodes == site.rack.nvlink_domains:
+        return 0
+    return site.rack.nvlink_domains * math.ceil(site.rack.gpus_per_nvlink_domain / NVLINK_SWITCH_TRAY_GPUS)
+
+
+def rack_units(site: SiteDesign) -> int:
+    """Height of the site's rack [U], from the catalog system."""
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.catalog.models import System
+
+    return load_catalog().typed("systems", site.system, System).rack_units
+
+
+def device_types(design: Design) -> list[dict]:
+    """Every device type the design uses, in the device-type library format (one dict per file)."""
+    types: dict[str, dict] = {}
+    for site in design.sites:
+        kind = interface_type(site)
+        node_model = _node_model(site)
+        gpus_per_node = site.rack.gpus // site.rack.nodes
+        types.setdefault(
+            node_model,
+            {
+                "manufacturer": MANUFACTURER,
+                "model": node_model,
+                "slug": slug(f"{MANUFACTURER}-{node_model}"),
+                "u_height": node_u_height(site, rack_units(site)),
+                "is_full_depth": True,
+                "airflow": "front-to-rear",
+                "comments": (
+                    f"{gpus_per_node} GPUs ({site.gpu}) of a {site.system} system; one scale-out NIC port per "
+                    f"rail. Generated by tokenfab."
+                ),
+                "interfaces": [{"name": "bmc", "type": "1000base-t", "mgmt_only": True}]
+                + [{"name": f"nic{r}", "type": kind} for r in range(site.fabric.rails)],
+            },
+        )
+        if nvlink_trays_per_rack(site):
+            types.setdefault(
+                "NVLink Switch tray",
+                {
+                    "manufacturer": MANUFACTURER,
+                    "model": "NVLink Switch tray",
+                    "slug": slug(f"{MANUFACTURER}-nvlink-switch-tray"),
+                    "u_height": 1,
+                    "is_full_depth": True,
+                    "is_powered": False,
+                    "comments": "NVLink switch tray of an NVL72 rack; NVLink ports are backplane connections.",
+                    "interfaces": [{"name": "bmc", "type": "1000base-t", "mgmt_only": True}],
+                },
+            )
+        if power_shelves_per_rack(site):
+            types.setdefault(
+                "Power shelf 33 kW",
+                {
+                    "manufacturer": MANUFACTURER,
+                    "model": "Power shelf 33 kW",
+                    "slug": slug(f"{MANUFACTURER}-power-shelf-33kw"),
+                    "u_height": 1,
+                    "is_full_depth": True,
+                    "comments": "estimate: 6 x 5.5 kW PSUs feeding the rack busbar.",
+                    "power-ports": [{"name": "input", "type": "iec-60309-3p-n-e-6h", "maximum_draw": 33000}],
+                },
+            )
+        switch_model = _switch_model(site)
+        ports = site.fabric.switch_ports
+        types.setdefault(
+            switch_model,
+            {
+                "manufacturer": MANUFACTURER,
+                "model": switch_model,
+                "slug": slug(f"{MANUFACTURER}-{switch_model}"),
+                "u_height": 1,
+                "is_full_depth": True,
+                "airflow": "rear-to-front",
+                "comments": f"{ports} fabric ports at {site.fabric.link_gbps} Gb/s. Generated by tokenfab.",
+                "interfaces": [{"name": "mgmt0", "type": "1000base-t", "mgmt_only": True}]
+                + [{"name": f"p{p}", "type": kind} for p in range(1, ports + 1)],
+            },
+        )
+        for hall in site.halls:
+            if hall.cdu_model and hall.cdus_installed:
+                types.setdefault(
+                    hall.cdu_model.upper(),
+                    {
+                        "manufacturer": GENERIC_MANUFACTURER,
+                        "model": hall.cdu_model.upper(),
+                        "slug": slug(f"generic-{hall.cdu_model}"),
+                        "u_height": 0,
+                        "comments": "Coolant distribution unit (floor-standing). Generated by tokenfab.",
+                        "power-ports": [{"name": "input", "type": "iec-60309-3p-n-e-6h"}],
+                    },
+                )
+    return list(types.values())
+
+
+def device_type_yaml(device_type: dict) -> str:
+    return "---\n" + yaml.safe_dump(device_type, sort_keys=False)
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _hall_location(inv: Inventory, site_index: int, hall_in_site: int) -> str:
+    return f"{inv.site_codes[site_index]}-hall-{hall_in_site}"
+
+
+def _power_sides(site: SiteDesign) -> list[str]:
+    return ["a", "b"] if site.power.redundancy == "2N" else ["a"]
+
+
+def netbox_csvs(inv: Inventory) -> dict[str, str]:
+    """The bulk-import CSV files: file name → text."""
+    design, fleet = inv.design, inv.fleet
+    site_rows, location_rows, rack_rows, panel_rows, feed_rows, device_rows = [], [], [], [], [], []
+    units = [rack_units(site) for site in design.sites]
+    hall_location = [
+        _hall_location(inv, int(fleet.hall_site[h]), int(inv.hall_in_site[h])) for h in range(fleet.n_halls)
+    ]
+    for site in design.sites:
+        site_rows.append(
+            [site.name, slug(site.name), "planned", f"{site.system}, {site.metrics.gpus} GPUs, {site.region}"]
+        )
+    for hall in range(fleet.n_halls):
+        site_index = int(fleet.hall_site[hall])
+        site = design.sites[site_index]
+        hall_design = site.halls[int(inv.hall_in_site[hall])]
+        location = hall_location[hall]
+        location_rows.append([site.name, location, slug(location), "planned", f"{hall_design.racks} racks"])
+        for side in _power_sides(site):
+            panel_rows.append([site.name, location, f"{location}-panel-{side}"])
+        for cdu in range(hall_design.cdus_installed if hall_design.cdu_model else 0):
+            device_rows.append(
+                [
+                    f"{inv.hall_codes[hall]}-cdu-{cdu:02d}",
+                    "cdu",
+                    GENERIC_MANUFACTURER,
+                    hall_design.cdu_model.upper(),
+                    "planned",
+                    site.name,
+                    location,
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    starts = inv.nodes_of_rack()
+    for rack in range(fleet.n_racks):
+        hall = int(inv.rack_hall[rack])
+        site_index = int(fleet.hall_site[hall])
+        site = design.sites[site_index]
+        location, name = hall_location[hall], inv.rack_names[rack]
+        rack_rows.append([site.name, location, name, "planned", 19, units[site_index], "kg"])
+        feed_kw = site.rack.power_max_kw
+        for side in _power_sides(site):
+            feed_rows.append(
+                [
+                    site.name,
+                    f"{location}-panel-{side}",
+                    location,
+                    name,
+                    f"{name}-feed-{side}",
+                    "planned",
+                    "primary" if side == "a" else "redundant",
+                    "ac",
+                    "three-phase",
+                    FEED_VOLTAGE_V,
+                    feed_amperage_a(feed_kw),
+                    FEED_MAX_UTILIZATION_PCT,
+                ]
+            )
+        device_rows.extend(
+            _rack_devices(
+                inv, site, units[site_index], rack, int(starts[rack]), int(starts[rack + 1]), location
+            )
+        )
+    cable_rows = []
+    for site_index, (site, tiers) in enumerate(zip(design.sites, inventory_links(inv), strict=True)):
+        device_rows.extend(_switch_devices(inv, site_index, site, hall_location))
+        cable_rows.extend(_cables(inv, site_index, site, tiers))
+    return {
+        "manufacturers.csv": _csv(
+            ["name", "slug"], [[MANUFACTURER, "nvidia"], [GENERIC_MANUFACTURER, "generic"]]
+        ),
+        "device-roles.csv": _csv(["name", "slug", "color"], [[r, r, c] for r, c in ROLES.items()]),
+        "sites.csv": _csv(["name", "slug", "status", "description"], site_rows),
+        "locations.csv": _csv(["site", "name", "slug", "status", "description"], location_rows),
+        "racks.csv": _csv(
+            ["site", "location", "name", "status", "width", "u_height", "weight_unit"], rack_rows
+        ),
+        "power-panels.csv": _csv(["site", "location", "name"], panel_rows),
+        "power-feeds.csv": _csv(
+            [
+                "site",
+                "power_panel",
+                "location",
+                "rack",
+                "name",
+                "status",
+                "type",
+                "supply",
+                "phase",
+                "voltage",
+                "amperage",
+                "max_utilization",
+            ],
+            feed_rows,
+        ),
+        "devices.csv": _csv(
+            [
+                "name",
+                "role",
+                "manufacturer",
+                "device_type",
+                "status",
+                "site",
+                "location",
+                "rack",
+                "position",
+                "face",
+            ],
+            device_rows,
+        ),
+        "cables.csv": _csv(
+            [
+                "side_a_device",
+                "side_a_type",
+                "side_a_name",
+                "side_b_device",
+                "side_b_type",
+                "side_b_name",
+                "type",
+                "status",
+            ],
+            cable_rows,
+        ),
+    }
+
+
+def _rack_devices(
+    inv: Inventory, site: SiteDesign, units: int, rack: int, first: int, end: int, location: str
+) -> list[list]:
+    """Devices of one rack, bottom up: power shelves, compute, NVLink trays, compute, power shelves."""
+    name = inv.rack_names[rack]
+    node_model = _node_model(site)
+    height = node_u_height(site, units)
+    shelves = power_shelves_per_rack(site)
+    trays = nvlink_trays_per_rack(site) if end > first else 0
+    nodes = list(range(first, end))
+    half = len(nodes) // 2
+    layout: list[tuple[str, str, str, int]] = []  # (name, role, model, height)
+    layout += [(f"{name}-ps{i}", "power-shelf", "Power shelf 33 kW", 1) for i in range(shelves // 2)]
+    layout += [(inv.node_names[n], "compute-node", node_model, height) for n in nodes[half:]]
+    layout += [(f"{name}-nvsw{i}", "nvlink-switch", "NVLink Switch tray", 1) for i in range(trays)]
+    layout += [(inv.node_names[n], "compute-node", node_model, height) for n in nodes[:half]]
+    layout += [(f"{name}-ps{i}", "power-shelf", "Power shelf 33 kW", 1) for i in range(shelves // 2, shelves)]
+    rows, position = [], 1
+    fits = sum(h for *_, h in layout) <= units
+    for device, role, model, u in layout:
+        rows.append(
+            [
+                device,
+                role,
+                MANUFACTURER,
+                model,
+                "planned",
+                site.name,
+                location,
+                name,
+                position if fits else "",
+                "front" if fits else "",
+            ]
+        )
+        position += u
+    return rows
+
+
+def _switch_devices(
+    inv: Inventory, site_index: int, site: SiteDesign, hall_location: list[str]
+) -> list[list]:
+    fleet = inv.fleet
+    site_halls = np.flatnonzero(fleet.hall_site == site_index)
+    su_hall = fleet.su_hall[np.isin(fleet.su_hall, site_halls)]
+    per_su = site.fabric.tiers[0].switches // site.fabric.scalable_units
+    rows = []
+    model = _switch_model(site)
+    for tier in site.fabric.tiers:
+        for i in range(tier.switches):
+            location = (
+                hall_location[int(su_hall[min(i // per_su, su_hall.shape[0] - 1)])] if tier.tier == 1 else ""
+            )
+            rows.append(
+                [
+                    switch_name(site_index, tier.name, i),
+                    f"{tier.name}-switch",
+                    MANUFACTURER,
+                    model,
+                    "planned",
+                    site.name,
+                    location,
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    return rows
+
+
+def _cables(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> list[list]:
+    rows = []
+    kind = "mmf-om4"
+    names = [switch_name(site_index, t.name, 0)[:-4] for t in site.fabric.tiers]  # "s0-leaf-"
+    node_names = inv.node_names
+    for links in tiers:
+        upper_prefix = names[links.tier]
+        lower = links.lower.tolist()
+        lower_port = links.lower_port.tolist()
+        upper = links.upper.tolist()
+        upper_port = links.upper_port.tolist()
+        if links.tier == 0:
+            rows.extend(
+                [
+                    node_names[a],
+                    "dcim.interface",
+                    f"nic{pa}",
+                    f"{upper_prefix}{b:04d}",
+                    "dcim.interface",
+                    f"p{pb + 1}",
+                    kind,
+                    "planned",
+                ]
+                for a, pa, b, pb in zip(lower, lower_port, upper, upper_port, strict=True)
+            )
+        else:
+            lower_prefix = names[links.tier - 1]
+            rows.extend(
+                [
+                    f"{lower_prefix}{a:04d}",
+                    "dcim.interface",
+                    f"p{pa + 1}",
+                    f"{upper_prefix}{b:04d}",
+                    "dcim.interface",
+                    f"p{pb + 1}",
+                    kind,
+                    "planned",
+                ]
+                for a, pa, b, pb in zip(lower, lower_port, upper, upper_port, strict=True)
+            )
+    return rows
+
+
+def export_netbox(design: Design) -> dict[str, str]:
+    """Every NetBox file: ``device-types/<slug>.yaml`` plus the CSV files, file name → text."""
+    inv = inventory(design)
+    files = {f"device-types/{t['slug']}.yaml": device_type_yaml(t) for t in device_types(design)}
+    files.update(netbox_csvs(inv))
+    return files
