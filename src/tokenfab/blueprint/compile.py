@@ -385,8 +385,18 @@ def _size_it(parts: _Parts, site: SiteSpec) -> int:
 
 def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> SiteDesign:
     parts = _resolve(spec, index, site, catalog)
-    system, econ = parts.system, parts.economics
     domains = _size_it(parts, site)
+    design = _build_site(index, site, parts, domains)
+    # `_size_it` estimates CDU pumps from the site total; halls round their CDUs up one by one, so the
+    # built site can draw a little more. Step down until the design day fits the grid (certify PWR-007).
+    while site.grid_mw is not None and design.power.facility_power_peak_kw > site.grid_mw * 1000.0 and domains > 1:
+        domains -= max(1, domains // 500)
+        design = _build_site(index, site, parts, domains)
+    return design
+
+
+def _build_site(index: int, site: SiteSpec, parts: _Parts, domains: int) -> SiteDesign:
+    system, econ = parts.system, parts.economics
     power_field = "it_mw" if site.it_mw is not None else "grid_mw"
     if domains <= 0:
         need_kw = system.rack_power_max_kw / system.domains_per_rack
@@ -434,12 +444,17 @@ def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalo
     )
 
     # Halls and CDUs.
+    # Racks are full but the site's last one, so each hall holds whole NVLink domains (certify NET-003).
     halls: list[HallDesign] = []
+    domains_left = domains
     for hall_index, group in enumerate(hall_groups):
         hall_racks = sum(group)
-        hall_it = hall_racks * rack_max_kw * fill
-        liquid = hall_racks * rack_liquid_kw * fill
-        flow = hall_racks * rack_flow * fill
+        hall_domains = min(hall_racks * system.domains_per_rack, domains_left)
+        domains_left -= hall_domains
+        hall_fill = hall_domains / (hall_racks * system.domains_per_rack)
+        hall_it = hall_racks * rack_max_kw * hall_fill
+        liquid = hall_racks * rack_liquid_kw * hall_fill
+        flow = hall_racks * rack_flow * hall_fill
         cdu, required = _cheapest_cdu(parts.cdus, liquid, flow, site.redundancy.cooling.value)
         installed = cool.units_with_redundancy(required, site.redundancy.cooling.value)
         # The hall's air system removes at most `air_system_capacity_kw_per_m2` of white space, so air-heavy
@@ -452,7 +467,7 @@ def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalo
                 index=hall_index,
                 su_racks=group,
                 racks=hall_racks,
-                gpus=round(hall_racks * system.gpus_per_rack * fill),
+                gpus=hall_domains * system.gpus_per_nvlink_domain,
                 rows=layout.rows_for_racks(group, site.limits.racks_per_row),
                 racks_per_row=site.limits.racks_per_row,
                 it_power_max_kw=hall_it,
@@ -468,7 +483,6 @@ def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalo
                 air_system_capacity_kw=white * econ.air_system_capacity_kw_per_m2,
             )
         )
-    halls[-1] = halls[-1].model_copy(update={"gpus": gpus - sum(h.gpus for h in halls[:-1])})
 
     # Fabric, then loads at the design day and across the year.
     fabric, tree = _fabric(parts, site, len(su_racks), domains)
@@ -519,7 +533,7 @@ def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalo
         pue_by_outdoor_temp_c=pue_curve,
     )
 
-    power_design = _power_chain(parts, site, design_loads, halls, rack_max_kw * fill)
+    power_design = _power_chain(parts, site, design_loads, halls, rack_max_kw)  # rows of full racks
     bom = _bill_of_materials(parts, site, racks, tree, fabric, halls, power_design, cooling_design, design_loads)
     metrics = _site_metrics(parts, racks, nodes, domains, gpus, su_racks, halls, design_loads, power_design,
                             cooling_design, bom, facility_kwh, it_kwh, water_l)

@@ -107,7 +107,17 @@ def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str
 
     catalog = catalog if catalog is not None else load_catalog()
     selected = [RULES[r] for r in rule_ids] if rule_ids is not None else list(RULES.values())
-    findings = [f for info in selected for f in info.check(design, catalog)]
+    findings: list[Finding] = []
+    for info in selected:
+        try:
+            findings.extend(info.check(design, catalog))
+        except (ArithmeticError, ValueError, KeyError, IndexError) as exc:
+            # A hand-edited design can hold numbers no rule anticipates (zero ratings, empty lists):
+            # report that the rule could not judge it rather than failing the whole check.
+            findings.append(
+                Finding(rule_id=info.rule_id, severity="error", path="design", value=None, limit=None, unit="",
+                        message=f"could not evaluate ({type(exc).__name__}: {exc})", why=info.why)
+            )
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id, f.path))
 
 

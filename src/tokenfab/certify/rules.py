@@ -189,7 +189,7 @@ def busway_carries_row(design: Design, catalog: Catalog):
         rows = sum(h.rows for h in site.halls)
         if stage is None or rows == 0:
             continue
-        rack_kw = site.rack.power_max_kw * _rack_fill(site)
+        rack_kw = site.rack.power_max_kw  # a row is of full racks
         runs_per_row = stage.units_required / rows
         for h, hall in enumerate(site.halls):
             row_racks = min(hall.racks_per_row, max(hall.su_racks, default=0))

@@ -1,3 +1,98 @@
-"""`tokenfab certify` commands."""
+"""`tokenfab certify DESIGN.json|SPEC.yaml`: judge a design against the standard's rules.
 
-from tokenfab.cli.app import app  # noqa: F401
+Exit codes: 0 when no finding is an error, 1 when any is, 2 for input that cannot be read or compiled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from tokenfab.catalog.load import load_catalog
+from tokenfab.certify import RULES, Finding, check
+from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
+from tokenfab.cli.inputs import design_from_path
+from tokenfab.io.yamlfile import InputError
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _number(value: float | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def findings_table(findings: list[Finding], title: str, why: bool = False) -> Table:
+    """A rich table of findings: severity, rule, element, value, limit and message (and why, if asked)."""
+    table = Table(title=title, title_justify="left", show_lines=why)
+    table.add_column("severity")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("element", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("finding", ratio=1)
+    for f in findings:
+        message = Text(f.message)
+        if why and f.why:
+            message.append(f"\n{f.why}", style="dim")
+        table.add_row(Text(f.severity, style=SEVERITY_STYLE[f.severity]), f.rule_id, f.path,
+                      _with_unit(f.value, f.unit), _with_unit(f.limit, f.unit), message)
+    return table
+
+
+def _with_unit(value: float | str | None, unit: str) -> str:
+    text = _number(value)
+    return f"{text} {unit}" if text and unit and not isinstance(value, str) else text
+
+
+def counts_by_severity(findings: list[Finding]) -> dict[str, int]:
+    return {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+
+
+@app.command("certify")
+def certify_command(
+    path: Path = typer.Argument(..., help="design.json, or a spec YAML to compile first"),
+    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
+    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
+    why: bool = typer.Option(False, "--why", help="add each rule's reason under its finding"),
+) -> None:
+    """Certify a design against the standard's rules; exit 1 when any finding is an error."""
+    if not path.is_file():
+        fail_bad_input(f"{path}: {'not a file' if path.exists() else 'file not found'}")
+    design = design_from_path(path, catalog_dir)
+    try:
+        catalog = load_catalog(catalog_dir or [])
+    except InputError as exc:
+        fail_bad_input(str(exc))
+    findings = check(design, catalog)
+    counts = counts_by_severity(findings)
+    passed = counts["error"] == 0
+    if as_json:
+        print_json(
+            {
+                "design": design.name,
+                "source": str(path),
+                "passed": passed,
+                "rules_checked": len(RULES),
+                "counts": counts,
+                "findings": [f.model_dump(mode="json") for f in findings],
+            }
+        )
+    else:
+        if findings:
+            console.print(findings_table(findings, f"certification of {design.name} ({path})", why))
+        verdict = "[bold green]certified[/]" if passed else "[bold red]not certified[/]"
+        console.print(
+            f"{verdict}: {design.name} against {len(RULES)} rules — "
+            f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)"
+        )
+    if not passed:
+        raise typer.Exit(EXIT_FAILED)
