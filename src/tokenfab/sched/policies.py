@@ -1,34 +1,37 @@
 """Placement policies: how to choose a group (SU/hall/…), the domains inside it and the nodes inside those.
 
-Every choice is a vectorised ``argmin`` (or a sort) over the candidates' free counts; ties go to the
+Every choice is an ``argmin`` (or a sort) of a key over the candidates' free counts; ties go to the
 lowest id, so every policy is deterministic. Notation, for candidate NVLink domain d:
 
-- ``cap_d``: GPUs the request can take from d (free GPUs, rounded down to whole slices, or the whole
-  domain for whole-domain requests, 0 where tenant/residency rules forbid d);
+- ``cap_d``: GPUs the request can take from d (free GPUs rounded down to whole slices, or the whole
+  domain for whole-domain requests; 0 where tenant or residency rules forbid d);
 - ``free_d``: free GPUs in d; ``size_d``: GPUs installed; d is *whole-free* when ``free_d = size_d``;
-- ``free_S(d)``: free GPUs in d's scalable unit; ``k``: GPUs the request takes from d.
+- ``free_S(d)``: free GPUs in d's scalable unit, ``whole_S(d)``: whole-free domains in it;
+- ``N``: GPUs asked; ``k``: GPUs taken from one domain.
 
-Policies (the equations are the sort keys, smallest first):
+Keys (smallest first):
 
 first_fit
-    group: lowest id with ``cap_G ≥ N``; one domain: lowest id with ``cap_d ≥ N``; several: ascending id;
-    nodes: ascending id. Unconstrained gangs are not kept together.
+    group: lowest id with ``cap_G ≥ N``; one domain: lowest id with ``cap_d ≥ N``; several: ascending
+    id; nodes: ascending id. Gangs without a level are not kept together.
 best_fit
-    group: ``min cap_G`` (tightest); one domain: ``min cap_d`` (tightest); several: ``max cap_d`` first
-    (fewest domains), the last one replaced by the tightest domain that covers the remainder; nodes:
-    fullest first.
+    group: ``(cap_G, free_G)`` (tightest); one domain: ``(free_d, id)`` (tightest); several:
+    ``cap_d`` descending (fewest domains), the last replaced by the tightest domain that covers the
+    remainder; nodes fullest first.
 topology_packing
-    group: ``(free_G, cap_G)`` (fullest group that fits); one domain: ``(free_d, free_S(d))`` (fullest
-    domain that fits, in the fullest SU); several: partly used domains first, fullest first, then
-    whole-free domains by id; nodes fullest first. Unconstrained gangs go to the narrowest level that
-    holds them (domain → SU → hall → site → fleet), which keeps whole domains and units free for
+    group: ``(free_G, cap_G)`` (fullest group that fits); one domain: ``(free_d, free_S(d), id)``
+    (fullest domain that fits, in the fullest SU); several: partly used domains first, fullest first,
+    then whole-free domains by id; nodes fullest first. Gangs without a level go to the narrowest level
+    that holds them (domain → SU → hall → site → fleet), which keeps whole domains and units free for
     large gangs.
 fragmentation_aware
     minimises the increase of the fragmentation measure F = P / T (P: free GPUs in domains that are not
-    whole-free, T: all free GPUs). Taking k GPUs from d changes P by
-    ``ΔP_d = (free_d − k) − free_d·[free_d < size_d]`` and T by −k, so the best domain minimises
-    ``(ΔP_d, free_d − k, free_S(d))``. Several domains: as topology_packing, with the last domain chosen
-    by the same ΔP rule for the remainder. Group: ``(cap_G, free_G)``. Levels as topology_packing.
+    whole-free, T: all free GPUs). Taking k GPUs from d changes T by −k and P by
+    ``ΔP_d = (free_d − k) − free_d·[free_d < size_d]``, so one domain minimises
+    ``(ΔP_d, free_d − k, whole_S(d), id)``: fill a partly used domain, the tightest one, and when a
+    whole domain must be broken, break it in the SU with the fewest whole domains left (SU-level
+    gangs need whole domains). Several domains: as topology_packing, the last one chosen by the same
+    rule for the remainder. Group ``(cap_G, free_G)``; levels as topology_packing.
 """
 
 from __future__ import annotations
@@ -50,10 +53,15 @@ class DomainView:
     free: np.ndarray
     size: np.ndarray
     su_free: np.ndarray
+    su_whole: np.ndarray
 
     @property
     def whole_free(self) -> np.ndarray:
         return self.free == self.size
+
+    def take(self, positions: np.ndarray) -> DomainView:
+        return DomainView(self.ids[positions], self.cap[positions], self.free[positions], self.size[positions],
+                          self.su_free[positions], self.su_whole[positions])
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,15 @@ class PlacementPolicy:
     pick_domain: Callable[[DomainView, int], int]
     """(candidates with cap ≥ need, need) → position in the view."""
     order_domains: Callable[[DomainView, int], np.ndarray]
-    """(candidates with cap > 0, need) → positions in the order to take them (enough to cover need)."""
+    """(candidates with cap > 0, need) → positions in the order to take them."""
+    tightest_domain: bool
+    """One domain: the one with the fewest free GPUs that fits (else the lowest id)."""
+    su_tie_break: str
+    """Among equally tight domains: "id", "free" (fullest SU) or "whole" (fewest whole domains)."""
     pack_nodes: bool
     """Fill the fullest nodes of a domain first (else lowest node id first)."""
     narrowest_level: bool
-    """Keep an unconstrained gang inside the narrowest level that holds it."""
+    """Keep a gang without a level inside the narrowest level that holds it."""
 
 
 # ---- groups -------------------------------------------------------------------------------------
@@ -77,7 +89,8 @@ class PlacementPolicy:
 
 def _first_group(cap: np.ndarray, free: np.ndarray, need: int) -> int:
     fits = cap >= need
-    return int(fits.argmax()) if fits.any() else -1
+    index = int(fits.argmax())
+    return index if fits[index] else -1
 
 
 def _tightest_group(cap: np.ndarray, free: np.ndarray, need: int) -> int:
@@ -102,22 +115,16 @@ def _first_domain(view: DomainView, need: int) -> int:
 
 
 def _tightest_domain(view: DomainView, need: int) -> int:
-    return int(view.cap.argmin())
+    return int(view.free.argmin())
 
 
 def _fullest_domain(view: DomainView, need: int) -> int:
-    scale = int(view.su_free.max(initial=0)) + 1
-    return int((view.free * scale + view.su_free).argmin())
+    return int(np.lexsort((view.su_free, view.free))[0])
 
 
 def _least_fragmenting_domain(view: DomainView, need: int) -> int:
     delta_partial = (view.free - need) - np.where(view.whole_free, 0, view.free)
-    leftover = view.free - need
-    scale_su = int(view.su_free.max(initial=0)) + 1
-    scale_left = int(leftover.max(initial=0)) + 1
-    offset = int(view.size.max(initial=0))
-    key = ((delta_partial + offset) * scale_left + leftover) * scale_su + view.su_free
-    return int(key.argmin())
+    return int(np.lexsort((view.su_whole, view.free, delta_partial))[0])
 
 
 # ---- several domains ----------------------------------------------------------------------------
@@ -127,29 +134,24 @@ def _ascending(view: DomainView, need: int) -> np.ndarray:
     return np.arange(len(view.ids))
 
 
-def _cover(order: np.ndarray, cap: np.ndarray, need: int) -> int:
-    """How many of ``order`` are needed to cover ``need`` (len(order) if they never do)."""
-    reach = np.cumsum(cap[order])
-    return min(int(np.searchsorted(reach, need)) + 1, len(order))
-
-
 def _tighten_last(view: DomainView, order: np.ndarray, need: int,
                   choose: Callable[[DomainView, int], int]) -> np.ndarray:
-    """Keep the prefix that leaves a remainder, then choose the last domain among the rest by ``choose``."""
-    count = _cover(order, view.cap, need)
+    """Keep the prefix of ``order`` that leaves a remainder, then pick the last domain among the rest
+    with ``choose``."""
+    reach = np.cumsum(view.cap[order])
+    count = min(int(np.searchsorted(reach, need)) + 1, len(order))
     before = order[: count - 1]
-    remainder = need - int(view.cap[before].sum())
+    remainder = need - (int(reach[count - 2]) if count > 1 else 0)
     rest = order[count - 1:]
     fits = rest[view.cap[rest] >= remainder]
     if remainder <= 0 or not len(fits):
         return order[:count]
-    sub = DomainView(view.ids[fits], view.cap[fits], view.free[fits], view.size[fits], view.su_free[fits])
-    return np.concatenate([before, fits[choose(sub, remainder): choose(sub, remainder) + 1]])
+    last = fits[choose(view.take(fits), remainder)]
+    return np.concatenate([before, [last]])
 
 
 def _largest_first(view: DomainView, need: int) -> np.ndarray:
-    order = np.lexsort((view.ids, -view.cap))
-    return _tighten_last(view, order, need, _tightest_domain)
+    return _tighten_last(view, np.lexsort((view.ids, -view.cap)), need, _tightest_domain)
 
 
 def _partial_first(view: DomainView, need: int) -> np.ndarray:
@@ -164,15 +166,16 @@ POLICIES: dict[Policy, PlacementPolicy] = {
     p.name: p
     for p in (
         PlacementPolicy(Policy.first_fit, "lowest ids first (baseline)", _first_group, _first_domain, _ascending,
-                        pack_nodes=False, narrowest_level=False),
+                        tightest_domain=False, su_tie_break="id", pack_nodes=False, narrowest_level=False),
         PlacementPolicy(Policy.best_fit, "tightest group and domain that fit", _tightest_group, _tightest_domain,
-                        _largest_first, pack_nodes=True, narrowest_level=False),
+                        _largest_first, tightest_domain=True, su_tie_break="id", pack_nodes=True,
+                        narrowest_level=False),
         PlacementPolicy(Policy.topology_packing, "fill the fullest domain that fits; keep whole domains and units "
                         "free for large gangs", _fullest_group, _fullest_domain, _partial_first,
-                        pack_nodes=True, narrowest_level=True),
+                        tightest_domain=True, su_tie_break="free", pack_nodes=True, narrowest_level=True),
         PlacementPolicy(Policy.fragmentation_aware, "minimise the increase of the fragmentation measure",
                         _tightest_group, _least_fragmenting_domain, _partial_first_least_fragmenting,
-                        pack_nodes=True, narrowest_level=True),
+                        tightest_domain=True, su_tie_break="whole", pack_nodes=True, narrowest_level=True),
     )
 }
 """The four placement policies by name."""

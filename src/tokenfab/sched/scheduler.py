@@ -24,7 +24,7 @@ share of the host and do not draw on the per-node CPU/memory pool.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,9 +73,24 @@ class Eviction:
 class _Found:
     nodes: np.ndarray
     gpus: np.ndarray
+    domains: np.ndarray
+    """Distinct domains of ``nodes``, ascending."""
     share_slot: int = -1
     share_milli: int = 0
-    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Ask:
+    """A whole-GPU request as the search sees it."""
+
+    request: Request
+    need: int
+    slice_gpus: int
+    whole: bool
+    mask: np.ndarray | None
+
+
+_NEVER = np.iinfo(np.int64).max
 
 
 class Scheduler:
@@ -109,6 +124,13 @@ class Scheduler:
         self._domain_gpus = fleet.domain_gpus.astype(np.int64)
         self._domain_su = self.topology.domain_parent[Level.su]
         self._owned_domains = int((fleet.domain_tenant != NO_TENANT).sum())
+        self._n_gpus = fleet.n_gpus
+        self._unhealthy_nodes = int((fleet.node_health != HEALTH_OK).sum())
+        self._uniform_ranges = self.topology.uniform_domains and self.topology.level_domain_range is not None
+        su_hall = fleet.su_hall.astype(np.int64)
+        self._su_parent = {Level.su: np.arange(fleet.n_sus), Level.hall: su_hall,
+                           Level.site: fleet.hall_site.astype(np.int64)[su_hall]}
+        self._slice_weights: dict[int, np.ndarray] = {}
         self.quotas = Quotas(quotas_gpus)
         self.residency = Residency(self.topology.domain_parent[Level.site], self.topology.domain_parent[Level.hall],
                                    tenant_residency)
@@ -181,7 +203,7 @@ class Scheduler:
         problem = self._invalid(request)
         if problem:
             return Unplaceable(request.id, problem)
-        milli = self._charge_milli(request)
+        milli = self._charge_milli(request, self.topology.max_domain_gpus)
         refusal = self.quotas.refusal(request.tenant, milli)
         if refusal:
             return Unplaceable(request.id, refusal)
@@ -202,8 +224,9 @@ class Scheduler:
         placement = Placement(request.id, found.nodes, found.gpus, gpu_fraction=found.share_milli / MILLI_PER_GPU,
                               evicted=evicted)
         self._sequence += 1
-        held = Allocation(request, self._tenant_code(request.tenant), placement,
-                          np.unique(self.fleet.node_domain[found.nodes]).astype(np.int64), milli,
+        if request.whole_domains:
+            milli = placement.gpus * MILLI_PER_GPU
+        held = Allocation(request, self._tenant_code(request.tenant), placement, found.domains, milli,
                           found.share_slot, found.share_milli, self._sequence, now_s)
         self._apply(held, +1)
         return placement
@@ -224,8 +247,9 @@ class Scheduler:
             slot = int(fits[0]) if len(fits) else int(np.flatnonzero(used == 0)[0])
         self._sequence += 1
         fixed = Placement(placement.request_id, nodes, gpus, placement.gpu_fraction, list(placement.evicted))
+        milli = int(gpus.sum()) * MILLI_PER_GPU if not share_milli else share_milli
         held = Allocation(request, self._tenant_code(request.tenant), fixed,
-                          np.unique(self.fleet.node_domain[nodes]).astype(np.int64), self._charge_milli(request),
+                          np.unique(self.fleet.node_domain[nodes]).astype(np.int64), milli,
                           slot, share_milli, self._sequence, now_s)
         self._apply(held, +1)
 
@@ -246,6 +270,7 @@ class Scheduler:
         now_ok = health == HEALTH_OK
         changed = nodes[was_ok != now_ok]
         self.fleet.node_health[nodes] = health
+        self._unhealthy_nodes = int((self.fleet.node_health != HEALTH_OK).sum())
         if len(changed):
             raw_free = self.fleet.node_free_gpus[changed].astype(np.int64)
             sign = 1 if now_ok else -1
@@ -265,44 +290,50 @@ class Scheduler:
         return self._tenant_codes.setdefault(tenant, len(self._tenant_codes))
 
     @staticmethod
-    def _charge_milli(request: Request) -> int:
+    def _charge_milli(request: Request, domain_gpus: int = 0) -> int:
+        """GPU-equivalents a request holds [milli-GPU]; whole-domain gangs round up to whole domains."""
         if request.gpu_fraction > 0:
             return int(round(request.gpu_fraction * MILLI_PER_GPU))
+        if request.whole_domains and domain_gpus:
+            return math.ceil(request.gpus / domain_gpus) * domain_gpus * MILLI_PER_GPU
         return request.gpus * MILLI_PER_GPU
 
     def _apply(self, held: Allocation, sign: int) -> None:
         """Take (sign = +1) or give back (sign = −1) everything ``held`` describes."""
         fleet = self.fleet
-        placement = held.placement
-        nodes, gpus = placement.nodes, placement.gpus_per_node
-        whole = gpus > 0
-        if whole.any():
-            taken_nodes, taken = nodes[whole], gpus[whole]
-            fleet.node_free_gpus[taken_nodes] -= (sign * taken).astype(fleet.node_free_gpus.dtype)
-            healthy = fleet.node_health[taken_nodes] == HEALTH_OK
-            if not healthy.all():
-                taken_nodes, taken = taken_nodes[healthy], taken[healthy]
-            if len(taken_nodes):
-                self.free.shift(self.topology, fleet.node_domain, taken_nodes, -sign * taken)
         request = held.request
-        if held.share_milli or request.gpu_fraction > 0 or request.gpus == 0:
+        nodes, gpus = held.placement.nodes, held.placement.gpus_per_node
+        domains = held.domains
+        if held.share_slot < 0 and request.gpus > 0:  # whole GPUs on every node of the placement
+            fleet.node_free_gpus[nodes] -= (sign * gpus).astype(fleet.node_free_gpus.dtype)
+            if self._unhealthy_nodes:
+                healthy = fleet.node_health[nodes] == HEALTH_OK
+                if not healthy.all():
+                    nodes, gpus, domains = nodes[healthy], gpus[healthy], None
+            if len(nodes):
+                self.free.shift(self.topology, fleet.node_domain, nodes, -sign * gpus, domains)
+        else:
             node = int(nodes[0])
             self.node_cpu_free[node] -= sign * request.cpu_cores
             self.node_memory_free_gb[node] -= sign * request.memory_gb
             if held.share_slot >= 0:
                 self._share(node, held.share_slot, sign * held.share_milli)
-        self.domain_pieces[held.domains] += sign
+        domains = held.domains
+        if len(domains) == 1:
+            self.domain_pieces[domains[0]] += sign
+        else:
+            self.domain_pieces[domains] += sign
         if sign > 0:
             if request.exclusive_domains:
-                newly = held.domains[fleet.domain_tenant[held.domains] == NO_TENANT]
+                newly = domains[fleet.domain_tenant[domains] == NO_TENANT]
                 fleet.domain_tenant[newly] = held.tenant_code
                 self._owned_domains += len(newly)
             self._allocations[request.id] = held
         else:
-            emptied = held.domains[(self.domain_pieces[held.domains] == 0)
-                                   & (fleet.domain_tenant[held.domains] != NO_TENANT)]
-            fleet.domain_tenant[emptied] = NO_TENANT
-            self._owned_domains -= len(emptied)
+            if self._owned_domains:
+                emptied = domains[(self.domain_pieces[domains] == 0) & (fleet.domain_tenant[domains] != NO_TENANT)]
+                fleet.domain_tenant[emptied] = NO_TENANT
+                self._owned_domains -= len(emptied)
             del self._allocations[request.id]
         self.quotas.add(request.tenant, sign * held.milli)
 
@@ -353,13 +384,17 @@ class Scheduler:
                         f"(largest has {top.max_domain_gpus} GPUs)")
             if request.gpus % request.slice_gpus:
                 return f"gpus ({request.gpus}) must be a multiple of slice_gpus ({request.slice_gpus})"
-        if request.gpus > self.fleet.n_gpus:
-            return f"needs {request.gpus} GPUs; the fleet has {self.fleet.n_gpus}"
+        if request.gpus > self._n_gpus:
+            return f"needs {request.gpus} GPUs; the fleet has {self._n_gpus}"
         return None
 
     # ------------------------------------------------------------------ search
 
     def _domain_mask(self, request: Request) -> np.ndarray | None:
+        """Domains the request may use (tenant residency, request residency, isolation); None: all."""
+        if (not request.exclusive_domains and not self._owned_domains and request.allowed_sites is None
+                and request.allowed_halls is None and request.tenant not in self.residency.tenant_residency):
+            return None
         sites, halls = self.residency.allowed(request.tenant, request.allowed_sites, request.allowed_halls)
         mask = self.residency.domain_mask(sites, halls)
         if request.exclusive_domains or self._owned_domains:
@@ -377,21 +412,10 @@ class Scheduler:
 
     def _find_gang(self, request: Request) -> _Found | str:
         need = request.gpus
-        policy = self.policy
         slice_gpus = request.slice_gpus
         if not slice_gpus and request.kind == WorkloadKind.inference and need <= self.topology.max_domain_gpus:
             slice_gpus = need  # an inference replica is one TP×EP group inside one domain
-        mask = self._domain_mask(request)
-        free = self.free.domain
-        if request.whole_domains:
-            cap = np.where(free == self._domain_gpus, self._domain_gpus, 0)
-        elif slice_gpus:
-            cap = free - free % slice_gpus
-        else:
-            cap = free
-        if mask is not None:
-            cap = np.where(mask, cap, 0)
-
+        ask = _Ask(request, need, slice_gpus, request.whole_domains, self._domain_mask(request))
         if request.level is not None:
             start = request.level
             if request.level_required:
@@ -402,124 +426,245 @@ class Scheduler:
                 levels = (*_BROADER[_BROADER.index(start):], None)
         elif slice_gpus == need:
             levels = (Level.domain,)
-        elif policy.narrowest_level:
+        elif self.policy.narrowest_level:
             levels = _IMPLICIT_LEVELS
         else:
             levels = (None,)
-
-        reasons = []
+        first_reason = None
         for level in levels:
             if level == Level.node:
-                found = self._gang_on_one_node(request, mask)
+                found = self._gang_on_one_node(ask)
             elif level == Level.domain:
-                found = self._gang_in_one_domain(request, cap, need)
+                found = self._gang_in_one_domain(ask)
             else:
-                found = self._gang_in_group(request, cap, need, level)
+                found = self._gang_in_group(ask, level)
             if not isinstance(found, str):
                 return found
-            reasons.append(found)
-        return reasons[0] if request.level is not None or len(reasons) == 1 else reasons[-1]
+            first_reason = first_reason or found
+        return first_reason if request.level is not None else found
 
-    def _what(self, request: Request) -> str:
-        if request.whole_domains:
-            size = self.topology.max_domain_gpus
-            count = math.ceil(request.gpus / size)
-            return f"{count} whole NVLink domain{'s' if count > 1 else ''} of {size} GPUs"
-        if request.slice_gpus:
-            return f"{request.gpus} GPUs in slices of {request.slice_gpus}"
-        return f"{request.gpus} GPUs"
+    # -- capacities
 
-    def _largest(self, request: Request, per_group_cap: np.ndarray) -> str:
-        if request.whole_domains:
-            count = int((per_group_cap // max(1, self.topology.max_domain_gpus)).max(initial=0))
-            return f"{count} whole domain{'' if count == 1 else 's'} free"
-        return f"{int(per_group_cap.max(initial=0))} free GPUs"
-
-    def _gang_on_one_node(self, request: Request, mask: np.ndarray | None) -> _Found | str:
-        free = self.free.node
-        cap = free if mask is None else np.where(mask[self.fleet.node_domain], free, 0)
-        if request.whole_domains or request.slice_gpus:
-            cap = np.where(cap == self.fleet.node_gpus, cap, 0) if request.whole_domains else cap
-        fits = np.flatnonzero(cap >= request.gpus)
-        if not len(fits):
-            return f"needs {request.gpus} GPUs in one node; largest node has {int(cap.max(initial=0))} free"
-        if self.policy.pack_nodes:
-            node = int(fits[cap[fits].argmin()])
+    def _cap(self, ask: _Ask, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+        """GPUs ``ask`` can take from each domain in ``[lo, hi)`` (all domains by default)."""
+        free = self.free.domain[lo:hi]
+        if ask.whole:
+            size = self._domain_gpus[lo:hi]
+            cap = np.where(free == size, size, 0)
+        elif ask.slice_gpus > 1:
+            cap = free - free % ask.slice_gpus
         else:
-            node = int(fits[0])
-        return _Found(np.asarray([node], dtype=np.int64), np.asarray([request.gpus], dtype=np.int64))
+            cap = free
+        if ask.mask is not None:
+            cap = np.where(ask.mask[lo:hi], cap, 0)
+        return cap
+
+    def _indexed(self, ask: _Ask) -> bool:
+        """Whether the domain index (histograms, contiguous ranges) can answer for ``ask``."""
+        return ask.mask is None and self._uniform_ranges
+
+    def _su_cap(self, ask: _Ask) -> np.ndarray:
+        """GPUs ``ask`` can take per SU, from the per-SU histogram of domain free counts."""
+        hist = self.free.su_hist
+        size = self.topology.max_domain_gpus
+        if ask.whole:
+            return hist[size] * size
+        if ask.slice_gpus > 1:
+            weights = self._slice_weights.get(ask.slice_gpus)
+            if weights is None:
+                values = np.arange(size + 1, dtype=np.int64)
+                weights = self._slice_weights.setdefault(ask.slice_gpus, values - values % ask.slice_gpus)
+            start = ask.slice_gpus
+            return weights[start:] @ hist[start:]
+        return self.free.su
+
+    def _what(self, ask: _Ask) -> str:
+        if ask.whole:
+            size = self.topology.max_domain_gpus
+            count = math.ceil(ask.need / size)
+            return f"{count} whole NVLink domain{'s' if count > 1 else ''} of {size} GPUs"
+        if ask.slice_gpus and ask.slice_gpus != ask.need:
+            return f"{ask.need} GPUs in slices of {ask.slice_gpus}"
+        return f"{ask.need} GPUs"
+
+    def _largest(self, ask: _Ask, cap: np.ndarray) -> str:
+        most = int(cap.max(initial=0))
+        if ask.whole:
+            count = most // max(1, self.topology.max_domain_gpus)
+            return f"{count} whole domain{'' if count == 1 else 's'} free"
+        return f"{most} free GPUs"
+
+    # -- one node, one domain
+
+    def _gang_on_one_node(self, ask: _Ask) -> _Found | str:
+        free = self.free.node
+        cap = free if ask.mask is None else np.where(ask.mask[self.fleet.node_domain], free, 0)
+        if ask.whole:
+            cap = np.where(cap == self.fleet.node_gpus, cap, 0)
+        fits = np.flatnonzero(cap >= ask.need)
+        if not len(fits):
+            return f"needs {ask.need} GPUs in one node; largest node has {int(cap.max(initial=0))} free"
+        node = int(fits[cap[fits].argmin()]) if self.policy.pack_nodes else int(fits[0])
+        domain = int(self.fleet.node_domain[node])
+        return _Found(np.asarray([node], dtype=np.int64), np.asarray([ask.need], dtype=np.int64),
+                      np.asarray([domain], dtype=np.int64))
 
     def _view(self, ids: np.ndarray, cap: np.ndarray) -> DomainView:
-        su_free = self.free.su[self._domain_su[ids]]
-        return DomainView(ids, cap[ids], self.free.domain[ids], self._domain_gpus[ids], su_free)
+        su = self._domain_su[ids]
+        return DomainView(ids, cap, self.free.domain[ids], self._domain_gpus[ids], self.free.su[su],
+                          self._su_whole()[su])
 
-    def _gang_in_one_domain(self, request: Request, cap: np.ndarray, need: int) -> _Found | str:
-        fits = np.flatnonzero(cap >= need)
-        if not len(fits):
-            return (f"needs {self._what(request)} in one NVLink domain; "
-                    f"largest domain has {self._largest(request, cap)}")
-        view = self._view(fits, cap)
-        domain = int(fits[self.policy.pick_domain(view, need)])
-        take = int(cap[domain]) if request.whole_domains else need
-        return self._nodes_for(np.asarray([domain], dtype=np.int64), np.asarray([take], dtype=np.int64))
+    def _su_whole(self) -> np.ndarray:
+        if self.topology.uniform_domains:
+            return self.free.su_hist[self.topology.max_domain_gpus]
+        return self.whole_free_domains(Level.su)
 
-    def _gang_in_group(self, request: Request, cap: np.ndarray, need: int, level: Level | None) -> _Found | str:
+    def _gang_in_one_domain(self, ask: _Ask) -> _Found | str:
+        need = ask.need
+        size = self.topology.max_domain_gpus
+        if need > size:
+            return f"needs {self._what(ask)} in one NVLink domain; domains have at most {size} GPUs"
+        if self._indexed(ask):
+            least = size if ask.whole else need
+            counts = self.free
+            if self.policy.tightest_domain:
+                values = np.flatnonzero(counts.domain_hist[least:])
+                if not len(values):
+                    return self._no_domain(ask)
+                value = least + int(values[0])
+                row = counts.su_hist[value]
+                tie = self.policy.su_tie_break
+                if tie == "id":
+                    su = int((row > 0).argmax())
+                else:
+                    key = counts.su if tie == "free" else counts.su_hist[size]
+                    su = int(np.where(row > 0, key, _NEVER).argmin())
+                lo, hi = self._su_range(su)
+                domain = lo + int((counts.domain[lo:hi] == value).argmax())
+            else:
+                fits = counts.su_max >= least
+                su = int(fits.argmax())
+                if not fits[su]:
+                    return self._no_domain(ask)
+                lo, hi = self._su_range(su)
+                domain = lo + int((counts.domain[lo:hi] >= least).argmax())
+        else:
+            cap = self._cap(ask)
+            fits = np.flatnonzero(cap >= need)
+            if not len(fits):
+                return self._no_domain(ask, cap)
+            domain = int(fits[self.policy.pick_domain(self._view(fits, cap[fits]), need)])
+        take = int(self._domain_gpus[domain]) if ask.whole else need
+        return self._nodes_in_domain(domain, take)
+
+    def _no_domain(self, ask: _Ask, cap: np.ndarray | None = None) -> str:
+        if ask.whole:
+            cap = self._cap(ask) if cap is None else cap
+        else:  # report free GPUs, not whole slices: "largest domain has 6 free GPUs"
+            free = self.free.domain
+            cap = free if ask.mask is None else np.where(ask.mask, free, 0)
+        return f"needs {self._what(ask)} in one NVLink domain; largest domain has {self._largest(ask, cap)}"
+
+    def _su_range(self, su: int) -> tuple[int, int]:
+        start, end = self.topology.level_domain_range[Level.su]
+        return int(start[su]), int(end[su])
+
+    # -- a group of domains
+
+    def _gang_in_group(self, ask: _Ask, level: Level | None) -> _Found | str:
         policy = self.policy
+        need = ask.need
+        ranges = self.topology.level_domain_range
         if level is None:
+            cap = self._cap(ask)
             total = int(cap.sum())
             if total < need:
-                return f"needs {self._what(request)}; {self._largest(request, np.asarray([total]))} where it may run"
-            candidates = np.flatnonzero(cap)
+                return f"needs {self._what(ask)}; {self._largest(ask, np.asarray([total]))} where it may run"
+            ids = None
         else:
-            parent = self.topology.domain_parent[level]
-            group_cap = np.bincount(parent, weights=cap, minlength=self.topology.level_size[level])
-            group_free = self.free.of(level)
-            group = policy.pick_group(group_cap, group_free, need)
+            if self._indexed(ask) and level in self._su_parent:
+                su_cap = self._su_cap(ask)
+                group_cap = su_cap if level == Level.su else np.bincount(
+                    self._su_parent[level], weights=su_cap, minlength=self.topology.level_size[level])
+            else:
+                group_cap = np.bincount(self.topology.domain_parent[level], weights=self._cap(ask),
+                                        minlength=self.topology.level_size[level])
+            group = policy.pick_group(group_cap, self.free.of(level), need)
             if group < 0:
-                return (f"needs {self._what(request)} in one {_LEVEL_WORDS[level]}; "
-                        f"largest {_LEVEL_WORDS[level]} has {self._largest(request, group_cap)}")
-            candidates = np.flatnonzero((parent == group) & (cap > 0))
-        view = self._view(candidates, cap)
-        if policy.name != Policy.first_fit and not request.whole_domains:
-            fits = np.flatnonzero(view.cap >= need)
-            if len(fits):
-                sub = self._view(candidates[fits], cap)
-                domain = int(sub.ids[policy.pick_domain(sub, need)])
-                return self._nodes_for(np.asarray([domain], dtype=np.int64), np.asarray([need], dtype=np.int64))
-        order = policy.order_domains(view, need)
-        domains = view.ids[order]
-        takes = view.cap[order].astype(np.int64)
-        reach = np.cumsum(takes)
-        count = min(int(np.searchsorted(reach, need)) + 1, len(domains))
-        domains, takes = domains[:count], takes[:count]
-        if not request.whole_domains:
-            takes[-1] -= int(takes.sum()) - need
-        return self._nodes_for(domains, takes)
-
-    def _nodes_for(self, domains: np.ndarray, takes: np.ndarray) -> _Found:
-        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``."""
-        top = self.topology
-        if len(domains) == 1:
-            nodes = top.nodes_of_domain(int(domains[0]))
-            segment = None
+                word = _LEVEL_WORDS[level]
+                return f"needs {self._what(ask)} in one {word}; largest {word} has {self._largest(ask, group_cap)}"
+            if ranges is not None:
+                lo, hi = int(ranges[level][0][group]), int(ranges[level][1][group])
+                cap = self._cap(ask, lo, hi)
+                ids = np.arange(lo, hi)
+            else:
+                ids = np.flatnonzero(self.topology.domain_parent[level] == group)
+                cap = self._cap(ask)[ids]
+        if policy.name == Policy.first_fit:
+            # lowest ids first: the shortest prefix of the group whose capacity covers the request
+            reach = np.cumsum(cap)
+            count = int(np.searchsorted(reach, need)) + 1
+            chosen = np.flatnonzero(cap[:count])
+            domains = chosen if ids is None else ids[chosen]
+            takes = cap[chosen].astype(np.int64)
         else:
-            nodes, segment = top.nodes_of_domains(domains)
+            positive = np.flatnonzero(cap)
+            view = self._view(positive if ids is None else ids[positive], cap[positive])
+            if not ask.whole:
+                fits = np.flatnonzero(view.cap >= need)
+                if len(fits):
+                    one = view.take(fits)
+                    return self._nodes_in_domain(int(one.ids[policy.pick_domain(one, need)]), need)
+            order = policy.order_domains(view, need)
+            reach = np.cumsum(view.cap[order])
+            order = order[: int(np.searchsorted(reach, need)) + 1]
+            domains, takes = view.ids[order], view.cap[order].astype(np.int64)
+        if not ask.whole:
+            takes[-1] -= int(takes.sum()) - need
+        if len(domains) == 1:
+            return self._nodes_in_domain(int(domains[0]), int(takes[0]))
+        return self._nodes_in_domains(domains, takes)
+
+    # -- nodes inside the chosen domains
+
+    def _nodes_in_domain(self, domain: int, take: int) -> _Found:
+        """The nodes that give ``take`` GPUs from one domain (fullest first when packing)."""
+        top = self.topology
+        start, end = top.node_start_of[domain], top.node_end_of[domain]
+        if top.nodes_contiguous:
+            nodes = range(start, end)
+            avail = self.free.node[start:end].tolist()
+        else:
+            nodes = top.node_order[start:end].tolist()
+            avail = self.free.node[nodes].tolist()
+        candidates = [(a, i) for i, a in enumerate(avail) if a]
+        if self.policy.pack_nodes:
+            candidates.sort()
+        picked, gpus = [], []
+        for a, i in candidates:
+            got = a if a < take else take
+            picked.append(nodes[i])
+            gpus.append(got)
+            take -= got
+            if not take:
+                break
+        return _Found(np.array(picked, dtype=np.int64), np.array(gpus, dtype=np.int64),
+                      np.array([domain], dtype=np.int64))
+
+    def _nodes_in_domains(self, domains: np.ndarray, takes: np.ndarray) -> _Found:
+        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``, vectorised."""
+        nodes, segment = self.topology.nodes_of_domains(domains)
         avail = self.free.node[nodes]
         if self.policy.pack_nodes:
-            key = np.where(avail > 0, avail, np.iinfo(np.int64).max)
-            order = np.argsort(key, kind="stable") if segment is None else np.lexsort((key, segment))
-            nodes, avail = nodes[order], avail[order]
-            if segment is not None:
-                segment = segment[order]
+            key = np.where(avail > 0, avail, _NEVER)
+            order = np.lexsort((key, segment))
+            nodes, avail, segment = nodes[order], avail[order], segment[order]
         before = np.cumsum(avail) - avail
-        if segment is None:
-            got = np.clip(int(takes[0]) - before, 0, avail)
-        else:
-            first = np.searchsorted(segment, np.arange(len(domains)))
-            before = before - before[first][segment]
-            got = np.clip(takes[segment] - before, 0, avail)
+        first = np.searchsorted(segment, np.arange(len(domains)))
+        before = before - before[first][segment]
+        got = np.clip(takes[segment] - before, 0, avail)
         keep = got > 0
-        return _Found(nodes[keep].astype(np.int64), got[keep].astype(np.int64))
+        return _Found(nodes[keep].astype(np.int64), got[keep].astype(np.int64), np.sort(domains).astype(np.int64))
 
     def _find_small(self, request: Request) -> _Found | str:
         """One node for a fractional-GPU (or CPU-only) request: CPU, memory and a GPU share on one node."""
@@ -536,7 +681,8 @@ class Scheduler:
             if not len(nodes):
                 return f"needs {what}; no node has room"
             node = int(nodes[0]) if not self.policy.pack_nodes else int(nodes[self.node_cpu_free[nodes].argmin()])
-            return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64))
+            return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64),
+                          self.fleet.node_domain[[node]].astype(np.int64))
         # a GPU already shared with room left, else a whole free GPU that becomes shared
         shared_nodes = np.flatnonzero(ok & (self.node_shared_gpus > 0))
         used = self.share_used_milli[shared_nodes]
@@ -564,4 +710,5 @@ class Scheduler:
             used_row = self.share_used_milli[node]
             fit_slots = np.flatnonzero((used_row > 0) & (used_row + milli <= MILLI_PER_GPU))
             slot = int(fit_slots[0]) if len(fit_slots) else int(np.flatnonzero(used_row == 0)[0])
-        return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64), slot, milli)
+        return _Found(np.asarray([node], dtype=np.int64), np.zeros(1, dtype=np.int64),
+                      self.fleet.node_domain[[node]].astype(np.int64), slot, milli)

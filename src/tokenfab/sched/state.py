@@ -15,8 +15,8 @@ import numpy as np
 from tokenfab.fleet import HEALTH_OK, Fleet
 from tokenfab.sched.types import Level
 
-GROUP_LEVELS = (Level.domain, Level.rack, Level.su, Level.hall, Level.site)
-"""Levels at which a gang can be kept together, narrowest first (node level is handled apart)."""
+_LOOP_DOMAINS = 8
+"""Up to this many domains, `FreeCounts.shift` updates them one by one; above, with vector operations."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,21 @@ class Topology:
     """True when ``node_order`` is the identity (nodes of a domain are a contiguous id range)."""
     max_domain_gpus: int
     max_node_gpus: int
+    node_start_of: list[int]
+    node_end_of: list[int]
+    """``domain_node_start`` / ``domain_node_end`` as Python lists (fast scalar lookups)."""
+    rack_of: list[int]
+    su_of: list[int]
+    hall_of: list[int]
+    site_of: list[int]
+    """Parents of each domain as Python lists (fast scalar lookups)."""
+    su_domains: list
+    """Domains of each SU (a slice when contiguous, else an index array)."""
+    level_domain_range: dict[Level, tuple[np.ndarray, np.ndarray]] | None
+    """Per level, the [start, end) domain ids of each element when every element's domains are a
+    contiguous id range (true for fleets built by `from_design`); None otherwise."""
+    uniform_domains: bool
+    """Every domain has the same number of GPUs."""
 
     @classmethod
     def of(cls, fleet: Fleet) -> Topology:
@@ -47,6 +62,20 @@ class Topology:
         node_order = np.argsort(node_domain, kind="stable")
         counts = np.bincount(node_domain, minlength=fleet.n_domains)
         end = np.cumsum(counts)
+        parents = {Level.rack: domain_rack, Level.su: domain_su, Level.hall: domain_hall, Level.site: domain_site}
+        sizes = {Level.rack: fleet.n_racks, Level.su: fleet.n_sus, Level.hall: fleet.n_halls,
+                 Level.site: fleet.n_sites}
+        contiguous = all(bool(np.all(np.diff(p) >= 0)) for p in parents.values())
+        ranges = None
+        if contiguous:
+            ranges = {}
+            for level, p in parents.items():
+                level_end = np.cumsum(np.bincount(p, minlength=sizes[level]))
+                ranges[level] = (level_end - np.bincount(p, minlength=sizes[level]), level_end)
+        su_order = np.argsort(domain_su, kind="stable")
+        su_end = np.cumsum(np.bincount(domain_su, minlength=fleet.n_sus))
+        su_domains = [(slice(a, b) if contiguous else su_order[a:b]) for a, b in zip((su_end - np.bincount(domain_su, minlength=fleet.n_sus)).tolist(),
+                                                     su_end.tolist(), strict=True)]
         return cls(
             domain_parent={
                 Level.domain: np.arange(fleet.n_domains, dtype=np.int64),
@@ -65,14 +94,23 @@ class Topology:
             },
             domain_node_start=end - counts,
             domain_node_end=end,
+            node_start_of=(end - counts).tolist(),
+            node_end_of=end.tolist(),
             node_order=node_order,
             nodes_contiguous=bool(np.array_equal(node_order, np.arange(fleet.n_nodes))),
             max_domain_gpus=int(fleet.domain_gpus.max(initial=0)),
             max_node_gpus=int(fleet.node_gpus.max(initial=0)),
+            rack_of=domain_rack.tolist(),
+            su_of=domain_su.tolist(),
+            hall_of=domain_hall.tolist(),
+            site_of=domain_site.tolist(),
+            su_domains=su_domains,
+            level_domain_range=ranges,
+            uniform_domains=bool(fleet.n_domains) and bool(np.all(fleet.domain_gpus == fleet.domain_gpus[0])),
         )
 
     def nodes_of_domain(self, domain: int) -> np.ndarray:
-        start, end = int(self.domain_node_start[domain]), int(self.domain_node_end[domain])
+        start, end = self.node_start_of[domain], self.node_end_of[domain]
         if self.nodes_contiguous:
             return np.arange(start, end)
         return self.node_order[start:end]
@@ -91,7 +129,14 @@ class Topology:
 
 @dataclass
 class FreeCounts:
-    """Free GPUs per element of every level (int64 arrays), on healthy nodes only."""
+    """Free GPUs per element of every level (int64 arrays), on healthy nodes only, and an index of the
+    NVLink domains by free count.
+
+    ``domain_hist[v]`` is the number of domains with exactly v free GPUs, ``su_hist[v, s]`` the same
+    inside SU s, and ``su_max[s]`` the largest free count of a domain in SU s. They answer "the fullest
+    domain with at least k free" and "the first SU with a domain of at least k free" without a scan
+    over every domain.
+    """
 
     node: np.ndarray
     domain: np.ndarray
@@ -99,36 +144,72 @@ class FreeCounts:
     su: np.ndarray
     hall: np.ndarray
     site: np.ndarray
+    domain_hist: np.ndarray
+    su_hist: np.ndarray
+    su_max: np.ndarray
 
     def of(self, level: Level) -> np.ndarray:
         return getattr(self, level.value)
 
-    def shift(self, topology: Topology, node_domain: np.ndarray, nodes: np.ndarray, gpus: np.ndarray) -> None:
-        """Add ``gpus[i]`` (negative to take) to node ``nodes[i]`` and to each of its parents."""
-        parent = topology.domain_parent
-        if len(nodes) == 1:
-            node, delta = int(nodes[0]), int(gpus[0])
-            domain = int(node_domain[node])
-            self.node[node] += delta
-            self.domain[domain] += delta
-            self.rack[parent[Level.rack][domain]] += delta
-            self.su[parent[Level.su][domain]] += delta
-            self.hall[parent[Level.hall][domain]] += delta
-            self.site[parent[Level.site][domain]] += delta
+    def shift(self, topology: Topology, node_domain: np.ndarray, nodes: np.ndarray, gpus: np.ndarray,
+              domains: np.ndarray | None = None) -> None:
+        """Add ``gpus[i]`` (negative to take) to node ``nodes[i]`` (distinct nodes) and to its parents.
+
+        ``domains``, when given, are the distinct domains of ``nodes``, ascending (saves a sort).
+        """
+        self.node[nodes] += gpus
+        if domains is None:
+            domains = np.unique(node_domain[nodes])
+        if len(domains) == 1:
+            self._shift_domain(topology, int(domains[0]), sum(gpus.tolist()))
             return
-        np.add.at(self.node, nodes, gpus)
-        domains, inverse = np.unique(node_domain[nodes], return_inverse=True)
-        per_domain = np.bincount(inverse.reshape(-1), weights=gpus, minlength=len(domains)).astype(np.int64)
-        self.domain[domains] += per_domain
+        inverse = np.searchsorted(domains, node_domain[nodes])
+        per_domain = np.bincount(inverse, weights=gpus, minlength=len(domains)).astype(np.int64)
+        if len(domains) <= _LOOP_DOMAINS:
+            for domain, delta in zip(domains.tolist(), per_domain.tolist(), strict=True):
+                if delta:
+                    self._shift_domain(topology, domain, delta)
+            return
+        parent = topology.domain_parent
+        before = self.domain[domains]
+        after = before + per_domain
+        self.domain[domains] = after
         np.add.at(self.rack, parent[Level.rack][domains], per_domain)
-        np.add.at(self.su, parent[Level.su][domains], per_domain)
+        sus = parent[Level.su][domains]
+        np.add.at(self.su, sus, per_domain)
         np.add.at(self.hall, parent[Level.hall][domains], per_domain)
         np.add.at(self.site, parent[Level.site][domains], per_domain)
+        np.add.at(self.domain_hist, before, -1)
+        np.add.at(self.domain_hist, after, 1)
+        np.add.at(self.su_hist, (before, sus), -1)
+        np.add.at(self.su_hist, (after, sus), 1)
+        for su in np.unique(sus).tolist():
+            self.su_max[su] = self.domain[topology.su_domains[su]].max()
+
+    def _shift_domain(self, topology: Topology, domain: int, delta: int) -> None:
+        before = int(self.domain[domain])
+        after = before + delta
+        self.domain[domain] = after
+        self.rack[topology.rack_of[domain]] += delta
+        su = topology.su_of[domain]
+        self.su[su] += delta
+        self.hall[topology.hall_of[domain]] += delta
+        self.site[topology.site_of[domain]] += delta
+        self.domain_hist[before] -= 1
+        self.domain_hist[after] += 1
+        su_hist = self.su_hist
+        su_hist[before, su] -= 1
+        su_hist[after, su] += 1
+        most = int(self.su_max[su])
+        if after > most:
+            self.su_max[su] = after
+        elif before == most and not su_hist[before, su]:
+            self.su_max[su] = self.domain[topology.su_domains[su]].max()
 
 
 def recount(fleet: Fleet, topology: Topology) -> FreeCounts:
     """Free GPUs per level recomputed from node state: ``free_node = node_free_gpus · [health = OK]``,
-    and each level the sum over its nodes."""
+    and each level the sum over its nodes; the domain index from the domain counts."""
     node = np.where(fleet.node_health == HEALTH_OK, fleet.node_free_gpus.astype(np.int64), 0)
     domain = np.bincount(fleet.node_domain, weights=node, minlength=fleet.n_domains).astype(np.int64)
     parent = topology.domain_parent
@@ -136,5 +217,12 @@ def recount(fleet: Fleet, topology: Topology) -> FreeCounts:
     def up(level: Level) -> np.ndarray:
         return np.bincount(parent[level], weights=domain, minlength=topology.level_size[level]).astype(np.int64)
 
+    n_values = topology.max_domain_gpus + 1
+    n_sus = topology.level_size[Level.su]
+    su_hist = np.zeros((n_values, n_sus), dtype=np.int64)
+    np.add.at(su_hist, (domain, parent[Level.su]), 1)
+    su_max = np.zeros(n_sus, dtype=np.int64)
+    np.maximum.at(su_max, parent[Level.su], domain)
     return FreeCounts(node=node, domain=domain, rack=up(Level.rack), su=up(Level.su), hall=up(Level.hall),
-                      site=up(Level.site))
+                      site=up(Level.site), domain_hist=np.bincount(domain, minlength=n_values).astype(np.int64),
+                      su_hist=su_hist, su_max=su_max)
