@@ -32,9 +32,10 @@ class RenderedFigure:
     title: str
     caption: str
     png_base64: str = field(repr=False)
+    css_class: str = "wide"
 
 
-def _save(fig: Figure, slug: str, title: str, caption: str, figures_dir: Path) -> RenderedFigure:
+def _save(fig: Figure, slug: str, title: str, caption: str, figures_dir: Path, css_class: str = "wide") -> RenderedFigure:
     """Write the figure as PNG and SVG under `figures_dir` and return it with its PNG inlined."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PNG_DPI, facecolor="white", bbox_inches="tight", pad_inches=0.15)
@@ -42,7 +43,7 @@ def _save(fig: Figure, slug: str, title: str, caption: str, figures_dir: Path) -
     (figures_dir / f"{slug}.png").write_bytes(png)
     fig.savefig(figures_dir / f"{slug}.svg", format="svg", facecolor="white", bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
-    return RenderedFigure(slug, title, caption, base64.b64encode(png).decode("ascii"))
+    return RenderedFigure(slug, title, caption, base64.b64encode(png).decode("ascii"), css_class)
 
 
 def _hall_key(hall: HallDesign) -> tuple:
@@ -104,7 +105,7 @@ def _cards(design: Design) -> list[tuple[str, str]]:
         ("facility power", f"{m.facility_mw:,.1f} MW"),
         ("PUE annual", f"{m.pue_annual:.3f}"),
         ("racks / halls", f"{m.racks:,} / {m.halls}"),
-        ("peak dense FP4", f"{fp4 / 1000:,.1f} EFLOPS"),
+        ("FP4 peak", f"{fp4 / 1000:,.1f} EF"),
         ("capex", f"${m.capex_usd / 1e9:,.2f} B"),
         ("$ per GPU-hour", f"${m.usd_per_gpu_hour:.2f}"),
     ]
@@ -130,7 +131,7 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
             label = _hall_label(group)
             fig = figures.floor_plan_figure(site, hall, f"Floor plan · {site.name} · {label}")
             floor_plans.append(_save(fig, f"site{i}-hall{group[0]}-floor-plan", f"{site.name} {label}",
-                                     f"{site.name} {label}: to scale in metres", figures_dir))
+                                     f"{site.name} {label}: to scale in metres", figures_dir, css_class="plan"))
         power = _save(figures.power_one_line_figure(site), f"site{i}-power-one-line", f"{site.name} power one-line",
                       f"{site.name}: grid to racks with installed (needed) units, ratings and loading", figures_dir)
         fabric = _save(figures.fabric_figure(site), f"site{i}-fabric", f"{site.name} fabric",
