@@ -206,3 +206,48 @@ def start_server_process(design_path: Path, db_url: str, port: int, token: str, 
         [sys.executable, "-m", "tokenfab.cli", "serve", "--design", str(design_path), "--db", db_url,
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
+def assert_allocations_consistent(db_url: str, node_gpus) -> dict[str, int]:
+    """No GPU allocated twice: allocation rows are distinct slots below each node's GPU count, and match
+    the active placements exactly; no NVLink domain holds two tenants. Returns GPUs held per workload."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from tokenfab.control.db import make_engine, session_factory
+    from tokenfab.control.store import GpuAllocationRow, NodeRow, PlacementRow, WorkloadRow
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot,
+                                          GpuAllocationRow.workload_id)).all()
+            placements = session.execute(select(PlacementRow.workload_id, PlacementRow.node_ids,
+                                                PlacementRow.gpus_per_node)
+                                         .where(PlacementRow.released_at.is_(None))).all()
+            states = dict(session.execute(select(WorkloadRow.id, WorkloadRow.state)).all())
+            tenant_of = dict(session.execute(select(WorkloadRow.id, WorkloadRow.tenant_id)).all())
+            domain_of = dict(session.execute(select(NodeRow.id, NodeRow.domain)).all())
+    finally:
+        engine.dispose()
+    slots = Counter((node, slot) for node, slot, _ in rows)
+    assert all(count == 1 for count in slots.values()), "a GPU slot is allocated twice"
+    assert all(0 <= slot < int(node_gpus[node]) for node, slot, _ in rows), "a slot beyond the node's GPUs"
+    per_node_rows = Counter(node for node, _, _ in rows)
+    per_node_placed: Counter = Counter()
+    held: Counter = Counter()
+    for workload_id, nodes, gpus in placements:
+        assert states[workload_id] in ("placed", "running"), (workload_id, states[workload_id])
+        for node, take in zip(nodes, gpus, strict=True):
+            per_node_placed[node] += take
+            held[workload_id] += take
+    assert per_node_rows == per_node_placed, "allocation rows and placements disagree"
+    assert all(per_node_placed[n] <= int(node_gpus[n]) for n in per_node_placed), "a node is oversubscribed"
+    assert len({w for w, _, _ in placements}) == len(placements), "a workload holds two active placements"
+    owners: dict[int, set] = {}
+    for workload_id, nodes, _ in placements:
+        for node in nodes:
+            owners.setdefault(domain_of[node], set()).add(tenant_of[workload_id])
+    assert all(len(t) == 1 for t in owners.values()), "two tenants share an NVLink domain"
+    return dict(held)
