@@ -14,7 +14,9 @@ def compiled_spec(name: str, system: str, it_mw: float):
     from tokenfab.catalog.load import load_catalog
     from tokenfab.spec import parse_spec
 
-    spec = parse_spec({"name": name, "sites": [{"name": "a", "it_mw": it_mw, "climate": "ashburn-va", "system": system}]})
+    spec = parse_spec(
+        {"name": name, "sites": [{"name": "a", "it_mw": it_mw, "climate": "ashburn-va", "system": system}]}
+    )
     return compile(spec, load_catalog())
 
 

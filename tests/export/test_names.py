@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 import pytest
-from tests.conftest import compiled_example
 
+from tests.conftest import compiled_example
 from tokenfab.export.names import inventory
 from tokenfab.fleet import from_design
 
@@ -36,13 +36,19 @@ def test_hostnames_follow_fleet_ids(example):
 
 def test_names_are_valid_label_values(hgx_design):
     inv = inventory(hgx_design)
-    for names in (inv.site_codes, inv.hall_codes, inv.su_codes, inv.rack_names, inv.domain_names, inv.node_names):
+    for names in (
+        inv.site_codes,
+        inv.hall_codes,
+        inv.su_codes,
+        inv.rack_names,
+        inv.domain_names,
+        inv.node_names,
+    ):
         assert len(set(names)) == len(names)
         assert all(LABEL_VALUE.match(n) and len(n) <= 63 for n in names)
 
 
 def test_offsets_within_parents(hgx_design):
     inv = inventory(hgx_design)
-    fleet = inv.fleet
     assert inv.node_in_rack.min() == 0 and inv.node_in_rack.max() < hgx_design.sites[0].rack.nodes
     assert np.all(inv.node_in_su < hgx_design.sites[0].fabric.endpoints_per_scalable_unit)

@@ -102,7 +102,9 @@ def test_golden_files():
         if os.environ.get("TOKENFAB_REGENERATE_GOLDEN"):
             golden.parent.mkdir(parents=True, exist_ok=True)
             golden.write_text(files[name])
-        assert files[name] == golden.read_text(), f"{golden} differs; regenerate with TOKENFAB_REGENERATE_GOLDEN=1"
+        assert files[name] == golden.read_text(), (
+            f"{golden} differs; regenerate with TOKENFAB_REGENERATE_GOLDEN=1"
+        )
 
 
 def _free_port() -> int:

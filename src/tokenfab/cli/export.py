@@ -1,3 +1,150 @@
-"""`tokenfab export` commands."""
+"""`tokenfab export slurm|kueue|netbox DESIGN` and `tokenfab schema [spec|design]`.
 
-from tokenfab.cli.app import app  # noqa: F401
+DESIGN is a design.json or a spec YAML (compiled on the fly). The export functions are pure
+(`tokenfab.export.*`: design → file texts); this module writes the files and reports what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from tokenfab.blueprint.design import Design
+from tokenfab.cli.app import app, console, fail_bad_input, print_json
+from tokenfab.cli.inputs import design_from_path
+from tokenfab.io.atomic import write_text_atomic
+
+export_app = typer.Typer(
+    name="export",
+    help="Export a design to the tools operators run: Slurm, Kubernetes/Kueue, NetBox.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+DESIGN_ARG = typer.Argument(..., help="design.json or factory spec (YAML)")
+OUT_OPTION = typer.Option(None, "--out", help="output folder (default: out/<design name>/<tool>)")
+JSON_OPTION = typer.Option(False, "--json", help="print a JSON summary instead of a table")
+CATALOG_OPTION = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)")
+
+
+def design_counts(design: Design) -> dict[str, int]:
+    """What every export must carry: nodes, GPUs, NVLink domains, racks, switches and links."""
+    return {
+        "nodes": sum(site.metrics.nodes for site in design.sites),
+        "gpus": design.metrics.gpus,
+        "nvlink_domains": design.metrics.nvlink_domains,
+        "racks": design.metrics.racks,
+        "switches": sum(tier.switches for site in design.sites for tier in site.fabric.tiers),
+        "links": sum(sum(site.fabric.links_by_tier) for site in design.sites),
+    }
+
+
+def _write(files: dict[str, str], out_dir: Path) -> list[dict]:
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:
+            fail_bad_input(f"{path}: cannot write: {exc.strerror or exc}")
+        written.append({"path": str(path), "bytes": len(text.encode("utf-8")), "lines": text.count("\n")})
+    return written
+
+
+def _run_export(
+    tool: str,
+    design_path: Path,
+    out: Path | None,
+    as_json: bool,
+    catalog_dir,
+    build: Callable[[Design], dict],
+) -> None:
+    design = design_from_path(design_path, catalog_dir)
+    out_dir = out or Path("out") / design.name / tool
+    written = _write(build(design), out_dir)
+    counts = design_counts(design)
+    if as_json:
+        print_json(
+            {"tool": tool, "design": design.name, "out": str(out_dir), "counts": counts, "files": written}
+        )
+        return
+    table = Table(title=f"{tool} export of {design.name} → {out_dir}")
+    table.add_column("file")
+    table.add_column("lines", justify="right")
+    table.add_column("bytes", justify="right")
+    for entry in written:
+        table.add_row(
+            str(Path(entry["path"]).relative_to(out_dir)), f"{entry['lines']:,}", f"{entry['bytes']:,}"
+        )
+    console.print(table)
+    console.print(", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in counts.items()))
+
+
+@export_app.command("slurm")
+def export_slurm_command(
+    design: Path = DESIGN_ARG,
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+    leaves: str = typer.Option(
+        "switches", "--leaves", help="tree level 0: 'switches' (each leaf) or 'scalable-units' (one per SU)"
+    ),
+    catalog_dir: list[Path] = CATALOG_OPTION,
+) -> None:
+    """slurm.conf (nodes, GRES, partitions), gres.conf, topology.conf (tree) and topology-block.conf."""
+    from tokenfab.export.slurm import export_slurm
+
+    if leaves not in ("switches", "scalable-units"):
+        fail_bad_input(f"--leaves: expected 'switches' or 'scalable-units', got {leaves!r}")
+    _run_export("slurm", design, out, as_json, catalog_dir, lambda d: export_slurm(d, leaves=leaves))
+
+
+@export_app.command("kueue")
+def export_kueue_command(
+    design: Path = DESIGN_ARG,
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+    catalog_dir: list[Path] = CATALOG_OPTION,
+) -> None:
+    """Kueue Topology and ResourceFlavors (topology.yaml), node labels (nodes.yaml, label-nodes.sh)."""
+    from tokenfab.export.kueue import export_kueue
+
+    _run_export("kueue", design, out, as_json, catalog_dir, export_kueue)
+
+
+@export_app.command("netbox")
+def export_netbox_command(
+    design: Path = DESIGN_ARG,
+    out: Path = OUT_OPTION,
+    as_json: bool = JSON_OPTION,
+    catalog_dir: list[Path] = CATALOG_OPTION,
+) -> None:
+    """NetBox device types (device-type library YAML) and bulk-import CSVs: sites to cables."""
+    from tokenfab.export.netbox import export_netbox
+
+    _run_export("netbox", design, out, as_json, catalog_dir, export_netbox)
+
+
+@app.command("schema")
+def schema_command(
+    kind: str = typer.Argument(None, help="'spec' or 'design' (default: both)"),
+    out: Path = typer.Option(None, "--out", help="write <kind>.schema.json files here instead of printing"),
+) -> None:
+    """JSON Schemas of the factory spec and of design.json."""
+    from tokenfab.export.schema import SCHEMAS
+
+    if kind is not None and kind not in SCHEMAS:
+        fail_bad_input(f"schema: expected one of {', '.join(SCHEMAS)}, got {kind!r}")
+    kinds = [kind] if kind else list(SCHEMAS)
+    schemas = {name: SCHEMAS[name]() for name in kinds}
+    if out is None:
+        print_json(schemas[kinds[0]] if len(kinds) == 1 else schemas)
+        return
+    written = _write(
+        {f"{name}.schema.json": json.dumps(s, indent=2) + "\n" for name, s in schemas.items()}, out
+    )
+    for entry in written:
+        console.print(f"wrote {entry['path']} ({entry['bytes']:,} bytes)")
