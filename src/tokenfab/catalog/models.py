@@ -304,19 +304,26 @@ class PerfCalibration(SourcedEntry):
     """
 
     architecture: str = Field(description="matches Gpu.architecture; 'default' for any other")
-    compute_efficiency: float = Field(gt=0, le=1, description="sustained / peak dense GEMM rate")
+    compute_efficiency: dict[Precision, float] = Field(description="sustained / peak dense GEMM rate, per precision")
     attention_efficiency: float = Field(gt=0, le=1, description="attention kernels, sustained / peak")
     memory_efficiency: float = Field(gt=0, le=1, description="sustained / peak HBM bandwidth")
     moe_compute_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of peak FLOP/s")
     moe_memory_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of HBM peak")
     collective_efficiency: float = Field(gt=0, le=1, description="achieved / peak link bandwidth")
     collective_latency_us: float = Field(ge=0, description="fixed cost of one collective")
-    step_overhead_ms: float = Field(ge=0, description="per iteration: launch, scheduling, sampling")
+    step_overhead_ms: float = Field(ge=0, description="per iteration: scheduling, sampling, launch")
+    layer_overhead_us: float = Field(ge=0, description="per layer per iteration: kernel latencies")
     per_sequence_overhead_us: float = Field(ge=0, description="per running sequence per iteration (CPU side)")
     power_compute_weight: float = Field(ge=0, description="dynamic power per unit compute utilisation")
     power_memory_weight: float = Field(ge=0, description="dynamic power per unit HBM utilisation")
     clock_power_exponent: float = Field(gt=1, description="compute power ~ clock^exponent under DVFS")
     calibrated_on: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _efficiencies_are_fractions(self) -> PerfCalibration:
+        if not all(0 < v <= 1 for v in self.compute_efficiency.values()):
+            raise ValueError("compute_efficiency values must be in (0, 1]")
+        return self
 
 
 class PerfMeasurement(SourcedEntry):

@@ -216,9 +216,58 @@ class _Context:
     cal: PerfCalibration
     precision: Precision
     peak_flops: float
+    gemm_efficiency: float
     attn_flops: float
     bw: float
     power_cap_w: float | None
+
+
+def _context(catalog, llm: LlmModel, sys_: System, gpu: Gpu, prec: Precision, power_cap_w) -> _Context:
+    cal = calibration_for(catalog, gpu.architecture)
+    gemm_precision = compute_precision(gpu, prec)
+    return _Context(
+        model=llm,
+        system=sys_,
+        gpu=gpu,
+        cal=cal,
+        precision=prec,
+        peak_flops=gpu.dense_tflops[gemm_precision] * 1e12,
+        gemm_efficiency=cal.compute_efficiency.get(gemm_precision, min(cal.compute_efficiency.values())),
+        attn_flops=gpu.dense_tflops[Precision.bf16] * 1e12,
+        bw=gpu.hbm_bandwidth_tb_s * 1e12,
+        power_cap_w=power_cap_w,
+    )
+
+
+def static_step_ms(
+    catalog,
+    model: str,
+    system: str,
+    precision: str | Precision,
+    phase: str,
+    isl: int,
+    osl: int,
+    batch: int,
+    tp: int,
+    ep: int = 1,
+    pp: int = 1,
+) -> float:
+    """One static step, for comparing with step-level predictors (AIConfigurator ``static_gen`` and
+    ``static_ctx``) [ms].
+
+    ``phase="decode"``: one decode step of `batch` sequences at mean context ``isl + osl/2`` (the TPOT);
+    ``phase="prefill"``: the prefill of `batch` prompts of `isl` tokens (the TTFT of the batch).
+    """
+    llm = catalog.typed("models", model, LlmModel)
+    sys_ = catalog.typed("systems", system, System)
+    gpu = catalog.typed("gpus", sys_.gpu, Gpu)
+    ctx = _context(catalog, llm, sys_, gpu, Precision(precision), None)
+    tp_a, ep_a, pp_a = (np.array([float(v)]) for v in (tp, ep, pp))
+    if phase == "decode":
+        step = _step(ctx, np.array([batch / pp]), isl + osl / 2.0, 0.0, isl, tp_a, ep_a, pp_a)
+    else:
+        step = _step(ctx, np.array([0.0]), 0.0, float(batch * isl), isl, tp_a, ep_a, pp_a)
+    return float(pp * step["time_s"][0] * 1e3)
 
 
 def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_context, tp, ep, pp):
@@ -230,7 +279,7 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
     )
     tc = np.stack(
         [
-            work.linear_flops / (ctx.peak_flops * cal.compute_efficiency),
+            work.linear_flops / (ctx.peak_flops * ctx.gemm_efficiency),
             work.expert_flops / (ctx.peak_flops * cal.moe_compute_efficiency),
             work.attention_flops / (ctx.attn_flops * cal.attention_efficiency),
         ]
@@ -255,20 +304,24 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
         cal.collective_efficiency,
         cal.collective_latency_us,
     )
-    overhead = cal.step_overhead_ms * 1e-3 + cal.per_sequence_overhead_us * 1e-6 * np.asarray(decode_tokens)
+    overhead = (
+        cal.step_overhead_ms * 1e-3
+        + cal.layer_overhead_us * 1e-6 * model.num_layers / np.asarray(pp, dtype=float)
+        + cal.per_sequence_overhead_us * 1e-6 * np.asarray(decode_tokens)
+    )
     other = comm + overhead
-    # Tensor-core busy time at nominal clock and peak rate (attention at the BF16 rate): u_c = this / t.
-    ideal_compute_s = (work.linear_flops + work.expert_flops) / ctx.peak_flops + work.attention_flops / ctx.attn_flops
-    bytes_ = work.bytes
+    # Busy fractions (power model): tensor cores busy for sum(t_c), HBM for sum(t_m), at nominal clock.
+    compute_busy_s = tc.sum(axis=0)
+    memory_busy_s = tm.sum(axis=0)
     cap = ctx.power_cap_w if ctx.power_cap_w is not None else ctx.gpu.tdp_w
     clock = capped_clock_fraction(
         tc,
         tm,
         other,
-        ideal_compute_s,
-        bytes_,
+        compute_busy_s,
+        memory_busy_s,
         1.0,
-        ctx.bw,
+        1.0,
         ctx.gpu.idle_power_w,
         ctx.gpu.tdp_w,
         cap,
@@ -278,8 +331,8 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
     )
     t = step_time_at_clock_s(tc, tm, other, clock)
     power = gpu_power_w(
-        ideal_compute_s / t,
-        bytes_ / (t * ctx.bw),
+        compute_busy_s / t,
+        memory_busy_s / t,
         ctx.gpu.idle_power_w,
         ctx.gpu.tdp_w,
         cal.power_compute_weight,
@@ -379,19 +432,8 @@ def estimate(
         raise PerfInputError("pue must be at least 1")
     if ep and not llm.is_moe and ep > 1:
         raise PerfInputError(f"model {model!r} has no experts; ep must be 1")
-    cal = calibration_for(catalog, gpu.architecture)
-    gemm_precision = compute_precision(gpu, prec)
-    ctx = _Context(
-        model=llm,
-        system=sys_,
-        gpu=gpu,
-        cal=cal,
-        precision=prec,
-        peak_flops=gpu.dense_tflops[gemm_precision] * 1e12,
-        attn_flops=gpu.dense_tflops[Precision.bf16] * 1e12,
-        bw=gpu.hbm_bandwidth_tb_s * 1e12,
-        power_cap_w=power_cap_w,
-    )
+    ctx = _context(catalog, llm, sys_, gpu, prec, power_cap_w)
+    cal = ctx.cal
     usd_gpu_h = system_usd_per_gpu_hour(catalog, system, region, pue)
     provisioned_kw = sys_.rack_power_max_kw / sys_.gpus_per_rack * pue
     host_w = max(sys_.rack_power_nominal_kw * 1000.0 / sys_.gpus_per_rack - gpu.tdp_w, 0.0)

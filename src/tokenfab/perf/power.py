@@ -5,8 +5,8 @@ The board draws its idle power plus a dynamic part that follows how busy the ten
 .. math::
     P = P_{idle} + (P_{TDP} - P_{idle})\\,\\left(w_c\\,u_c\\,f^{\\gamma-1} + w_m\\,u_m\\right)
 
-with :math:`u_c` the achieved share of peak FLOP/s at nominal clock, :math:`u_m` the achieved share of
-peak HBM bandwidth, :math:`f` the SM clock relative to nominal and :math:`\\gamma` the DVFS exponent
+with :math:`u_c` the share of the step the tensor cores are busy (compute time at the calibrated sustained
+rate over step time, at nominal clock), :math:`u_m` the share HBM is busy, :math:`f` the SM clock relative to nominal and :math:`\\gamma` the DVFS exponent
 (dynamic power :math:`\\propto f V^2` with voltage roughly following clock, so energy per FLOP
 :math:`\\propto f^{\\gamma-1}`). Memory-bound decode at small batch keeps :math:`u_c` low and draws well
 below TDP; prefill keeps :math:`u_c` high and reaches TDP, where the GPU's own limit clamps the clock.
@@ -42,13 +42,13 @@ def gpu_power_w(
     Parameters
     ----------
     compute_utilisation : array-like
-        Achieved FLOP/s over peak FLOP/s at nominal clock [-].
+        Share of time the tensor cores are busy, at nominal clock [-].
     memory_utilisation : array-like
-        Achieved HBM bytes/s over peak [-].
+        Share of time HBM is busy [-].
     idle_power_w, tdp_w : float
         Idle and rated board power [W].
     compute_weight, memory_weight : float
-        Dynamic power at full compute or full HBM use, as shares of :math:`P_{TDP} - P_{idle}` [-].
+        Dynamic power with tensor cores (HBM) busy all the time, as shares of :math:`P_{TDP} - P_{idle}` [-].
     clock_fraction : array-like
         SM clock relative to nominal [-].
     clock_power_exponent : float
@@ -81,8 +81,9 @@ def capped_clock_fraction(
     """Highest clock fraction :math:`f \\le 1` whose power stays under ``min(cap, TDP)`` (bisection).
 
     `compute_time_s` and `memory_time_s` stack the operator groups on axis 0; the step time at clock
-    :math:`f` is :math:`t(f) = \\sum_{op} \\max(t_{c,op} / f, t_{m,op}) + t_o` and the utilisations are the
-    step's FLOPs and bytes over :math:`t(f)` against nominal peaks.
+    :math:`f` is :math:`t(f) = \\sum_{op} \\max(t_{c,op} / f, t_{m,op}) + t_o` and the utilisations are
+    ``flops / peak_flops_per_s`` and ``bytes_ / peak_bytes_per_s`` over :math:`t(f)` (pass busy seconds
+    with unit peaks to use busy fractions).
     """
     cap = min(power_cap_w, tdp_w)
     tc = np.asarray(compute_time_s, dtype=float)

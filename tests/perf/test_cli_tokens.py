@@ -1,0 +1,127 @@
+"""`tokenfab tokens`: table, --json schema, pinned points, factory mix, bad input exits 2."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+
+RUNNER = CliRunner()
+REQUIRED_KEYS = {
+    "model",
+    "system",
+    "precision",
+    "tp",
+    "ep",
+    "concurrency",
+    "isl",
+    "osl",
+    "ttft_ms",
+    "itl_ms",
+    "tokens_per_s_per_user",
+    "prefill_tokens_per_s_per_gpu",
+    "decode_tokens_per_s_per_gpu",
+    "tokens_per_s_per_gpu_total",
+    "tokens_per_s_per_gpu_output",
+    "gpu_power_w",
+    "joules_per_token",
+    "usd_per_million_tokens",
+    "curve",
+}
+
+
+def run(*args):
+    return RUNNER.invoke(app, ["tokens", *args])
+
+
+def test_table_and_plot(tmp_path):
+    result = run("--model", "llama-3.3-70b", "--system", "hgx-h200", "--precision", "fp8", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Pareto front" in result.output and "operating point" in result.output
+    assert "tokens/s per GPU" in result.output
+    assert list(tmp_path.glob("*.png"))
+
+
+def test_json_schema(tmp_path):
+    result = run(
+        "--model", "gpt-oss-120b", "--system", "gb200-nvl72", "--isl", "1024", "--osl", "8192",
+        "--ttft-ms", "2000", "--itl-ms", "20", "--json", "--no-plot",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert REQUIRED_KEYS <= set(doc)
+    assert doc["model"] == "gpt-oss-120b" and doc["precision"] == "fp4" and doc["meets_targets"]
+    assert doc["itl_ms"] <= 20 and doc["ttft_ms"] <= 2000
+    assert doc["curve"] and REQUIRED_KEYS - {"curve"} <= set(doc["curve"][0])
+    assert doc["tokens_per_s_per_gpu_total"] == pytest.approx(doc["tokens_per_s_per_gpu_output"] * (1 + 1024 / 8192))
+
+
+def test_pinned_point():
+    result = run(
+        "--model", "llama-3.1-8b", "--system", "hgx-h100", "--precision", "bf16", "--tp", "1",
+        "--concurrency", "64", "--json", "--no-plot",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["tp"] == 1 and doc["concurrency"] == 64
+    assert all(p["concurrency"] == 64 and p["tp"] == 1 for p in doc["curve"])
+
+
+def test_power_cap_and_region():
+    base = json.loads(run("--model", "llama-3.1-8b", "--system", "hgx-h100", "--json", "--no-plot").output)
+    capped = json.loads(
+        run("--model", "llama-3.1-8b", "--system", "hgx-h100", "--power-cap-w", "350", "--region", "no-nordpool",
+            "--json", "--no-plot").output
+    )
+    assert capped["gpu_power_w"] <= 350 + 1e-6
+    assert capped["gco2_per_million_tokens"] < base["gco2_per_million_tokens"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "no-such-model", "--system", "hgx-h100"],
+        ["--model", "llama-3.1-8b", "--system", "no-such-system"],
+        ["--model", "llama-3.1-8b", "--system", "hgx-h100", "--precision", "fp16"],
+        ["--model", "llama-3.1-8b", "--system", "hgx-h100", "--isl", "0"],
+        ["--model", "llama-3.1-8b", "--system", "hgx-h100", "--isl", "abc"],
+        ["--model", "llama-3.1-8b", "--system", "hgx-h100", "--power-cap-w", "20"],
+        ["--model", "llama-3.1-8b", "--system", "hgx-h100", "--region", "mars"],
+        ["--model", "llama-3.1-8b"],
+        ["--design", "nope.json"],
+    ],
+)
+def test_bad_input_exits_2(args):
+    result = run(*args, "--no-plot")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_factory_mix(tmp_path):
+    from tests.conftest import EXAMPLES_DIR, compiled_example
+
+    design = compiled_example("row-1mw")
+    path = tmp_path / "design.json"
+    path.write_text(design.model_dump_json())
+    result = run("--design", str(path), "--mix", str(EXAMPLES_DIR / "mix-inference.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["gpus"] == design.metrics.gpus
+    assert doc["tokens_per_day_total"] > doc["tokens_per_day_output"] > 0
+    assert 0 < doc["usd_per_million_tokens"] < 100
+    assert {w["workload"] for w in doc["workloads"]} == {"chat", "reasoning", "agents"}
+    table = run("--design", str(path), "--mix", str(EXAMPLES_DIR / "mix-inference.yaml"))
+    assert table.exit_code == 0 and "tokens/day" in table.output
+
+
+def test_bad_mix_names_the_line(tmp_path):
+    from tests.conftest import compiled_example
+
+    path = tmp_path / "design.json"
+    path.write_text(compiled_example("row-1mw").model_dump_json())
+    mix = tmp_path / "mix.yaml"
+    mix.write_text("workloads:\n  - model: llama-3.1-8b\n    share: 1.5\n")
+    result = run("--design", str(path), "--mix", str(mix))
+    assert result.exit_code == 2
+    assert "mix.yaml:3" in result.output.replace("\n", "")
