@@ -254,3 +254,11 @@ def test_two_site_campus_paths_name_the_site(catalog):
     edited["sites"][1]["halls"][3]["cdus_installed"] = 1
     findings = check(Design.model_validate(edited), catalog, rule_ids=["COOL-001"])
     assert [f.path for f in findings] == ["site[1].hall[3]"]
+
+
+def test_docs_list_every_rule():
+    from tests.conftest import REPO_ROOT
+
+    docs = (REPO_ROOT / "docs" / "certify.md").read_text(encoding="utf-8")
+    missing = [rule_id for rule_id in RULES if f"| {rule_id} | {RULES[rule_id].severity} |" not in docs]
+    assert missing == []

@@ -918,7 +918,7 @@ def two_n_sides_balanced(design: Design, catalog: Catalog):
 
 @rule("RED-004", "redundancy", "CDU redundancy as requested", "error",
       "A hall without the requested spare CDU loses cooling capacity on the first CDU failure or service.",
-      "n_CDU ≥ N_CDU (+1 | ×2); N_CDU = max(⌈Q/Q_CDU⌉, ⌈V̇/V̇_CDU⌉)")
+      "n_CDU ≥ N_CDU + 1 (N+1) or 2 N_CDU (2N); N_CDU = max(⌈Q/Q_CDU⌉, ⌈V̇/V̇_CDU⌉)")
 def cdu_redundancy(design: Design, catalog: Catalog):
     for i, site, path in _sites(design):
         requested = _requested(design, i)
