@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,6 +79,7 @@ class ScenarioSettings(_Strict):
 
     workload: str = Field(min_length=1, description="workload file, relative to the sweep file")
     days: float = Field(default=1.0, gt=0, le=30)
+    policy: str = Field(default="topology_packing", description="placement policy of the fleet scheduler")
     seed: int = 0
 
 
@@ -242,6 +244,7 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
     }
     if base["scenario"] is not None:
         base["scenario"]["workload"] = str((sweep_dir / sweep.scenario.workload).resolve())
+        _check_workload(doc, base["scenario"]["workload"])
 
     targets = {}
     for name, values in sweep.parameters.items():
@@ -287,6 +290,18 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         notes.append(f"{duplicates} duplicate point(s) dropped")
     return SweepPlan(name=sweep.name, path=str(path), base_path=str(base_path),
                      parameter_names=tuple(sweep.parameters), points=points, stages=stages, notes=notes)
+
+
+def _check_workload(doc: LocatedYaml, path: str) -> None:
+    """A scenario's workload file must read cleanly (when the twin is installed to read it)."""
+    try:
+        from tokenfab.twin.workload import load_workload
+    except ImportError:
+        return
+    try:
+        load_workload(path)
+    except InputError as exc:
+        raise doc.error(["scenario", "workload"], f"workload: {exc}") from None
 
 
 def _check_value(base: dict, target: str, inner: tuple, value: Any) -> str | None:
@@ -474,20 +489,27 @@ def tokens_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
 
 
 def simulate_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
-    """Headline metrics of a short digital-twin run of the design (only when the sweep has a scenario)."""
-    from tokenfab.twin import run as twin_run
+    """Headline figures of a short digital-twin run of the design (only when the sweep has a scenario).
+
+    Every scalar of the run's summary becomes a column prefixed ``sim_`` (see docs/twin.md for their
+    meaning), plus ``sim_energy_mwh``.
+    """
+    from tokenfab.twin.run import simulate
 
     scenario = point.scenario or {}
-    result = twin_run.simulate(design=design, workload=scenario["workload"], days=scenario["days"],
-                               seed=scenario["seed"], catalog=catalog)
-    metrics = getattr(result, "metrics", result)
-    if hasattr(metrics, "model_dump"):
-        metrics = metrics.model_dump()
-    elif hasattr(metrics, "to_dict"):
-        metrics = metrics.to_dict()
-    elif not isinstance(metrics, dict):
-        metrics = dict(vars(metrics))
-    return {f"sim_{k}": v for k, v in metrics.items() if isinstance(v, int | float | str | bool) or v is None}
+    run = simulate(design, _workload(scenario["workload"]), days=scenario["days"], policy=scenario["policy"],
+                   seed=scenario["seed"], catalog=catalog)
+    columns = {f"sim_{k}": v for k, v in run.summary.items() if isinstance(v, int | float | str | bool) or v is None}
+    columns["sim_energy_mwh"] = run.energy_kwh / 1000.0
+    return columns
+
+
+@lru_cache(maxsize=8)
+def _workload(path: str):
+    """A workload file, read once per worker process."""
+    from tokenfab.twin.workload import load_workload
+
+    return load_workload(path)
 
 
 _STAGE_COLUMNS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -620,6 +642,8 @@ def run_sweep(
     catalog_dirs : paths
         User catalog directories laid over the bundled catalog (must be readable by every worker).
     """
+    from tokenfab.catalog.load import load_catalog
+
     started = time.perf_counter()
     store = PointStore(out_dir)
     done = store.rows()
@@ -635,6 +659,7 @@ def run_sweep(
         if todo:
             execute = _execute_on_ray if use_ray else _execute_locally
             dirs = tuple(str(Path(d).resolve()) for d in catalog_dirs)
+            load_catalog(dirs)  # a bad catalog is the user's input error, raised here once, not per point
             for row in execute(todo, workers, ray_address, dirs):
                 store.append(handle, row)
                 done[row["point_key"]] = row
@@ -677,22 +702,33 @@ def _execute_locally(points: list[SweepPoint], workers: int, _address: str | Non
             raise
 
 
+RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray reads this (into ``ray_constants.ENABLE_RAY_CLUSTER``) to decide whether 127.0.0.1 is resolved to the
+machine's reachable address; off, a local instance listens on loopback only."""
+
+
 def _execute_on_ray(points: list[SweepPoint], workers: int, address: str | None,
                     catalog_dirs: tuple[str, ...]) -> Iterator[dict]:
     """Rows as they finish on Ray: a local instance (127.0.0.1, no dashboard) or the cluster at `address`."""
+    local = address is None
+    saved_env = os.environ.get(RAY_CLUSTER_ENV)
+    if local:
+        os.environ[RAY_CLUSTER_ENV] = "0"
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError:
         raise RuntimeError("--ray needs Ray: pip install 'tokenfab[ray]'") from None
-
+    saved_constant = ray_constants.ENABLE_RAY_CLUSTER
     started_here = not ray.is_initialized()
-    if started_here:
-        if address is None:
+    try:
+        if started_here and local:
+            # Ray 2.60 turns _node_ip_address="127.0.0.1" into the machine's address while clusters are enabled.
+            ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(address=None, include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=workers,
                      log_to_driver=False, configure_logging=False)
-        else:
+        elif started_here:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
-    try:
         remote_point = ray.remote(num_cpus=1)(run_point)
         in_flight_max = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
         queue = iter(points)
@@ -704,8 +740,14 @@ def _execute_on_ray(points: list[SweepPoint], workers: int, address: str | None,
                 pending.append(remote_point.remote(point, catalog_dirs))
             yield ray.get(finished[0])
     finally:
-        if started_here:
+        if started_here and ray.is_initialized():
             ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if local:
+            if saved_env is None:
+                os.environ.pop(RAY_CLUSTER_ENV, None)
+            else:
+                os.environ[RAY_CLUSTER_ENV] = saved_env
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -129,7 +129,10 @@ def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str,
 def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
     figure, axes = _figure()
     ordered = effects.sort_values()
-    axes.barh(list(ordered.index), ordered.to_numpy(dtype=float), color="#3b6ea5")
+    values = ordered.fillna(0.0).to_numpy(dtype=float)
+    axes.barh(list(ordered.index), values, color="#3b6ea5")
+    for position, value in enumerate(values):
+        axes.text(min(value + 0.01, 0.9), position, f"{value:.2f}", va="center", fontsize=8)
     axes.set_xlim(0, 1)
     axes.set_xlabel(f"η² on {metric} (share of variance explained)")
     axes.set_title("Parameters that matter most (one-way ANOVA effect size)")

@@ -108,10 +108,19 @@ def test_killed_cli_run_resumes_from_written_rows(tmp_path):
 
 @pytest.mark.xdist_group("ray")
 def test_ray_and_local_pool_give_the_same_rows(tmp_path):
-    pytest.importorskip("ray")
     path = small_sweep(tmp_path, "  sites[0].system: [gb200-nvl72, hgx-h200, no-such-system]\n")
     plan = plan_sweep(path)
     local = run_sweep(plan, tmp_path / "local", workers=2)
-    on_ray = run_sweep(plan, tmp_path / "ray", workers=1, use_ray=True)
+    ray = pytest.importorskip("ray")
+    addresses = []
+
+    def node_addresses(_row):
+        addresses.extend(n["NodeManagerAddress"] for n in ray.nodes())
+
+    on_ray = run_sweep(plan, tmp_path / "ray", workers=1, use_ray=True, on_row=node_addresses)
+    assert set(addresses) == {"127.0.0.1"}, "a local Ray instance listens on loopback only"
+    assert not ray.is_initialized()
     assert on_ray.executor == "ray" and on_ray.computed == 3
-    assert comparable(on_ray.rows) == comparable(local.rows)
+    differences = [(a["point_index"], k, a.get(k), b.get(k)) for a, b in zip(on_ray.rows, local.rows, strict=True)
+                   for k in set(a) | set(b) if k != "elapsed_s" and a.get(k) != b.get(k)]
+    assert not differences, differences

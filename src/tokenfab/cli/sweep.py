@@ -84,7 +84,7 @@ def sweep_command(
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished rows are in {out_dir / 'points.jsonl'}; rerun to resume")
         raise typer.Exit(130) from None
-    except RuntimeError as exc:
+    except (RuntimeError, InputError) as exc:
         fail_bad_input(str(exc))
 
     files = write_results(outcome, out_dir)
