@@ -68,7 +68,7 @@ def racks_stopped_by_cdu_loss(cdus_required: int, cdus_available: int, hall_rack
     """
     if cdus_required <= 0 or cdus_available >= cdus_required:
         return 0
-    return int(math.ceil(hall_racks * (1.0 - max(cdus_available, 0) / cdus_required)))
+    return int(math.ceil(hall_racks * (1.0 - max(cdus_available, 0) / cdus_required) - 1e-9))
 
 
 def energy_from_steps_kwh(step_time_s: np.ndarray, step_power_kw: np.ndarray, end_s: float) -> float:

@@ -711,9 +711,8 @@ class Simulation:
         self._refresh()
         self._record(t)
         events += self._want_schedule(t)
-        nxt = t + self.tick_s
-        if nxt <= self.horizon_s + 1e-9:
-            events.append(Tick(min(nxt, self.horizon_s), index + 1))
+        if t < self.horizon_s - 1e-9:
+            events.append(Tick(min(t + self.tick_s, self.horizon_s), index + 1))
         return events
 
     def _autoscale(self, t: float, svc: InferenceService, observed_requests_per_s: float) -> None:

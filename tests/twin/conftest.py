@@ -1,0 +1,49 @@
+"""Shared fixtures for the twin tests: small compiled designs, the public traces when present."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tokenfab.blueprint.compile import compile
+from tokenfab.catalog.load import load_catalog
+from tokenfab.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def design_10mw(catalog):
+    spec, _ = load_spec(REPO / "examples" / "site-10mw.yaml")
+    return compile(spec, catalog)
+
+
+@pytest.fixture(scope="session")
+def design_1mw(catalog):
+    spec, _ = load_spec(REPO / "examples" / "row-1mw.yaml")
+    return compile(spec, catalog)
+
+
+@pytest.fixture(scope="session")
+def traces():
+    if not (DATA / "azure-llm").is_dir() or not (DATA / "mooncake").is_dir():
+        pytest.skip(f"public traces not found under {DATA} (shared data folder absent)")
+    from tokenfab.traces.llm import read_trace
+
+    return {name: read_trace(name) for name in ("azure-conv", "azure-code", "mooncake")}
+
+
+@pytest.fixture(scope="session")
+def acme_rows():
+    path = DATA / "acme" / "cluster_summary.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data folder absent)")
+    return list(csv.DictReader(path.open(encoding="utf-8")))
