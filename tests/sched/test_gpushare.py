@@ -294,7 +294,7 @@ def test_cli_table_and_all_policies(tmp_path):
     result = CliRunner().invoke(app, ["replay-openb", "--nodes", str(nodes), "--pods", str(pods), "--policy", "all",
                                       "--seeds", "7", "--jobs", "1"])
     assert result.exit_code == 0, result.output
-    assert "unalloc@100" in result.output and "bestfit" in result.output
+    assert "unalloc@100" in result.output and "fgd" in result.output
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ class Workload:
 
     ``gpu_milli`` is the per-GPU share (0 for a CPU-only pod); ``spec_code`` indexes
     ``spec_allowed[spec, model]`` (spec 0 is "any model"); ``shape_code`` numbers the distinct
-    (cpu, gpu_milli, num_gpu, spec) shapes, the key of FGD's typical-pod distribution.
+    (cpu, memory, gpu_milli, num_gpu, spec) requests (the key of the score caches).
     """
 
     names: tuple[str, ...]
@@ -129,7 +129,8 @@ class Workload:
         allowed = np.zeros((len(specs), max(1, len(cluster.models))), dtype=bool)
         for i, s in enumerate(specs):
             allowed[i, : len(cluster.models)] = [_model_accepted(m, s) for m in cluster.models]
-        shapes = np.stack([pods.cpu_milli.astype(np.int64), gpu_milli, num_gpu, spec_code], axis=1)
+        shapes = np.stack([pods.cpu_milli.astype(np.int64), pods.memory_mib.astype(np.int64), gpu_milli, num_gpu,
+                           spec_code], axis=1)
         _, shape_code = np.unique(shapes, axis=0, return_inverse=True)
         return cls(
             names=pods.names,
@@ -232,12 +233,18 @@ class FragmentationModel:
     group_num_gpu: np.ndarray
     access: np.ndarray  # [model, group] bool
     cpu_thresholds: np.ndarray  # sorted distinct typical CPU requests
-    weight_table: np.ndarray  # [len(cpu_thresholds) + 1, group]: W_j at each CPU level (integer weights)
+    mem_thresholds: np.ndarray  # sorted distinct typical memory requests (empty: memory ignored, as in FGD)
+    weight_table: np.ndarray  # [cpu level, memory level, group]: W_j (integer weights)
     total_weight: int
 
 
-def fragmentation_model(typical: TypicalPods, workload: Workload) -> FragmentationModel:
-    """Build the :class:`FragmentationModel` of a typical-pod distribution."""
+def fragmentation_model(typical: TypicalPods, workload: Workload, memory_aware: bool = False) -> FragmentationModel:
+    """Build the :class:`FragmentationModel` of a typical-pod distribution.
+
+    With ``memory_aware`` (our extension, not in FGD), a typical pod also needs its memory: the
+    weight of each typical shape is spread over the memory requests of the workload's pods of that
+    shape, and :math:`W_j(c, m)` counts the pods of group j with ``cpu ≤ c`` and ``memory ≤ m``.
+    """
     is_gpu = typical.gpu_milli > 0
     keys = np.stack([typical.gpu_milli, typical.num_gpu, typical.spec_code], axis=1)[is_gpu]
     if len(keys):
@@ -247,11 +254,21 @@ def fragmentation_model(typical: TypicalPods, workload: Workload) -> Fragmentati
         groups, group_of = np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
     cpu = typical.cpu_milli[is_gpu]
     weight = typical.weight[is_gpu]
-    thresholds = np.unique(cpu)
-    table = np.zeros((len(thresholds) + 1, len(groups)), dtype=np.int64)
-    level_of = np.searchsorted(thresholds, cpu, side="left") + 1  # pod k counts once c >= its cpu
-    np.add.at(table, (level_of, group_of), weight)
-    table = np.cumsum(table, axis=0)
+    mem = np.zeros(len(cpu), dtype=np.int64)
+    if memory_aware and len(cpu):
+        shape_rows = np.stack([typical.cpu_milli, typical.gpu_milli, typical.num_gpu, typical.spec_code], axis=1)[is_gpu]
+        pod_rows = np.stack([workload.cpu_milli, workload.gpu_milli, workload.num_gpu, workload.spec_code], axis=1)
+        match = (pod_rows[:, None, :] == shape_rows[None, :, :]).all(axis=2)  # [pod, typical GPU shape]
+        pod_idx, shape_idx = np.nonzero(match)
+        cpu, weight, mem = cpu[shape_idx], np.ones(len(pod_idx), dtype=np.int64), workload.memory_mib[pod_idx]
+        group_of = group_of[shape_idx]
+    cpu_thresholds = np.unique(cpu)
+    mem_thresholds = np.unique(mem) if memory_aware else np.zeros(0, dtype=np.int64)
+    table = np.zeros((len(cpu_thresholds) + 1, len(mem_thresholds) + 1, len(groups)), dtype=np.int64)
+    cpu_level = np.searchsorted(cpu_thresholds, cpu, side="left") + 1  # pod k counts once c >= its cpu
+    mem_level = np.searchsorted(mem_thresholds, mem, side="left") + 1 if memory_aware else np.zeros(len(cpu), int)
+    np.add.at(table, (cpu_level, mem_level, group_of), weight)
+    table = np.cumsum(np.cumsum(table, axis=0), axis=1)
     access = workload.spec_allowed[groups[:, 2]].T if len(groups) else np.zeros(
         (workload.spec_allowed.shape[1], 0), dtype=bool
     )
@@ -259,25 +276,31 @@ def fragmentation_model(typical: TypicalPods, workload: Workload) -> Fragmentati
         group_gpu_milli=groups[:, 0].astype(np.int64),
         group_num_gpu=groups[:, 1].astype(np.int64),
         access=np.ascontiguousarray(access),
-        cpu_thresholds=thresholds.astype(np.int64),
+        cpu_thresholds=cpu_thresholds.astype(np.int64),
+        mem_thresholds=mem_thresholds.astype(np.int64),
         weight_table=table,
         total_weight=int(typical.weight.sum()),
     )
 
 
 def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: np.ndarray,
-                    model_code: np.ndarray) -> np.ndarray:
+                    model_code: np.ndarray, mem_free: np.ndarray | None = None) -> np.ndarray:
     """FGD's expected GPU fragment of node states, in milli-GPU × ``model.total_weight`` (exact).
 
-    ``gpu_free`` has shape ``(..., G)``; ``cpu_free`` and ``model_code`` broadcast to ``(...)``.
+    ``gpu_free`` has shape ``(..., G)``; ``cpu_free``, ``model_code`` (and ``mem_free``, used only by
+    a memory-aware model) broadcast to ``(...)``.
     """
     gpu_free = np.asarray(gpu_free, dtype=np.int64)
     total_free = gpu_free.sum(axis=-1)
     usable_mask = gpu_free[..., :, None] >= model.group_gpu_milli  # (..., G, J)
     count_usable = usable_mask.sum(axis=-2)
     usable_milli = (gpu_free[..., :, None] * usable_mask).sum(axis=-2)
-    level = np.searchsorted(model.cpu_thresholds, cpu_free, side="right")
-    weight = model.weight_table[level]  # (..., J)
+    cpu_level = np.searchsorted(model.cpu_thresholds, cpu_free, side="right")
+    if len(model.mem_thresholds) and mem_free is not None:
+        mem_level = np.searchsorted(model.mem_thresholds, mem_free, side="right")
+    else:
+        mem_level = np.zeros_like(cpu_level)
+    weight = model.weight_table[cpu_level, mem_level]  # (..., J)
     satisfied = (count_usable >= model.group_num_gpu) & model.access[model_code]
     return total_free * model.total_weight - (satisfied * usable_milli * weight).sum(axis=-1)
 
@@ -564,7 +587,8 @@ class FgdScorer(Scorer):
         stale = nodes[self._frag_version[nodes] != state.version[nodes]]
         if len(stale):
             self._frag_now[stale] = fragment_scaled(
-                self.frag, state.gpu_free[stale], state.cpu_free[stale], self.cluster.model_code[stale]
+                self.frag, state.gpu_free[stale], state.cpu_free[stale], self.cluster.model_code[stale],
+                state.mem_free[stale],
             )
             self._frag_version[stale] = state.version[stale]
         return self._frag_now[nodes]
@@ -575,13 +599,14 @@ class FgdScorer(Scorer):
         before = self.fragment_now(state, nodes)
         rows = state.gpu_free[nodes]
         cpu_after = state.cpu_free[nodes] - pod.cpu_milli
+        mem_after = state.mem_free[nodes] - pod.memory_mib
         model = self.cluster.model_code[nodes]
         if pod.is_gpu_share:
             slots = rows.shape[1]
             after_rows = np.repeat(rows[:, None, :], slots, axis=1)
             diagonal = np.arange(slots)
             after_rows[:, diagonal, diagonal] -= pod.gpu_milli
-            after = fragment_scaled(self.frag, after_rows, cpu_after[:, None], model[:, None])
+            after = fragment_scaled(self.frag, after_rows, cpu_after[:, None], model[:, None], mem_after[:, None])
             fits = rows >= pod.gpu_milli
             return np.where(fits, before[:, None] - after, np.iinfo(np.int64).min), fits
         after_rows = rows.copy()
@@ -589,7 +614,7 @@ class FgdScorer(Scorer):
             full = after_rows >= GPU_MILLI
             taken = full & (np.cumsum(full, axis=1) <= pod.num_gpu)
             after_rows[taken] = 0
-        after = fragment_scaled(self.frag, after_rows, cpu_after, model)
+        after = fragment_scaled(self.frag, after_rows, cpu_after, model, mem_after)
         return (before - after)[:, None], np.ones((len(nodes), 1), dtype=bool)
 
     def node_scores(self, deltas: np.ndarray, fits: np.ndarray) -> np.ndarray:
@@ -643,6 +668,22 @@ class FgdPackScorer(FgdScorer):
         return cached_score[nodes], cached_gpu[nodes]
 
 
+class FgdMemScorer(FgdScorer):
+    """Ours, "fgd-mem": FGD with a memory-aware fragmentation measure and a consolidating tie-break.
+
+    FGD judges whether a typical pod still fits a node by its GPU and CPU only; on the openb nodes
+    memory binds too (a G2 node has 48 GiB per GPU, the median whole-GPU pod asks 47 GiB). Here a
+    typical pod also needs its memory (:func:`fragmentation_model` with ``memory_aware``). Among the
+    nodes with the best FGD score we prefer one already running GPU pods over an idle one, then the
+    seed's node order: ``score = 2 · fgd + [node in use]``.
+    """
+
+    def score(self, state, pod, nodes, rng):
+        scores, gpus = super().score(state, pod, nodes, rng)
+        in_use = state.gpu_full_count[nodes] < state.cluster.gpu_count[nodes]
+        return scores * 2 + in_use, gpus
+
+
 @dataclass(frozen=True)
 class Policy:
     """A registered placement policy: ``make(cluster, workload)`` builds its scorer for one replay."""
@@ -653,9 +694,9 @@ class Policy:
     published_label: str | None = None  # its name in the FGD expected-results CSV
 
 
-def _make_fgd(cls: type[FgdScorer]) -> Callable[[Cluster, Workload], Scorer]:
+def _make_fgd(cls: type[FgdScorer], memory_aware: bool = False) -> Callable[[Cluster, Workload], Scorer]:
     def make(cluster: Cluster, workload: Workload) -> Scorer:
-        return cls(fragmentation_model(typical_pods(workload), workload), cluster)
+        return cls(fragmentation_model(typical_pods(workload), workload, memory_aware), cluster)
 
     return make
 
@@ -673,7 +714,9 @@ POLICIES: dict[str, Policy] = {
         Policy("bestfit", "the node left with the least free CPU and GPU", lambda c, w: BestFitScorer(),
                "05-BestFit"),
         Policy("fgd", "Fragmentation Gradient Descent (Weng et al., ATC'23)", _make_fgd(FgdScorer), "06-FGD"),
-        Policy("fgd-pack", "ours: FGD's exact fragment gradient, BestFit tie-break", _make_fgd(FgdPackScorer)),
+        Policy("fgd-pack", "FGD's exact fragment gradient, BestFit tie-break", _make_fgd(FgdPackScorer)),
+        Policy("fgd-mem", "ours: FGD with memory-aware typical pods, busy nodes first on ties",
+               _make_fgd(FgdMemScorer, True)),
     )
 }
 """Policies by name (lower case)."""
