@@ -83,5 +83,7 @@ def test_tenant_role_cannot_do_operator_things(api):
     assert api.client.post("/api/v1/racks/0/drain", headers=headers).status_code == 403
     assert api.client.put("/api/v1/power/cap", headers=headers, json={"cap_kw": 1}).status_code == 403
     assert api.client.get("/metrics", headers=headers).status_code == 403
+    assert api.client.get("/api/v1/power", headers=headers).status_code == 403
+    assert api.client.get("/api/v1/telemetry", headers=headers).status_code == 403
     with api.service.sessions() as session:
         assert session.scalar(select(ApiTokenRow).where(ApiTokenRow.name == "x")) is None

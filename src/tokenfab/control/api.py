@@ -238,7 +238,7 @@ power = APIRouter(prefix=f"{API_PREFIX}/power", tags=["power"], responses=ERRORS
 
 @power.get("", response_model=s.PowerStatus)
 def get_power(service: ServiceDep, principal: CurrentPrincipal) -> s.PowerStatus:
-    """Facility cap, current draw and recent grid events."""
+    """Facility cap, current draw and recent grid events (operator)."""
     return service.power(principal)
 
 
@@ -267,7 +267,7 @@ def usage(service: ServiceDep, principal: CurrentPrincipal) -> s.UsagePublic:
 def telemetry(
     service: ServiceDep, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500
 ) -> s.TelemetryPublic:
-    """Power draw, allocated GPUs and tokens per second over time."""
+    """Power draw, allocated GPUs and tokens per second over time (operator)."""
     return service.telemetry(principal, limit)
 
 

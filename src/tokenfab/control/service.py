@@ -70,7 +70,7 @@ from tokenfab.control.store import (
 from tokenfab.fleet import HEALTH_CORDONED, HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, from_design
 from tokenfab.io.yamlfile import InputError
 from tokenfab.sched.scheduler import Scheduler
-from tokenfab.sched.types import Placement, Policy, Request, Unplaceable, WorkloadKind
+from tokenfab.sched.types import Level, Placement, Policy, Request, Unplaceable, WorkloadKind
 
 IDLE_POWER_FRACTION = 0.3
 """estimate: share of a rack's nominal power drawn with no GPU allocated (fans, pumps, CPUs, idle GPUs)."""
@@ -232,6 +232,7 @@ class ControlService:
         fleet.node_health[:] = HEALTH_OK
         fleet.domain_tenant[:] = -1
         self.scheduler = Scheduler(fleet, Policy.topology_packing)
+        self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
         self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
         self.workload_tenant: dict[str, str] = {}
         self.power_cap_kw: float | None = None
@@ -248,7 +249,7 @@ class ControlService:
             for health, nodes in unhealthy.items():
                 self.scheduler.set_health(nodes, HEALTH_CODE[Health(health)])
             for tenant in session.scalars(select(TenantRow)):
-                self._set_quota(tenant.name, tenant.quota_gpus)
+                self._remember_tenant(tenant)
             cap = session.get(Meta, "power_cap_kw")
             self.power_cap_kw = float(cap.value) if cap is not None and cap.value != "" else None
             rows = session.execute(
@@ -334,7 +335,7 @@ class ControlService:
             )
             session.add(row)
             session.flush()
-            self._set_quota(body.name, body.quota_gpus)
+            self._remember_tenant(row)
             self._audit(
                 session,
                 principal,
@@ -354,7 +355,7 @@ class ControlService:
             before = _tenant_facts(row)
             for field in body.model_fields_set:
                 setattr(row, field, getattr(body, field))
-            self._set_quota(row.name, row.quota_gpus)
+            self._remember_tenant(row)
             self._audit(
                 session,
                 principal,
@@ -642,6 +643,7 @@ class ControlService:
     # ------------------------------------------------------------------ power
 
     def power(self, principal: Principal, evicted: list[str] | None = None) -> s.PowerStatus:
+        _require_operator(principal)  # the facility's figures are not a tenant's share
         with self.sessions() as session:
             events = list(session.scalars(select(PowerEventRow).order_by(PowerEventRow.id.desc()).limit(50)))
         it_kw = self.it_draw_kw()
@@ -910,6 +912,7 @@ class ControlService:
         return s.UsagePublic(data=data, count=len(data))
 
     def telemetry(self, principal: Principal, limit: int = 500) -> s.TelemetryPublic:
+        _require_operator(principal)
         with self.sessions() as session:
             rows = list(session.scalars(select(TelemetryRow).order_by(TelemetryRow.id.desc()).limit(limit)))
         rows.reverse()
@@ -1055,7 +1058,9 @@ class ControlService:
             raise Invalid(f"{total} GPUs do not split into slices of {body.slice_gpus}", "slice_gpus")
 
     def _request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
-        tenant = session.scalar(select(TenantRow).where(TenantRow.name == tenant_name))
+        if tenant_name not in self.residency:
+            self._remember_tenant(session.scalar(select(TenantRow).where(TenantRow.name == tenant_name)))
+        allowed_sites, allowed_halls = self.residency[tenant_name]
         spec = row.spec
         slice_gpus = spec.get("gpus", 0) if row.kind == "inference" else spec.get("slice_gpus", 0)
         return Request(
@@ -1068,12 +1073,16 @@ class ControlService:
             priority=row.priority,
             preemptible=bool(spec.get("preemptible", True)),
             exclusive_domains=True,
-            allowed_sites=tuple(tenant.allowed_sites)
-            if tenant and tenant.allowed_sites is not None
-            else None,
-            allowed_halls=tuple(tenant.allowed_halls)
-            if tenant and tenant.allowed_halls is not None
-            else None,
+            allowed_sites=allowed_sites,
+            allowed_halls=allowed_halls,
+        )
+
+    def _remember_tenant(self, tenant: TenantRow) -> None:
+        """Keep the scheduler's quota and the residency its requests carry in step with the store."""
+        self._set_quota(tenant.name, tenant.quota_gpus)
+        self.residency[tenant.name] = (
+            tuple(tenant.allowed_sites) if tenant.allowed_sites is not None else None,
+            tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
         )
 
     def _try_place(self, session: Session, row: WorkloadRow, tenant_name: str) -> bool:
@@ -1146,8 +1155,12 @@ class ControlService:
             .order_by(WorkloadRow.priority.desc(), WorkloadRow.created_at)
             .limit(QUEUE_ATTEMPTS_PER_PASS)
         ).all()
+        free_gpus = int(self.scheduler.free_gpus(Level.site).sum())
         for row, tenant in queued:
+            if row.gpus > free_gpus:  # cannot fit anywhere now; its reason stays as it was
+                continue
             if self._try_place(session, row, tenant):
+                free_gpus -= row.gpus
                 placed.append(row.id)
                 self._audit(
                     session,
