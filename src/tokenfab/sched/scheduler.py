@@ -238,7 +238,7 @@ class Scheduler:
         """
         nodes = np.asarray(placement.nodes, dtype=np.int64)
         gpus = np.asarray(placement.gpus_per_node, dtype=np.int64)
-        share_milli = int(round(placement.gpu_fraction * MILLI_PER_GPU))
+        share_milli = int(round((placement.gpu_fraction or request.gpu_fraction) * MILLI_PER_GPU))
         slot = -1
         if share_milli:
             node = int(nodes[0])
@@ -246,7 +246,7 @@ class Scheduler:
             fits = np.flatnonzero((used > 0) & (used + share_milli <= MILLI_PER_GPU))
             slot = int(fits[0]) if len(fits) else int(np.flatnonzero(used == 0)[0])
         self._sequence += 1
-        fixed = Placement(placement.request_id, nodes, gpus, placement.gpu_fraction, list(placement.evicted))
+        fixed = Placement(placement.request_id, nodes, gpus, share_milli / MILLI_PER_GPU, list(placement.evicted))
         milli = int(gpus.sum()) * MILLI_PER_GPU if not share_milli else share_milli
         held = Allocation(request, self._tenant_code(request.tenant), fixed,
                           np.unique(self.fleet.node_domain[nodes]).astype(np.int64), milli,
@@ -265,6 +265,8 @@ class Scheduler:
         nodes = np.unique(np.asarray(nodes, dtype=np.int64))
         if not len(nodes):
             return []
+        if nodes[0] < 0 or nodes[-1] >= self.fleet.n_nodes:
+            raise ValueError(f"node ids must be in [0, {self.fleet.n_nodes}), got {nodes[0]}..{nodes[-1]}")
         old = self.fleet.node_health[nodes].copy()
         was_ok = old == HEALTH_OK
         now_ok = health == HEALTH_OK
@@ -417,7 +419,7 @@ class Scheduler:
             slice_gpus = need  # an inference replica is one TP×EP group inside one domain
         ask = _Ask(request, need, slice_gpus, request.whole_domains, self._domain_mask(request))
         if request.level is not None:
-            start = request.level
+            start = Level.domain if request.level == Level.node and ask.whole else request.level
             if request.level_required:
                 levels: tuple = (start,)
             elif start == Level.node:
