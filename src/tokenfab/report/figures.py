@@ -180,8 +180,7 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
             Patch(facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], label=f"rack ({site.rack.system})"),
             Patch(facecolor=PALETTE["cold"], label="cold aisle"),
             Patch(facecolor=PALETTE["hot"], label="hot aisle (contained)"),
-            Patch(facecolor=PALETTE["cdu"], label="CDU"),
-        ],
+        ] + ([Patch(facecolor=PALETTE["cdu"], label="CDU")] if hall.cdus_installed else []),
         loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, frameon=False, fontsize=8,
     )
     fig.tight_layout()
