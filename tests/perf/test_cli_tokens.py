@@ -5,7 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tokenfab.cli import app
+import tokenfab.cli.tokens  # noqa: F401  (registers `tokens`; the rest of the CLI is not needed)
+from tokenfab.cli.app import app
 
 RUNNER = CliRunner()
 REQUIRED_KEYS = {
@@ -98,30 +99,52 @@ def test_bad_input_exits_2(args):
     assert "Traceback" not in result.output
 
 
-def test_factory_mix(tmp_path):
-    from tests.conftest import EXAMPLES_DIR, compiled_example
+def fake_design():
+    """The parts of a compiled Design that the factory prediction reads (no CoolProp import needed)."""
+    from types import SimpleNamespace as NS
 
-    design = compiled_example("row-1mw")
+    site = NS(
+        name="row-a",
+        system="gb200-nvl72",
+        region="us-pjm-dominion",
+        metrics=NS(gpus=432, pue_annual=1.15, usd_per_gpu_hour=2.1),
+    )
+    return NS(name="row-1mw", sites=[site], metrics=NS(gpus=432))
+
+
+@pytest.fixture
+def design_path(tmp_path, monkeypatch):
+    import tokenfab.blueprint.design as design_module
+
     path = tmp_path / "design.json"
-    path.write_text(design.model_dump_json())
-    result = run("--design", str(path), "--mix", str(EXAMPLES_DIR / "mix-inference.yaml"), "--json")
+    path.write_text("{}")
+    monkeypatch.setattr(design_module, "load_design", lambda p: fake_design())
+    return path
+
+
+def test_factory_mix(design_path):
+    from tests.conftest import EXAMPLES_DIR
+
+    mix = str(EXAMPLES_DIR / "mix-inference.yaml")
+    result = run("--design", str(design_path), "--mix", mix, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["gpus"] == design.metrics.gpus
+    assert doc["gpus"] == 432
     assert doc["tokens_per_day_total"] > doc["tokens_per_day_output"] > 0
-    assert 0 < doc["usd_per_million_tokens"] < 100
+    # Cost per million output tokens = the factory's $/day over its output tokens per day.
+    assert doc["usd_per_million_tokens"] == pytest.approx(2.1 * 432 * 24 / (doc["tokens_per_day_output"] / 1e6))
     assert {w["workload"] for w in doc["workloads"]} == {"chat", "reasoning", "agents"}
-    table = run("--design", str(path), "--mix", str(EXAMPLES_DIR / "mix-inference.yaml"))
+    assert sum(w["gpus"] for w in doc["workloads"]) == pytest.approx(432)
+    table = run("--design", str(design_path), "--mix", mix)
     assert table.exit_code == 0 and "tokens/day" in table.output
 
 
-def test_bad_mix_names_the_line(tmp_path):
-    from tests.conftest import compiled_example
-
-    path = tmp_path / "design.json"
-    path.write_text(compiled_example("row-1mw").model_dump_json())
+def test_bad_mix_names_the_line(design_path, tmp_path):
     mix = tmp_path / "mix.yaml"
     mix.write_text("workloads:\n  - model: llama-3.1-8b\n    share: 1.5\n")
-    result = run("--design", str(path), "--mix", str(mix))
+    result = run("--design", str(design_path), "--mix", str(mix))
     assert result.exit_code == 2
     assert "mix.yaml:3" in result.output.replace("\n", "")
+    mix.write_text("workloads:\n  - model: no-such-model\n    share: 0.5\n")
+    result = run("--design", str(design_path), "--mix", str(mix))
+    assert result.exit_code == 2 and "unknown model" in result.output
