@@ -339,18 +339,21 @@ def cost_figure(design: Design) -> Figure:
 def pue_figure(design: Design) -> Figure:
     """PUE against outdoor dry-bulb for each site's heat rejection, with its design day and annual PUE."""
     fig, ax = plt.subplots(figsize=(11, 3.8))
+    design_days: set[float] = set()
     for k, site in enumerate(design.sites):
         colour = CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]
         temps = [t for t, _ in site.cooling.pue_by_outdoor_temp_c]
         pues = [p for _, p in site.cooling.pue_by_outdoor_temp_c]
         ax.plot(temps, pues, marker="o", ms=4, color=colour, lw=1.8,
-                label=f"{site.name}: {site.cooling.heat_rejection} @ {site.cooling.facility_supply_temp_c:.0f} °C supply")
-        ax.axvline(site.climate.design_dry_bulb_c, color=colour, ls=":", lw=1)
-        ax.text(site.climate.design_dry_bulb_c, max(pues), f" design day {site.climate.design_dry_bulb_c:g} °C",
-                color=colour, fontsize=7, va="bottom")
+                label=f"{site.name}: {site.cooling.heat_rejection} @ {site.cooling.facility_supply_temp_c:.0f} °C supply, "
+                      f"annual PUE {site.cooling.pue_annual:.3f}")
         ax.axhline(site.cooling.pue_annual, color=colour, ls="--", lw=0.8, alpha=0.7)
-        ax.text(min(temps), site.cooling.pue_annual, f"annual PUE {site.cooling.pue_annual:.3f} ", color=colour,
-                fontsize=7, va="bottom")
+        design_day = site.climate.design_dry_bulb_c
+        if design_day not in design_days:
+            design_days.add(design_day)
+            ax.axvline(design_day, color=PALETTE["muted"], ls=":", lw=1)
+            ax.text(design_day, 1.0, f" design day {design_day:g} °C ({site.climate.name})", transform=ax.get_xaxis_transform(),
+                    color=PALETTE["muted"], fontsize=7, va="top")
     ax.set_xlabel("outdoor dry-bulb, °C")
     ax.set_ylabel("PUE at nominal IT load")
     ax.set_title("PUE against outdoor temperature", loc="left")
