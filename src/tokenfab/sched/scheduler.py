@@ -56,6 +56,10 @@ class Allocation:
     share_milli: int = 0
     sequence: int = 0
     placed_at_s: float | None = None
+    per_domain: np.ndarray | None = None
+    """Whole GPUs taken from each of ``domains``."""
+    gpus_as_stored: np.ndarray | None = None
+    """``placement.gpus_per_node`` in the dtype of ``fleet.node_free_gpus``."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Scheduler:
                                    tenant_residency)
         self._tenant_codes: dict[str, int] = {}
         self._allocations: dict[str, Allocation] = {}
+        self._domain_requests: list[set[str]] = [set() for _ in range(fleet.n_domains)]
+        """Ids of the requests with GPUs (or a share, or CPU) in each domain."""
         self._sequence = 0
         self.last_eviction: Eviction | None = None
 
@@ -228,6 +234,7 @@ class Scheduler:
             milli = placement.gpus * MILLI_PER_GPU
         held = Allocation(request, self._tenant_code(request.tenant), placement, found.domains, milli,
                           found.share_slot, found.share_milli, self._sequence, now_s)
+        self._prepare(held)
         self._apply(held, +1)
         return placement
 
@@ -251,6 +258,7 @@ class Scheduler:
         held = Allocation(request, self._tenant_code(request.tenant), fixed,
                           np.unique(self.fleet.node_domain[nodes]).astype(np.int64), milli,
                           slot, share_milli, self._sequence, now_s)
+        self._prepare(held)
         self._apply(held, +1)
 
     def release(self, request_id: str) -> None:
@@ -281,9 +289,13 @@ class Scheduler:
                 self.free.shift(self.topology, self.fleet.node_domain, changed[moving], sign * raw_free[moving])
         if health not in (HEALTH_FAILED, HEALTH_DRAINING):
             return []
+        became_nodes = nodes[old != health]
         became = np.zeros(self.fleet.n_nodes, dtype=bool)
-        became[nodes[old != health]] = True
-        hit = [held for held in self._allocations.values() if became[held.placement.nodes].any()]
+        became[became_nodes] = True
+        candidates: set[str] = set()
+        for domain in np.unique(self.fleet.node_domain[became_nodes]).tolist():
+            candidates |= self._domain_requests[domain]
+        hit = [self._allocations[rid] for rid in candidates if became[self._allocations[rid].placement.nodes].any()]
         return [held.request.id for held in sorted(hit, key=lambda h: h.sequence)]
 
     # ------------------------------------------------------------------ bookkeeping
@@ -300,22 +312,38 @@ class Scheduler:
             return math.ceil(request.gpus / domain_gpus) * domain_gpus * MILLI_PER_GPU
         return request.gpus * MILLI_PER_GPU
 
+    def _prepare(self, held: Allocation) -> None:
+        """Precompute what `_apply` needs: GPUs per domain, and GPUs per node in the fleet's dtype."""
+        gpus = held.placement.gpus_per_node
+        held.gpus_as_stored = gpus.astype(self.fleet.node_free_gpus.dtype)
+        if len(held.domains) == 1:
+            held.per_domain = np.array([int(gpus.sum())], dtype=np.int64)
+        else:
+            inverse = np.searchsorted(held.domains, self.fleet.node_domain[held.placement.nodes])
+            held.per_domain = np.bincount(inverse, weights=gpus, minlength=len(held.domains)).astype(np.int64)
+
     def _apply(self, held: Allocation, sign: int) -> None:
         """Take (sign = +1) or give back (sign = −1) everything ``held`` describes."""
         fleet = self.fleet
         request = held.request
-        nodes, gpus = held.placement.nodes, held.placement.gpus_per_node
         domains = held.domains
         if held.share_slot < 0 and request.gpus > 0:  # whole GPUs on every node of the placement
-            fleet.node_free_gpus[nodes] -= (sign * gpus).astype(fleet.node_free_gpus.dtype)
+            nodes, gpus = held.placement.nodes, held.placement.gpus_per_node
+            if sign > 0:
+                fleet.node_free_gpus[nodes] -= held.gpus_as_stored
+            else:
+                fleet.node_free_gpus[nodes] += held.gpus_as_stored
+            per_domain = held.per_domain
             if self._unhealthy_nodes:
                 healthy = fleet.node_health[nodes] == HEALTH_OK
                 if not healthy.all():
-                    nodes, gpus, domains = nodes[healthy], gpus[healthy], None
+                    nodes, gpus, per_domain = nodes[healthy], gpus[healthy], None
+                    domains = None
             if len(nodes):
-                self.free.shift(self.topology, fleet.node_domain, nodes, -sign * gpus, domains)
+                self.free.shift(self.topology, fleet.node_domain, nodes, -gpus if sign > 0 else gpus, domains,
+                                None if per_domain is None else (-per_domain if sign > 0 else per_domain))
         else:
-            node = int(nodes[0])
+            node = int(held.placement.nodes[0])
             self.node_cpu_free[node] -= sign * request.cpu_cores
             self.node_memory_free_gb[node] -= sign * request.memory_gb
             if held.share_slot >= 0:
@@ -325,6 +353,11 @@ class Scheduler:
             self.domain_pieces[domains[0]] += sign
         else:
             self.domain_pieces[domains] += sign
+        for domain in domains.tolist():
+            if sign > 0:
+                self._domain_requests[domain].add(request.id)
+            else:
+                self._domain_requests[domain].discard(request.id)
         if sign > 0:
             if request.exclusive_domains:
                 newly = domains[fleet.domain_tenant[domains] == NO_TENANT]
@@ -530,10 +563,11 @@ class Scheduler:
             least = size if ask.whole else need
             counts = self.free
             if self.policy.tightest_domain:
-                values = np.flatnonzero(counts.domain_hist[least:])
-                if not len(values):
+                present = counts.domain_hist[least:] > 0
+                first = int(present.argmax())
+                if not present[first]:
                     return self._no_domain(ask)
-                value = least + int(values[0])
+                value = least + first
                 row = counts.su_hist[value]
                 tie = self.policy.su_tie_break
                 if tie == "id":

@@ -152,19 +152,21 @@ class FreeCounts:
         return getattr(self, level.value)
 
     def shift(self, topology: Topology, node_domain: np.ndarray, nodes: np.ndarray, gpus: np.ndarray,
-              domains: np.ndarray | None = None) -> None:
+              domains: np.ndarray | None = None, per_domain: np.ndarray | None = None) -> None:
         """Add ``gpus[i]`` (negative to take) to node ``nodes[i]`` (distinct nodes) and to its parents.
 
-        ``domains``, when given, are the distinct domains of ``nodes``, ascending (saves a sort).
+        ``domains`` (the distinct domains of ``nodes``, ascending) and ``per_domain`` (the sum of
+        ``gpus`` in each), when given, save recomputing them.
         """
         self.node[nodes] += gpus
         if domains is None:
             domains = np.unique(node_domain[nodes])
-        if len(domains) == 1:
-            self._shift_domain(topology, int(domains[0]), sum(gpus.tolist()))
-            return
-        inverse = np.searchsorted(domains, node_domain[nodes])
-        per_domain = np.bincount(inverse, weights=gpus, minlength=len(domains)).astype(np.int64)
+        if per_domain is None:
+            if len(domains) == 1:
+                per_domain = np.array([int(gpus.sum())], dtype=np.int64)
+            else:
+                inverse = np.searchsorted(domains, node_domain[nodes])
+                per_domain = np.bincount(inverse, weights=gpus, minlength=len(domains)).astype(np.int64)
         if len(domains) <= _LOOP_DOMAINS:
             for domain, delta in zip(domains.tolist(), per_domain.tolist(), strict=True):
                 if delta:
