@@ -195,7 +195,7 @@ def _box(ax, x, y, w, h, title, lines, colour):
                                 facecolor="white", edgecolor=colour, lw=1.6))
     ax.add_patch(Rectangle((x - w / 2, y + h / 2 - 0.28), w, 0.28, facecolor=colour, edgecolor="none"))
     ax.text(x, y + h / 2 - 0.14, title, ha="center", va="center", fontsize=8.5, color="white", fontweight="bold")
-    ax.text(x, y - 0.12, "\n".join(lines), ha="center", va="center", fontsize=7.5, color=PALETTE["text"], linespacing=1.35)
+    ax.text(x, y - 0.12, "\n".join(lines), ha="center", va="center", fontsize=7, color=PALETTE["text"], linespacing=1.35)
 
 
 def _arrow(ax, start, end, label=""):
@@ -216,20 +216,23 @@ def power_one_line_figure(site: SiteDesign) -> Figure:
     """Grid → substation → MV/LV transformers → UPS → busway → racks, with counts, ratings and loading."""
     p = site.power
     fig, ax = plt.subplots(figsize=(11, 4.6))
-    x_positions = [0.9, 2.75, 4.6, 6.45, 8.3, 10.15]
+    x_positions = [0.95, 2.85, 4.75, 6.65, 8.55, 10.45]
     y = 2.2
-    w, h = 1.6, 1.55
+    w, h = 1.7, 1.6
     _box(ax, x_positions[0], y, w, h, "grid", [f"{p.grid_mw:,.1f} MW", "connection", f"peak draw {p.facility_power_peak_kw / 1000:,.1f} MW"], PALETTE["wall"])
     for x, stage in zip(x_positions[1:5], p.stages, strict=False):
         unit = "kVA" if stage.stage.endswith("transformer") else "kW"
         rating = f"{stage.unit_rating_kw / 1000:,.1f} M{unit[1:]}" if stage.unit_rating_kw >= 10_000 else f"{stage.unit_rating_kw:,.0f} {unit}"
-        _box(ax, x, y, w, h, STAGE_TITLES.get(stage.stage, stage.stage), [
-            f"{stage.units_installed} × {rating}",
-            f"{stage.units_required} needed · {stage.redundancy}",
+        lines = [f"{stage.units_installed} × {rating}", f"{stage.units_required} needed · {stage.redundancy}"]
+        if stage.redundancy == "2N":
+            lines.append(f"sides A + B of {stage.units_installed // 2} each")
+        lines += [
             f"load {stage.load_kw / 1000:,.2f} M{unit[1:]}",
             f"loading {stage.loading_fraction:.0%} (max {stage.max_loading_fraction:.0%})",
             f"η {stage.efficiency:.3f} · loss {stage.loss_kw:,.0f} kW",
-        ], PALETTE["rack"] if stage.stage in ("ups", "busway") else "#6d597a")
+        ]
+        _box(ax, x, y, w, h, STAGE_TITLES.get(stage.stage, stage.stage), lines,
+             PALETTE["rack"] if stage.stage in ("ups", "busway") else "#6d597a")
     racks = site.metrics.racks
     _box(ax, x_positions[5], y, w, h, "racks", [f"{racks:,} × {site.rack.system}", f"{site.rack.power_max_kw:,.0f} kW max each",
                                                 f"{site.metrics.gpus:,} GPUs", f"+ network {p.network_power_kw / 1000:,.2f} MW"], PALETTE["accent"])
@@ -241,7 +244,7 @@ def power_one_line_figure(site: SiteDesign) -> Figure:
     ax.text(0.1, 3.55, f"Power one-line · {site.name} · {p.redundancy} power path · "
             f"IT {p.it_power_max_kw / 1000:,.2f} MW, facility {p.facility_power_peak_kw / 1000:,.2f} MW on the design day",
             fontsize=11, fontweight="bold", color=PALETTE["text"])
-    ax.set_xlim(0, 11)
+    ax.set_xlim(0, 11.4)
     ax.set_ylim(0, 3.8)
     ax.axis("off")
     fig.tight_layout()
