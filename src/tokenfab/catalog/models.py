@@ -314,6 +314,9 @@ class PerfCalibration(SourcedEntry):
     step_overhead_ms: float = Field(ge=0, description="per iteration: scheduling, sampling, launch")
     layer_overhead_us: float = Field(ge=0, description="per layer per iteration: kernel latencies")
     per_sequence_overhead_us: float = Field(ge=0, description="per running sequence per iteration (CPU side)")
+    moe_token_overhead_us: float = Field(
+        ge=0, description="per token per GPU per iteration in MoE layers: routing, permutation, imbalance"
+    )
     power_compute_weight: float = Field(ge=0, description="dynamic power per unit compute utilisation")
     power_memory_weight: float = Field(ge=0, description="dynamic power per unit HBM utilisation")
     clock_power_exponent: float = Field(gt=1, description="compute power ~ clock^exponent under DVFS")

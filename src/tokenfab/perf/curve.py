@@ -309,6 +309,8 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
         + cal.layer_overhead_us * 1e-6 * model.num_layers / np.asarray(pp, dtype=float)
         + cal.per_sequence_overhead_us * 1e-6 * np.asarray(decode_tokens)
     )
+    if model.is_moe:
+        overhead = overhead + cal.moe_token_overhead_us * 1e-6 * tokens / (n * np.asarray(pp, dtype=float))
     other = comm + overhead
     # Busy fractions (power model): tensor cores busy for sum(t_c), HBM for sum(t_m), at nominal clock.
     compute_busy_s = tc.sum(axis=0)
