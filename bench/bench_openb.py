@@ -78,6 +78,7 @@ def main() -> int:
     traces.sort(key=lambda t: (t != "default", t))
 
     results: dict[tuple[str, str], dict] = {}
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.time()
     for trace in traces:
         workload = Workload.from_pod_list(read_pod_list(openb / f"openb_pod_list_{trace}.csv"), cluster)
@@ -100,7 +101,8 @@ def main() -> int:
         "the published medians of Weng et al., \"Beware of Fragmentation\" (USENIX ATC'23, artifact",
         "`analysis_allo_discrete.csv`). Lower is better. `fgd-mem` is our policy (docs/openb.md).",
         "",
-        f"- machine: {nproc()} CPUs (`nproc`), {cpu_model()}, Python {platform.python_version()}",
+        f"- machine: {nproc()} CPUs (`nproc`), {cpu_model()}, Python {platform.python_version()}; load average"
+        f" {load_before:.1f} at the start (other jobs share the machine: times are upper bounds)",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `.venv/bin/python bench/bench_openb.py --seeds {args.seeds} --jobs {args.jobs}`",
         f"- seeds: {args.seeds} ({len(seeds)}); wall time of the whole benchmark {total_seconds / 60:.1f} min",

@@ -257,6 +257,17 @@ def test_unknown_policy():
         g.get_policy("nope")
 
 
+def test_tie_break_modes():
+    cluster, pods = small_random_case()
+    workload = g.Workload.from_pod_list(pods, cluster)
+    ordered = g.replay(cluster, workload, "gpupacking", seed=5)
+    shuffled = g.replay(cluster, workload, "gpupacking", seed=5, tie_break="random")
+    assert np.array_equal(ordered.pod_index, shuffled.pod_index)
+    assert not np.array_equal(ordered.node_index, shuffled.node_index)
+    with pytest.raises(ValueError):
+        g.replay(cluster, workload, "fgd", seed=5, tie_break="first")
+
+
 # ------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------

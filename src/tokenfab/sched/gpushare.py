@@ -791,10 +791,20 @@ def _pick_max(scores: np.ndarray, node_rank: np.ndarray) -> int:
     return int(best[0]) if len(best) == 1 else int(best[node_rank[best].argmin()])
 
 
+TIE_BREAKS = ("node-order", "random")
+
+
 def replay(cluster: Cluster, workload: Workload, policy: str | Policy, seed: int,
-           inflation_ratio: float = DEFAULT_INFLATION_RATIO) -> ReplayResult:
+           inflation_ratio: float = DEFAULT_INFLATION_RATIO, tie_break: str = "node-order") -> ReplayResult:
     """Replay the workload (topped up to ``inflation_ratio`` × capacity, shuffled by ``seed``) on an
-    empty cluster with one policy. Pods arrive one by one and never leave."""
+    empty cluster with one policy. Pods arrive one by one and never leave.
+
+    Equal best scores go to the first node in a per-seed random node order ("node-order", as the
+    reference simulator's renamed nodes and forked scheduler do), or to a uniformly random one of
+    them ("random", stock Kubernetes ``selectHost``).
+    """
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie_break {tie_break!r}; choose from {', '.join(TIE_BREAKS)}")
     chosen = get_policy(policy) if isinstance(policy, str) else policy
     rng = np.random.default_rng(seed)
     order = arrival_order(workload, cluster.total_gpu_milli, inflation_ratio, rng)
@@ -812,7 +822,11 @@ def replay(cluster: Cluster, workload: Workload, policy: str | Policy, seed: int
         nodes = feasible_nodes(state, pod, workload.spec_allowed)
         if len(nodes):
             scores, gpus = scorer.score(state, pod, nodes, rng)
-            pick = _pick_max(scores, node_rank[nodes])
+            if tie_break == "random":
+                best = np.flatnonzero(scores == scores.max())
+                pick = int(best[rng.integers(len(best))]) if len(best) > 1 else int(best[0])
+            else:
+                pick = _pick_max(scores, node_rank[nodes])
             node = int(nodes[pick])
             gpu = -1
             if pod.is_gpu_share:
