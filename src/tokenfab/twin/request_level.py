@@ -17,8 +17,8 @@ with the operating point's TTFT and ITL at the power cap :math:`c` in force (the
 upper bound for smaller batches). SLO attainment = share of requests with TTFT ≤ target and ITL ≤ target.
 
 When the service would see more than `max_requests` requests, a slice is simulated: a share
-:math:`f` of its replicas (at least one) with the same share of its requests; with a balanced router every
-slice of the fleet sees the same per-replica load.
+:math:`f` of its sequence slots (:math:`\\mathrm{round}(f R(t) C)`) with the same share of its requests;
+with a balanced router every slice of the fleet sees the same load per slot.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ def simulate_service_requests(
     demand = np.asarray(service.demand_requests_per_s, dtype=float)[: len(replicas_per_tick)]
     expected = float(demand.sum() * tick_s)
     fraction = min(1.0, max_requests / expected) if expected > 0 else 1.0
-    replicas = np.asarray(replicas_per_tick, dtype=float)
-    if fraction < 1.0:
-        replicas = np.maximum(np.round(replicas * fraction), np.where(replicas > 0, 1.0, 0.0))
+    replicas = np.asarray(replicas_per_tick, dtype=float) * fraction
     counts = rng.poisson(demand * tick_s * fraction)
     starts = np.arange(len(demand)) * tick_s
     arrival = np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)]) if counts.sum() else np.zeros(0)
@@ -58,7 +56,7 @@ def simulate_service_requests(
     ttft_op_s = rates.ttft_ms[cap_rows] / 1000.0
     itl_op_s = rates.itl_ms[cap_rows] / 1000.0
     slots_per_replica = max(int(rates.concurrency), 1)
-    capacity = (replicas * slots_per_replica).astype(np.int64)
+    capacity = np.round(replicas * slots_per_replica).astype(np.int64)
     ttft = np.empty(len(arrival))
     itl = np.empty(len(arrival))
     heap: list[tuple[float, int]] = []

@@ -56,6 +56,8 @@ from tokenfab.twin.workload import (
 )
 
 MAX_PLACEMENT_TRIES_PER_PASS = 64
+TRAINING_CAP_STEP_W = 10.0
+"""Training power caps are set in steps of this many watts (as DCGM/nvidia-smi take whole watts) [W]."""
 PREDICTOR_WINDOW_TICKS = 6
 """The autoscaler predicts the next tick's demand as the highest of the last this-many ticks [-]."""
 MAX_QUEUE_SCAN = 4000
@@ -247,7 +249,7 @@ class Simulation:
         self.tokens_demanded = np.zeros(len(services))
         self.inference_busy_gpu_s = 0.0
         self.n_down = 0
-        self.rates = {}
+        self.inference_dirty = True
         self.power_steps_t: list[float] = []
         self.power_steps_kw: list[float] = []
         self.series: dict[str, list] = {}
@@ -299,13 +301,16 @@ class Simulation:
     def _refresh(self) -> None:
         """Recompute the rates that hold until the next event (power, tokens, GPU states)."""
         self.n_down = int(self.fleet.node_free_gpus[self.unhealthy].sum()) if len(self.unhealthy) else 0
-        inf_w, self.n_inf, self.inference_busy_gpus, served, demanded = self._inference_state()
+        if self.inference_dirty:
+            self.inference_w, self.n_inf, self.inference_busy_gpus, served, demanded = self._inference_state()
+            self.served_rate = np.asarray(served, dtype=float)
+            self.demand_rate = np.asarray(demanded, dtype=float)
+            self.inference_dirty = False
+        inf_w = self.inference_w
         p_train = power.training_gpu_power_w(self.train_cap_w, self.train_full_w)
         it_w = self._it_w(p_train, inf_w, self.n_gpus - self.n_train - self.n_inf - self.n_down)
         self.it_kw = it_w / 1000.0 + self.fig.fabric_kw
         self.facility_kw = self.it_kw * self.fig.pue
-        self.served_rate = np.asarray(served, dtype=float)
-        self.demand_rate = np.asarray(demanded, dtype=float)
         if not self.power_steps_kw or self.power_steps_kw[-1] != self.facility_kw:
             if self.power_steps_t and self.power_steps_t[-1] == self.last_t:
                 self.power_steps_kw[-1] = self.facility_kw
@@ -504,6 +509,8 @@ class Simulation:
 
     def set_training_cap(self, t: float, cap_w: float) -> list:
         cap_w = min(max(cap_w, self.train_floor_w), self.train_full_w)
+        if cap_w < self.train_full_w:
+            cap_w = max(self.train_floor_w, math.floor(cap_w / TRAINING_CAP_STEP_W) * TRAINING_CAP_STEP_W)
         if abs(cap_w - self.train_cap_w) < 1e-6:
             return []
         self.train_cap_w = cap_w
@@ -563,6 +570,7 @@ class Simulation:
         elif request_id in self.replica_owner:
             svc = self.replica_owner.pop(request_id)
             svc.replicas.pop(request_id, None)
+            self.inference_dirty = True
             self.draining_replicas.discard(request_id)
             self.sched.release(request_id)
 
@@ -655,7 +663,9 @@ class Simulation:
                 caps[i] = self._lowest_safe_row(i, svc)
             need_train = self._cap_for(budget_w, caps)
         for i, svc in enumerate(self.services):
-            svc.cap_index = caps[i]
+            if svc.cap_index != caps[i]:
+                svc.cap_index = caps[i]
+                self.inference_dirty = True
         events += self.set_training_cap(t, need_train)
         if stage in ("pause", "tick"):
             self._refresh()
@@ -703,6 +713,7 @@ class Simulation:
                 window = svc.demand_requests_per_s[max(index - PREDICTOR_WINDOW_TICKS, 0) : max(index, 1)]
                 observed = float(window.max())
                 self.demand_now[i] = svc.demand_requests_per_s[index]
+                self.inference_dirty = True
                 self.predicted[i] = observed
                 self._autoscale(t, svc, observed)
         if t >= self.response_pending_until_s:
@@ -762,6 +773,7 @@ class Simulation:
                 other = self.replica_owner.pop(evicted)
                 other.replicas.pop(evicted, None)
         svc.replicas[replica_id] = result.nodes
+        self.inference_dirty = True
         self.replica_owner[replica_id] = svc
         return result
 
