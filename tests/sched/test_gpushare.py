@@ -314,6 +314,7 @@ def test_cli_table_and_all_policies(tmp_path):
         (["--policy", "worstfit"], "unknown policy"),
         (["--seeds", "51-42"], "--seeds"),
         (["--seeds", "a"], "--seeds"),
+        (["--tie-break", "first"], "--tie-break"),
     ],
 )
 def test_cli_bad_input_exits_2(tmp_path, args, needle):

@@ -19,6 +19,7 @@ from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.sched.gpushare import (
     DEFAULT_INFLATION_RATIO,
     POLICIES,
+    TIE_BREAKS,
     Cluster,
     ReplaySummary,
     Workload,
@@ -83,6 +84,8 @@ def replay_openb(
     policy: str = typer.Option("fgd", "--policy", help=f"placement policy: {', '.join(POLICIES)} or all"),
     seeds: str = typer.Option("42-51", "--seeds", help="seeds: a range 42-51, a list 1,2,3 or both"),
     inflation: float = typer.Option(DEFAULT_INFLATION_RATIO, "--inflation", help="top the pods up to this × cluster GPU"),
+    tie_break: str = typer.Option("node-order", "--tie-break",
+                                  help="equal scores: first in the seed's node order (as upstream) or random"),
     jobs: int = typer.Option(0, "--jobs", help="worker processes (0: one per CPU, at most one per seed)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -100,6 +103,8 @@ def replay_openb(
             fail_bad_input(f"--policy: unknown policy {policy!r} (choose from {', '.join(POLICIES)} or all)")
     if not 0 < inflation <= 10:
         fail_bad_input(f"--inflation: expected a ratio in (0, 10], got {inflation}")
+    if tie_break not in TIE_BREAKS:
+        fail_bad_input(f"--tie-break: expected one of {', '.join(TIE_BREAKS)}, got {tie_break!r}")
     if jobs < 0:
         fail_bad_input(f"--jobs: expected 0 or more, got {jobs}")
     try:
@@ -118,7 +123,8 @@ def replay_openb(
     summaries: list[ReplaySummary] = []
     if as_json:
         for name in policy_names:
-            summaries.append(replay_seeds(cluster, workload, name, seed_list, inflation, processes))
+            summaries.append(replay_seeds(cluster, workload, name, seed_list, inflation, processes,
+                                          tie_break=tie_break))
         payload = [_summary_json(s) for s in summaries]
         print_json(payload[0] if len(payload) == 1 else {"results": payload})
         return
@@ -131,7 +137,7 @@ def replay_openb(
             task = progress.add_task(f"{name}: seeds", total=len(seed_list))
             summaries.append(
                 replay_seeds(cluster, workload, name, seed_list, inflation, processes,
-                             on_seed_done=lambda _seed, task=task: progress.advance(task))
+                             on_seed_done=lambda _seed, task=task: progress.advance(task), tie_break=tie_break)
             )
 
     table = Table(

@@ -888,16 +888,18 @@ class ReplaySummary:
         return 100.0 - self.allocated_at(level_pct)
 
 
-def _replay_curve(args: tuple[Cluster, Workload, str, int, float]) -> np.ndarray:
-    cluster, workload, policy, seed, ratio = args
-    return allocation_curve(replay(cluster, workload, policy, seed, ratio))
+def _replay_curve(args: tuple[Cluster, Workload, str, int, float, str]) -> np.ndarray:
+    cluster, workload, policy, seed, ratio, tie_break = args
+    return allocation_curve(replay(cluster, workload, policy, seed, ratio, tie_break))
 
 
 def replay_seeds(cluster: Cluster, workload: Workload, policy: str, seeds: Sequence[int],
                  inflation_ratio: float = DEFAULT_INFLATION_RATIO, processes: int = 1,
-                 on_seed_done: Callable[[int], None] | None = None) -> ReplaySummary:
+                 on_seed_done: Callable[[int], None] | None = None, tie_break: str = "node-order") -> ReplaySummary:
     """Replay one policy for each seed (optionally over a process pool) and take the median curve."""
-    jobs = [(cluster, workload, get_policy(policy).name, int(s), inflation_ratio) for s in seeds]
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie_break {tie_break!r}; choose from {', '.join(TIE_BREAKS)}")
+    jobs = [(cluster, workload, get_policy(policy).name, int(s), inflation_ratio, tie_break) for s in seeds]
     curves: list[np.ndarray] = []
     if processes > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(processes, len(jobs))) as pool:
