@@ -4,11 +4,9 @@ PostgreSQL server and a real uvicorn server on loopback."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pgserver import create_database, postgres_bin_dir, throwaway_postgres
 
 from tokenfab.blueprint.compile import compile
 from tokenfab.blueprint.design import Design
@@ -24,7 +23,6 @@ from tokenfab.catalog.load import load_catalog
 from tokenfab.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 TWO_SITES_SPEC = {
     "name": "two-sites",
     "sites": [
@@ -115,40 +113,17 @@ def pg_server() -> Iterator[str]:
     if os.environ.get("TOKENFAB_TEST_PG_URL"):
         yield os.environ["TOKENFAB_TEST_PG_URL"]
         return
-    if not PG_BIN_DIRS or not (PG_BIN_DIRS[0] / "initdb").exists():
+    if postgres_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin); run scripts/setup-system.sh "
                     "or set TOKENFAB_TEST_PG_URL")
-    bin_dir = PG_BIN_DIRS[0]
-    root = Path(tempfile.mkdtemp(prefix="tokenfab-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, sockets, port = root / "data", root / "sock", free_port()
-    subprocess.run([*as_postgres, "mkdir", "-p", str(sockets)], check=True)
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options,
-                    "-w", "-t", "60", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture
 def pg_url(pg_server) -> str:
     """A fresh database on the test server for one test."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.replace("postgresql://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    return create_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")
 
 
 # --- a real server --------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from conftest import ThreadServer, assert_allocations_consistent, bearer
 
-CLIENTS = 12
-OPERATIONS_PER_CLIENT = 24
+CLIENTS = 8
+OPERATIONS_PER_CLIENT = 16
 
 
 @pytest.mark.xdist_group("control_e2e")

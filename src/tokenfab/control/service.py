@@ -235,6 +235,7 @@ class ControlService:
         self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
         self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
         self.workload_tenant: dict[str, str] = {}
+        self.workload_tokens_per_s: dict[str, float] = {}
         self.power_cap_kw: float | None = None
 
     def rebuild(self) -> None:
@@ -267,6 +268,7 @@ class ControlService:
                 )
                 self.scheduler.restore(self._request(workload, tenant_name, session), placement)
                 self.workload_tenant[workload.id] = tenant_name
+                self.workload_tokens_per_s[workload.id] = _tokens_per_s(workload)
             for node_id, slot in session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot)):
                 self.slot_used[node_id, slot] = True
 
@@ -954,13 +956,8 @@ class ControlService:
             states = dict(
                 session.execute(select(WorkloadRow.state, func.count()).group_by(WorkloadRow.state)).all()
             )
-            tokens = sum(
-                _tokens_per_s(w)
-                for w in session.scalars(
-                    select(WorkloadRow).where(WorkloadRow.state == WorkloadState.running)
-                )
-            )
         with self.lock:
+            tokens = sum(self.workload_tokens_per_s.values())
             fleet = self.fleet
             by_tenant = self.scheduler.used_gpus_by_tenant()
             health = Counter(_HEALTH_NAME[int(h)] for h in fleet.node_health)
@@ -1119,6 +1116,7 @@ class ControlService:
             )
         session.flush()  # the (node, slot) primary key refuses a double allocation here
         self.workload_tenant[row.id] = tenant_name
+        self.workload_tokens_per_s[row.id] = _tokens_per_s(row)
         row.state = WorkloadState.running
         row.queue_reason = ""
         row.updated_at = utc_now()
@@ -1130,6 +1128,7 @@ class ControlService:
             return False
         self.scheduler.release(row.id)
         self.workload_tenant.pop(row.id, None)
+        self.workload_tokens_per_s.pop(row.id, None)
         allocations = list(
             session.scalars(select(GpuAllocationRow).where(GpuAllocationRow.workload_id == row.id))
         )
@@ -1254,14 +1253,7 @@ class ControlService:
         )
 
     def _sample(self, session: Session) -> None:
-        tokens = sum(
-            _tokens_per_s(w)
-            for w in session.scalars(
-                select(WorkloadRow).where(
-                    WorkloadRow.state == WorkloadState.running, WorkloadRow.kind == "inference"
-                )
-            )
-        )
+        tokens = sum(self.workload_tokens_per_s.values())
         session.add(
             TelemetryRow(
                 at=utc_now(),
