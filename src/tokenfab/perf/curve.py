@@ -156,7 +156,7 @@ class TokenCurve:
                 "model": self.model,
                 "system": self.system,
                 "precision": self.precision,
-                "mode": self.mode,
+                "mode_requested": self.mode,
                 "ttft_target_ms": self.ttft_target_ms,
                 "itl_target_ms": self.itl_target_ms,
                 "power_cap_w": self.power_cap_w,
