@@ -184,3 +184,20 @@ def test_full_curve_under_a_second():
         estimate(CATALOG, "deepseek-r1", "gb200-nvl72", precision="fp4", mode="both")
         samples.append(time.perf_counter() - start)
     assert min(samples) < 1.0
+
+
+def test_pipeline_parallelism_when_a_domain_is_too_small():
+    # Llama 3.1 405B in BF16 is ~811 GB: more than one 8 x 80 GB H100 node, so only pp >= 2 fits.
+    curve = estimate(CATALOG, "llama-3.1-405b", "hgx-h100", precision="bf16", isl=1024, osl=1024)
+    assert {p.pp for p in curve.points} <= {2, 4}
+    assert all(p.gpus_per_replica > 8 for p in curve.points)
+
+
+def test_collectives_leave_the_nvlink_domain_over_the_nic():
+    from tokenfab.catalog.models import System
+    from tokenfab.perf.parallelism import link_bandwidth_gb_s
+
+    system = CATALOG.typed("systems", "hgx-h100", System)
+    gpu = CATALOG.typed("gpus", "h100-sxm", Gpu)
+    bw = link_bandwidth_gb_s(system, gpu, np.array([8, 16]))
+    assert bw[0] == 450 and bw[1] == 400 / 8  # NVLink 4 per direction; one 400G NIC per GPU
