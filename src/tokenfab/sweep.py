@@ -531,6 +531,14 @@ def warm_up(catalog_dirs: tuple[str, ...] = ()) -> None:
     load_catalog(catalog_dirs)
 
 
+def _init_pool_worker(catalog_dirs: tuple[str, ...]) -> None:
+    """Pool worker start: leave Ctrl-C to the parent (which stops the sweep), then warm up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up(catalog_dirs)
+
+
 def run_point(point: SweepPoint, catalog_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
     """Worker entry: evaluate one point against the catalog (bundled + `catalog_dirs`, cached per process)."""
     from tokenfab.catalog.load import load_catalog
@@ -681,7 +689,7 @@ def _execute_locally(points: list[SweepPoint], workers: int, _address: str | Non
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     context = multiprocessing.get_context(method)
     workers = min(workers, len(points))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=warm_up,
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_pool_worker,
                              initargs=(catalog_dirs,)) as pool:
         pending = set()
         queue = iter(points)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def sweep_command(
     def started(todo: int, resumed: int) -> None:
         if resumed:
             err_console.print(f"resuming: {resumed} of {len(plan.points)} points already in {out_dir}", highlight=False)
-        progress.update(task_id, completed=resumed)
+        progress.reset(task_id, total=len(plan.points), completed=resumed)  # no rate sample for resumed rows
 
     try:
         with progress:
@@ -103,7 +104,7 @@ def sweep_command(
             "stages": list(plan.stages),
             "notes": plan.notes,
             "files": files,
-            "rows": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
+            "rows": [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")],
         })
     else:
         console.print(_best_table(frame, plan.parameter_names, objective_of(frame)))
@@ -123,6 +124,13 @@ _HEADERS = {
     "pue_annual": "PUE",
     "certify_errors": "cert. errors",
 }
+
+
+def _json_value(value):
+    """NaN and ±inf become null so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _best_table(frame, parameters, cost: str) -> Table:
