@@ -25,7 +25,7 @@ WORKLOAD = REPO / "examples" / "workload-mixed.yaml"
 RESULTS = REPO / "bench" / "results" / "twin.md"
 
 
-def one(spec: str, days: float, policy: str, seed: int) -> dict:
+def one(spec: str, days: float, policy: str, seed: int, training_load: float | None = None) -> dict:
     import csv
 
     from tokenfab.blueprint.compile import compile
@@ -40,6 +40,8 @@ def one(spec: str, days: float, policy: str, seed: int) -> dict:
     catalog = load_catalog()
     design = compile(load_spec(REPO / "examples" / f"{spec}.yaml")[0], catalog)
     workload = load_workload(WORKLOAD)
+    if training_load is not None:
+        workload.training.load = training_load
     traces = {s.trace: read_trace(s.trace) for s in workload.inference.services}
     rows = list(csv.DictReader((shared_data_dir() / "acme" / "cluster_summary.csv").open()))
     wall1, cpu1 = time.perf_counter(), time.process_time()
@@ -81,9 +83,10 @@ def one(spec: str, days: float, policy: str, seed: int) -> dict:
     }
 
 
-def measure(spec: str, days: float, policy: str, seed: int = 0) -> dict:
+def measure(spec: str, days: float, policy: str, seed: int = 0, training_load: float | None = None) -> dict:
+    extra = [] if training_load is None else [str(training_load)]
     out = subprocess.run(
-        [sys.executable, __file__, "--one", spec, str(days), policy, str(seed)],
+        [sys.executable, __file__, "--one", spec, str(days), policy, str(seed), *extra],
         check=True,
         capture_output=True,
         text=True,
@@ -110,20 +113,27 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--one", nargs=4, metavar=("SPEC", "DAYS", "POLICY", "SEED"))
+    parser.add_argument("--one", nargs="+", metavar="SPEC DAYS POLICY SEED [TRAINING_LOAD]")
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--compare-spec", default="site-100mw")
     parser.add_argument("--compare-days", type=float, default=2.0)
+    parser.add_argument("--compare-load", type=float, default=0.9, help="training load for the policy comparison")
     args = parser.parse_args()
     if args.one:
-        spec, days, policy, seed = args.one
-        print(json.dumps(one(spec, float(days), policy, int(seed))))
+        spec, days, policy, seed, *load = args.one
+        print(json.dumps(one(spec, float(days), policy, int(seed), float(load[0]) if load else None)))
         return
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0]
     big = measure("site-1gw", args.days, "topology_packing")
-    rows = [measure(args.compare_spec, args.compare_days, p) for p in ("first_fit", "topology_packing")]
-    cmd = f"`.venv/bin/python bench/bench_twin.py --days {args.days:g} --compare-spec {args.compare_spec} --compare-days {args.compare_days:g}`"
+    rows = [
+        measure(args.compare_spec, args.compare_days, p, 0, args.compare_load)
+        for p in ("first_fit", "best_fit", "topology_packing", "fragmentation_aware")
+    ]
+    cmd = (
+        f"`.venv/bin/python bench/bench_twin.py --days {args.days:g} --compare-spec {args.compare_spec} "
+        f"--compare-days {args.compare_days:g} --compare-load {args.compare_load:g}`"
+    )
     lines = [
         "## Digital twin (`tokenfab simulate`)",
         "",
@@ -150,7 +160,8 @@ def main() -> None:
         f"| SLO attainment tick / measured | {big['slo_attainment_tick']:.2%} / {big['slo_attainment_measured']:.2%} |",
         f"| energy [MWh] | {big['energy_mwh']:,.0f} |",
         "",
-        f"### Topology packing against first-fit ({args.compare_spec}, {args.compare_days:g} simulated days, same workload and seed)",
+        f"### Topology packing against first-fit ({args.compare_spec}, {args.compare_days:g} simulated days, "
+        f"same workload and seed, training load raised to {args.compare_load:g} so large gangs contend)",
         "",
         "Large gangs are jobs of two or more NVLink domains. Fragmentation is the scheduler's measure: the share of "
         "free GPUs that sit in partly used NVLink domains (mean over ticks).",

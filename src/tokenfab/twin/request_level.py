@@ -17,8 +17,10 @@ with the operating point's TTFT and ITL at the power cap :math:`c` in force (the
 upper bound for smaller batches). SLO attainment = share of requests with TTFT ≤ target and ITL ≤ target.
 
 When the service would see more than `max_requests` requests, a slice is simulated: a share
-:math:`f` of its sequence slots (:math:`\\mathrm{round}(f R(t) C)`) with the same share of its requests;
-with a balanced router every slice of the fleet sees the same load per slot.
+:math:`f` of its sequence slots (:math:`\\mathrm{round}(f R(t) C)`) with the same share of its requests,
+keeping at least `MIN_SLICE_SLOTS` slots so the slice still pools like the whole service; if that is
+still too many requests, only the window of ticks around the busiest tick that fits is simulated
+(``window_start_h``/``window_end_h`` in the result).
 """
 
 from __future__ import annotations
@@ -26,6 +28,30 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
+
+MIN_SLICE_SLOTS = 1024
+"""A slice keeps at least this many sequence slots so its queueing still pools like the whole service [-]."""
+
+
+def busiest_window(expected_per_tick: np.ndarray, max_requests: int) -> tuple[int, int]:
+    """Ticks ``[first, last)`` around the busiest tick whose expected requests fit `max_requests`."""
+    n = len(expected_per_tick)
+    if n == 0 or expected_per_tick.sum() <= max_requests:
+        return 0, n
+    first = last = int(np.argmax(expected_per_tick))
+    last += 1
+    total = float(expected_per_tick[first])
+    while True:
+        left = expected_per_tick[first - 1] if first > 0 else np.inf
+        right = expected_per_tick[last] if last < n else np.inf
+        step = min(left, right)
+        if not np.isfinite(step) or total + step > max_requests:
+            return first, last
+        total += step
+        if left <= right:
+            first -= 1
+        else:
+            last += 1
 
 
 def simulate_service_requests(
@@ -41,12 +67,23 @@ def simulate_service_requests(
     """Measured TTFT/ITL and SLO attainment of `service` over the run (see the module docstring)."""
     rates = service.rates
     demand = np.asarray(service.demand_requests_per_s, dtype=float)[: len(replicas_per_tick)]
+    slots_per_replica = max(int(rates.concurrency), 1)
+    replicas_all = np.asarray(replicas_per_tick, dtype=float)
     expected = float(demand.sum() * tick_s)
-    fraction = min(1.0, max_requests / expected) if expected > 0 else 1.0
-    replicas = np.asarray(replicas_per_tick, dtype=float) * fraction
-    counts = rng.poisson(demand * tick_s * fraction)
+    mean_slots = float(np.mean(replicas_all)) * slots_per_replica
+    fraction = 1.0
+    if expected > max_requests:
+        fraction = max(max_requests / expected, min(1.0, MIN_SLICE_SLOTS / mean_slots) if mean_slots > 0 else 1.0)
+    first, last = busiest_window(demand * tick_s * fraction, max_requests)
+    replicas = replicas_all * fraction
+    counts = np.zeros(len(demand), dtype=np.int64)
+    counts[first:last] = rng.poisson(demand[first:last] * tick_s * fraction)
     starts = np.arange(len(demand)) * tick_s
-    arrival = np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)]) if counts.sum() else np.zeros(0)
+    arrival = (
+        np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)])
+        if counts.sum()
+        else np.zeros(0)
+    )
     arrival.sort()
     pick = rng.integers(0, len(trace.input_tokens), len(arrival))
     isl = trace.input_tokens[pick].astype(float)
@@ -55,7 +92,6 @@ def simulate_service_requests(
     cap_rows = np.minimum(cap_rows, len(rates.power_cap_w) - 1)
     ttft_op_s = rates.ttft_ms[cap_rows] / 1000.0
     itl_op_s = rates.itl_ms[cap_rows] / 1000.0
-    slots_per_replica = max(int(rates.concurrency), 1)
     capacity = np.round(replicas * slots_per_replica).astype(np.int64)
     ttft = np.empty(len(arrival))
     itl = np.empty(len(arrival))
@@ -64,7 +100,12 @@ def simulate_service_requests(
     alive = np.zeros(len(busy_until), dtype=bool)
     current = 0
     tick_of = np.minimum((arrival // tick_s).astype(np.int64), len(capacity) - 1)
-    applied = -1
+    applied = first - 1
+    if first > 0:
+        current = int(capacity[first - 1])
+        for slot in range(current):
+            alive[slot] = True
+            heapq.heappush(heap, (first * tick_s, slot))
     mean_isl = float(service.isl)
     for i in range(len(arrival)):
         k = tick_of[i]
@@ -100,6 +141,8 @@ def simulate_service_requests(
         "service": service.name,
         "requests": int(len(arrival)),
         "slice_fraction": fraction,
+        "window_start_h": first * tick_s / 3600.0,
+        "window_end_h": min(last * tick_s, horizon_s) / 3600.0,
         "slo_attainment": float(ok.mean()) if len(ok) else 1.0,
         "ttft_p50_ms": float(np.percentile(finite, 50) * 1000.0) if len(finite) else None,
         "ttft_p90_ms": float(np.percentile(finite, 90) * 1000.0) if len(finite) else None,
