@@ -189,3 +189,19 @@ def test_real_slurmctld_reads_tree_topology(tmp_path):
     assert leaf_nodes == set(inv.node_names)
     assert len(nodes_shown.splitlines()) == len(inv.node_names)
     assert all("Gres=gpu:4" in line for line in nodes_shown.splitlines())
+
+
+def test_topology_yaml_matches_conf_files(full_su_design):
+    """topology.yaml as in topology.yaml(5): a tree topology and a block topology with the same content."""
+    import yaml
+
+    files = export_slurm(full_su_design)
+    topologies = yaml.safe_load(files["topology.yaml"])
+    assert [t["topology"] for t in topologies] == ["fabric", "nvlink"]
+    tree, block = topologies
+    assert tree["cluster_default"] is True and set(tree) == {"topology", "cluster_default", "tree"}
+    switches = tree["tree"]["switches"]
+    assert {s["switch"] for s in switches} == set(_switches(parse_conf(files["topology.conf"])))
+    assert all(set(s) <= {"switch", "children", "nodes"} for s in switches)
+    assert len(block["block"]["blocks"]) == full_su_design.metrics.nvlink_domains
+    assert block["block"]["block_sizes"] == [18, 144]
