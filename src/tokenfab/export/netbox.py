@@ -115,12 +115,18 @@ def nvlink_trays_per_rack(site: SiteDesign) -> int:
     return site.rack.nvlink_domains * math.ceil(site.rack.gpus_per_nvlink_domain / NVLINK_SWITCH_TRAY_GPUS)
 
 
+DEFAULT_RACK_UNITS = 48
+
+
 def rack_units(site: SiteDesign) -> int:
-    """Height of the site's rack [U], from the catalog system."""
+    """Height of the site's rack [U], from the bundled catalog's system (48 U for a system it lacks)."""
     from tokenfab.catalog.load import load_catalog
     from tokenfab.catalog.models import System
 
-    return load_catalog().typed("systems", site.system, System).rack_units
+    try:
+        return load_catalog().typed("systems", site.system, System).rack_units
+    except KeyError:
+        return DEFAULT_RACK_UNITS
 
 
 def device_types(design: Design) -> list[dict]:
