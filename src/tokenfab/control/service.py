@@ -477,7 +477,7 @@ class ControlService:
             )
             session.add(row)
             session.flush()
-            self._try_place(session, row, tenant.name)
+            placement = self._try_place(session, row, tenant.name)
             self._audit(
                 session,
                 principal,
@@ -488,7 +488,7 @@ class ControlService:
                 tenant_id=tenant.id,
             )
             self._sample(session)
-            return self._workload_public(session, row, tenant.name)
+            return self._workload_public(session, row, tenant.name, placement)
 
     def cancel(self, principal: Principal, workload_id: str) -> s.WorkloadPublic:
         with self._transaction() as session:
@@ -511,7 +511,8 @@ class ControlService:
                 if freed:
                     self._process_queue(session, principal)
                 self._sample(session)
-            return self._workload_public(session, row, tenant)
+            active = row.state in ACTIVE_STATES  # a cancelled or failed workload holds no placement
+            return self._workload_public(session, row, tenant, False if active else None)
 
     def scale(self, principal: Principal, workload_id: str, body: s.WorkloadScale) -> s.WorkloadPublic:
         """Change an inference service's replicas: re-place it at the new size, or keep it queued with why."""
@@ -1082,18 +1083,18 @@ class ControlService:
             tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
         )
 
-    def _try_place(self, session: Session, row: WorkloadRow, tenant_name: str) -> bool:
-        """Place a queued workload if it fits now; otherwise leave it queued with the reason."""
+    def _try_place(self, session: Session, row: WorkloadRow, tenant_name: str) -> PlacementRow | None:
+        """Place a queued workload if it fits now (its new placement row); else leave it queued with why."""
         result = self.scheduler.place(self._request(row, tenant_name, session))
         if isinstance(result, Unplaceable):
             row.queue_reason = result.reason
-            return False
+            return None
         if self.power_cap_kw is not None and self.facility_draw_kw() > self.power_cap_kw:
             self.scheduler.release(row.id)
             row.queue_reason = (
                 f"facility power cap {self.power_cap_kw:.1f} kW: placing it would draw more than the cap"
             )
-            return False
+            return None
         placement_row = PlacementRow(
             workload_id=row.id,
             node_ids=result.nodes.tolist(),
@@ -1120,7 +1121,7 @@ class ControlService:
         row.state = WorkloadState.running
         row.queue_reason = ""
         row.updated_at = utc_now()
-        return True
+        return placement_row
 
     def _release(self, session: Session, row: WorkloadRow, reason: str) -> bool:
         """Free a workload's GPUs (scheduler, slot map, allocation rows); True when it held any."""
