@@ -137,7 +137,8 @@ def _controller_settings(folder: Path) -> str:
 
 
 @pytest.mark.xdist_group("slurmctld")
-def test_real_slurmctld_reads_tree_topology(tmp_path):
+@pytest.mark.parametrize("leaves", ["switches", "scalable-units"])
+def test_real_slurmctld_reads_tree_topology(tmp_path, leaves):
     if not Path(SLURMCTLD).exists():
         pytest.skip(f"{SLURMCTLD} not installed (scripts/setup-system.sh installs it)")
     if os.geteuid() != 0:
@@ -148,7 +149,7 @@ def test_real_slurmctld_reads_tree_topology(tmp_path):
     (tmp_path / "spool").mkdir()
     conf = tmp_path / "slurm.conf"
     conf.write_text(_controller_settings(tmp_path) + slurm_conf(inv, node_addr="127.0.0.1"))
-    topology = topology_tree_conf(inv)
+    topology = topology_tree_conf(inv, leaves=leaves)
     (tmp_path / "topology.conf").write_text(topology)
     (tmp_path / "gres.conf").write_text(export_slurm(design)["gres.conf"])
     env = {**os.environ, "SLURM_CONF": str(conf)}
@@ -179,12 +180,14 @@ def test_real_slurmctld_reads_tree_topology(tmp_path):
     read = _switches(parse_conf(shown))
     written = _switches(parse_conf(topology))
     assert set(read) == set(written)
-    expected_switches = {
+    spines_and_cores = {
         f"s0-{tier}-{i:04d}"
         for tier, links in (("spine", 1), ("core", 2))
         for i in set(inventory_links(inv)[0][links].upper.tolist())
     }
-    assert expected_switches <= set(read)
+    assert spines_and_cores <= set(read)
+    if leaves == "scalable-units":
+        assert sum(1 for name in read if name.endswith("-leaves")) == design.metrics.scalable_units
     leaf_nodes = {n for r in read.values() if r.get("level") == "0" for n in expand_hostlist(r["nodes"])}
     assert leaf_nodes == set(inv.node_names)
     assert len(nodes_shown.splitlines()) == len(inv.node_names)
