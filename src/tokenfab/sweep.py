@@ -79,7 +79,8 @@ class ScenarioSettings(_Strict):
 
     workload: str = Field(min_length=1, description="workload file, relative to the sweep file")
     days: float = Field(default=1.0, gt=0, le=30)
-    policy: str = Field(default="topology_packing", description="placement policy of the fleet scheduler")
+    policy: Literal["first_fit", "best_fit", "topology_packing", "fragmentation_aware"] = Field(
+        default="topology_packing", description="placement policy of the fleet scheduler")
     seed: int = 0
 
 
@@ -293,13 +294,13 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
 
 
 def _check_workload(doc: LocatedYaml, path: str) -> None:
-    """A scenario's workload file must read cleanly (when the twin is installed to read it)."""
+    """A scenario's workload and the traces it names must read cleanly (when the twin is installed)."""
     try:
-        from tokenfab.twin.workload import load_workload
+        import tokenfab.twin.run  # noqa: F401
     except ImportError:
         return
     try:
-        load_workload(path)
+        scenario_inputs(path)
     except InputError as exc:
         raise doc.error(["scenario", "workload"], f"workload: {exc}") from None
 
@@ -497,19 +498,32 @@ def simulate_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
     from tokenfab.twin.run import simulate
 
     scenario = point.scenario or {}
-    run = simulate(design, _workload(scenario["workload"]), days=scenario["days"], policy=scenario["policy"],
-                   seed=scenario["seed"], catalog=catalog)
+    workload, traces, acme_rows = scenario_inputs(scenario["workload"])
+    run = simulate(design, workload, scenario["days"], policy=scenario["policy"], seed=scenario["seed"],
+                   traces=traces, acme_rows=acme_rows, catalog=catalog)
     columns = {f"sim_{k}": v for k, v in run.summary.items() if isinstance(v, int | float | str | bool) or v is None}
     columns["sim_energy_mwh"] = run.energy_kwh / 1000.0
     return columns
 
 
-@lru_cache(maxsize=8)
-def _workload(path: str):
-    """A workload file, read once per worker process."""
+@lru_cache(maxsize=4)
+def scenario_inputs(workload_path: str):
+    """The workload, the request traces it names and the Acme cluster rows, read once per process.
+
+    Read in the parent when the sweep is planned (bad input is an InputError there), so forked pool
+    workers start with them; Ray workers read them on their first simulated point.
+    """
+    import csv
+
+    from tokenfab.traces.llm import read_trace, shared_data_dir
     from tokenfab.twin.workload import load_workload
 
-    return load_workload(path)
+    path = Path(workload_path)
+    workload = load_workload(path)
+    traces = {s.trace: read_trace(s.trace, path.parent) for s in workload.inference.services}
+    acme = shared_data_dir() / "acme" / "cluster_summary.csv"
+    rows = list(csv.DictReader(acme.open(encoding="utf-8"))) if acme.is_file() else None
+    return workload, traces, rows
 
 
 _STAGE_COLUMNS: dict[str, Callable[..., dict[str, Any]]] = {

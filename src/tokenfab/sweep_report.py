@@ -21,6 +21,8 @@ FALLBACK_OBJECTIVE = "usd_per_gpu_hour"
 IMPORTANCE_METRICS = ("usd_per_million_tokens", "usd_per_gpu_hour", "tokens_per_s_per_mw", "capex_usd", "pue_annual")
 NUMERIC_BINS = 5
 """A numeric parameter with more distinct values than this is grouped into this many quantile bins [-]."""
+MAX_COLOURS = 12
+"""Points are coloured by the most important parameter when it has at most this many levels [-]."""
 
 
 def objective_of(frame: pd.DataFrame) -> str:
@@ -112,7 +114,11 @@ def _figure():
 def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str, colour_by: str | None,
                         title: str, xlabel: str, ylabel: str, path: Path, x_scale: float = 1.0) -> None:
     figure, axes = _figure()
-    groups = rows.groupby(rows[colour_by].astype(str)) if colour_by else [("all points", rows)]
+    levels = levels_of(rows[colour_by]) if colour_by else None
+    if levels is None or levels.nunique() > MAX_COLOURS:
+        groups, colour_by = [("all points", rows)], None
+    else:
+        groups = rows.groupby(levels.to_numpy())
     for label, group in groups:
         axes.scatter(group[x].astype(float) * x_scale, group[y].astype(float), s=22, alpha=0.75, label=label)
     axes.plot(front[x].astype(float) * x_scale, front[y].astype(float), color="black", linewidth=1.2,

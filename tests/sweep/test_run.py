@@ -124,3 +124,27 @@ def test_ray_and_local_pool_give_the_same_rows(tmp_path):
     differences = [(a["point_index"], k, a.get(k), b.get(k)) for a, b in zip(on_ray.rows, local.rows, strict=True)
                    for k in set(a) | set(b) if k != "elapsed_s" and a.get(k) != b.get(k)]
     assert not differences, differences
+
+
+def test_scenario_adds_simulation_columns(tmp_path, shared_data_dir):
+    workload = REPO_ROOT / "examples" / "workload-mixed.yaml"
+    path = small_sweep(tmp_path, "  scenario.seed: [0, 1]\n",
+                       extra=f"scenario: {{workload: {workload}, days: 0.05}}\n")
+    path.write_text(path.read_text().replace(str(SMALL_BASE), str(REPO_ROOT / "examples" / "row-1mw.yaml")))
+    plan = plan_sweep(path)
+    assert plan.stages[-1] == "simulate"
+    outcome = run_sweep(plan, tmp_path / "out", workers=2)
+    for row in outcome.rows:
+        assert row["error"] is None, row["error"]
+        assert row["sim_gpus"] == row["gpus"]
+        assert row["sim_energy_mwh"] > 0
+
+
+def test_bad_workload_is_an_input_error_at_the_scenario_line(tmp_path):
+    from tokenfab.io.yamlfile import InputError
+
+    bad = tmp_path / "w.yaml"
+    bad.write_text("name: w\ntick_min: 0\n")
+    path = small_sweep(tmp_path, "  sites[0].cooling: [chiller]\n", extra="scenario: {workload: w.yaml}\n")
+    with pytest.raises(InputError, match=r"small\.yaml:4: scenario\.workload: workload: .*w\.yaml:2: tick_min"):
+        plan_sweep(path)
