@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sched_fleets import make_fleet
+from sched_fleets import make_fleet, make_mixed_fleet
 
 from tokenfab.fleet import HEALTH_CORDONED, HEALTH_FAILED, HEALTH_OK, NO_TENANT
 from tokenfab.sched.quota import MILLI_PER_GPU
@@ -39,14 +39,14 @@ small = st.builds(
 operation = st.one_of(
     st.tuples(st.just("place"), st.one_of(gang, gang, small)),
     st.tuples(st.just("release"), st.integers(0, 30)),
-    st.tuples(st.just("health"), st.integers(0, 15), st.sampled_from([HEALTH_OK, HEALTH_CORDONED, HEALTH_FAILED])),
+    st.tuples(st.just("health"), st.integers(0, 19), st.sampled_from([HEALTH_OK, HEALTH_CORDONED, HEALTH_FAILED])),
     st.tuples(st.just("preempt"), gang),
 )
 
 
-def run(ops, policy, residency=None):
+def run(ops, policy, residency=None, fleet=None):
     """Apply ``ops``; return the scheduler and the log of outcomes (placements as lists, or None)."""
-    sched = Scheduler(small_fleet(), policy, tenant_residency=residency)
+    sched = Scheduler(fleet if fleet is not None else small_fleet(), policy, tenant_residency=residency)
     log = []
     for i, op in enumerate(ops):
         if op[0] in ("place", "preempt"):
@@ -64,7 +64,7 @@ def run(ops, policy, residency=None):
             if live:
                 sched.release(live[op[1] % len(live)])
         else:
-            log.append(sched.set_health([op[1]], op[2]))
+            log.append(sched.set_health([op[1] % sched.fleet.n_nodes], op[2]))
         check_state(sched)
     return sched, log
 
@@ -78,12 +78,12 @@ def check_request_honoured(sched: Scheduler, request: Request, p: Placement) -> 
         assert len(p.nodes) == 1 and p.gpus == 0
         return
     if request.whole_domains:
-        assert all(g == 8 for g in per_domain.values()) and p.gpus >= request.gpus
+        assert all(g == fleet.domain_gpus[d] for d, g in per_domain.items()) and p.gpus >= request.gpus
     else:
         assert p.gpus == request.gpus
     if request.slice_gpus:
         assert all(g % request.slice_gpus == 0 for g in per_domain.values())
-    if request.kind == WorkloadKind.inference and request.gpus <= 8 and not request.slice_gpus:
+    if request.kind == WorkloadKind.inference and request.gpus <= fleet.domain_gpus.max() and not request.slice_gpus:
         assert len(per_domain) == 1
     if request.level is not None and request.level_required:
         level = Level.domain if request.level == Level.node and request.whole_domains else request.level
@@ -140,13 +140,14 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 
 @SETTINGS
-@given(ops=st.lists(operation, max_size=30), policy=st.sampled_from(list(Policy)))
-def test_random_sequences_keep_state_exact_and_release_restores_it(ops, policy):
-    sched, _ = run(ops, policy)
+@given(ops=st.lists(operation, max_size=30), policy=st.sampled_from(list(Policy)), mixed=st.booleans())
+def test_random_sequences_keep_state_exact_and_release_restores_it(ops, policy, mixed):
+    make = make_mixed_fleet if mixed else small_fleet
+    sched, _ = run(ops, policy, fleet=make())
     sched.set_health(np.arange(sched.fleet.n_nodes), HEALTH_OK)
     for rid in list(sched.allocations()):
         sched.release(rid)
-    fresh = small_fleet()
+    fresh = make()
     np.testing.assert_array_equal(sched.fleet.node_free_gpus, fresh.node_free_gpus)
     np.testing.assert_array_equal(sched.fleet.domain_tenant, fresh.domain_tenant)
     np.testing.assert_allclose(sched.node_cpu_free, fresh.node_cpu_cores)

@@ -483,9 +483,9 @@ class Scheduler:
     def _cap(self, ask: _Ask, lo: int | None = None, hi: int | None = None) -> np.ndarray:
         """GPUs ``ask`` can take from each domain in ``[lo, hi)`` (all domains by default)."""
         free = self.free.domain[lo:hi]
-        if ask.whole:
+        if ask.whole:  # whole-free domains that can hold a slice
             size = self._domain_gpus[lo:hi]
-            cap = np.where(free == size, size, 0)
+            cap = np.where((free == size) & (size >= ask.slice_gpus), size, 0)
         elif ask.slice_gpus > 1:
             cap = free - free % ask.slice_gpus
         else:
@@ -611,7 +611,18 @@ class Scheduler:
         policy = self.policy
         need = ask.need
         ranges = self.topology.level_domain_range
-        if level is None:
+        if level is None and policy.name == Policy.first_fit and self._indexed(ask):
+            # lowest ids first: only the SUs up to the one where the running capacity reaches N matter
+            reach = np.cumsum(self._su_cap(ask))
+            if reach[-1] < need:
+                return f"needs {self._what(ask)}; {self._largest(ask, reach[-1:])} where it may run"
+            last = int(np.searchsorted(reach, need))
+            first = int(np.searchsorted(reach, 0, side="right"))
+            su_start, su_end = self.topology.level_domain_range[Level.su]
+            lo, hi = int(su_start[first]), int(su_end[last])
+            cap = self._cap(ask, lo, hi)
+            ids = np.arange(lo, hi)
+        elif level is None:
             cap = self._cap(ask)
             total = int(cap.sum())
             if total < need:
