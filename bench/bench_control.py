@@ -130,6 +130,7 @@ def main() -> int:
     spec, _ = load_spec(SPEC)
     design = compile_design(spec, load_catalog())
     results: dict[str, dict] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tokenfab-bench-") as tmp:
         workdir = Path(tmp)
         design_path = workdir / "design.json"
@@ -150,7 +151,8 @@ def main() -> int:
     lines = [
         "## Control plane load (issue 6)",
         "",
-        f"Machine: {machine_line()}. Command: {command}.",
+        f"Machine: {machine_line()} (1-minute load average {load_before:.1f} when the run began; on a shared "
+        f"machine these figures are lower bounds). Command: {command}.",
         "",
         f"{args.clients} concurrent clients (threads, one keep-alive httpx connection each) on loopback submit "
         f"{args.per_client} four-GPU training jobs each to one `tokenfab serve` process (uvicorn) for "

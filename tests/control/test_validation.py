@@ -19,6 +19,7 @@ import pytest
     ({"name": "ok", "gpus": 10, "slice_gpus": 4}, "slice_gpus"),
     ({"name": "ok", "gpus": 4, "replicas": 2}, "replicas"),  # training gangs have one replica
     ({"name": "ok", "gpus": 4}, "tenant"),  # the operator must name the owner
+    ({"name": "ok", "gpus": 4, "model": "nul\u0000byte"}, "model"),  # PostgreSQL text cannot hold NUL
 ])
 def test_bad_workload_is_422_naming_the_field(api, body, field):
     response = api.client.post("/api/v1/workloads", headers=api.op, json=body)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""Free text: no control characters (PostgreSQL text cannot hold NUL)."""
 MAX_GPUS = 1_000_000
 MAX_ID = 10_000_000
 
@@ -132,7 +134,7 @@ class WorkloadCreate(_In):
     on_failure: Literal["requeue", "fail"] = Field(
         default="requeue", description="what happens when a node under the workload fails"
     )
-    model: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, max_length=128, pattern=TEXT_PATTERN)
     tokens_per_s_per_gpu: float | None = Field(
         default=None, ge=0, le=1e7, description="served tokens [1/s/GPU]"
     )
@@ -234,7 +236,7 @@ class RackDetail(_Out):
 
 
 class HealthChange(_In):
-    reason: str = Field(default="", max_length=500)
+    reason: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
 
 
 class HealthResult(_Out):
@@ -254,7 +256,7 @@ class PowerCap(_In):
 class GridEvent(_In):
     kind: Literal["curtailment", "restore"]
     cap_kw: float | None = Field(default=None, ge=0, le=1e9, description="curtailment: the cap [kW]")
-    message: str = Field(default="", max_length=500)
+    message: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
 
 
 class PowerEventPublic(_Out):
