@@ -207,13 +207,10 @@ def load_sweep(path: str | Path) -> tuple[SweepFile, LocatedYaml]:
         raise doc.validation_error(exc) from None
 
 
-def available_stages() -> dict[str, str | None]:
-    """Each stage and why it cannot run here (None when it can): later layers may be absent from a build."""
-    notes: dict[str, str | None] = {"design": None}
-    for stage, module in (("certify", "tokenfab.certify.check"), ("tokens", "tokenfab.perf"),
-                          ("simulate", "tokenfab.twin.run")):
-        notes[stage] = _import_note(module, stage)
-    return notes
+def available_stages(stages: Iterable[str] = STAGES) -> dict[str, str | None]:
+    """Each of `stages` and why it cannot run here (None when it can): later layers may be absent."""
+    modules = {"certify": "tokenfab.certify.check", "tokens": "tokenfab.perf", "simulate": "tokenfab.twin.run"}
+    return {stage: _import_note(modules[stage], stage) if stage in modules else None for stage in stages}
 
 
 def _import_note(module: str, stage: str) -> str | None:
@@ -244,8 +241,8 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         "scenario": sweep.scenario.model_dump(mode="json") if sweep.scenario else None,
     }
     if base["scenario"] is not None:
-        base["scenario"]["workload"] = str((sweep_dir / sweep.scenario.workload).resolve())
-        _check_workload(doc, base["scenario"]["workload"])
+        base["scenario"]["workload"] = _workload_path(sweep_dir, sweep.scenario.workload)
+        _check_workload(doc, base["scenario"]["workload"], ["scenario", "workload"])
 
     targets = {}
     for name, values in sweep.parameters.items():
@@ -258,17 +255,19 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         targets[name] = (target, inner)
         examples = [values.low, values.high] if isinstance(values, UniformRange) else values
         for i, value in enumerate(examples):
+            where = ("low", "high")[i] if isinstance(values, UniformRange) else i
             message = _check_value(base, target, inner, value)
             if message:
-                where = ("low", "high")[i] if isinstance(values, UniformRange) else i
                 raise doc.error(["parameters", name, where], message)
+            if (target, inner) == ("scenario", ("workload",)):
+                _check_workload(doc, _workload_path(sweep_dir, value), ["parameters", name, where])
 
-    stage_notes = available_stages() if stage_notes is None else stage_notes
     wanted = ["design", "certify"]
     if sweep.tokens is not None:
         wanted.append("tokens")
     if sweep.scenario is not None:
         wanted.append("simulate")
+    stage_notes = available_stages(wanted) if stage_notes is None else stage_notes
     stages = tuple(s for s in wanted if stage_notes.get(s) is None)
     notes = [stage_notes[s] for s in wanted if stage_notes.get(s)]
 
@@ -279,6 +278,8 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         inputs = json.loads(json.dumps(base))
         for name, value in values.items():
             target, inner = targets[name]
+            if (target, inner) == ("scenario", ("workload",)):
+                value = _workload_path(sweep_dir, value)
             set_path(inputs[target], inner, value)
         key = point_key(inputs, stages)
         if key in seen:
@@ -293,7 +294,12 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
                      parameter_names=tuple(sweep.parameters), points=points, stages=stages, notes=notes)
 
 
-def _check_workload(doc: LocatedYaml, path: str) -> None:
+def _workload_path(sweep_dir: Path, path: str) -> str:
+    """A workload path as the sweep file gives it, made absolute against the sweep file's folder."""
+    return str((sweep_dir / path).resolve())
+
+
+def _check_workload(doc: LocatedYaml, path: str, loc: list) -> None:
     """A scenario's workload and the traces it names must read cleanly (when the twin is installed)."""
     try:
         import tokenfab.twin.run  # noqa: F401
@@ -302,7 +308,7 @@ def _check_workload(doc: LocatedYaml, path: str) -> None:
     try:
         scenario_inputs(path)
     except InputError as exc:
-        raise doc.error(["scenario", "workload"], f"workload: {exc}") from None
+        raise doc.error(loc, f"workload: {exc}") from None
 
 
 def _check_value(base: dict, target: str, inner: tuple, value: Any) -> str | None:
