@@ -46,8 +46,8 @@ def su_code(site: int, hall_in_site: int, su_in_hall: int) -> str:
     return f"s{site}-h{hall_in_site}-su{su_in_hall}"
 
 
-def rack_name(site: int, hall_in_site: int, su_in_hall: int, rack_in_hall: int) -> str:
-    return f"s{site}-h{hall_in_site}-su{su_in_hall}-r{rack_in_hall:02d}"
+def rack_name(su: str, rack_in_hall: int) -> str:
+    return f"{su}-r{rack_in_hall:02d}"
 
 
 def node_name(rack: str, node_in_rack: int) -> str:
@@ -120,17 +120,23 @@ def inventory(design: Design) -> Inventory:
         hall_code(s, h) for s, h in zip(fleet.hall_site.tolist(), hall_in_site.tolist(), strict=True)
     ]
     su_codes = [
-        f"{hall_codes[h]}-su{u}" for h, u in zip(fleet.su_hall.tolist(), su_in_hall.tolist(), strict=True)
+        su_code(s, h, u)
+        for s, h, u in zip(
+            fleet.hall_site[fleet.su_hall].tolist(),
+            hall_in_site[fleet.su_hall].tolist(),
+            su_in_hall.tolist(),
+            strict=True,
+        )
     ]
     rack_names = [
-        f"{su_codes[u]}-r{r:02d}" for u, r in zip(fleet.rack_su.tolist(), rack_in_hall.tolist(), strict=True)
+        rack_name(su_codes[u], r) for u, r in zip(fleet.rack_su.tolist(), rack_in_hall.tolist(), strict=True)
     ]
     domain_names = [
-        f"{rack_names[r]}-d{d}"
+        domain_name(rack_names[r], d)
         for r, d in zip(fleet.domain_rack.tolist(), domain_in_rack.tolist(), strict=True)
     ]
     node_names = [
-        f"{rack_names[r]}-n{n:02d}" for r, n in zip(node_rack.tolist(), node_in_rack.tolist(), strict=True)
+        node_name(rack_names[r], n) for r, n in zip(node_rack.tolist(), node_in_rack.tolist(), strict=True)
     ]
     return Inventory(
         design=design,
