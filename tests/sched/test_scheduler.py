@@ -86,13 +86,26 @@ def test_one_domain_gang_per_policy(policy, nodes, gpus, generic):
 @PATHS
 @pytest.mark.parametrize(("policy", "nodes", "gpus"), [
     (Policy.first_fit, [0], [4]),
-    (Policy.best_fit, [8, 9], [3, 1]),              # tightest domain d4 (7 free), fullest node first
-    (Policy.topology_packing, [8, 9], [3, 1]),
-    (Policy.fragmentation_aware, [8, 9], [3, 1]),
+    (Policy.best_fit, [9], [4]),              # tightest domain d4 (7 free), on one node that fits
+    (Policy.topology_packing, [9], [4]),
+    (Policy.fragmentation_aware, [9], [4]),
 ])
 def test_small_gang_fills_the_fullest_domain(policy, nodes, gpus, generic):
     sched = scheduler(policy, generic)
     assert as_lists(sched.place(Request("r", 4))) == (nodes, gpus)
+    check_counts(sched)
+
+
+@PATHS
+@pytest.mark.parametrize(("policy", "nodes", "gpus"), [
+    (Policy.first_fit, [0, 1], [4, 2]),         # lowest ids
+    (Policy.best_fit, [8, 9], [3, 3]),          # d4 (7 free): no node has 6, so fullest node first
+    (Policy.topology_packing, [8, 9], [3, 3]),
+    (Policy.fragmentation_aware, [8, 9], [3, 3]),
+])
+def test_gang_larger_than_a_node_fills_the_fullest_nodes(policy, nodes, gpus, generic):
+    sched = scheduler(policy, generic)
+    assert as_lists(sched.place(Request("r", 6))) == (nodes, gpus)
     check_counts(sched)
 
 

@@ -13,11 +13,13 @@ Keys (smallest first):
 
 first_fit
     group: lowest id with ``cap_G ≥ N``; one domain: lowest id with ``cap_d ≥ N``; several: ascending
-    id; nodes: ascending id. Gangs without a level are not kept together.
+    id; nodes: the lowest node that holds the domain's share, else ascending id. Gangs without a level
+    are not kept together.
 best_fit
     group: ``(cap_G, free_G)`` (tightest); one domain: ``(free_d, id)`` (tightest); several:
     ``cap_d`` descending (fewest domains), the last replaced by the tightest domain that covers the
-    remainder; nodes fullest first.
+    remainder; nodes: the fullest node that holds the domain's share, else fullest first (all
+    policies but first_fit).
 topology_packing
     group: ``(free_G, cap_G)`` (fullest group that fits); one domain: ``(free_d, free_S(d), id)``
     (fullest domain that fits, in the fullest SU); several: partly used domains first, fullest first,

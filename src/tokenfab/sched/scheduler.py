@@ -675,43 +675,60 @@ class Scheduler:
     # -- nodes inside the chosen domains
 
     def _nodes_in_domain(self, domain: int, take: int) -> _Found:
-        """The nodes that give ``take`` GPUs from one domain (fullest first when packing)."""
+        """The nodes that give ``take`` GPUs from one domain.
+
+        One node if some node has ``take`` free (the fullest such node when packing, else the lowest
+        id); all free GPUs of the domain if ``take`` is all of them; else fullest nodes first when
+        packing, lowest ids first otherwise.
+        """
         top = self.topology
         start, end = top.node_start_of[domain], top.node_end_of[domain]
-        if top.nodes_contiguous:
-            nodes = range(start, end)
-            avail = self.free.node[start:end].tolist()
-        else:
-            nodes = top.node_order[start:end].tolist()
-            avail = self.free.node[nodes].tolist()
-        candidates = [(a, i) for i, a in enumerate(avail) if a]
+        nodes = np.arange(start, end) if top.nodes_contiguous else top.node_order[start:end]
+        avail = self.free.node[start:end] if top.nodes_contiguous else self.free.node[nodes]
+        domains = np.array([domain], dtype=np.int64)
+        if take <= top.max_node_gpus:
+            fits = avail >= take
+            if self.policy.pack_nodes:
+                i = int(np.where(fits, avail, _NEVER).argmin())
+            else:
+                i = int(fits.argmax())
+            if fits[i]:
+                return _Found(nodes[i:i + 1], np.array([take], dtype=np.int64), domains)
+        used = avail > 0
+        if take == int(avail.sum()):
+            return _Found(nodes[used], avail[used], domains)
+        free_list = avail.tolist()
+        candidates = [(a, i) for i, a in enumerate(free_list) if a]
         if self.policy.pack_nodes:
             candidates.sort()
         picked, gpus = [], []
         for a, i in candidates:
             got = a if a < take else take
-            picked.append(nodes[i])
+            picked.append(i)
             gpus.append(got)
             take -= got
             if not take:
                 break
-        return _Found(np.array(picked, dtype=np.int64), np.array(gpus, dtype=np.int64),
-                      np.array([domain], dtype=np.int64))
+        return _Found(nodes[picked], np.array(gpus, dtype=np.int64), domains)
 
     def _nodes_in_domains(self, domains: np.ndarray, takes: np.ndarray) -> _Found:
-        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``, vectorised."""
-        nodes, segment = self.topology.nodes_of_domains(domains)
-        avail = self.free.node[nodes]
-        if self.policy.pack_nodes:
-            key = np.where(avail > 0, avail, _NEVER)
-            order = np.lexsort((key, segment))
-            nodes, avail, segment = nodes[order], avail[order], segment[order]
-        before = np.cumsum(avail) - avail
-        first = np.searchsorted(segment, np.arange(len(domains)))
-        before = before - before[first][segment]
-        got = np.clip(takes[segment] - before, 0, avail)
-        keep = got > 0
-        return _Found(nodes[keep].astype(np.int64), got[keep].astype(np.int64), np.sort(domains).astype(np.int64))
+        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``, vectorised.
+
+        Domains taken whole (all their free GPUs) give every node with free GPUs; the others are
+        filled as `_nodes_in_domain` fills one domain."""
+        full = takes == self.free.domain[domains]
+        parts = []
+        if full.any():
+            nodes, _ = self.topology.nodes_of_domains(domains[full])
+            avail = self.free.node[nodes]
+            used = avail > 0
+            parts.append((nodes[used], avail[used]))
+        for domain, take in zip(domains[~full].tolist(), takes[~full].tolist(), strict=True):
+            found = self._nodes_in_domain(domain, take)
+            parts.append((found.nodes, found.gpus))
+        nodes = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        gpus = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        return _Found(nodes, gpus, np.sort(domains).astype(np.int64))
 
     def _find_small(self, request: Request) -> _Found | str:
         """One node for a fractional-GPU (or CPU-only) request: CPU, memory and a GPU share on one node."""
