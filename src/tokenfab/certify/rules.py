@@ -521,7 +521,7 @@ def cooling_totals_sum(design: Design, catalog: Catalog):
         for name, stated, derived, unit in checks:
             if _differs(stated, derived):
                 yield finding("COOL-011", f"{path}.cooling.{name}", stated, derived, unit,
-                              f"site {name} {stated:,.1f} but the halls sum to {derived:,.1f}")
+                              f"site {name} {stated:,.6g} but the halls sum to {derived:,.6g}")
 
 
 @rule("COOL-012", "cooling", "WUE consistent with the plant", "error",

@@ -106,7 +106,7 @@ def _cards(design: Design) -> list[tuple[str, str]]:
         ("PUE annual", f"{m.pue_annual:.3f}"),
         ("racks / halls", f"{m.racks:,} / {m.halls}"),
         ("FP4 peak", f"{fp4 / 1000:,.1f} EF"),
-        ("capex", f"${m.capex_usd / 1e9:,.2f} B"),
+        ("capex", f"${m.capex_usd / 1e9:,.2f} B" if m.capex_usd >= 1e9 else f"${m.capex_usd / 1e6:,.0f} M"),
         ("$ per GPU-hour", f"${m.usd_per_gpu_hour:.2f}"),
     ]
 
