@@ -710,7 +710,9 @@ class Simulation:
         events: list = []
         for i, svc in enumerate(self.services):
             if index < len(svc.demand_requests_per_s):
-                window = svc.demand_requests_per_s[max(index - PREDICTOR_WINDOW_TICKS, 0) : max(index, 1)]
+                # before an hour of history exists the planner is pre-provisioned for the first hour's peak
+                lo, hi = (index - PREDICTOR_WINDOW_TICKS, index) if index >= PREDICTOR_WINDOW_TICKS else (0, PREDICTOR_WINDOW_TICKS)
+                window = svc.demand_requests_per_s[lo:hi]
                 observed = float(window.max())
                 self.demand_now[i] = svc.demand_requests_per_s[index]
                 self.inference_dirty = True
