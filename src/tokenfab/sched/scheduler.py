@@ -60,6 +60,9 @@ class Allocation:
     """Whole GPUs taken from each of ``domains``."""
     gpus_as_stored: np.ndarray | None = None
     """``placement.gpus_per_node`` in the dtype of ``fleet.node_free_gpus``."""
+    one_node: int = -1
+    """The node, when whole GPUs are taken on exactly one node (the common small case)."""
+    total_gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -316,8 +319,11 @@ class Scheduler:
         """Precompute what `_apply` needs: GPUs per domain, and GPUs per node in the fleet's dtype."""
         gpus = held.placement.gpus_per_node
         held.gpus_as_stored = gpus.astype(self.fleet.node_free_gpus.dtype)
+        held.total_gpus = int(gpus.sum())
+        if len(gpus) == 1 and held.total_gpus > 0 and held.share_slot < 0:
+            held.one_node = int(held.placement.nodes[0])
         if len(held.domains) == 1:
-            held.per_domain = np.array([int(gpus.sum())], dtype=np.int64)
+            held.per_domain = np.array([held.total_gpus], dtype=np.int64)
         else:
             inverse = np.searchsorted(held.domains, self.fleet.node_domain[held.placement.nodes])
             held.per_domain = np.bincount(inverse, weights=gpus, minlength=len(held.domains)).astype(np.int64)
@@ -327,7 +333,13 @@ class Scheduler:
         fleet = self.fleet
         request = held.request
         domains = held.domains
-        if held.share_slot < 0 and request.gpus > 0:  # whole GPUs on every node of the placement
+        if held.one_node >= 0:  # whole GPUs on one node: scalar updates
+            node, delta = held.one_node, -sign * held.total_gpus
+            fleet.node_free_gpus[node] += delta
+            if not self._unhealthy_nodes or fleet.node_health[node] == HEALTH_OK:
+                self.free.node[node] += delta
+                self.free._shift_domain(self.topology, int(domains[0]), delta)
+        elif held.share_slot < 0 and request.gpus > 0:  # whole GPUs on every node of the placement
             nodes, gpus = held.placement.nodes, held.placement.gpus_per_node
             if sign > 0:
                 fleet.node_free_gpus[nodes] -= held.gpus_as_stored
@@ -683,8 +695,8 @@ class Scheduler:
         """
         top = self.topology
         start, end = top.node_start_of[domain], top.node_end_of[domain]
-        nodes = np.arange(start, end) if top.nodes_contiguous else top.node_order[start:end]
-        avail = self.free.node[start:end] if top.nodes_contiguous else self.free.node[nodes]
+        contiguous = top.nodes_contiguous
+        avail = self.free.node[start:end] if contiguous else self.free.node[top.node_order[start:end]]
         domains = np.array([domain], dtype=np.int64)
         if take <= top.max_node_gpus:
             fits = avail >= take
@@ -693,7 +705,9 @@ class Scheduler:
             else:
                 i = int(fits.argmax())
             if fits[i]:
-                return _Found(nodes[i:i + 1], np.array([take], dtype=np.int64), domains)
+                node = start + i if contiguous else int(top.node_order[start + i])
+                return _Found(np.array([node], dtype=np.int64), np.array([take], dtype=np.int64), domains)
+        nodes = np.arange(start, end) if contiguous else top.node_order[start:end]
         used = avail > 0
         if take == int(avail.sum()):
             return _Found(nodes[used], avail[used], domains)
@@ -726,8 +740,11 @@ class Scheduler:
         for domain, take in zip(domains[~full].tolist(), takes[~full].tolist(), strict=True):
             found = self._nodes_in_domain(domain, take)
             parts.append((found.nodes, found.gpus))
-        nodes = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        gpus = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        if len(parts) == 1:
+            nodes, gpus = parts[0]
+        else:
+            nodes, gpus = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        nodes, gpus = nodes.astype(np.int64, copy=False), gpus.astype(np.int64, copy=False)
         return _Found(nodes, gpus, np.sort(domains).astype(np.int64))
 
     def _find_small(self, request: Request) -> _Found | str:

@@ -189,6 +189,7 @@ class FreeCounts:
             self.su_max[su] = self.domain[topology.su_domains[su]].max()
 
     def _shift_domain(self, topology: Topology, domain: int, delta: int) -> None:
+        """Add ``delta`` free GPUs to ``domain`` and its parents, and move it in the domain index."""
         before = int(self.domain[domain])
         after = before + delta
         self.domain[domain] = after
