@@ -123,13 +123,18 @@ def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str,
         axes.scatter(group[x].astype(float) * x_scale, group[y].astype(float), s=22, alpha=0.75, label=label)
     axes.plot(front[x].astype(float) * x_scale, front[y].astype(float), color="black", linewidth=1.2,
               marker="o", markerfacecolor="none", markersize=9, label="Pareto front")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
+    axes.set_xlabel(_plain(xlabel))
+    axes.set_ylabel(_plain(ylabel))
+    axes.set_title(_plain(title))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, title=colour_by, title_fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path)
+
+
+def _plain(text: str) -> str:
+    """Text shown as written: matplotlib reads a pair of `$` as mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
@@ -140,7 +145,7 @@ def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
     for position, value in enumerate(values):
         axes.text(min(value + 0.01, 0.9), position, f"{value:.2f}", va="center", fontsize=8)
     axes.set_xlim(0, 1)
-    axes.set_xlabel(f"η² on {metric} (share of variance explained)")
+    axes.set_xlabel(_plain(f"η² on {_label(metric)} (share of variance explained)"))
     axes.set_title("Parameters that matter most (one-way ANOVA effect size)")
     axes.grid(alpha=0.3, axis="x")
     figure.tight_layout()
@@ -203,7 +208,7 @@ def _fmt(value) -> str:
     if isinstance(value, float | np.floating):
         if not math.isfinite(value):
             return "–"
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return "–" if value is None else str(value)
 
 
