@@ -7,6 +7,7 @@ Run: .venv/bin/python bench/bench_export.py   (writes bench/results/export.md)
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -36,7 +37,9 @@ def main() -> None:
         "",
         f"Machine: {machine_line()}. Command: `.venv/bin/python bench/bench_export.py`.",
         "",
-        "One run each (wall time of the pure export function: design → file texts, no disk writes).",
+        "One run each (wall time of the pure export function: design → file texts, no disk writes). "
+        f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared "
+        "machine: with a load above the core count, times are inflated by other processes).",
         "",
         "| design | nodes | cables | export | seconds | output MB | files |",
         "|---|---|---|---|---|---|---|",
