@@ -251,7 +251,7 @@ def _loads(
     parts: _Parts,
     rack_kw_total: float,
     network_kw: float,
-    cdus_running: int,
+    cdu_pump_kw: float,
     dry_bulb_c: float,
     wet_bulb_c: float,
     facility_supply_c: float,
@@ -262,7 +262,7 @@ def _loads(
     liquid_heat = rack_kw_total * system.liquid_heat_fraction
     air_heat = rack_kw_total - liquid_heat + network_kw
     design_db, design_wb = parts.climate.design_dry_bulb_c, parts.climate.design_wet_bulb_c
-    cdu_pump = cdus_running * (parts.cdus[0].pump_power_kw if cdus_running else 0.0)
+    cdu_pump = cdu_pump_kw
     rejection = 0.0
     if liquid_heat > 0:
         rejection = cool.heat_rejection_power_kw(
@@ -355,7 +355,8 @@ def _design_day_loads(parts: _Parts, site: SiteSpec, domains: int) -> _Loads:
     rack_kw = domains * system.rack_power_max_kw / system.domains_per_rack
     liquid_kw = rack_kw * system.liquid_heat_fraction
     cdus = math.ceil(liquid_kw / parts.cdus[0].capacity_kw - 1e-9) if liquid_kw else 0
-    return _loads(parts, rack_kw, _network_kw(parts, site, domains), cdus, parts.climate.design_dry_bulb_c,
+    pump_kw = cdus * parts.cdus[0].pump_power_kw
+    return _loads(parts, rack_kw, _network_kw(parts, site, domains), pump_kw, parts.climate.design_dry_bulb_c,
                   parts.climate.design_wet_bulb_c, system.supply_temp_max_c - parts.cdus[0].approach_k)
 
 
@@ -489,16 +490,17 @@ def _build_site(index: int, site: SiteSpec, parts: _Parts, domains: int) -> Site
     network_kw = fabric.switch_power_kw + fabric.transceiver_power_kw
     rack_kw_max = racks * rack_max_kw * fill
     rack_kw_nominal = racks * rack_nominal_kw * fill
-    cdus_required_total = sum(h.cdus_required for h in halls)
-    design_loads = _loads(parts, rack_kw_max, network_kw, cdus_required_total,
+    pumps_kw = {cdu.name: cdu.pump_power_kw for cdu in parts.cdus}
+    cdu_pump_kw = sum(h.cdus_required * pumps_kw[h.cdu_model] for h in halls if h.cdu_model)
+    design_loads = _loads(parts, rack_kw_max, network_kw, cdu_pump_kw,
                           parts.climate.design_dry_bulb_c, parts.climate.design_wet_bulb_c, facility_supply_c)
     dry_bins, wet_bins, hours = cool.outdoor_bins(parts.climate.monthly_dry_bulb_c, parts.climate.monthly_wet_bulb_c, parts.climate.daily_range_k)
-    annual = [_loads(parts, rack_kw_nominal, network_kw, cdus_required_total, d, w, facility_supply_c) for d, w in zip(dry_bins, wet_bins, strict=True)]
+    annual = [_loads(parts, rack_kw_nominal, network_kw, cdu_pump_kw, d, w, facility_supply_c) for d, w in zip(dry_bins, wet_bins, strict=True)]
     facility_kwh = float(sum(a.facility_kw * h for a, h in zip(annual, hours, strict=True)))
     it_kwh = float(sum(a.it_kw * h for a, h in zip(annual, hours, strict=True)))
     water_l = float(sum(a.water_l_per_h * h for a, h in zip(annual, hours, strict=True)))
     pue_annual = facility_kwh / it_kwh
-    pue_curve = _pue_by_outdoor_temp(parts, rack_kw_nominal, network_kw, cdus_required_total, facility_supply_c)
+    pue_curve = _pue_by_outdoor_temp(parts, rack_kw_nominal, network_kw, cdu_pump_kw, facility_supply_c)
 
     cooling_red = site.redundancy.cooling.value
     total_liquid = sum(h.liquid_heat_kw for h in halls)
@@ -567,7 +569,7 @@ def _cheapest_cdu(cdus: list[Cdu], liquid_kw: float, flow_lpm: float, redundancy
     return cdu, required
 
 
-def _pue_by_outdoor_temp(parts: _Parts, rack_kw: float, network_kw: float, cdus: int, supply_c: float) -> list[tuple[float, float]]:
+def _pue_by_outdoor_temp(parts: _Parts, rack_kw: float, network_kw: float, cdu_pump_kw: float, supply_c: float) -> list[tuple[float, float]]:
     """PUE against outdoor dry-bulb, with wet-bulb from the climate's own monthly dry/wet relation."""
     dry = np.asarray(parts.climate.monthly_dry_bulb_c)
     wet = np.asarray(parts.climate.monthly_wet_bulb_c)
@@ -575,7 +577,7 @@ def _pue_by_outdoor_temp(parts: _Parts, rack_kw: float, network_kw: float, cdus:
     curve = []
     for dry_bulb in range(-10, 50, 5):
         wet_bulb = min(float(dry_bulb), float(slope * dry_bulb + intercept))
-        loads = _loads(parts, rack_kw, network_kw, cdus, float(dry_bulb), wet_bulb, supply_c)
+        loads = _loads(parts, rack_kw, network_kw, cdu_pump_kw, float(dry_bulb), wet_bulb, supply_c)
         curve.append((float(dry_bulb), round(loads.pue, 4)))
     return curve
 
