@@ -106,3 +106,17 @@ def test_every_policy_keeps_the_invariants(policy, design_1mw, catalog):
     assert check_invariants(run) == []
     assert run.summary["jobs_finished"] > 0
     assert run.policy == policy
+
+
+def test_a_scenario_replaces_the_workloads_failures_and_power(design_1mw, catalog):
+    from tokenfab.twin.workload import ScenarioSpec
+
+    workload = WorkloadSpec.model_validate({"name": "w", "training": {"load": 0.6}, "failures": {"enabled": False}})
+    scenario = ScenarioSpec.model_validate(
+        {"failures": {"rate_multiplier": 1000}, "power": {"grid_events": [{"start_h": 0.5, "duration_h": 0.5, "cut_fraction": 0.3}]}}
+    )
+    quiet = simulate(design_1mw, workload, 0.05, seed=2, catalog=catalog)
+    stormy = simulate(design_1mw, workload, 0.05, seed=2, scenario=scenario, catalog=catalog)
+    assert sum(quiet.summary["failures"].values()) == 0 and not quiet.grid_events
+    assert sum(stormy.summary["failures"].values()) > 0 and len(stormy.grid_events) == 1
+    assert check_invariants(stormy) == []

@@ -46,6 +46,7 @@ from tokenfab.twin.failures import FAILURE_RATES, draw_failures
 from tokenfab.twin.workload import (
     ACME_KALOS_FALLBACK,
     AcmeShape,
+    ScenarioSpec,
     TrainingJobs,
     WorkloadSpec,
     demand_at_ticks,
@@ -887,6 +888,7 @@ def simulate(
     days: float,
     policy: str = "topology_packing",
     seed: int = 0,
+    scenario: ScenarioSpec | None = None,
     traces: dict | None = None,
     acme_rows: list[dict] | None = None,
     catalog=None,
@@ -908,6 +910,8 @@ def simulate(
         Placement policy of the fleet scheduler.
     seed : int
         Seeds every random draw; the same seed gives the same `Run`.
+    scenario : ScenarioSpec, optional
+        Failures and power events replacing the workload file's own ``failures`` and ``power`` sections.
     traces : dict, optional
         Request traces by the names the workload uses (`tokenfab.traces.llm.RequestTrace`).
     acme_rows : list of dict, optional
@@ -917,6 +921,8 @@ def simulate(
     check : bool
         Check the allocation invariants at every tick (slower); violations land in `Run.violations`.
     """
+    if scenario is not None:
+        workload = workload.model_copy(update={"failures": scenario.failures, "power": scenario.power})
     if catalog is None:
         from tokenfab.catalog.load import load_catalog
 

@@ -124,6 +124,13 @@ class PowerSpec(_Strict):
     grid_events: list[GridEventSpec] = Field(default_factory=list)
 
 
+class ScenarioSpec(_Strict):
+    """What happens to the factory (failures, power and grid events), separable from the work it runs."""
+
+    failures: FailureSpec = Field(default_factory=FailureSpec)
+    power: PowerSpec = Field(default_factory=PowerSpec)
+
+
 class WorkloadSpec(_Strict):
     version: int = 1
     name: str = Field(min_length=1, max_length=64)
