@@ -160,6 +160,10 @@ def main() -> None:
         f"| SLO attainment tick / measured | {big['slo_attainment_tick']:.2%} / {big['slo_attainment_measured']:.2%} |",
         f"| energy [MWh] | {big['energy_mwh']:,.0f} |",
         "",
+        "The run is single-threaded, so its CPU time is the wall time it needs on an otherwise idle 2-core "
+        "machine; the wall times above were taken while the machine's 2 cores were shared with other jobs "
+        f"(load average {load:.1f} at start), so they include time spent waiting for a core.",
+        "",
         f"### Topology packing against first-fit ({args.compare_spec}, {args.compare_days:g} simulated days, "
         f"same workload and seed, training load raised to {args.compare_load:g} so large gangs contend)",
         "",
