@@ -1157,7 +1157,9 @@ class ControlService:
         ).all()
         free_gpus = int(self.scheduler.free_gpus(Level.site).sum())
         for row, tenant in queued:
-            if row.gpus > free_gpus:  # cannot fit anywhere now; its reason stays as it was
+            if row.gpus > free_gpus:  # cannot fit anywhere now
+                if row.queue_reason.startswith(("requeued", "evicted")) and "waiting" not in row.queue_reason:
+                    row.queue_reason += f"; waiting: needs {row.gpus} GPUs, {free_gpus} free"
                 continue
             if self._try_place(session, row, tenant):
                 free_gpus -= row.gpus
