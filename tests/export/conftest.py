@@ -32,3 +32,17 @@ def full_su_design():
 def hgx_design():
     """HGX H100 nodes (one NVLink domain per node), with a partly filled last rack and SU."""
     return compiled_spec("hgx", "hgx-h100", 1.15)
+
+
+@pytest.fixture(scope="session")
+def two_site_design():
+    """A campus of two sites with different systems: GB200 NVL72 and HGX H100."""
+    from tokenfab.blueprint.compile import compile
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.spec import parse_spec
+
+    sites = [
+        {"name": "north", "it_mw": 1.1, "climate": "ashburn-va", "system": "gb200-nvl72"},
+        {"name": "south", "it_mw": 1.15, "climate": "ashburn-va", "system": "hgx-h100"},
+    ]
+    return compile(parse_spec({"name": "two-sites", "sites": sites}), load_catalog())

@@ -80,9 +80,10 @@ def test_scalable_unit_leaves(full_su_design):
 
 def test_block_form_follows_slurm_syntax(hgx_design):
     """topology/block as documented in topology.conf(5): BlockName=… Nodes=…; BlockSizes powers of two."""
-    assert block_sizes(18, 8) == [18, 144]
+    assert block_sizes(18, 144) == [18, 144]
     assert block_sizes(1, 32) == [1, 32]
-    assert block_sizes(18, 5) == [18, 72]
+    assert block_sizes(18, 90) == [18, 72]
+    assert block_sizes(18, 18) == [18]
     text = export_slurm(hgx_design)["topology-block.conf"]
     records = parse_conf(text)
     assert set(records[-1]) == {"blocksizes"}

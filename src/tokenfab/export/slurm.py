@@ -331,14 +331,14 @@ def _rack_hostlist(inv: Inventory, rack: int, count: int) -> str:
     return f"{prefix}00" if count == 1 else f"{prefix}[00-{count - 1:02d}]"
 
 
-def block_sizes(nodes_per_domain: int, domains_per_su: int) -> list[int]:
+def block_sizes(nodes_per_domain: int, nodes_per_su: int) -> list[int]:
     """``BlockSizes``: the NVLink domain, then the largest power-of-two multiple of it within an SU.
 
-    .. math:: B = [n_d,\\; n_d \\, 2^{\\lfloor \\log_2 D_{SU} \\rfloor}]
+    .. math:: B = [n_d,\\; n_d \\, 2^{\\lfloor \\log_2 (n_{SU} / n_d) \\rfloor}]
     """
     sizes = [nodes_per_domain]
-    if domains_per_su >= 2:
-        sizes.append(nodes_per_domain * 2 ** int(math.floor(math.log2(domains_per_su))))
+    if nodes_per_su >= 2 * nodes_per_domain:
+        sizes.append(nodes_per_domain * 2 ** int(math.floor(math.log2(nodes_per_su / nodes_per_domain))))
     return sizes
 
 
@@ -357,15 +357,12 @@ def topology_block_conf(inv: Inventory) -> str:
             else f"{inv.rack_names[rack]}-n[{lo:02d}-{hi:02d}]"
         )
         lines.append(f"BlockName={inv.domain_names[domain]} Nodes={nodes}")
-    per_domain = []
-    per_su = []
+    per_domain, per_su = [], []
     for site in inv.design.sites:
         rack = site.rack
-        gpus_per_node = rack.gpus // rack.nodes
-        nodes_per_domain = max(1, rack.gpus_per_nvlink_domain // gpus_per_node)
-        per_domain.append(nodes_per_domain)
-        su_nodes = site.fabric.endpoints_per_scalable_unit // site.fabric.rails
-        per_su.append(su_nodes // nodes_per_domain)
+        per_domain.append(max(1, rack.gpus_per_nvlink_domain // (rack.gpus // rack.nodes)))
+        per_su.append(site.fabric.endpoints_per_scalable_unit // site.fabric.rails)
+    # one BlockSizes for the cluster: the smallest domain, and a size that fits in every site's SU
     lines.append(f"BlockSizes={','.join(str(s) for s in block_sizes(min(per_domain), min(per_su)))}")
     return "\n".join(lines) + "\n"
 
