@@ -756,7 +756,10 @@ def _execute_on_ray(points: list[SweepPoint], workers: int, address: str | None,
             ray.init(address=None, include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=workers,
                      log_to_driver=False, configure_logging=False)
         elif started_here:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise RuntimeError(f"cannot connect to Ray at {address!r}: {exc}") from None
         remote_point = ray.remote(num_cpus=1)(run_point)
         in_flight_max = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
         queue = iter(points)
