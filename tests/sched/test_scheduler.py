@@ -338,3 +338,26 @@ def test_nvl72_row():
     s = placed(sched.place(Request("s", 6, kind=WorkloadKind.inference)))
     assert as_lists(s) == ([38, 39], [4, 2])  # the fullest domain that fits (d2, 64 free)
     check_counts(sched)
+
+
+def test_restore_puts_back_what_a_store_kept():
+    """The control plane rebuilds from its store: health first, then every placement, fractional
+    ones stored without their share (it comes from the request)."""
+    original = Scheduler(make_fleet(), Policy.topology_packing)
+    requests = [Request("a", 6), Request("b", 0, gpu_fraction=0.25, cpu_cores=2, memory_gb=8),
+                Request("c", 8, tenant="sov", exclusive_domains=True), Request("d", 4, whole_domains=True)]
+    for request in requests:
+        placed(original.place(request))
+    original.set_health([0], HEALTH_FAILED)
+    rebuilt = Scheduler(make_fleet(), Policy.topology_packing)
+    rebuilt.set_health([0], HEALTH_FAILED)
+    for request in requests:
+        stored = original.allocation(request.id)
+        rebuilt.restore(request, Placement(request.id, stored.nodes.copy(), stored.gpus_per_node.copy()))
+    for level in ALL_LEVELS:
+        np.testing.assert_array_equal(rebuilt.free_gpus(level), original.free_gpus(level))
+    np.testing.assert_array_equal(rebuilt.share_used_milli, original.share_used_milli)
+    np.testing.assert_array_equal(rebuilt.fleet.domain_tenant, original.fleet.domain_tenant)
+    assert rebuilt.used_gpus_by_tenant() == original.used_gpus_by_tenant()
+    assert rebuilt.allocation("b").gpu_fraction == 0.25
+    check_counts(rebuilt)

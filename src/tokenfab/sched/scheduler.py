@@ -225,7 +225,7 @@ class Scheduler:
                 for victim in plan.victims:
                     self.release(victim)
                 retry = self._find(request)
-                if isinstance(retry, str):  # cannot happen: the plan was checked; undo to stay safe
+                if isinstance(retry, str):  # cannot happen: the plan was checked on this very state
                     raise RuntimeError(f"preemption plan for {request.id} did not free a placement: {retry}")
                 found, evicted, self.last_eviction = retry, list(plan.victims), plan
         if isinstance(found, str):
