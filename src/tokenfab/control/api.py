@@ -331,11 +331,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail))
 
 
+def _operation_id(route) -> str:
+    """Stable, readable OpenAPI operation ids (`workloads-submit_workload`) for generated clients."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
 def create_app(design: Design, db_url: str, *, service: ControlService | None = None) -> FastAPI:
     """The ASGI app serving `design` from the store at `db_url` (migrated and replayed on creation)."""
     if service is None:
         service = ControlService.open(design, db_url).service
     app = FastAPI(
+        generate_unique_id_function=_operation_id,
         title="tokenfab control plane",
         version="1",
         description="Inventory, tenants, workloads, placements, health, power and audit of one AI factory.",
