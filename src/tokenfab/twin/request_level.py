@@ -19,8 +19,9 @@ upper bound for smaller batches). SLO attainment = share of requests with TTFT â
 When the service would see more than `max_requests` requests, a slice is simulated: a share
 :math:`f` of its sequence slots (:math:`\\mathrm{round}(f R(t) C)`) with the same share of its requests,
 keeping at least `MIN_SLICE_SLOTS` slots so the slice still pools like the whole service; if that is
-still too many requests, only the window of ticks around the busiest tick that fits is simulated
-(``window_start_h``/``window_end_h`` in the result).
+still too many requests, only a window of ticks that fits is simulated: from `start_s` (the first grid
+event, to measure the SLO while power is cut) or around the busiest tick (``window_start_h`` /
+``window_end_h`` in the result).
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ MIN_SLICE_SLOTS = 1024
 """A slice keeps at least this many sequence slots so its queueing still pools like the whole service [-]."""
 
 
-def busiest_window(expected_per_tick: np.ndarray, max_requests: int) -> tuple[int, int]:
-    """Ticks ``[first, last)`` around the busiest tick whose expected requests fit `max_requests`."""
+def busiest_window(expected_per_tick: np.ndarray, max_requests: int, start_tick: int | None = None) -> tuple[int, int]:
+    """Ticks ``[first, last)`` whose expected requests fit `max_requests`: grown from `start_tick` (forward
+    first) when given, else around the busiest tick."""
     n = len(expected_per_tick)
     if n == 0 or expected_per_tick.sum() <= max_requests:
         return 0, n
+    if start_tick is not None and 0 <= start_tick < n:
+        first, last, total = start_tick, start_tick, 0.0
+        while last < n and total + expected_per_tick[last] <= max_requests:
+            total += expected_per_tick[last]
+            last += 1
+        return first, max(last, first + 1)
     first = last = int(np.argmax(expected_per_tick))
     last += 1
     total = float(expected_per_tick[first])
@@ -63,6 +71,7 @@ def simulate_service_requests(
     horizon_s: float,
     rng: np.random.Generator,
     max_requests: int = 300_000,
+    start_s: float | None = None,
 ) -> dict:
     """Measured TTFT/ITL and SLO attainment of `service` over the run (see the module docstring)."""
     rates = service.rates
@@ -74,7 +83,8 @@ def simulate_service_requests(
     fraction = 1.0
     if expected > max_requests:
         fraction = max(max_requests / expected, min(1.0, MIN_SLICE_SLOTS / mean_slots) if mean_slots > 0 else 1.0)
-    first, last = busiest_window(demand * tick_s * fraction, max_requests)
+    start_tick = int(start_s // tick_s) if start_s is not None else None
+    first, last = busiest_window(demand * tick_s * fraction, max_requests, start_tick)
     replicas = replicas_all * fraction
     counts = np.zeros(len(demand), dtype=np.int64)
     counts[first:last] = rng.poisson(demand[first:last] * tick_s * fraction)

@@ -1028,6 +1028,9 @@ def simulate(
             horizon_s,
             rng_req,
             workload.inference.request_level_max_requests,
+            start_s=sim.grid_events[0]["start_s"]
+            if workload.inference.request_level_window == "grid_event" and sim.grid_events
+            else None,
         )
     run.summary = summarise(run, sim, figures)
     return run

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -83,6 +84,10 @@ class InferenceSpec(_Strict):
     services: list[ServiceSpec] = Field(default_factory=list)
     request_level: str | None = Field(default=None, description="service simulated request by request")
     request_level_max_requests: int = Field(default=300_000, ge=100)
+    request_level_window: Literal["grid_event", "busiest"] = Field(
+        default="grid_event",
+        description="when the request budget allows only part of the run: from the first grid event (if any) or around the busiest tick",
+    )
 
     @model_validator(mode="after")
     def _names(self) -> InferenceSpec:
