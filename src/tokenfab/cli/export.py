@@ -65,7 +65,12 @@ def _run_export(
 ) -> None:
     design = design_from_path(design_path, catalog_dir)
     out_dir = out or Path("out") / design.name / tool
-    written = _write(build(design), out_dir)
+    if as_json:
+        files = build(design)
+    else:
+        with console.status(f"building the {tool} files of {design.name}…"):
+            files = build(design)
+    written = _write(files, out_dir)
     counts = design_counts(design)
     if as_json:
         print_json(
@@ -94,7 +99,7 @@ def export_slurm_command(
     ),
     catalog_dir: list[Path] = CATALOG_OPTION,
 ) -> None:
-    """slurm.conf (nodes, GRES, partitions), gres.conf, topology.conf (tree) and topology-block.conf."""
+    """slurm.conf (nodes, GRES, partitions), gres.conf, topology.conf (tree), topology-block.conf, topology.yaml."""
     from tokenfab.export.slurm import export_slurm
 
     if leaves not in ("switches", "scalable-units"):
