@@ -122,3 +122,13 @@ def test_bad_workload_names_file_line_and_field(tmp_path):
     path.write_text("name: x\npower:\n  grid_events:\n    - {start_h: 1, duration_h: 2, cut_fraction: 0.25, typo: 1}\n")
     with pytest.raises(InputError, match=r"w.yaml:4: power.grid_events\[0\].typo: unknown field"):
         load_workload(path)
+
+
+def test_request_window_fits_the_budget():
+    from tokenfab.twin.request_level import busiest_window
+
+    expected = np.array([1.0, 5.0, 9.0, 4.0, 1.0, 1.0])
+    assert busiest_window(expected, 100) == (0, 6)
+    first, last = busiest_window(expected, 15)
+    assert first <= 2 < last and expected[first:last].sum() <= 15
+    assert busiest_window(expected, 6, start_tick=3) == (3, 6)
