@@ -199,3 +199,56 @@ def test_power_feeds(full_su_design, netbox_files):
     rack_kw = full_su_design.sites[0].rack.power_max_kw
     amps = int(feeds[0]["amperage"])
     assert 3**0.5 * 415 * amps * 0.95 * 0.8 >= rack_kw * 1000 > 3**0.5 * 415 * (amps - 1) * 0.95 * 0.8
+
+
+# Choice values from NetBox's netbox/dcim/choices.py (SiteStatusChoices, LocationStatusChoices,
+# RackStatusChoices, RackWidthChoices, DeviceStatusChoices, DeviceFaceChoices, PowerFeedStatusChoices,
+# PowerFeedTypeChoices, PowerFeedSupplyChoices, PowerFeedPhaseChoices, CableTypeChoices, LinkStatusChoices).
+CHOICES = {
+    ("sites.csv", "status"): {"planned", "staging", "active", "decommissioning", "retired"},
+    ("locations.csv", "status"): {"planned", "staging", "active", "decommissioning", "retired"},
+    ("racks.csv", "status"): {"reserved", "available", "planned", "active", "deprecated"},
+    ("racks.csv", "width"): {"10", "19", "21", "23"},
+    ("devices.csv", "status"): {
+        "offline",
+        "active",
+        "planned",
+        "staged",
+        "failed",
+        "inventory",
+        "decommissioning",
+    },
+    ("devices.csv", "face"): {"front", "rear", ""},
+    ("power-feeds.csv", "status"): {"offline", "active", "planned", "failed"},
+    ("power-feeds.csv", "type"): {"primary", "redundant"},
+    ("power-feeds.csv", "supply"): {"ac", "dc"},
+    ("power-feeds.csv", "phase"): {"single-phase", "three-phase"},
+    ("cables.csv", "type"): {"mmf-om4", "smf", "aoc", "dac-active", "dac-passive"},
+    ("cables.csv", "status"): {"connected", "planned", "decommissioning"},
+    ("cables.csv", "side_a_type"): {"dcim.interface"},
+    ("cables.csv", "side_b_type"): {"dcim.interface"},
+}
+
+
+def test_csv_values_are_netbox_choices(netbox_files):
+    for (name, column), allowed in CHOICES.items():
+        values = {row[column] for row in _rows(netbox_files[name])}
+        assert values <= allowed, (name, column, values - allowed)
+
+
+def test_same_node_names_in_every_export(full_su_design, netbox_files):
+    from tokenfab.export.kueue import export_kueue
+    from tokenfab.export.names import inventory
+    from tokenfab.export.slurm import expand_hostlist, export_slurm, parse_conf
+
+    slurm = [
+        n
+        for r in parse_conf(export_slurm(full_su_design)["slurm.conf"])
+        if "nodename" in r
+        for n in expand_hostlist(r["nodename"])
+    ]
+    kueue = [d["metadata"]["name"] for d in yaml.safe_load_all(export_kueue(full_su_design)["nodes.yaml"])]
+    netbox = [d["name"] for d in _rows(netbox_files["devices.csv"]) if d["role"] == "compute-node"]
+    fleet_order = inventory(full_su_design).node_names
+    assert slurm == kueue == fleet_order
+    assert sorted(netbox) == sorted(fleet_order)
