@@ -759,7 +759,7 @@ def _execute_on_ray(points: list[SweepPoint], workers: int, address: str | None,
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise RuntimeError(f"cannot connect to Ray at {address!r}: {exc}") from None
+                raise RuntimeError(f"cannot connect to Ray at {address!r}: {' '.join(str(exc).split())}") from None
         remote_point = ray.remote(num_cpus=1)(run_point)
         in_flight_max = 4 * max(1, int(ray.cluster_resources().get("CPU", workers)))
         queue = iter(points)

@@ -61,3 +61,11 @@ def test_example_sweep_has_42_points():
     plan = plan_sweep(REPO_ROOT / "examples" / "sweep-systems.yaml")
     assert len(plan.points) == 42
     assert len({p.parameters["sites[0].system"] for p in plan.points}) == 7
+
+
+def test_random_example_plans_60_points():
+    from tokenfab.sweep import plan_sweep
+
+    plan = plan_sweep(REPO_ROOT / "examples" / "sweep-random.yaml")
+    assert len(plan.points) == 60
+    assert all(50 <= p.parameters["sites[0].grid_mw"] <= 150 for p in plan.points)

@@ -23,6 +23,8 @@ from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_in
 from tokenfab.io.yamlfile import InputError
 
 TABLE_ROWS = 15
+COLUMN_WIDTH = 12
+"""Characters a table column needs; metric columns are dropped on narrow terminals [-]."""
 
 
 class _RateColumn(ProgressColumn):
@@ -139,6 +141,11 @@ def _best_table(frame, parameters, cost: str) -> Table:
     columns = [c for c in columns if c in frame]
     if "error" in frame and frame["error"].notna().any():
         columns.append("error")
+    for optional in ("pue_annual", "tokens_per_s_per_gpu", "certify_errors", "capex_usd"):
+        if len(columns) * COLUMN_WIDTH <= console.width:
+            break
+        if optional in columns:
+            columns.remove(optional)
     ranked = frame.sort_values(cost, na_position="last") if cost in frame else frame
     table = Table(title=f"best {min(TABLE_ROWS, len(frame))} of {len(frame)} points by {_HEADERS.get(cost, cost)}")
     for column in columns:
@@ -156,5 +163,7 @@ def _cell(value, column: str) -> str:
     if column == "capex_usd":
         return f"{value / 1e9:,.2f}"
     if isinstance(value, float):
+        if abs(value) >= 1e6:
+            return f"{value / 1e6:,.2f} M"
         return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
