@@ -70,3 +70,8 @@ def test_schema_command(tmp_path):
     assert result.exit_code == 0
     assert json.loads((tmp_path / "design.schema.json").read_text())["version"]
     assert runner.invoke(app, ["schema", "nope"]).exit_code == 2
+
+
+def test_bad_leaves_option_exits_2(design_json):
+    result = runner.invoke(app, ["export", "slurm", str(design_json), "--leaves", "racks"])
+    assert result.exit_code == 2 and "--leaves" in result.output
