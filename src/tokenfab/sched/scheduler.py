@@ -475,8 +475,10 @@ class Scheduler:
             levels = (Level.domain,)
         elif self.policy.narrowest_level:
             levels = _IMPLICIT_LEVELS
-        else:
+        elif self.policy.name == Policy.first_fit or need > self.topology.max_domain_gpus:
             levels = (None,)
+        else:  # best_fit: one domain when one fits (the fleet-wide search would pick the same one)
+            levels = (Level.domain, None)
         first_reason = None
         for level in levels:
             if level == Level.node:
