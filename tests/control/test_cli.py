@@ -57,3 +57,11 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
         bad = runner.invoke(app, ["submit", "x", "--gpus", "0", "--tenant", "acme"])
         assert bad.exit_code == 2 and "gpus" in bad.output
         assert runner.invoke(app, ["status", "--token", "tf_000000000000_nope"]).exit_code == 2
+
+
+def test_serve_refuses_bad_input_with_exit_2(row_design_path, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["serve", "--design", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "file not found" in missing.output
+    bad_url = runner.invoke(app, ["serve", "--design", str(row_design_path), "--db", "nonsense://x"])
+    assert bad_url.exit_code == 2 and "--db" in bad_url.output

@@ -91,6 +91,7 @@ def serve(
 ) -> None:
     """Run the control plane (API + dashboard) for a design; a new database prints an operator token once."""
     import uvicorn
+    from sqlalchemy.exc import ArgumentError
 
     from tokenfab.cli.inputs import design_from_path
     from tokenfab.control.api import create_app
@@ -102,10 +103,12 @@ def serve(
         opened = ControlService.open(factory, db)
     except InputError as exc:
         fail_bad_input(str(exc))
+    except ArgumentError as exc:  # a URL SQLAlchemy cannot use
+        fail_bad_input(f"--db {db}: {exc}")
     except Exception as exc:  # an unreachable database is not a traceback either
-        err_console.print(
-            f"[bold red]error:[/] cannot open the store {db}: {exc}", highlight=False, soft_wrap=True
-        )
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err_console.print(f"[bold red]error:[/] cannot open the store {db}: {first_line}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     if opened.bootstrap_token:
         console.print(
