@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,6 +60,36 @@ def main() -> None:
             )
             print(lines[-1], flush=True)
             del files
+    lines += [
+        "",
+        "End to end for people: `tokenfab export TOOL examples/site-1gw.yaml --out DIR --json` (compile the spec, "
+        "build, write the files), wall time and peak RSS from `/usr/bin/time`:",
+        "",
+        "| export | seconds | peak RSS MB |",
+        "|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        for tool in EXPORTS:
+            result = subprocess.run(
+                [
+                    "/usr/bin/time",
+                    "-f",
+                    "%e %M",
+                    str(ROOT / ".venv" / "bin" / "tokenfab"),
+                    "export",
+                    tool,
+                    str(ROOT / "examples" / "site-1gw.yaml"),
+                    "--out",
+                    f"{folder}/{tool}",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            seconds, kb = result.stderr.strip().splitlines()[-1].split()
+            lines.append(f"| {tool} | {float(seconds):.1f} | {int(kb) / 1024:,.0f} |")
+            print(lines[-1], flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines += [
         "",
