@@ -30,7 +30,7 @@ def run_example(
     console.print(f"design:  [bold]{design_path}[/]")
     console.print(f"report:  [bold]{report_path.resolve()}[/]")
     if simulate_days > 0:
-        from tokenfab.twin.run import simulate_example
+        from tokenfab.cli.simulate import simulate_example
 
         run_report = simulate_example(out_dir / "simulation", days=simulate_days)
         console.print(f"simulation report: [bold]{Path(run_report).resolve()}[/]")

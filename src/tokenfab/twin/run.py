@@ -1078,10 +1078,3 @@ def _service_dict(svc: InferenceService, sim: Simulation, i: int) -> dict:
         "output_tokens_demanded": demanded,
         "served_share": float(sim.tokens_served[i] / demanded) if demanded > 0 else 1.0,
     }
-
-
-def simulate_example(out_dir, days: float = 1.0, seed: int = 0):
-    """One day of the bundled example (what ``make run`` shows); the file writing lives in the CLI layer."""
-    from tokenfab.cli.simulate import simulate_example as write_example
-
-    return write_example(out_dir, days=days, seed=seed)
