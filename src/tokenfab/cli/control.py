@@ -16,7 +16,6 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, print_json
-from tokenfab.control.client import ClientError, ControlClient, resolve, save_credentials
 
 ServerOpt = Annotated[
     str | None, typer.Option("--server", help="control plane URL (default: saved or $TOKENFAB_SERVER)")
@@ -27,14 +26,18 @@ TokenOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
-def _client(server: str | None, token: str | None) -> ControlClient:
+def _client(server: str | None, token: str | None):
+    from tokenfab.control.client import ControlClient, resolve  # the [server] extra, loaded when used
+
     url, secret = resolve(server, token)
     if not secret:
         fail_bad_input("no API token: run `tokenfab login`, pass --token or set TOKENFAB_TOKEN")
     return ControlClient(url, secret)
 
 
-def _call(server: str | None, token: str | None, action: Callable[[ControlClient], Any]) -> Any:
+def _call(server: str | None, token: str | None, action: Callable[[Any], Any]) -> Any:
+    from tokenfab.control.client import ClientError
+
     with _client(server, token) as client:
         try:
             return action(client)
@@ -133,6 +136,8 @@ def login(
     server: ServerOpt = None,
 ) -> None:
     """Check a token against the server and save both in ~/.config/tokenfab/credentials.json (0600)."""
+    from tokenfab.control.client import resolve, save_credentials
+
     url, _ = resolve(server, token)
     me = _call(url, token, lambda c: c.whoami())
     path = save_credentials(url, token)
