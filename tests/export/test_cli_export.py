@@ -75,3 +75,14 @@ def test_schema_command(tmp_path):
 def test_bad_leaves_option_exits_2(design_json):
     result = runner.invoke(app, ["export", "slurm", str(design_json), "--leaves", "racks"])
     assert result.exit_code == 2 and "--leaves" in result.output
+
+
+def test_netbox_cli_streams_the_same_cables(design_json, tmp_path):
+    from tokenfab.export.netbox import export_netbox
+
+    result = runner.invoke(app, ["export", "netbox", str(design_json), "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    expected = export_netbox(compiled_example("row-1mw"))["cables.csv"]
+    assert (tmp_path / "cables.csv").read_text() == expected
+    entry = next(f for f in json.loads(result.stdout)["files"] if f["path"].endswith("cables.csv"))
+    assert entry["lines"] == expected.count("\n") and entry["bytes"] == len(expected.encode())

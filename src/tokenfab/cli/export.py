@@ -7,7 +7,9 @@ DESIGN is a design.json or a spec YAML (compiled on the fly). The export functio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import typer
@@ -43,15 +45,40 @@ def design_counts(design: Design) -> dict[str, int]:
     }
 
 
-def _write(files: dict[str, str], out_dir: Path) -> list[dict]:
+def _write_chunks_atomic(path: Path, chunks: Iterable[str]) -> tuple[int, int]:
+    """Write text chunks to a temporary file beside `path`, fsync, rename; returns (bytes, lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    size = lines = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                size += len(chunk.encode("utf-8"))
+                lines += chunk.count("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return size, lines
+
+
+def _write(files: dict[str, str | Iterable[str]], out_dir: Path) -> list[dict]:
+    """Write every file (text, or an iterator of text chunks written as they come)."""
     written = []
-    for name, text in files.items():
+    for name, content in files.items():
         path = out_dir / name
         try:
-            write_text_atomic(path, text)
+            if isinstance(content, str):
+                write_text_atomic(path, content)
+                size, lines = len(content.encode("utf-8")), content.count("\n")
+            else:
+                size, lines = _write_chunks_atomic(path, content)
         except OSError as exc:
             fail_bad_input(f"{path}: cannot write: {exc.strerror or exc}")
-        written.append({"path": str(path), "bytes": len(text.encode("utf-8")), "lines": text.count("\n")})
+        written.append({"path": str(path), "bytes": size, "lines": lines})
     return written
 
 
@@ -130,7 +157,7 @@ def export_netbox_command(
     """NetBox device types (device-type library YAML) and bulk-import CSVs: sites to cables."""
     from tokenfab.export.netbox import export_netbox
 
-    _run_export("netbox", design, out, as_json, catalog_dir, export_netbox)
+    _run_export("netbox", design, out, as_json, catalog_dir, lambda d: export_netbox(d, stream=True))
 
 
 @app.command("schema")

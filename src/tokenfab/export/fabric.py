@@ -129,15 +129,14 @@ def site_links(
     return links
 
 
+def inventory_site_links(inv, site_index: int) -> list[TierLinks]:
+    """`site_links` of one site of an `Inventory`."""
+    fleet = inv.fleet
+    node_ids = np.flatnonzero(fleet.node_site == site_index)
+    su_in_site = inv.su_in_site[fleet.node_su[node_ids]]
+    return site_links(inv.design.sites[site_index].fabric, node_ids, inv.node_in_su[node_ids], su_in_site)
+
+
 def inventory_links(inv) -> list[list[TierLinks]]:
     """`site_links` for every site of an `Inventory` (one list of tiers per site)."""
-    fleet = inv.fleet
-    node_site = fleet.node_site
-    node_su = fleet.node_su
-    result = []
-    for site_index, site in enumerate(inv.design.sites):
-        node_ids = np.flatnonzero(node_site == site_index)
-        result.append(
-            site_links(site.fabric, node_ids, inv.node_in_su[node_ids], inv.su_in_site[node_su[node_ids]])
-        )
-    return result
+    return [inventory_site_links(inv, site_index) for site_index in range(len(inv.design.sites))]

@@ -22,13 +22,13 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import yaml
 
 from tokenfab.blueprint.design import Design, SiteDesign
-from tokenfab.export.fabric import inventory_links
+from tokenfab.export.fabric import inventory_site_links
 from tokenfab.export.names import Inventory, inventory, switch_name
 
 MANUFACTURER = "Nvidia"
@@ -236,8 +236,12 @@ def _power_sides(site: SiteDesign) -> list[str]:
     return ["a", "b"] if site.power.redundancy == "2N" else ["a"]
 
 
-def netbox_csvs(inv: Inventory) -> dict[str, str]:
-    """The bulk-import CSV files: file name → text."""
+def netbox_csvs(inv: Inventory, *, stream: bool = False) -> dict[str, str | Iterator[str]]:
+    """The bulk-import CSV files: file name → text.
+
+    With `stream`, ``cables.csv`` (by far the largest file: ~100 MB for 1 GW) is an iterator of text
+    chunks, one per site and tier, built only as it is consumed.
+    """
     design, fleet = inv.design, inv.fleet
     site_rows, location_rows, rack_rows, panel_rows, feed_rows, device_rows = [], [], [], [], [], []
     units = [rack_units(site) for site in design.sites]
@@ -301,10 +305,9 @@ def netbox_csvs(inv: Inventory) -> dict[str, str]:
                 inv, site, units[site_index], rack, int(starts[rack]), int(starts[rack + 1]), location
             )
         )
-    cable_lines = [",".join(CABLE_HEADER)]
-    for site_index, (site, tiers) in enumerate(zip(design.sites, inventory_links(inv), strict=True)):
+    for site_index, site in enumerate(design.sites):
         device_rows.extend(_switch_devices(inv, site_index, site, hall_location))
-        cable_lines.extend(_cable_lines(inv, site_index, site, tiers))
+    cables = cable_chunks(inv)
     return {
         "manufacturers.csv": _csv(
             ["name", "slug"], [[MANUFACTURER, "nvidia"], [GENERIC_MANUFACTURER, "generic"]]
@@ -348,7 +351,7 @@ def netbox_csvs(inv: Inventory) -> dict[str, str]:
             ],
             device_rows,
         ),
-        "cables.csv": "\n".join(cable_lines) + "\n",
+        "cables.csv": cables if stream else "".join(cables),
     }
 
 
@@ -433,8 +436,16 @@ CABLE_HEADER = (
 )
 
 
-def _cable_lines(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> list[str]:
-    """cables.csv lines (without header) of one site: one per fabric link.
+def cable_chunks(inv: Inventory) -> Iterator[str]:
+    """cables.csv as text chunks: the header, then one chunk per site and tier (links built lazily)."""
+    yield ",".join(CABLE_HEADER) + "\n"
+    for site_index, site in enumerate(inv.design.sites):
+        for lines in _cable_lines(inv, site_index, site, inventory_site_links(inv, site_index)):
+            yield "\n".join(lines) + "\n"
+
+
+def _cable_lines(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> Iterator[list[str]]:
+    """cables.csv lines (without header) of one site, one list per tier: one line per fabric link.
 
     Written with f-strings rather than the csv module (about 1.2M lines for 1 GW): every field is a name
     of this module's making (letters, digits, '-', '.') and needs no quoting.
@@ -442,7 +453,6 @@ def _cable_lines(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> li
     end = ",mmf-om4,planned"
     prefixes = [switch_name(site_index, t.name, 0)[:-4] for t in site.fabric.tiers]  # "s0-leaf-"
     node_names = inv.node_names
-    lines: list[str] = []
     for links in tiers:
         upper_names = [
             f"{prefixes[links.tier]}{b:04d}" for b in range(site.fabric.tiers[links.tier].switches)
@@ -450,7 +460,7 @@ def _cable_lines(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> li
         lower, lower_port = links.lower.tolist(), links.lower_port.tolist()
         upper, upper_port = links.upper.tolist(), (links.upper_port + 1).tolist()
         if links.tier == 0:
-            lines += [
+            yield [
                 f"{node_names[a]},dcim.interface,nic{pa},{upper_names[b]},dcim.interface,p{pb}{end}"
                 for a, pa, b, pb in zip(lower, lower_port, upper, upper_port, strict=True)
             ]
@@ -459,16 +469,21 @@ def _cable_lines(inv: Inventory, site_index: int, site: SiteDesign, tiers) -> li
                 f"{prefixes[links.tier - 1]}{a:04d}"
                 for a in range(site.fabric.tiers[links.tier - 1].switches)
             ]
-            lines += [
+            yield [
                 f"{lower_names[a]},dcim.interface,p{pa + 1},{upper_names[b]},dcim.interface,p{pb}{end}"
                 for a, pa, b, pb in zip(lower, lower_port, upper, upper_port, strict=True)
             ]
-    return lines
 
 
-def export_netbox(design: Design) -> dict[str, str]:
-    """Every NetBox file: ``device-types/<slug>.yaml`` plus the CSV files, file name → text."""
+def export_netbox(design: Design, *, stream: bool = False) -> dict[str, str | Iterator[str]]:
+    """Every NetBox file: ``device-types/<slug>.yaml`` plus the CSV files, file name → text.
+
+    `stream` makes ``cables.csv`` an iterator of chunks (see `netbox_csvs`), for writers that write as
+    they go; the CLI uses it.
+    """
     inv = inventory(design)
-    files = {f"device-types/{t['slug']}.yaml": device_type_yaml(t) for t in device_types(design)}
-    files.update(netbox_csvs(inv))
+    files: dict[str, str | Iterator[str]] = {
+        f"device-types/{t['slug']}.yaml": device_type_yaml(t) for t in device_types(design)
+    }
+    files.update(netbox_csvs(inv, stream=stream))
     return files
