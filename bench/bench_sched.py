@@ -38,6 +38,15 @@ SPEC = REPO / "examples" / "site-1gw.yaml"
 LOW, HIGH = 0.70, 0.85
 
 
+NOTES = (
+    "- Rates are per CPU-second of this process (`time.process_time`): the machine is shared by other "
+    "jobs (see the load average), which makes wall-clock rates several times lower and unrepeatable.",
+    "- Fragmentation is the share of free GPUs in partly used NVLink domains (docs/sched.md). first_fit "
+    "ends lowest because it splits unconstrained small gangs over domains to fill holes; the other "
+    "policies keep a gang of ≤ 72 GPUs inside one domain, so holes smaller than the next request stay.",
+)
+
+
 def request_stream(n: int, domain_gpus: int, seed: int) -> list[Request]:
     """``n`` requests of the benchmark's size mix (seeded)."""
     rng = np.random.default_rng(seed)
@@ -182,6 +191,7 @@ def main() -> None:
         f"- Peak resident memory of the whole benchmark process: {peak_mib:,.0f} MiB (getrusage ru_maxrss).",
         f"- Machine: {machine()}; load average during the run {os.getloadavg()[0]:.1f} (shared machine).",
         "- Target: ≥ 20,000 placements + releases per second.",
+        *NOTES,
         f"- Date: {when}.",
         f"- Command: `{command}`.",
     ]

@@ -24,6 +24,7 @@ share of the host and do not draw on the per-node CPU/memory pool.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,7 @@ class _Ask:
     slice_gpus: int
     whole: bool
     mask: np.ndarray | None
+    su_cap: np.ndarray | None = None
 
 
 _NEVER = np.iinfo(np.int64).max
@@ -479,7 +481,7 @@ class Scheduler:
             levels = (None,)
         else:  # best_fit: one domain when one fits (the fleet-wide search would pick the same one)
             levels = (Level.domain, None)
-        first_reason = None
+        first_reason = None  # failures are formatted only if every level fails
         for level in levels:
             if level == Level.node:
                 found = self._gang_on_one_node(ask)
@@ -487,10 +489,10 @@ class Scheduler:
                 found = self._gang_in_one_domain(ask)
             else:
                 found = self._gang_in_group(ask, level)
-            if not isinstance(found, str):
+            if isinstance(found, _Found):
                 return found
             first_reason = first_reason or found
-        return first_reason if request.level is not None else found
+        return (first_reason if request.level is not None else found)()
 
     # -- capacities
 
@@ -513,7 +515,12 @@ class Scheduler:
         return ask.mask is None and self._uniform_ranges
 
     def _su_cap(self, ask: _Ask) -> np.ndarray:
-        """GPUs ``ask`` can take per SU, from the per-SU histogram of domain free counts."""
+        """GPUs ``ask`` can take per SU, from the per-SU histogram of domain free counts (kept on ``ask``)."""
+        if ask.su_cap is None:
+            ask.su_cap = self._su_cap_now(ask)
+        return ask.su_cap
+
+    def _su_cap_now(self, ask: _Ask) -> np.ndarray:
         hist = self.free.su_hist
         size = self.topology.max_domain_gpus
         if ask.whole:
@@ -545,14 +552,14 @@ class Scheduler:
 
     # -- one node, one domain
 
-    def _gang_on_one_node(self, ask: _Ask) -> _Found | str:
+    def _gang_on_one_node(self, ask: _Ask) -> _Found | Callable[[], str]:
         free = self.free.node
         cap = free if ask.mask is None else np.where(ask.mask[self.fleet.node_domain], free, 0)
         if ask.whole:
             cap = np.where(cap == self.fleet.node_gpus, cap, 0)
         fits = np.flatnonzero(cap >= ask.need)
         if not len(fits):
-            return f"needs {ask.need} GPUs in one node; largest node has {int(cap.max(initial=0))} free"
+            return lambda: f"needs {ask.need} GPUs in one node; largest node has {int(cap.max(initial=0))} free"
         node = int(fits[cap[fits].argmin()]) if self.policy.pack_nodes else int(fits[0])
         domain = int(self.fleet.node_domain[node])
         return _Found(np.asarray([node], dtype=np.int64), np.asarray([ask.need], dtype=np.int64),
@@ -568,11 +575,11 @@ class Scheduler:
             return self.free.su_hist[self.topology.max_domain_gpus]
         return self.whole_free_domains(Level.su)
 
-    def _gang_in_one_domain(self, ask: _Ask) -> _Found | str:
+    def _gang_in_one_domain(self, ask: _Ask) -> _Found | Callable[[], str]:
         need = ask.need
         size = self.topology.max_domain_gpus
         if need > size:
-            return f"needs {self._what(ask)} in one NVLink domain; domains have at most {size} GPUs"
+            return lambda: f"needs {self._what(ask)} in one NVLink domain; domains have at most {size} GPUs"
         if self._indexed(ask):
             least = size if ask.whole else need
             counts = self.free
@@ -607,13 +614,16 @@ class Scheduler:
         take = int(self._domain_gpus[domain]) if ask.whole else need
         return self._nodes_in_domain(domain, take)
 
-    def _no_domain(self, ask: _Ask, cap: np.ndarray | None = None) -> str:
-        if ask.whole:
-            cap = self._cap(ask) if cap is None else cap
-        else:  # report free GPUs, not whole slices: "largest domain has 6 free GPUs"
-            free = self.free.domain
-            cap = free if ask.mask is None else np.where(ask.mask, free, 0)
-        return f"needs {self._what(ask)} in one NVLink domain; largest domain has {self._largest(ask, cap)}"
+    def _no_domain(self, ask: _Ask, cap: np.ndarray | None = None) -> Callable[[], str]:
+        def reason() -> str:
+            if ask.whole:
+                most = self._cap(ask) if cap is None else cap
+            else:  # report free GPUs, not whole slices: "largest domain has 6 free GPUs"
+                free = self.free.domain
+                most = free if ask.mask is None else np.where(ask.mask, free, 0)
+            return f"needs {self._what(ask)} in one NVLink domain; largest domain has {self._largest(ask, most)}"
+
+        return reason
 
     def _su_range(self, su: int) -> tuple[int, int]:
         start, end = self.topology.level_domain_range[Level.su]
@@ -621,7 +631,7 @@ class Scheduler:
 
     # -- a group of domains
 
-    def _gang_in_group(self, ask: _Ask, level: Level | None) -> _Found | str:
+    def _gang_in_group(self, ask: _Ask, level: Level | None) -> _Found | Callable[[], str]:
         policy = self.policy
         need = ask.need
         ranges = self.topology.level_domain_range
@@ -629,7 +639,7 @@ class Scheduler:
             # lowest ids first: only the SUs up to the one where the running capacity reaches N matter
             reach = np.cumsum(self._su_cap(ask))
             if reach[-1] < need:
-                return f"needs {self._what(ask)}; {self._largest(ask, reach[-1:])} where it may run"
+                return lambda: f"needs {self._what(ask)}; {self._largest(ask, reach[-1:])} where it may run"
             last = int(np.searchsorted(reach, need))
             first = int(np.searchsorted(reach, 0, side="right"))
             su_start, su_end = self.topology.level_domain_range[Level.su]
@@ -640,7 +650,7 @@ class Scheduler:
             cap = self._cap(ask)
             total = int(cap.sum())
             if total < need:
-                return f"needs {self._what(ask)}; {self._largest(ask, np.asarray([total]))} where it may run"
+                return lambda: f"needs {self._what(ask)}; {self._largest(ask, np.asarray([total]))} where it may run"
             ids = None
         else:
             if self._indexed(ask) and level in self._su_parent:
@@ -653,9 +663,18 @@ class Scheduler:
             group = policy.pick_group(group_cap, self.free.of(level), need)
             if group < 0:
                 word = _LEVEL_WORDS[level]
-                return f"needs {self._what(ask)} in one {word}; largest {word} has {self._largest(ask, group_cap)}"
+                return lambda: (f"needs {self._what(ask)} in one {word}; "
+                                f"largest {word} has {self._largest(ask, group_cap)}")
             if ranges is not None:
                 lo, hi = int(ranges[level][0][group]), int(ranges[level][1][group])
+                size = self.topology.max_domain_gpus
+                if (self._indexed(ask) and (ask.whole or ask.slice_gpus == size)
+                        and policy.name != Policy.fragmentation_aware):
+                    # whole domains only: first_fit, best_fit and topology_packing all take the group's
+                    # whole-free domains in id order (their keys tie on every other term)
+                    count = -(-need // size)
+                    domains = lo + np.flatnonzero(self.free.domain[lo:hi] == size)[:count]
+                    return self._nodes_in_domains(domains, np.full(count, size, dtype=np.int64))
                 cap = self._cap(ask, lo, hi)
                 ids = np.arange(lo, hi)
             else:

@@ -15,7 +15,7 @@ import numpy as np
 from tokenfab.fleet import HEALTH_OK, Fleet
 from tokenfab.sched.types import Level
 
-_LOOP_DOMAINS = 8
+_LOOP_DOMAINS = 16
 """Up to this many domains, `FreeCounts.shift` updates them one by one; above, with vector operations."""
 
 
@@ -185,7 +185,7 @@ class FreeCounts:
         np.add.at(self.domain_hist, after, 1)
         np.add.at(self.su_hist, (before, sus), -1)
         np.add.at(self.su_hist, (after, sus), 1)
-        for su in np.unique(sus).tolist():
+        for su in set(sus.tolist()):
             self.su_max[su] = self.domain[topology.su_domains[su]].max()
 
     def _shift_domain(self, topology: Topology, domain: int, delta: int) -> None:
