@@ -81,3 +81,33 @@ def test_failed_node_requeues_or_fails_per_policy(api):
     assert api.client.get(f"/api/v1/workloads/{drop['id']}", headers=acme).json()["state"] == "failed"
     listed = api.client.get("/api/v1/nodes", headers=api.op, params={"health": "failed"}).json()
     assert {n["id"] for n in listed["data"]} == nodes and all(n["health_reason"] == "PSU" for n in listed["data"])
+
+
+def test_a_second_allocation_of_a_gpu_slot_cannot_commit(api):
+    """Even with memory wrong, the store refuses a double allocation; the batch rolls back, memory is
+    rebuilt from the store and the service goes on."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from tokenfab.control.store import GpuAllocationRow
+
+    acme = api.tenant("acme")
+    first = api.submit(acme, name="first", gpus=4)
+    other = api.submit(acme, name="other", gpus=4)
+    with api.service.sessions() as session:
+        taken = session.scalars(select(GpuAllocationRow).where(GpuAllocationRow.workload_id == first["id"])).first()
+        placement_id = session.scalars(select(GpuAllocationRow.placement_id)
+                                       .where(GpuAllocationRow.workload_id == other["id"])).first()
+    free_before = api.service.fleet.node_free_gpus.copy()
+
+    def double_allocate(session):
+        api.service.fleet.node_free_gpus[:] = 0  # memory goes wrong as well
+        session.add(GpuAllocationRow(node_id=taken.node_id, slot=taken.slot, workload_id=other["id"],
+                                     placement_id=placement_id))
+        session.flush()
+
+    with pytest.raises(IntegrityError):
+        api.service._mutate(double_allocate)
+    assert (api.service.fleet.node_free_gpus == free_before).all(), "memory was rebuilt from the store"
+    after = api.submit(acme, name="after", gpus=4)
+    assert after["state"] == "running"

@@ -1,11 +1,12 @@
 """The control plane's service layer: every transaction on the factory, in one place.
 
-The routes in `api.py` only translate HTTP to these calls. Each mutation runs under one process-wide lock
-around the scheduler and the database: the scheduler changes its in-memory fleet, the rows that record
-the change are written in the same database transaction, and the call returns only after that commit
-(acknowledged ⇒ durable). If the transaction fails, the in-memory state is rebuilt from the store, which
-stays the truth. On start the fleet is instantiated from the design and every active placement is
-replayed from the store.
+The routes in `api.py` only translate HTTP to these calls. Every mutation runs in one writer thread,
+under one process-wide lock around the scheduler and the database: the scheduler changes its in-memory
+fleet and the rows that record the change are written in the writer's transaction. The writer runs all
+mutations waiting at that moment in one transaction (group commit: one fsync for the batch), and each
+call returns only after that commit (acknowledged ⇒ durable). If the transaction fails, the in-memory
+state is rebuilt from the store, which stays the truth. On start the fleet is instantiated from the
+design and every active placement is replayed from the store.
 
 Power model (documented in docs/control.md): a site's IT draw is its racks' nominal power scaled between
 an idle share and full load by the share of its GPUs that are allocated,
@@ -23,11 +24,11 @@ import os
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -76,6 +77,8 @@ IDLE_POWER_FRACTION = 0.3
 """estimate: share of a rack's nominal power drawn with no GPU allocated (fans, pumps, CPUs, idle GPUs)."""
 DEFAULT_TOKENS_PER_S_PER_GPU = 1000.0
 """estimate: served tokens per second per GPU of an inference workload that does not state its own."""
+MAX_BATCH = 64
+"""Mutations committed together at most (group commit)."""
 QUEUE_ATTEMPTS_PER_PASS = 256
 """Queued workloads tried per pass of the queue (bounds the work one freed node can trigger)."""
 HEALTH_OF_ACTION = {
@@ -91,6 +94,7 @@ HEALTH_CODE = {
     Health.failed: HEALTH_FAILED,
 }
 BOOTSTRAP_TOKEN_ENV = "TOKENFAB_BOOTSTRAP_TOKEN"
+T = TypeVar("T")
 
 
 class ServiceError(Exception):
@@ -150,6 +154,10 @@ class ControlService:
         )
         self.site_racks = np.bincount(self.rack_site, minlength=fleet.n_sites)
         self.max_domain_gpus = int(fleet.domain_gpus.max()) if fleet.n_domains else 0
+        self._pending: list[tuple[Callable[[Session], Any] | None, Future | None]] = []
+        self._pending_ready = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._memory_stale = False
         self._reset_memory()
 
     # ------------------------------------------------------------------ start-up
@@ -282,23 +290,75 @@ class ControlService:
 
     # ------------------------------------------------------------------ transactions
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        """Lock, open a transaction, commit at the end. A ServiceError is raised before anything changes;
-        any other failure rolls the database back and rebuilds the in-memory state from the store."""
-        with self.lock:
-            session = self.sessions()
+    def _mutate(self, op: Callable[[Session], T]) -> T:
+        """Run ``op(session)`` in the writer's transaction and return its result once that transaction
+        is committed (group commit: the writer runs every pending mutation in one transaction, one fsync).
+
+        A `ServiceError` from ``op`` is raised before it changed anything and goes back to its caller
+        alone; any other failure rolls the batch back, rebuilds memory from the store and fails the batch.
+        """
+        future: Future = Future()
+        with self._pending_ready:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="tokenfab-writer", daemon=True)
+                self._writer.start()
+            self._pending.append((op, future))
+            self._pending_ready.notify()
+        return future.result()
+
+    def close(self) -> None:
+        """Stop the writer thread (pending mutations finish first) and close the engine's connections."""
+        with self._pending_ready:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._pending.append((None, None))
+                self._pending_ready.notify()
+        if writer is not None:
+            writer.join(timeout=30)
+        self.engine.dispose()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._pending_ready:
+                while not self._pending:
+                    self._pending_ready.wait()
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            stop = any(op is None for op, _ in batch)
+            self._run_batch([(op, future) for op, future in batch if op is not None])
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future]]) -> None:
+        """Run a batch in one transaction and settle every future; never raises (the writer must live)."""
+        if not batch:
+            return
+        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+        try:
+            with self.lock:
+                if self._memory_stale:  # a failed batch could not rebuild memory last time: try again first
+                    self.rebuild()
+                    self._memory_stale = False
+                with self.sessions() as session, session.begin():
+                    for op, future in batch:
+                        try:
+                            outcomes.append((future, op(session), None))
+                        except ServiceError as exc:
+                            outcomes.append((future, None, exc))
+        except Exception as exc:  # the batch is not committed: nothing of it happened
+            self._memory_stale = True
             try:
-                with session.begin():
-                    yield session
-            except ServiceError:
-                raise
-            except Exception:
-                session.close()
                 self.rebuild()
-                raise
-            finally:
-                session.close()
+                self._memory_stale = False
+            except Exception:  # the store is unreachable; the next batch rebuilds first
+                pass
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
     # ------------------------------------------------------------------ authentication
 
@@ -320,7 +380,11 @@ class ControlService:
         if row is None or not matches or not token_is_live(row):
             return None
         return Principal(
-            token_id=row.id, name=row.name, role=Role(row.role), tenant_id=row.tenant_id, tenant_name=tenant_name
+            token_id=row.id,
+            name=row.name,
+            role=Role(row.role),
+            tenant_id=row.tenant_id,
+            tenant_name=tenant_name,
         )
 
     # ------------------------------------------------------------------ tenants and tokens
@@ -328,7 +392,8 @@ class ControlService:
     def create_tenant(self, principal: Principal, body: s.TenantCreate) -> s.TenantPublic:
         _require_operator(principal)
         self._check_residency(body.allowed_sites, body.allowed_halls)
-        with self._transaction() as session:
+
+        def _op(session: Session):
             if session.scalar(select(TenantRow).where(TenantRow.name == body.name)) is not None:
                 raise Conflict(f"tenant {body.name} exists", "name")
             row = TenantRow(
@@ -351,10 +416,13 @@ class ControlService:
             )
             return self._tenant_public(session, row)
 
+        return self._mutate(_op)
+
     def update_tenant(self, principal: Principal, name: str, body: s.TenantUpdate) -> s.TenantPublic:
         _require_operator(principal)
         self._check_residency(body.allowed_sites, body.allowed_halls)
-        with self._transaction() as session:
+
+        def _op(session: Session):
             row = self._tenant(session, name)
             before = _tenant_facts(row)
             for field in body.model_fields_set:
@@ -371,6 +439,8 @@ class ControlService:
             )
             self._process_queue(session, principal)
             return self._tenant_public(session, row)
+
+        return self._mutate(_op)
 
     def list_tenants(self, principal: Principal) -> s.TenantsPublic:
         with self.sessions() as session:
@@ -393,7 +463,8 @@ class ControlService:
             raise Invalid("a tenant token names its tenant", "tenant")
         if body.role == "operator" and body.tenant is not None:
             raise Invalid("an operator token has no tenant", "tenant")
-        with self._transaction() as session:
+
+        def _op(session: Session):
             tenant = self._tenant(session, body.tenant, field="tenant") if body.tenant else None
             token_id, secret = new_token_id(), new_secret()
             expires_at = utc_now() + timedelta(seconds=body.expires_in_s) if body.expires_in_s else None
@@ -420,6 +491,8 @@ class ControlService:
             public = _token_public(row, body.tenant)
             return s.TokenCreated(**public.model_dump(), token=format_token(token_id, secret))
 
+        return self._mutate(_op)
+
     def list_tokens(self, principal: Principal) -> s.TokensPublic:
         with self.sessions() as session:
             query = select(ApiTokenRow, TenantRow.name).outerjoin(
@@ -435,7 +508,8 @@ class ControlService:
 
     def revoke_token(self, principal: Principal, token_id: str) -> s.TokenPublic:
         _require_operator(principal)
-        with self._transaction() as session:
+
+        def _op(session: Session):
             row = session.get(ApiTokenRow, token_id)
             if row is None:
                 raise NotFound(f"token {token_id} not found", "token_id")
@@ -453,12 +527,15 @@ class ControlService:
             tenant = session.get(TenantRow, row.tenant_id).name if row.tenant_id is not None else None
             return _token_public(row, tenant)
 
+        return self._mutate(_op)
+
     # ------------------------------------------------------------------ workloads
 
     def submit(self, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
         """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer."""
         self._check_workload_shape(body)
-        with self._transaction() as session:
+
+        def _op(session: Session):
             tenant = self._owner_for(session, principal, body.tenant)
             spec = body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"})
             total = body.gpus * body.replicas if body.kind == "inference" else body.gpus
@@ -492,8 +569,10 @@ class ControlService:
             self._sample(session)
             return self._workload_public(session, row, tenant.name, placement)
 
+        return self._mutate(_op)
+
     def cancel(self, principal: Principal, workload_id: str) -> s.WorkloadPublic:
-        with self._transaction() as session:
+        def _op(session: Session):
             row, tenant = self._visible_workload(session, principal, workload_id)
             before = _workload_facts(row)
             if row.state in ACTIVE_STATES:
@@ -516,9 +595,12 @@ class ControlService:
             active = row.state in ACTIVE_STATES  # a cancelled or failed workload holds no placement
             return self._workload_public(session, row, tenant, False if active else None)
 
+        return self._mutate(_op)
+
     def scale(self, principal: Principal, workload_id: str, body: s.WorkloadScale) -> s.WorkloadPublic:
         """Change an inference service's replicas: re-place it at the new size, or keep it queued with why."""
-        with self._transaction() as session:
+
+        def _op(session: Session):
             row, tenant = self._visible_workload(session, principal, workload_id)
             if row.kind != "inference":
                 raise Invalid("only inference services scale; training gangs are resubmitted", "replicas")
@@ -550,6 +632,8 @@ class ControlService:
             self._process_queue(session, principal)
             self._sample(session)
             return self._workload_public(session, row, tenant)
+
+        return self._mutate(_op)
 
     def get_workload(self, principal: Principal, workload_id: str) -> s.WorkloadPublic:
         with self.sessions() as session:
@@ -609,7 +693,8 @@ class ControlService:
                 raise NotFound(f"rack {element_id} not found", "rack_id")
             nodes = np.flatnonzero(self.node_rack == element_id)
         health = HEALTH_OF_ACTION[action]
-        with self._transaction() as session:
+
+        def _op(session: Session):
             node_rows = list(session.scalars(select(NodeRow).where(NodeRow.id.in_(nodes.tolist()))))
             before = Counter(row.health for row in node_rows)
             now = utc_now()
@@ -644,6 +729,8 @@ class ControlService:
             self._process_queue(session, principal)
             self._sample(session)
             return s.HealthResult(nodes=nodes.tolist(), health=health.value, requeued=requeued, failed=failed)
+
+        return self._mutate(_op)
 
     # ------------------------------------------------------------------ power
 
@@ -682,7 +769,7 @@ class ControlService:
     def _apply_cap(
         self, principal: Principal, kind: str, cap_kw: float | None, message: str
     ) -> s.PowerStatus:
-        with self._transaction() as session:
+        def _op(session: Session):
             before = self.power_cap_kw
             self.power_cap_kw = cap_kw
             session.merge(Meta(key="power_cap_kw", value="" if cap_kw is None else repr(cap_kw)))
@@ -703,6 +790,9 @@ class ControlService:
             )
             self._process_queue(session, principal)
             self._sample(session)
+            return evicted
+
+        evicted = self._mutate(_op)
         return self.power(principal, evicted)
 
     def _shed_load(self, session: Session) -> list[str]:
