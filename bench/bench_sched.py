@@ -79,8 +79,10 @@ def run(fleet: Fleet, policy: Policy, ops: int, seed: int, profiler=None) -> dic
     requests = request_stream(ops * 2 + 20_000, int(fleet.domain_gpus.max()), seed)
     rng = np.random.default_rng(seed + 1)
     live: list[str] = []
+    held: dict[str, int] = {}  # GPUs held per live request
     used = 0
     cursor = 0
+    picks = iter(rng.random(ops * 2 + 20_000).tolist())  # drawn up front: time the scheduler, not the RNG
 
     def place_next() -> bool:
         nonlocal cursor, used
@@ -89,22 +91,24 @@ def run(fleet: Fleet, policy: Policy, ops: int, seed: int, profiler=None) -> dic
         result = sched.place(request)
         if isinstance(result, Placement):
             live.append(request.id)
-            used += result.gpus
+            gpus = int(result.gpus_per_node.sum())
+            held[request.id] = gpus
+            used += gpus
             return True
         return False
 
     def release_one() -> None:
         nonlocal used
-        index = int(rng.integers(len(live)))
+        index = int(next(picks) * len(live))
         live[index], live[-1] = live[-1], live[index]
         rid = live.pop()
-        used -= sched.allocation(rid).gpus
+        used -= held.pop(rid)
         sched.release(rid)
 
     while used < 0.75 * total:
         place_next()
     placed = failed = released = 0
-    coin = rng.random(ops)
+    coin = rng.random(ops).tolist()
     if profiler is not None:
         profiler.start()
     start = time.perf_counter()
