@@ -160,10 +160,8 @@ def from_design(design: Design, gpu_tdp_w: dict[str, float] | None = None) -> Fl
         site_nodes = site_domains * nodes_per_domain
         node_domain.append(np.repeat(np.arange(n_domain, n_domain + site_domains, dtype=np.int32), nodes_per_domain))
         node_gpus.append(np.full(site_nodes, gpus_per_node, dtype=np.int16))
-        # CPU and memory per node come from the catalog system; the design records the rack, so use
-        # system figures through the per-node share of the rack when known.
-        node_cpu.append(np.full(site_nodes, _cpu_cores_per_node(site.system), dtype=np.float32))
-        node_mem.append(np.full(site_nodes, _memory_gb_per_node(site.system), dtype=np.float32))
+        node_cpu.append(np.full(site_nodes, rack.cpu_cores_per_node, dtype=np.float32))
+        node_mem.append(np.full(site_nodes, rack.memory_gb_per_node, dtype=np.float32))
         n_domain += site_domains
     return Fleet(
         site_names=[s.name for s in design.sites],
@@ -178,18 +176,3 @@ def from_design(design: Design, gpu_tdp_w: dict[str, float] | None = None) -> Fl
         domain_gpus=np.asarray(domain_gpus, dtype=np.int32),
         gpu_power_w=np.asarray(power, dtype=np.float32),
     )
-
-
-def _system(name: str):
-    from tokenfab.catalog.load import load_catalog
-    from tokenfab.catalog.models import System
-
-    return load_catalog().typed("systems", name, System)
-
-
-def _cpu_cores_per_node(system_name: str) -> float:
-    return float(_system(system_name).cpu_cores_per_node)
-
-
-def _memory_gb_per_node(system_name: str) -> float:
-    return float(_system(system_name).memory_gb_per_node)

@@ -429,6 +429,8 @@ def _build_site(index: int, site: SiteSpec, parts: _Parts, domains: int) -> Site
         nodes=system.nodes_per_rack,
         nvlink_domains=system.domains_per_rack,
         gpus_per_nvlink_domain=system.gpus_per_nvlink_domain,
+        cpu_cores_per_node=system.cpu_cores_per_node,
+        memory_gb_per_node=system.memory_gb_per_node,
         power_nominal_kw=rack_nominal_kw,
         power_max_kw=rack_max_kw,
         power_shelf_capacity_kw=system.power_shelf_capacity_kw,

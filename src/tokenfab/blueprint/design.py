@@ -35,6 +35,8 @@ class RackDesign(_Data):
     nodes: int
     nvlink_domains: int
     gpus_per_nvlink_domain: int
+    cpu_cores_per_node: int
+    memory_gb_per_node: float
     power_nominal_kw: float
     power_max_kw: float
     power_shelf_capacity_kw: float
