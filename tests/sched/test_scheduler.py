@@ -197,11 +197,10 @@ def test_exclusive_tenant_never_shares_a_domain(policy):
     a2 = placed(sched.place(Request("a2", 4, tenant="sov", exclusive_domains=True, level=Level.domain)))
     assert gpus_per_domain(sched, a2) == {domain: 4}
     # an exclusive tenant does not enter a domain another tenant uses
-    c = sched.place(Request("c", 4, tenant="sov2", exclusive_domains=True))
-    if isinstance(c, Placement):
-        for d in gpus_per_domain(sched, c):
-            others = [rid for rid in sched.allocations() if d in sched.domain_of_request(rid) and rid != "c"]
-            assert not others
+    c = placed(sched.place(Request("c", 4, tenant="sov2", exclusive_domains=True)))
+    for d in gpus_per_domain(sched, c):
+        others = [rid for rid in sched.allocations() if d in sched.domain_of_request(rid) and rid != "c"]
+        assert not others
     sched.release("a1")
     sched.release("a2")
     assert sched.fleet.domain_tenant[domain] == NO_TENANT
