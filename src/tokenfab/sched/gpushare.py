@@ -283,18 +283,17 @@ def fragmentation_model(typical: TypicalPods, workload: Workload, memory_aware: 
     )
 
 
-def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: np.ndarray,
-                    model_code: np.ndarray, mem_free: np.ndarray | None = None) -> np.ndarray:
-    """FGD's expected GPU fragment of node states, in milli-GPU × ``model.total_weight`` (exact).
-
-    ``gpu_free`` has shape ``(..., G)``; ``cpu_free``, ``model_code`` (and ``mem_free``, used only by
-    a memory-aware model) broadcast to ``(...)``.
-    """
-    gpu_free = np.asarray(gpu_free, dtype=np.int64)
-    total_free = gpu_free.sum(axis=-1)
+def usable_gpu(model: FragmentationModel, gpu_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per typical-pod group j: the number of GPUs that fit its share, ``cnt_j``, and their free
+    milli, ``U_j``. ``gpu_free`` is ``(..., G)``; both results are ``(..., J)``."""
     usable_mask = gpu_free[..., :, None] >= model.group_gpu_milli  # (..., G, J)
-    count_usable = usable_mask.sum(axis=-2)
-    usable_milli = (gpu_free[..., :, None] * usable_mask).sum(axis=-2)
+    return usable_mask.sum(axis=-2), (gpu_free[..., :, None] * usable_mask).sum(axis=-2)
+
+
+def fragment_from_usable(model: FragmentationModel, total_free: np.ndarray, count_usable: np.ndarray,
+                         usable_milli: np.ndarray, cpu_free: np.ndarray, model_code: np.ndarray,
+                         mem_free: np.ndarray | None = None) -> np.ndarray:
+    """``F × total_weight = G·Σw − Σ_j A_μj [cnt_j ≥ n_j] U_j W_j(c, m)`` from the per-group parts."""
     cpu_level = np.searchsorted(model.cpu_thresholds, cpu_free, side="right")
     if len(model.mem_thresholds) and mem_free is not None:
         mem_level = np.searchsorted(model.mem_thresholds, mem_free, side="right")
@@ -303,6 +302,19 @@ def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: n
     weight = model.weight_table[cpu_level, mem_level]  # (..., J)
     satisfied = (count_usable >= model.group_num_gpu) & model.access[model_code]
     return total_free * model.total_weight - (satisfied * usable_milli * weight).sum(axis=-1)
+
+
+def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: np.ndarray,
+                    model_code: np.ndarray, mem_free: np.ndarray | None = None) -> np.ndarray:
+    """FGD's expected GPU fragment of node states, in milli-GPU × ``model.total_weight`` (exact).
+
+    ``gpu_free`` has shape ``(..., G)``; ``cpu_free``, ``model_code`` (and ``mem_free``, used only by
+    a memory-aware model) broadcast to ``(...)``.
+    """
+    gpu_free = np.asarray(gpu_free, dtype=np.int64)
+    count_usable, usable_milli = usable_gpu(model, gpu_free)
+    return fragment_from_usable(model, gpu_free.sum(axis=-1), count_usable, usable_milli, cpu_free, model_code,
+                                mem_free)
 
 
 def sigmoid_score(delta_scaled: np.ndarray, total_weight: int) -> np.ndarray:
@@ -602,11 +614,18 @@ class FgdScorer(Scorer):
         mem_after = state.mem_free[nodes] - pod.memory_mib
         model = self.cluster.model_code[nodes]
         if pod.is_gpu_share:
-            slots = rows.shape[1]
-            after_rows = np.repeat(rows[:, None, :], slots, axis=1)
-            diagonal = np.arange(slots)
-            after_rows[:, diagonal, diagonal] -= pod.gpu_milli
-            after = fragment_scaled(self.frag, after_rows, cpu_after[:, None], model[:, None], mem_after[:, None])
+            # Option i changes only GPU i (a → a − m): update the per-group counts incrementally.
+            frag = self.frag
+            count_usable, usable_milli = usable_gpu(frag, rows)  # (n, J)
+            before_gpu = rows[:, :, None]
+            after_gpu = before_gpu - pod.gpu_milli
+            was_usable = before_gpu >= frag.group_gpu_milli  # (n, G, J)
+            is_usable = after_gpu >= frag.group_gpu_milli
+            count_after = count_usable[:, None, :] - was_usable + is_usable
+            usable_after = usable_milli[:, None, :] - before_gpu * was_usable + after_gpu * is_usable
+            total_after = rows.sum(axis=1)[:, None] - pod.gpu_milli
+            after = fragment_from_usable(frag, total_after, count_after, usable_after, cpu_after[:, None],
+                                         model[:, None], mem_after[:, None])
             fits = rows >= pod.gpu_milli
             return np.where(fits, before[:, None] - after, np.iinfo(np.int64).min), fits
         after_rows = rows.copy()
