@@ -137,7 +137,7 @@ def main() -> None:
         *overhead,
         "",
         "Rates count points finished per minute of wall time, including writing each row to `points.jsonl` "
-        "(fsync per row). Workers of the local pool are forked after the parent imported CoolProp, so the "
+        "(flushed per row, fsynced at most once a second). Workers of the local pool are forked after the parent imported CoolProp, so the "
         "~4 s import is paid once; Ray's workers are separate processes and each pays it on its first point, "
         "on top of `ray.init`. Ray pays off on a cluster with many more cores than one machine has, and for "
         "sweeps long enough that its start-up is small beside them.",
