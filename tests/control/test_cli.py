@@ -7,7 +7,7 @@ import json
 import stat
 
 import pytest
-from conftest import ThreadServer
+from control_helpers import ThreadServer
 from typer.testing import CliRunner
 
 from tokenfab.cli import app

@@ -8,7 +8,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import ThreadServer, assert_allocations_consistent, bearer
+from control_helpers import ThreadServer, assert_allocations_consistent, bearer
 
 CLIENTS = 8
 OPERATIONS_PER_CLIENT = 16

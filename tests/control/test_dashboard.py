@@ -9,7 +9,7 @@ import shutil
 
 import httpx
 import pytest
-from conftest import ThreadServer, bearer
+from control_helpers import ThreadServer, bearer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

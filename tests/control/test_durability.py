@@ -11,7 +11,13 @@ import threading
 
 import httpx
 import pytest
-from conftest import assert_allocations_consistent, bearer, free_port, start_server_process, wait_healthy
+from control_helpers import (
+    assert_allocations_consistent,
+    bearer,
+    free_port,
+    start_server_process,
+    wait_healthy,
+)
 
 from tokenfab.control import auth
 

@@ -3,7 +3,7 @@ their residency."""
 
 from __future__ import annotations
 
-from conftest import open_api
+from control_helpers import open_api
 
 
 def test_tenant_cannot_see_or_change_another_tenants_workload(api):

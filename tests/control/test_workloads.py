@@ -54,7 +54,7 @@ def test_inference_scales_with_replicas_inside_nvlink_domains(api):
 
 def test_reopening_the_store_rebuilds_the_same_state(row_design, tmp_path):
     db_url = f"sqlite:///{tmp_path / 'reopen.db'}"
-    from conftest import Api
+    from control_helpers import Api
 
     from tokenfab.control.api import create_app
 
