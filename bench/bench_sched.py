@@ -41,9 +41,9 @@ LOW, HIGH = 0.70, 0.85
 NOTES = (
     "- Rates are per CPU-second of this process (`time.process_time`): the machine is shared by other "
     "jobs (see the load average), which makes wall-clock rates several times lower and unrepeatable.",
-    "- Fragmentation is the share of free GPUs in partly used NVLink domains (docs/sched.md). first_fit "
-    "ends lowest because it splits unconstrained small gangs over domains to fill holes; the other "
-    "policies keep a gang of ≤ 72 GPUs inside one domain, so holes smaller than the next request stay.",
+    "- Fragmentation is the share of free GPUs in partly used NVLink domains (docs/sched.md), at the end "
+    "of the last run. first_fit may split an unconstrained small gang over domains to fill holes; the "
+    "other policies keep a gang of ≤ 72 GPUs inside one domain.",
 )
 
 
