@@ -55,6 +55,8 @@ function logout() {
   sessionStorage.removeItem("tokenfab.token");
   state.token = ""; state.me = null; state.selectedRack = null; state.tenants = [];
   $("#rack-actions").innerHTML = "";
+  $("#submit-msg").textContent = "";
+  $("#power-msg").textContent = "";
   $("#rack-title").textContent = "Rack";
   $("#rack-detail").innerHTML = '<p class="dim">Click a rack on the map to see its nodes and workloads.</p>';
   $("#app").classList.add("hidden");
