@@ -345,6 +345,9 @@ def create_app(design: Design, db_url: str, *, service: ControlService | None = 
         title="tokenfab control plane",
         version="1",
         description="Inventory, tenants, workloads, placements, health, power and audit of one AI factory.",
+        # The interactive API pages load their scripts from a CDN; the OpenAPI document stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
