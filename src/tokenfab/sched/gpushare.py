@@ -10,8 +10,9 @@ share that has arrived.
 
 State is arrays: per node ``cpu_free``, ``mem_free``, ``gpu_free[node, slot]`` (milli-GPU free on each
 GPU; slots beyond the node's GPU count hold 0), and a few derived per-node counters. Every policy
-scores all feasible nodes at once with numpy; the node with the highest score wins and ties are
-broken uniformly at random (as the Kubernetes scheduler's ``selectHost`` does).
+scores all feasible nodes at once with numpy; the node with the highest score wins and ties go to
+the first node in a per-seed random node order, as in the reference simulator (which renames the
+nodes with a random prefix per seed and runs a forked scheduler).
 
 Everything here is pure and deterministic for a given seed: no I/O, no global random state.
 """
@@ -320,7 +321,7 @@ def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: n
 def sigmoid_score(delta_scaled: np.ndarray, total_weight: int) -> np.ndarray:
     """FGD node score: ``floor(100 · σ(ΔF / 1000))``, ΔF = fragment before − after (milli-GPU).
 
-    Integer truncation as in the reference ``FGDScorePlugin`` (many nodes tie; ties go to random).
+    Integer truncation as in the reference ``FGDScorePlugin`` (many nodes tie; see :func:`replay` for ties).
     """
     x = np.asarray(delta_scaled, dtype=np.float64) / (float(total_weight) * GPU_MILLI)
     with np.errstate(over="ignore"):
