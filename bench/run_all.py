@@ -1,4 +1,7 @@
-"""`make bench`: run every benchmark script, then assemble bench/RESULTS.md from bench/results/*.md."""
+"""`make bench`: run every benchmark script, then assemble bench/RESULTS.md from bench/results/*.md.
+
+`python bench/run_all.py compile perf` runs only those; `python bench/run_all.py --assemble` only assembles.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["compile", "perf", "sched", "openb", "twin", "control", "sweep"]
+ORDER = ["compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control", "sweep"]
 
 
 def assemble() -> Path:
@@ -21,6 +24,9 @@ def assemble() -> Path:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--assemble"]:
+        print(f"wrote {assemble()}")
+        return 0
     only = sys.argv[1:]
     failed = []
     for script in sorted(BENCH.glob("bench_*.py")):
