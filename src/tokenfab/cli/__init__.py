@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from tokenfab.cli import (  # noqa: F401  (imported for their commands)
-    catalog,
-    certify,
-    control,
-    design,
-    export,
-    replay_openb,
-    run_example,
-    simulate,
-    sweep,
-    tokens,
-)
+# Commands are listed in `tokenfab --help` in the order their modules are imported: the workflow order.
+# isort: off
+from tokenfab.cli import run_example  # noqa: F401  (imported for its commands)
+from tokenfab.cli import catalog  # noqa: F401
+from tokenfab.cli import design  # noqa: F401
+from tokenfab.cli import certify  # noqa: F401
+from tokenfab.cli import tokens  # noqa: F401
+from tokenfab.cli import simulate  # noqa: F401
+from tokenfab.cli import replay_openb  # noqa: F401
+from tokenfab.cli import export  # noqa: F401
+from tokenfab.cli import sweep  # noqa: F401
+from tokenfab.cli import control  # noqa: F401
+# isort: on
 from tokenfab.cli.app import app
 
 __all__ = ["app", "main"]
