@@ -74,6 +74,9 @@ class TenantPublic(_Out):
     allowed_sites: list[int] | None
     allowed_halls: list[int] | None
     gpus_allocated: int
+    gpu_equivalents_allocated: float = Field(
+        default=0.0, description="GPUs held, a fractional workload counting its share (what the quota counts)"
+    )
     workloads_active: int
     created_at: datetime
 
@@ -117,15 +120,23 @@ class TokensPublic(_Out):
 
 class WorkloadCreate(_In):
     name: str = Field(pattern=NAME_PATTERN)
-    kind: Literal["training", "inference"] = "training"
+    kind: Literal["training", "inference", "small"] = "training"
     tenant: str | None = Field(
         default=None,
         pattern=NAME_PATTERN,
         description="owner; operators must name it, tenants submit for themselves",
     )
     gpus: int = Field(
-        ge=1, le=MAX_GPUS, description="training: GPUs of the gang; inference: GPUs per replica"
+        default=0,
+        ge=0,
+        le=MAX_GPUS,
+        description="training: GPUs of the gang; inference: GPUs per replica; small: 0 (omit it)",
     )
+    gpu_fraction: float | None = Field(
+        default=None, gt=0, lt=1, description="small: share of one GPU (0 < f < 1, in steps of 0.001)"
+    )
+    cpu_cores: float = Field(default=0.0, ge=0, le=4096, description="small: CPU cores on the node")
+    memory_gb: float = Field(default=0.0, ge=0, le=1e6, description="small: host memory on the node [GB]")
     replicas: int = Field(default=1, ge=1, le=100_000, description="inference replicas (training: 1)")
     slice_gpus: int = Field(default=0, ge=0, le=MAX_GPUS, description="each slice inside one NVLink domain")
     whole_domains: bool = False
@@ -148,6 +159,8 @@ class PlacementPublic(_Out):
     node_ids: list[int]
     gpus_per_node: list[int]
     gpus: int
+    gpu_fraction: float = Field(default=0.0, description="small: the share of one GPU held")
+    gpu_slot: int | None = Field(default=None, description="small: the GPU slot of the node it shares")
     racks: list[int]
     placed_at: datetime
 
@@ -219,6 +232,9 @@ class NodePublic(_Out):
     domain: int
     gpus: int
     gpus_free: int
+    gpus_shared: dict[int, int] = Field(
+        default_factory=dict, description="GPU slot → milli-GPU used on each GPU shared by small workloads"
+    )
     health: Literal["ok", "cordoned", "draining", "failed"]
     health_reason: str
     workloads: list[str]
@@ -293,6 +309,9 @@ class TelemetryPublic(_Out):
 class TenantUsage(_Out):
     tenant: str
     gpus_allocated: int
+    gpu_equivalents_allocated: float = Field(
+        default=0.0, description="GPUs held, a fractional workload counting its share"
+    )
     gpu_hours: float
     workloads: dict[str, int]
     tokens_per_s: float

@@ -52,6 +52,7 @@ from tokenfab.control.store import (
     ApiTokenRow,
     AuditRow,
     GpuAllocationRow,
+    GpuShareRow,
     HallRow,
     Health,
     Meta,
@@ -70,6 +71,7 @@ from tokenfab.control.store import (
 )
 from tokenfab.fleet import HEALTH_CORDONED, HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, from_design
 from tokenfab.io.yamlfile import InputError
+from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.scheduler import Scheduler
 from tokenfab.sched.types import Level, Placement, Policy, Request, Unplaceable, WorkloadKind
 
@@ -240,8 +242,15 @@ class ControlService:
         fleet.node_health[:] = HEALTH_OK
         fleet.domain_tenant[:] = -1
         self.scheduler = Scheduler(fleet, Policy.topology_packing)
+        self.scheduler.preempt_within_tenant = True  # read by tokenfab.sched.preemption.plan
         self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
         self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
+        self.slot_share_milli = np.zeros(self.slot_used.shape, dtype=np.int32)
+        """milli-GPU held on each physical GPU slot by small workloads (0: not shared)."""
+        self.share_physical: dict[tuple[int, int], int] = {}
+        """(node, the scheduler's share slot) → the physical GPU slot it stands for."""
+        self.workload_share: dict[str, tuple[int, int, int, int]] = {}
+        """small workload → (node, scheduler share slot, physical slot, milli-GPU)."""
         self.workload_tenant: dict[str, str] = {}
         self.workload_tokens_per_s: dict[str, float] = {}
         self.power_cap_kw: float | None = None
@@ -269,6 +278,8 @@ class ControlService:
                 .order_by(PlacementRow.id)
             )
             for placement_row, workload, tenant_name in rows:
+                if workload.kind == WorkloadKind.small:
+                    continue  # restored below, one shared GPU at a time
                 placement = Placement(
                     workload.id,
                     np.asarray(placement_row.node_ids, dtype=np.int64),
@@ -279,6 +290,49 @@ class ControlService:
                 self.workload_tokens_per_s[workload.id] = _tokens_per_s(workload)
             for node_id, slot in session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot)):
                 self.slot_used[node_id, slot] = True
+            self._restore_shares(session)
+
+    def _restore_shares(self, session: Session) -> None:
+        """Put the small workloads back so that the scheduler's shared GPUs are the stored physical ones.
+
+        The scheduler's `restore` puts a share on the first shared GPU of its node with room, which could
+        merge two physical GPUs' shares into one. So the shares of each physical GPU are restored
+        together, while every other shared GPU of that node is topped up to 1000 milli-GPU by a
+        temporary filler allocation (released right after): the group must open a GPU of its own.
+        """
+        rows = session.execute(
+            select(GpuShareRow, WorkloadRow, TenantRow.name)
+            .join(WorkloadRow, GpuShareRow.workload_id == WorkloadRow.id)
+            .join(TenantRow, WorkloadRow.tenant_id == TenantRow.id)
+            .order_by(GpuShareRow.node_id, GpuShareRow.slot, GpuShareRow.placement_id)
+        ).all()
+        groups: dict[tuple[int, int], list] = {}
+        for share, workload, tenant_name in rows:
+            groups.setdefault((share.node_id, share.slot), []).append((share, workload, tenant_name))
+        for (node, physical), members in groups.items():
+            fillers = []
+            used = self.scheduler.share_used_milli[node]
+            for sched_slot in np.flatnonzero((used > 0) & (used < MILLI_PER_GPU)).tolist():
+                room = MILLI_PER_GPU - int(used[sched_slot])
+                filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / 1000)
+                self.scheduler.restore(
+                    filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / 1000)
+                )
+                fillers.append(filler.id)
+            for share, workload, tenant_name in members:
+                request = self._request(workload, tenant_name, session)
+                self.scheduler.restore(
+                    request,
+                    Placement(workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / 1000),
+                )
+                sched_slot = _share_slot(self.scheduler, workload.id)
+                self.share_physical[(node, sched_slot)] = physical
+                self.workload_share[workload.id] = (node, sched_slot, physical, share.milli)
+                self.slot_share_milli[node, physical] += share.milli
+                self.workload_tenant[workload.id] = tenant_name
+                self.workload_tokens_per_s[workload.id] = _tokens_per_s(workload)
+            for filler_id in fillers:
+                self.scheduler.release(filler_id)
 
     def _set_quota(self, tenant: str, quota_gpus: int | None) -> None:
         """Keep the scheduler's quota table in step with the store."""
@@ -556,7 +610,7 @@ class ControlService:
             )
             session.add(row)
             session.flush()
-            placement = self._try_place(session, row, tenant.name)
+            placement = self._try_place(session, row, tenant.name, principal)
             self._audit(
                 session,
                 principal,
@@ -566,6 +620,9 @@ class ControlService:
                 _workload_facts(row),
                 tenant_id=tenant.id,
             )
+            eviction = self.scheduler.last_eviction
+            if placement is not None and eviction is not None and eviction.request_id == row.id:
+                self._process_queue(session, principal)  # what the evictor left free may fit a victim
             self._sample(session)
             return self._workload_public(session, row, tenant.name, placement)
 
@@ -942,6 +999,9 @@ class ControlService:
                 for node in placement.nodes.tolist():
                     on_node.setdefault(node, []).append(request_id)
             free = fleet.node_free_gpus.copy()
+            shared: dict[int, dict[int, int]] = {}
+            for node, slot in zip(*np.nonzero(self.slot_share_milli), strict=True):
+                shared.setdefault(int(node), {})[int(slot)] = int(self.slot_share_milli[node, slot])
         with self.sessions() as session:
             query = select(NodeRow).order_by(NodeRow.id)
             if rack_id is not None:
@@ -958,6 +1018,7 @@ class ControlService:
                 domain=row.domain,
                 gpus=row.gpus,
                 gpus_free=int(free[row.id]),
+                gpus_shared=shared.get(row.id, {}),
                 health=row.health,
                 health_reason=row.health_reason,
                 workloads=on_node.get(row.id, []),
@@ -975,13 +1036,20 @@ class ControlService:
                 if not principal.is_operator and tenant.id != principal.tenant_id:
                     continue
                 hours = 0.0
-                for gpus, placed_at, released_at in session.execute(
-                    select(PlacementRow.gpus, PlacementRow.placed_at, PlacementRow.released_at)
+                for gpus, kind, spec, placed_at, released_at in session.execute(
+                    select(
+                        PlacementRow.gpus,
+                        WorkloadRow.kind,
+                        WorkloadRow.spec,
+                        PlacementRow.placed_at,
+                        PlacementRow.released_at,
+                    )
                     .join(WorkloadRow, PlacementRow.workload_id == WorkloadRow.id)
                     .where(WorkloadRow.tenant_id == tenant.id)
                 ):
+                    held = float(spec.get("gpu_fraction") or 0.0) if kind == WorkloadKind.small else gpus
                     hours += (
-                        gpus * ((as_utc(released_at) or now) - as_utc(placed_at)).total_seconds() / 3600.0
+                        held * ((as_utc(released_at) or now) - as_utc(placed_at)).total_seconds() / 3600.0
                     )
                 states = dict(
                     session.execute(
@@ -999,6 +1067,7 @@ class ControlService:
                     s.TenantUsage(
                         tenant=tenant.name,
                         gpus_allocated=self.scheduler.used_gpus_by_tenant().get(tenant.name, 0),
+                        gpu_equivalents_allocated=self._gpu_equivalents(tenant.name),
                         gpu_hours=round(hours, 4),
                         workloads={k: int(v) for k, v in states.items()},
                         tokens_per_s=sum(_tokens_per_s(w) for w in running),
@@ -1135,6 +1204,13 @@ class ControlService:
                 )
 
     def _check_workload_shape(self, body: s.WorkloadCreate) -> None:
+        if body.kind == "small":
+            self._check_small_shape(body)
+            return
+        if body.gpu_fraction is not None:
+            raise Invalid("only small workloads ask for a fraction of a GPU (kind: small)", "gpu_fraction")
+        if body.gpus < 1:
+            raise Invalid(f"a {body.kind} workload needs at least 1 GPU", "gpus")
         total = body.gpus * body.replicas if body.kind == "inference" else body.gpus
         if body.kind == "training" and body.replicas != 1:
             raise Invalid("training gangs have one replica; ask for more GPUs", "replicas")
@@ -1146,6 +1222,31 @@ class ControlService:
             raise Invalid(f"a slice must fit one NVLink domain of {self.max_domain_gpus} GPUs", "slice_gpus")
         if body.slice_gpus and total % body.slice_gpus:
             raise Invalid(f"{total} GPUs do not split into slices of {body.slice_gpus}", "slice_gpus")
+
+    def _check_small_shape(self, body: s.WorkloadCreate) -> None:
+        """A small workload: a share of one GPU (0 < f < 1, whole milli-GPU) with CPU and memory on one node."""
+        if body.gpu_fraction is None:
+            raise Invalid("a small workload states its share of one GPU, 0 < gpu_fraction < 1", "gpu_fraction")
+        milli = round(body.gpu_fraction * MILLI_PER_GPU)
+        if not 0 < milli < MILLI_PER_GPU:
+            raise Invalid(
+                f"gpu_fraction {body.gpu_fraction} rounds to {milli} milli-GPU; it must be 1..999", "gpu_fraction"
+            )
+        if body.gpus != 0:
+            raise Invalid("a small workload asks for gpu_fraction, not whole GPUs (leave gpus 0)", "gpus")
+        for field, value, most in (
+            ("replicas", body.replicas - 1, 0),
+            ("slice_gpus", body.slice_gpus, 0),
+            ("whole_domains", int(body.whole_domains), 0),
+        ):
+            if value > most:
+                raise Invalid(f"a small workload has no {field}", field)
+        most_cpu = float(self.fleet.node_cpu_cores.max()) if self.fleet.n_nodes else 0.0
+        if body.cpu_cores > most_cpu:
+            raise Invalid(f"{body.cpu_cores:g} CPU cores asked; the largest node has {most_cpu:g}", "cpu_cores")
+        most_memory = float(self.fleet.node_memory_gb.max()) if self.fleet.n_nodes else 0.0
+        if body.memory_gb > most_memory:
+            raise Invalid(f"{body.memory_gb:g} GB asked; the largest node has {most_memory:g} GB", "memory_gb")
 
     def _request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
         if tenant_name not in self.residency:
@@ -1165,6 +1266,9 @@ class ControlService:
             exclusive_domains=True,
             allowed_sites=allowed_sites,
             allowed_halls=allowed_halls,
+            gpu_fraction=float(spec.get("gpu_fraction") or 0.0) if row.kind == "small" else 0.0,
+            cpu_cores=float(spec.get("cpu_cores") or 0.0) if row.kind == "small" else 0.0,
+            memory_gb=float(spec.get("memory_gb") or 0.0) if row.kind == "small" else 0.0,
         )
 
     def _remember_tenant(self, tenant: TenantRow) -> None:
@@ -1175,12 +1279,27 @@ class ControlService:
             tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
         )
 
-    def _try_place(self, session: Session, row: WorkloadRow, tenant_name: str) -> PlacementRow | None:
-        """Place a queued workload if it fits now (its new placement row); else leave it queued with why."""
-        result = self.scheduler.place(self._request(row, tenant_name, session))
+    def _try_place(
+        self,
+        session: Session,
+        row: WorkloadRow,
+        tenant_name: str,
+        principal: Principal | None = None,
+    ) -> PlacementRow | None:
+        """Place a queued workload if it fits now (its new placement row); else leave it queued with why.
+
+        With a ``principal`` (a submission) and no facility power cap, a workload that does not fit may
+        evict strictly lower-priority preemptible workloads of its own tenant (never another tenant's:
+        the scheduler's ``preempt_within_tenant``); they go back to the queue, or fail when their
+        ``on_failure`` is ``fail``, with an audit entry naming the evictor.
+        """
+        preempt = principal is not None and self.power_cap_kw is None
+        result = self.scheduler.place(self._request(row, tenant_name, session), allow_preemption=preempt)
         if isinstance(result, Unplaceable):
             row.queue_reason = result.reason
             return None
+        if result.evicted:
+            self._record_evictions(session, principal, row, result.evicted)
         if self.power_cap_kw is not None and self.facility_draw_kw() > self.power_cap_kw:
             self.scheduler.release(row.id)
             row.queue_reason = (
@@ -1196,8 +1315,13 @@ class ControlService:
         )
         session.add(placement_row)
         session.flush()
+        if row.kind == WorkloadKind.small:
+            self._record_share(session, row, int(result.nodes[0]), placement_row.id)
         for node, take in zip(result.nodes.tolist(), result.gpus_per_node.tolist(), strict=True):
-            slots = np.flatnonzero(~self.slot_used[node, : self.fleet.node_gpus[node]])[:take]
+            if take == 0:
+                continue
+            whole_free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
+            slots = np.flatnonzero(whole_free[: self.fleet.node_gpus[node]])[:take]
             if len(slots) < take:
                 raise RuntimeError(f"node {node}: scheduler and slot map disagree")
             self.slot_used[node, slots] = True
@@ -1215,11 +1339,68 @@ class ControlService:
         row.updated_at = utc_now()
         return placement_row
 
+    def _record_share(self, session: Session, row: WorkloadRow, node: int, placement_id: int) -> None:
+        """Map the scheduler's share slot to a physical GPU slot and write the share's row."""
+        sched_slot = _share_slot(self.scheduler, row.id)
+        milli = int(round(float(row.spec["gpu_fraction"]) * MILLI_PER_GPU))
+        physical = self.share_physical.get((node, sched_slot))
+        if physical is None:  # the scheduler opened a new shared GPU: take a physical GPU that is wholly free
+            free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
+            candidates = np.flatnonzero(free[: self.fleet.node_gpus[node]])
+            if not len(candidates):
+                raise RuntimeError(f"node {node}: scheduler and slot map disagree on a shared GPU")
+            physical = int(candidates[0])
+            self.share_physical[(node, sched_slot)] = physical
+        self.slot_share_milli[node, physical] += milli
+        self.workload_share[row.id] = (node, sched_slot, physical, milli)
+        session.add(
+            GpuShareRow(node_id=node, slot=physical, workload_id=row.id, milli=milli, placement_id=placement_id)
+        )
+
+    def _record_evictions(
+        self, session: Session, principal: Principal, evictor: WorkloadRow, victims: list[str]
+    ) -> None:
+        """Store what a preempting placement did: each victim's rows released, requeued (or failed), audited."""
+        now = utc_now()
+        for victim_id in victims:
+            victim = session.get(WorkloadRow, victim_id)
+            before = _workload_facts(victim)
+            self._release_rows(session, victim, f"preempted by {evictor.id}")
+            if victim.on_failure == "fail":
+                victim.state = WorkloadState.failed
+                victim.queue_reason = f"preempted by {evictor.id} (priority {evictor.priority})"
+            else:
+                victim.state = WorkloadState.queued
+                victim.queue_reason = f"evicted: preempted by {evictor.id} (priority {evictor.priority})"
+            victim.updated_at = now
+            self._audit(
+                session,
+                principal,
+                "workload.preempt",
+                f"workload/{victim.id}",
+                before,
+                {**_workload_facts(victim), "evicted_by": evictor.id, "evictor_priority": evictor.priority},
+                tenant_id=victim.tenant_id,
+            )
+
     def _release(self, session: Session, row: WorkloadRow, reason: str) -> bool:
         """Free a workload's GPUs (scheduler, slot map, allocation rows); True when it held any."""
         if self.scheduler.allocation(row.id) is None:
             return False
         self.scheduler.release(row.id)
+        self._release_rows(session, row, reason)
+        return True
+
+    def _release_rows(self, session: Session, row: WorkloadRow, reason: str) -> None:
+        """Free what the store and the slot maps hold for a workload the scheduler has already released."""
+        share = self.workload_share.pop(row.id, None)
+        if share is not None:
+            node, sched_slot, physical, milli = share
+            self.slot_share_milli[node, physical] -= milli
+            if self.scheduler.share_used_milli[node, sched_slot] == 0:
+                self.share_physical.pop((node, sched_slot), None)
+            for share_row in session.scalars(select(GpuShareRow).where(GpuShareRow.workload_id == row.id)):
+                session.delete(share_row)
         self.workload_tenant.pop(row.id, None)
         self.workload_tokens_per_s.pop(row.id, None)
         allocations = list(
@@ -1235,7 +1416,6 @@ class ControlService:
             placement.released_at = now
             placement.release_reason = reason
         session.flush()
-        return True
 
     def _process_queue(self, session: Session, principal: Principal) -> list[str]:
         """Try the queue in order (priority, then age) and place what fits now."""
@@ -1285,10 +1465,13 @@ class ControlService:
         placement_public = None
         if placement is not None:
             racks = sorted({int(self.node_rack[n]) for n in placement.node_ids})
+            share = self.workload_share.get(row.id) if row.kind == WorkloadKind.small else None
             placement_public = s.PlacementPublic(
                 node_ids=placement.node_ids,
                 gpus_per_node=placement.gpus_per_node,
                 gpus=placement.gpus,
+                gpu_fraction=float(row.spec.get("gpu_fraction") or 0.0) if row.kind == WorkloadKind.small else 0.0,
+                gpu_slot=share[2] if share is not None else None,
                 racks=racks,
                 placed_at=as_utc(placement.placed_at),
             )
@@ -1309,6 +1492,10 @@ class ControlService:
             spec=row.spec,
         )
 
+    def _gpu_equivalents(self, tenant: str) -> float:
+        """GPUs a tenant holds, a share counting its fraction (what its quota is checked against)."""
+        return self.scheduler.quotas.used_milli.get(tenant, 0) / MILLI_PER_GPU
+
     def _tenant_public(self, session: Session, row: TenantRow) -> s.TenantPublic:
         active = session.scalar(
             select(func.count())
@@ -1321,6 +1508,7 @@ class ControlService:
             allowed_sites=row.allowed_sites,
             allowed_halls=row.allowed_halls,
             gpus_allocated=self.scheduler.used_gpus_by_tenant().get(row.name, 0),
+            gpu_equivalents_allocated=self._gpu_equivalents(row.name),
             workloads_active=int(active or 0),
             created_at=as_utc(row.created_at),
         )
@@ -1407,3 +1595,8 @@ def _token_public(row: ApiTokenRow, tenant: str | None) -> s.TokenPublic:
 
 def _escape_label(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _share_slot(scheduler: Scheduler, request_id: str) -> int:
+    """The scheduler's shared-GPU slot of a placed fractional request."""
+    return int(scheduler._allocations[request_id].share_slot)

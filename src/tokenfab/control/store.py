@@ -5,6 +5,10 @@ by the database itself, not only by the code that writes it:
 
 - a GPU slot is allocated at most once: `gpu_allocations` has the primary key (node_id, slot), so a
   second allocation of the same slot fails to commit, whatever happened in memory or across a crash;
+- a shared GPU is never oversubscribed nor handed out whole: `gpu_shares` rows (one per fractional
+  workload on a GPU slot, primary key (node_id, slot, workload_id), 0 < milli < 1000) are checked by
+  triggers (migration 0002): an insert fails when the slot's shares would sum past 1000 milli-GPU or when
+  the slot is allocated whole, and a whole allocation fails on a slot that holds shares;
 - the audit log is append-only: triggers (created by the migration) reject UPDATE and DELETE on it.
 """
 
@@ -14,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -156,6 +160,19 @@ class GpuAllocationRow(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
     placement_id: Mapped[int] = mapped_column(ForeignKey("placements.id"))
+
+
+class GpuShareRow(Base):
+    """One fractional workload's share of one GPU slot [milli-GPU]. Triggers keep Σ milli ≤ 1000 per slot
+    and keep shared slots and whole allocations apart (see the module docstring)."""
+
+    __tablename__ = "gpu_shares"
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), primary_key=True, index=True)
+    milli: Mapped[int] = mapped_column(Integer)
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placements.id"))
+    __table_args__ = (CheckConstraint("milli > 0 AND milli < 1000", name="ck_gpu_shares_milli"),)
 
 
 class AuditRow(Base):

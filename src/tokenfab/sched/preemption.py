@@ -19,6 +19,9 @@ is a heuristic that is exact for one victim:
 
 The cheaper of (1) and (2) wins. Every trial releases victims and puts them back exactly, so the state
 after planning equals the state before it.
+
+Tenant scope: a scheduler with the attribute ``preempt_within_tenant = True`` (set by the control plane)
+lets a request evict only allocations of its own tenant; other tenants' work is never a candidate.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ SINGLE_TRIES = 64
 """How many single victims, cheapest first, are tried on their own."""
 
 
-def may_evict(attacker: Request, victim: Request) -> bool:
-    """Whether ``attacker`` may evict ``victim``: strictly lower priority and preemptible."""
+def may_evict(attacker: Request, victim: Request, within_tenant: bool = False) -> bool:
+    """Whether ``attacker`` may evict ``victim``: strictly lower priority and preemptible (and, with
+    ``within_tenant``, of the same tenant)."""
+    if within_tenant and victim.tenant != attacker.tenant:
+        return False
     return victim.preemptible and victim.priority < attacker.priority
 
 
@@ -53,7 +59,8 @@ def plan(scheduler: Scheduler, request: Request, now_s: float | None = None) -> 
     placement. Leaves the scheduler's state as it found it."""
     from tokenfab.sched.scheduler import Eviction
 
-    candidates = [h for h in scheduler._allocations.values() if may_evict(request, h.request)]
+    within_tenant = bool(getattr(scheduler, "preempt_within_tenant", False))
+    candidates = [h for h in scheduler._allocations.values() if may_evict(request, h.request, within_tenant)]
     if not candidates:
         return None
     cost = {h.request.id: lost_gpu_hours(h, now_s) for h in candidates}
