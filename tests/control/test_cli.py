@@ -52,6 +52,13 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
         mine = runner.invoke(app, ["status", "--json", "--token", created["token"]])
         assert {w["tenant"] for w in json.loads(mine.stdout)} == {"acme"}
 
+        notebook = runner.invoke(app, ["submit", "nb", "--kind", "small", "--gpu-fraction", "0.25", "--cpu-cores",
+                                       "4", "--memory-gb", "32", "--tenant", "acme", "--json"])
+        assert notebook.exit_code == 0 and json.loads(notebook.stdout)["placement"]["gpu_fraction"] == 0.25
+        assert "0.25" in runner.invoke(app, ["status"]).stdout
+        no_share = runner.invoke(app, ["submit", "nb2", "--kind", "small", "--tenant", "acme"])
+        assert no_share.exit_code == 2 and "gpu_fraction" in no_share.output
+
         missing = runner.invoke(app, ["cancel", "w-000000000000"])
         assert missing.exit_code == 2 and "not found" in missing.output
         bad = runner.invoke(app, ["submit", "x", "--gpus", "0", "--tenant", "acme"])

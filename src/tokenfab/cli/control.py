@@ -71,9 +71,15 @@ def _workload_rows(workloads: list[dict]) -> list[list[Any]]:
             "failed": "[red]failed[/]",
         }.get(w["state"], w["state"])
         rows.append(
-            [w["id"], w["name"], w["tenant"], w["kind"], w["gpus"], state, where or w["queue_reason"]]
+            [w["id"], w["name"], w["tenant"], w["kind"], _gpus_text(w), state, where or w["queue_reason"]]
         )
     return rows
+
+
+def _gpus_text(workload: dict) -> str:
+    """Whole GPUs, or a small workload's share of one GPU (e.g. 0.25)."""
+    fraction = workload.get("spec", {}).get("gpu_fraction") if workload["kind"] == "small" else None
+    return f"{fraction:g}" if fraction else str(workload["gpus"])
 
 
 WORKLOAD_COLUMNS = ["id", "name", "tenant", "kind", "GPUs", "state", "where / why waiting"]
@@ -148,8 +154,21 @@ def login(
 @app.command("submit")
 def submit(
     name: Annotated[str, typer.Argument(help="workload name")],
-    gpus: Annotated[int, typer.Option("--gpus", help="training: GPUs of the gang; inference: per replica")],
-    kind: Annotated[str, typer.Option("--kind", help="training or inference")] = "training",
+    gpus: Annotated[
+        int, typer.Option("--gpus", help="training: GPUs of the gang; inference: per replica; small: omit")
+    ] = 0,
+    kind: Annotated[str, typer.Option("--kind", help="training, inference or small")] = "training",
+    gpu_fraction: Annotated[
+        float | None, typer.Option("--gpu-fraction", help="small: share of one GPU, 0 < f < 1")
+    ] = None,
+    cpu_cores: Annotated[float, typer.Option("--cpu-cores", help="small: CPU cores")] = 0.0,
+    memory_gb: Annotated[float, typer.Option("--memory-gb", help="small: host memory [GB]")] = 0.0,
+    preemptible: Annotated[
+        bool,
+        typer.Option(
+            "--preemptible/--not-preemptible", help="may be evicted by the same tenant's higher priority"
+        ),
+    ] = True,
     replicas: Annotated[int, typer.Option("--replicas")] = 1,
     tenant: Annotated[str | None, typer.Option("--tenant", help="operators: the owner")] = None,
     priority: Annotated[int, typer.Option("--priority")] = 0,
@@ -160,11 +179,15 @@ def submit(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a training job or inference service."""
+    """Submit a training job, an inference service or a small (fractional-GPU) workload."""
     body = dict(
         name=name,
         gpus=gpus,
         kind=kind,
+        gpu_fraction=gpu_fraction,
+        cpu_cores=cpu_cores,
+        memory_gb=memory_gb,
+        preemptible=preemptible,
         replicas=replicas,
         tenant=tenant,
         priority=priority,
