@@ -206,18 +206,28 @@ function renderLegend(map) {
 
 // ---------------------------------------------------------------- rack detail
 
+// whole GPUs, or a small workload's share of one GPU ("0.25 GPU")
+function gpusText(w) {
+  return w.kind === "small" && w.spec && w.spec.gpu_fraction ? `${w.spec.gpu_fraction} GPU` : fmt(w.gpus);
+}
+
+function sharedText(n) {
+  const shares = Object.entries(n.gpus_shared || {});
+  return shares.length ? ` · shared GPUs: ${shares.map(([slot, milli]) => `#${slot} ${milli / 10}%`).join(", ")}` : "";
+}
+
 async function renderRack(rackId) {
   let detail;
   try { detail = await api(`racks/${rackId}`); } catch (error) { $("#rack-detail").textContent = error.message; return; }
   const rack = detail.rack;
   $("#rack-title").textContent = `Rack ${rack.id} · SU ${rack.su} · hall ${rack.hall}`;
   const nodes = detail.nodes.map((n) => `<div class="node" data-node-id="${n.id}" data-health="${n.health}"
-      title="node ${n.id} · domain ${n.domain} · ${n.health}${n.health_reason ? " (" + esc(n.health_reason) + ")" : ""}">
+      title="node ${n.id} · domain ${n.domain} · ${n.health}${n.health_reason ? " (" + esc(n.health_reason) + ")" : ""}${sharedText(n)}">
       <span class="h h-${n.health}"></span>n${n.id}
       <div class="gpus">${Array.from({ length: n.gpus }, (_, i) => `<span class="${i < n.gpus - n.gpus_free ? "used" : ""}"></span>`).join("")}</div></div>`).join("");
   const health = Object.entries(rack.health).map(([h, n]) => `<span class="h h-${h}"></span>${n} ${h}`).join(" &nbsp; ");
   const workloads = detail.workloads.length ? `<table class="table"><thead><tr><th>workload</th><th>tenant</th><th class="num">GPUs</th><th>state</th></tr></thead><tbody>
-      ${detail.workloads.map((w) => `<tr><td>${esc(w.id)}</td><td>${esc(w.tenant)}</td><td class="num">${w.gpus}</td>
+      ${detail.workloads.map((w) => `<tr><td>${esc(w.id)}</td><td>${esc(w.tenant)}</td><td class="num">${gpusText(w)}</td>
       <td><span class="state state-${w.state}">${w.state}</span></td></tr>`).join("")}</tbody></table>`
     : `<p class="dim">No ${state.me.role === "tenant" ? "workload of yours" : "workload"} on this rack.</p>`;
   $("#rack-detail").innerHTML = `<p class="dim">${fmt(rack.gpus - rack.gpus_free)} / ${rack.gpus} GPUs in use · ${health}</p>
@@ -246,7 +256,7 @@ function renderWorkloads(workloads) {
     const where = w.placement ? `racks ${w.placement.racks.join(", ")} · ${w.placement.node_ids.length} nodes` : esc(w.queue_reason);
     const live = ["queued", "placed", "running"].includes(w.state);
     return `<tr data-workload-id="${esc(w.id)}" data-state="${w.state}"><td>${esc(w.id)}</td><td>${esc(w.name)}</td>
-      <td>${esc(w.tenant)}</td><td>${esc(w.kind)}${w.kind === "inference" ? ` ×${w.replicas}` : ""}</td><td class="num">${fmt(w.gpus)}</td>
+      <td>${esc(w.tenant)}</td><td>${esc(w.kind)}${w.kind === "inference" ? ` ×${w.replicas}` : ""}</td><td class="num">${gpusText(w)}</td>
       <td><span class="state state-${w.state}">${w.state}</span></td><td>${where}</td>
       <td>${live ? `<button class="small ghost" data-cancel="${esc(w.id)}">Cancel</button>` : ""}</td></tr>`;
   }).join("");
@@ -254,7 +264,7 @@ function renderWorkloads(workloads) {
 
 function renderQueue(queue) {
   $("#queue tbody").innerHTML = queue.length ? queue.map((w, i) => `<tr data-workload-id="${esc(w.id)}"><td class="num">${i + 1}</td>
-    <td>${esc(w.name)} <span class="dim">${esc(w.tenant)}</span></td><td class="num">${fmt(w.gpus)}</td><td>${esc(w.queue_reason)}</td></tr>`).join("")
+    <td>${esc(w.name)} <span class="dim">${esc(w.tenant)}</span></td><td class="num">${gpusText(w)}</td><td>${esc(w.queue_reason)}</td></tr>`).join("")
     : `<tr><td colspan="4" class="dim">The queue is empty.</td></tr>`;
 }
 
