@@ -100,6 +100,8 @@ class _Ask:
 
 
 _NEVER = np.iinfo(np.int64).max
+_SHORT = 256
+"""Up to this many candidate domains, first_fit walks them in Python rather than with numpy."""
 
 
 class Scheduler:
@@ -140,6 +142,7 @@ class Scheduler:
         self._su_parent = {Level.su: np.arange(fleet.n_sus), Level.hall: su_hall,
                            Level.site: fleet.hall_site.astype(np.int64)[su_hall]}
         self._slice_weights: dict[int, np.ndarray] = {}
+        self._nodes_of_domain: dict[int, np.ndarray] = {}
         self.quotas = Quotas(quotas_gpus)
         self.residency = Residency(self.topology.domain_parent[Level.site], self.topology.domain_parent[Level.hall],
                                    tenant_residency)
@@ -668,20 +671,37 @@ class Scheduler:
             if ranges is not None:
                 lo, hi = int(ranges[level][0][group]), int(ranges[level][1][group])
                 size = self.topology.max_domain_gpus
-                if (self._indexed(ask) and (ask.whole or ask.slice_gpus == size)
-                        and policy.name != Policy.fragmentation_aware):
+                if self._indexed(ask) and (ask.whole or ask.slice_gpus == size):
                     # whole domains only: first_fit, best_fit and topology_packing all take the group's
-                    # whole-free domains in id order (their keys tie on every other term)
+                    # whole-free domains in id order (their keys tie on every other term);
+                    # fragmentation_aware takes the same first count − 1 and, for the last, the
+                    # whole-free domain left in the SU with the fewest whole domains (lowest id on ties)
                     count = -(-need // size)
-                    domains = lo + np.flatnonzero(self.free.domain[lo:hi] == size)[:count]
+                    whole_ids = lo + np.flatnonzero(self.free.domain[lo:hi] == size)
+                    domains = whole_ids[:count]
+                    if policy.name == Policy.fragmentation_aware and level != Level.su and len(whole_ids) > count:
+                        rest = whole_ids[count - 1:]
+                        last = rest[int(self.free.su_hist[size][self._domain_su[rest]].argmin())]
+                        domains = np.append(whole_ids[:count - 1], last)
                     return self._nodes_in_domains(domains, np.full(count, size, dtype=np.int64))
                 cap = self._cap(ask, lo, hi)
                 ids = np.arange(lo, hi)
             else:
                 ids = np.flatnonzero(self.topology.domain_parent[level] == group)
                 cap = self._cap(ask)[ids]
-        if policy.name == Policy.first_fit:
+        if policy.name == Policy.first_fit and ids is not None and len(cap) <= _SHORT:
             # lowest ids first: the shortest prefix of the group whose capacity covers the request
+            chosen_list, takes_list, left = [], [], need
+            for i, c in enumerate(cap.tolist()):
+                if c:
+                    chosen_list.append(i)
+                    takes_list.append(c)
+                    left -= c
+                    if left <= 0:
+                        break
+            domains = ids[chosen_list]
+            takes = np.array(takes_list, dtype=np.int64)
+        elif policy.name == Policy.first_fit:
             reach = np.cumsum(cap)
             count = int(np.searchsorted(reach, need)) + 1
             chosen = np.flatnonzero(cap[:count])
@@ -712,61 +732,90 @@ class Scheduler:
 
         One node if some node has ``take`` free (the fullest such node when packing, else the lowest
         id); all free GPUs of the domain if ``take`` is all of them; else fullest nodes first when
-        packing, lowest ids first otherwise.
+        packing, lowest ids first otherwise. A domain has a few nodes: this works on Python ints.
         """
         top = self.topology
         start, end = top.node_start_of[domain], top.node_end_of[domain]
         contiguous = top.nodes_contiguous
-        avail = self.free.node[start:end] if contiguous else self.free.node[top.node_order[start:end]]
+        avail = (self.free.node[start:end] if contiguous else self.free.node[top.node_order[start:end]]).tolist()
         domains = np.array([domain], dtype=np.int64)
         if take <= top.max_node_gpus:
-            fits = avail >= take
-            if self.policy.pack_nodes:
-                i = int(np.where(fits, avail, _NEVER).argmin())
+            pick = -1
+            if self.policy.pack_nodes:  # the fullest node that fits, lowest id on ties
+                least = _NEVER
+                for i, a in enumerate(avail):
+                    if take <= a < least:
+                        pick, least = i, a
             else:
-                i = int(fits.argmax())
-            if fits[i]:
-                node = start + i if contiguous else int(top.node_order[start + i])
+                for i, a in enumerate(avail):
+                    if a >= take:
+                        pick = i
+                        break
+            if pick >= 0:
+                node = start + pick if contiguous else int(top.node_order[start + pick])
                 return _Found(np.array([node], dtype=np.int64), np.array([take], dtype=np.int64), domains)
-        nodes = np.arange(start, end) if contiguous else top.node_order[start:end]
-        used = avail > 0
-        if take == int(avail.sum()):
-            return _Found(nodes[used], avail[used], domains)
-        free_list = avail.tolist()
-        candidates = [(a, i) for i, a in enumerate(free_list) if a]
-        if self.policy.pack_nodes:
-            candidates.sort()
-        picked, gpus = [], []
-        for a, i in candidates:
-            got = a if a < take else take
-            picked.append(i)
-            gpus.append(got)
-            take -= got
-            if not take:
-                break
-        return _Found(nodes[picked], np.array(gpus, dtype=np.int64), domains)
+        if take == sum(avail):
+            picked = [i for i, a in enumerate(avail) if a]
+            gpus = [avail[i] for i in picked]
+        else:
+            candidates = [(a, i) for i, a in enumerate(avail) if a]
+            if self.policy.pack_nodes:
+                candidates.sort()
+            picked, gpus = [], []
+            for a, i in candidates:
+                got = a if a < take else take
+                picked.append(i)
+                gpus.append(got)
+                take -= got
+                if not take:
+                    break
+        positions = np.array(picked, dtype=np.int64)
+        nodes = start + positions if contiguous else top.node_order[start + positions]
+        return _Found(nodes, np.array(gpus, dtype=np.int64), domains)
 
     def _nodes_in_domains(self, domains: np.ndarray, takes: np.ndarray) -> _Found:
-        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``, vectorised.
+        """Nodes and GPUs per node that give ``takes[i]`` GPUs from ``domains[i]``.
 
         Domains taken whole (all their free GPUs) give every node with free GPUs; the others are
         filled as `_nodes_in_domain` fills one domain."""
-        full = takes == self.free.domain[domains]
+        free_domain = self.free.domain
+        full = takes == free_domain[domains]
         parts = []
-        if full.any():
-            nodes, _ = self.topology.nodes_of_domains(domains[full])
+        if full.all():
+            whole = domains
+        elif full.any():
+            whole = domains[full]
+        else:
+            whole = None
+        if whole is not None:
+            nodes = self._domain_nodes(whole)
             avail = self.free.node[nodes]
-            used = avail > 0
-            parts.append((nodes[used], avail[used]))
-        for domain, take in zip(domains[~full].tolist(), takes[~full].tolist(), strict=True):
-            found = self._nodes_in_domain(domain, take)
-            parts.append((found.nodes, found.gpus))
+            if avail.all():
+                parts.append((nodes, avail))
+            else:
+                used = avail > 0
+                parts.append((nodes[used], avail[used]))
+        if whole is not domains:
+            for domain, take in zip(domains[~full].tolist(), takes[~full].tolist(), strict=True):
+                found = self._nodes_in_domain(domain, take)
+                parts.append((found.nodes, found.gpus))
         if len(parts) == 1:
             nodes, gpus = parts[0]
         else:
             nodes, gpus = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         nodes, gpus = nodes.astype(np.int64, copy=False), gpus.astype(np.int64, copy=False)
         return _Found(nodes, gpus, np.sort(domains).astype(np.int64))
+
+    def _domain_nodes(self, domains: np.ndarray) -> np.ndarray:
+        """Nodes of ``domains`` concatenated in the given order (per-domain node arrays are cached)."""
+        cache = self._nodes_of_domain
+        arrays = []
+        for domain in domains.tolist():
+            nodes = cache.get(domain)
+            if nodes is None:
+                nodes = cache[domain] = self.topology.nodes_of_domain(domain).astype(np.int64)
+            arrays.append(nodes)
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
     def _find_small(self, request: Request) -> _Found | str:
         """One node for a fractional-GPU (or CPU-only) request: CPU, memory and a GPU share on one node."""

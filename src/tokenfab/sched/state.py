@@ -167,10 +167,13 @@ class FreeCounts:
             else:
                 inverse = np.searchsorted(domains, node_domain[nodes])
                 per_domain = np.bincount(inverse, weights=gpus, minlength=len(domains)).astype(np.int64)
+        if len(domains) == 1:
+            delta = int(per_domain[0])
+            if delta:
+                self._shift_domain(topology, int(domains[0]), delta)
+            return
         if len(domains) <= _LOOP_DOMAINS:
-            for domain, delta in zip(domains.tolist(), per_domain.tolist(), strict=True):
-                if delta:
-                    self._shift_domain(topology, domain, delta)
+            self._shift_domains(topology, domains, per_domain)
             return
         parent = topology.domain_parent
         before = self.domain[domains]
@@ -187,6 +190,55 @@ class FreeCounts:
         np.add.at(self.su_hist, (after, sus), 1)
         for su in set(sus.tolist()):
             self.su_max[su] = self.domain[topology.su_domains[su]].max()
+
+    def _shift_domains(self, topology: Topology, domains: np.ndarray, per_domain: np.ndarray) -> None:
+        """`_shift_domain` for a few distinct domains: the changes to every parent and histogram cell are
+        summed first (Python ints) and each changed element is written once.
+
+        An SU's largest domain count is kept as ``max(old max, raised counts)`` while some domain still
+        holds the old max, else recomputed over the SU's domains."""
+        rack_of, su_of, hall_of, site_of = topology.rack_of, topology.su_of, topology.hall_of, topology.site_of
+        before_counts = self.domain[domains]
+        after_counts = before_counts + per_domain
+        self.domain[domains] = after_counts
+        values: dict[int, int] = {}
+        cells: dict[tuple[int, int], int] = {}
+        racks: dict[int, int] = {}
+        sus: dict[int, int] = {}
+        raised: dict[int, int] = {}
+        halls: dict[int, int] = {}
+        sites: dict[int, int] = {}
+        for domain, before, after, delta in zip(domains.tolist(), before_counts.tolist(), after_counts.tolist(),
+                                                per_domain.tolist(), strict=True):
+            if not delta:
+                continue
+            values[before] = values.get(before, 0) - 1
+            values[after] = values.get(after, 0) + 1
+            su = su_of[domain]
+            cells[before, su] = cells.get((before, su), 0) - 1
+            cells[after, su] = cells.get((after, su), 0) + 1
+            rack = rack_of[domain]
+            racks[rack] = racks.get(rack, 0) + delta
+            sus[su] = sus.get(su, 0) + delta
+            if after > raised.get(su, -1):
+                raised[su] = after
+            hall = hall_of[domain]
+            halls[hall] = halls.get(hall, 0) + delta
+            site = site_of[domain]
+            sites[site] = sites.get(site, 0) + delta
+        for counts, changes in ((self.domain_hist, values), (self.su_hist, cells), (self.rack, racks),
+                                (self.su, sus), (self.hall, halls), (self.site, sites)):
+            for element, delta in changes.items():
+                if delta:
+                    counts[element] += delta
+        su_hist, su_max = self.su_hist, self.su_max
+        for su, high in raised.items():
+            most = int(su_max[su])
+            if su_hist[most, su]:
+                if high > most:
+                    su_max[su] = high
+            else:
+                su_max[su] = self.domain[topology.su_domains[su]].max()
 
     def _shift_domain(self, topology: Topology, domain: int, delta: int) -> None:
         """Add ``delta`` free GPUs to ``domain`` and its parents, and move it in the domain index."""
