@@ -128,3 +128,16 @@ def test_database_refuses_an_oversubscribed_or_mixed_gpu(row_design, tmp_path, r
                                 placement_id=placement_of[whole["id"]]))
     api.client.close()
     service.close()
+
+
+def test_draining_a_shared_gpus_rack_requeues_and_replaces_its_small_workloads(api):
+    acme = api.tenant("acme")
+    notebook = api.submit(acme, **small("nb", 0.3))
+    rack = notebook["placement"]["racks"][0]
+    drained = api.client.post(f"/api/v1/racks/{rack}/drain", headers=api.op, json={"reason": "CDU swap"}).json()
+    assert notebook["id"] in drained["requeued"]
+    moved = api.client.get(f"/api/v1/workloads/{notebook['id']}", headers=acme).json()
+    assert moved["state"] == "running" and moved["placement"]["racks"] != [rack]
+    with api.service.sessions() as session:
+        shares = session.execute(select(GpuShareRow.node_id, GpuShareRow.milli)).all()
+    assert shares == [(moved["placement"]["node_ids"][0], 300)]
