@@ -64,6 +64,11 @@ class Allocation:
     one_node: int = -1
     """The node, when whole GPUs are taken on exactly one node (the common small case)."""
     total_gpus: int = 0
+    domain_list: list[int] | None = None
+    """``domains`` as Python ints."""
+    minus_gpus: np.ndarray | None = None
+    minus_per_domain: np.ndarray | None = None
+    """``−gpus_per_node`` and ``−per_domain`` (what taking the placement adds to the free counts)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class _Found:
     """Distinct domains of ``nodes``, ascending."""
     share_slot: int = -1
     share_milli: int = 0
+    per_domain: np.ndarray | None = None
+    """GPUs taken from each of ``domains`` (None: not worked out by the search)."""
 
 
 @dataclass
@@ -241,7 +248,7 @@ class Scheduler:
         if request.whole_domains:
             milli = placement.gpus * MILLI_PER_GPU
         held = Allocation(request, self._tenant_code(request.tenant), placement, found.domains, milli,
-                          found.share_slot, found.share_milli, self._sequence, now_s)
+                          found.share_slot, found.share_milli, self._sequence, now_s, per_domain=found.per_domain)
         self._prepare(held)
         self._apply(held, +1)
         return placement
@@ -323,15 +330,22 @@ class Scheduler:
     def _prepare(self, held: Allocation) -> None:
         """Precompute what `_apply` needs: GPUs per domain, and GPUs per node in the fleet's dtype."""
         gpus = held.placement.gpus_per_node
-        held.gpus_as_stored = gpus.astype(self.fleet.node_free_gpus.dtype)
-        held.total_gpus = int(gpus.sum())
-        if len(gpus) == 1 and held.total_gpus > 0 and held.share_slot < 0:
-            held.one_node = int(held.placement.nodes[0])
-        if len(held.domains) == 1:
-            held.per_domain = np.array([held.total_gpus], dtype=np.int64)
+        held.domain_list = held.domains.tolist()
+        if len(gpus) == 1:
+            held.total_gpus = int(gpus[0])
+            if held.total_gpus > 0 and held.share_slot < 0:
+                held.one_node = int(held.placement.nodes[0])
+                return  # `_apply` needs nothing more
         else:
+            held.total_gpus = int(gpus.sum())
+        held.gpus_as_stored = gpus.astype(self.fleet.node_free_gpus.dtype)
+        held.minus_gpus = -gpus
+        if held.per_domain is None and len(held.domain_list) == 1:
+            held.per_domain = np.array([held.total_gpus], dtype=np.int64)
+        elif held.per_domain is None:
             inverse = np.searchsorted(held.domains, self.fleet.node_domain[held.placement.nodes])
             held.per_domain = np.bincount(inverse, weights=gpus, minlength=len(held.domains)).astype(np.int64)
+        held.minus_per_domain = -held.per_domain
 
     def _apply(self, held: Allocation, sign: int) -> None:
         """Take (sign = +1) or give back (sign = −1) everything ``held`` describes."""
@@ -343,7 +357,7 @@ class Scheduler:
             fleet.node_free_gpus[node] += delta
             if not self._unhealthy_nodes or fleet.node_health[node] == HEALTH_OK:
                 self.free.node[node] += delta
-                self.free._shift_domain(self.topology, int(domains[0]), delta)
+                self.free._shift_domain(self.topology, held.domain_list[0], delta)
         elif held.share_slot < 0 and request.gpus > 0:  # whole GPUs on every node of the placement
             nodes, gpus = held.placement.nodes, held.placement.gpus_per_node
             if sign > 0:
@@ -351,14 +365,15 @@ class Scheduler:
             else:
                 fleet.node_free_gpus[nodes] += held.gpus_as_stored
             per_domain = held.per_domain
+            if sign > 0:
+                gpus, per_domain = held.minus_gpus, held.minus_per_domain
             if self._unhealthy_nodes:
                 healthy = fleet.node_health[nodes] == HEALTH_OK
                 if not healthy.all():
                     nodes, gpus, per_domain = nodes[healthy], gpus[healthy], None
                     domains = None
             if len(nodes):
-                self.free.shift(self.topology, fleet.node_domain, nodes, -gpus if sign > 0 else gpus, domains,
-                                None if per_domain is None else (-per_domain if sign > 0 else per_domain))
+                self.free.shift(self.topology, fleet.node_domain, nodes, gpus, domains, per_domain)
         else:
             node = int(held.placement.nodes[0])
             self.node_cpu_free[node] -= sign * request.cpu_cores
@@ -366,15 +381,18 @@ class Scheduler:
             if held.share_slot >= 0:
                 self._share(node, held.share_slot, sign * held.share_milli)
         domains = held.domains
-        if len(domains) == 1:
-            self.domain_pieces[domains[0]] += sign
+        domain_list = held.domain_list
+        if len(domain_list) == 1:
+            self.domain_pieces[domain_list[0]] += sign
         else:
             self.domain_pieces[domains] += sign
-        for domain in domains.tolist():
-            if sign > 0:
-                self._domain_requests[domain].add(request.id)
-            else:
-                self._domain_requests[domain].discard(request.id)
+        domain_requests = self._domain_requests
+        if sign > 0:
+            for domain in domain_list:
+                domain_requests[domain].add(request.id)
+        else:
+            for domain in domain_list:
+                domain_requests[domain].discard(request.id)
         if sign > 0:
             if request.exclusive_domains:
                 newly = domains[fleet.domain_tenant[domains] == NO_TENANT]
@@ -804,7 +822,8 @@ class Scheduler:
         else:
             nodes, gpus = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         nodes, gpus = nodes.astype(np.int64, copy=False), gpus.astype(np.int64, copy=False)
-        return _Found(nodes, gpus, np.sort(domains).astype(np.int64))
+        order = np.argsort(domains, kind="stable")
+        return _Found(nodes, gpus, domains[order].astype(np.int64), per_domain=takes[order].astype(np.int64))
 
     def _domain_nodes(self, domains: np.ndarray) -> np.ndarray:
         """Nodes of ``domains`` concatenated in the given order (per-domain node arrays are cached)."""

@@ -201,37 +201,48 @@ class FreeCounts:
         before_counts = self.domain[domains]
         after_counts = before_counts + per_domain
         self.domain[domains] = after_counts
-        values: dict[int, int] = {}
-        cells: dict[tuple[int, int], int] = {}
+        moves: dict[tuple[int, int, int], int] = {}  # (before, after, SU) → number of domains
         racks: dict[int, int] = {}
         sus: dict[int, int] = {}
-        raised: dict[int, int] = {}
-        halls: dict[int, int] = {}
-        sites: dict[int, int] = {}
+        su_domain: dict[int, int] = {}  # a domain of each SU touched (for its hall and site)
         for domain, before, after, delta in zip(domains.tolist(), before_counts.tolist(), after_counts.tolist(),
                                                 per_domain.tolist(), strict=True):
             if not delta:
                 continue
-            values[before] = values.get(before, 0) - 1
-            values[after] = values.get(after, 0) + 1
             su = su_of[domain]
-            cells[before, su] = cells.get((before, su), 0) - 1
-            cells[after, su] = cells.get((after, su), 0) + 1
+            move = (before, after, su)
+            moves[move] = moves.get(move, 0) + 1
             rack = rack_of[domain]
             racks[rack] = racks.get(rack, 0) + delta
-            sus[su] = sus.get(su, 0) + delta
+            if su in sus:
+                sus[su] += delta
+            else:
+                sus[su] = delta
+                su_domain[su] = domain
+        domain_hist, su_hist = self.domain_hist, self.su_hist
+        raised: dict[int, int] = {}
+        for (before, after, su), count in moves.items():
+            domain_hist[before] -= count
+            domain_hist[after] += count
+            su_hist[before, su] -= count
+            su_hist[after, su] += count
             if after > raised.get(su, -1):
                 raised[su] = after
-            hall = hall_of[domain]
-            halls[hall] = halls.get(hall, 0) + delta
-            site = site_of[domain]
-            sites[site] = sites.get(site, 0) + delta
-        for counts, changes in ((self.domain_hist, values), (self.su_hist, cells), (self.rack, racks),
-                                (self.su, sus), (self.hall, halls), (self.site, sites)):
+        for rack, delta in racks.items():
+            self.rack[rack] += delta
+        halls: dict[int, int] = {}
+        sites: dict[int, int] = {}
+        for su, delta in sus.items():
+            if delta:
+                self.su[su] += delta
+                domain = su_domain[su]
+                halls[hall_of[domain]] = halls.get(hall_of[domain], 0) + delta
+                sites[site_of[domain]] = sites.get(site_of[domain], 0) + delta
+        for counts, changes in ((self.hall, halls), (self.site, sites)):
             for element, delta in changes.items():
                 if delta:
                     counts[element] += delta
-        su_hist, su_max = self.su_hist, self.su_max
+        su_max = self.su_max
         for su, high in raised.items():
             most = int(su_max[su])
             if su_hist[most, su]:
