@@ -2,10 +2,10 @@
 
 A seeded stream of mixed requests (60 % 1–8 GPUs, 25 % one NVLink domain, 12 % 2–16 domains, 3 % 32–114
 domains up to 8,192-GPU gangs) is placed and released so that occupancy stays between 70 % and 85 %. Every
-`place` (successful or not) and every `release` counts as one operation. Each policy is run three times;
+`place` (successful or not) and every `release` counts as one operation. Each policy is run five times (``--runs``);
 the median rate is reported, with peak resident memory, the machine, date and command.
 
-    .venv/bin/python bench/bench_sched.py [--ops 40000] [--runs 3] [--no-profile] [--out bench/results/sched.md]
+    .venv/bin/python bench/bench_sched.py [--ops 40000] [--runs 5] [--no-profile] [--out bench/results/sched.md]
 
 Rates are operations per second of CPU time of this process (``time.process_time``), so that other
 work on a shared machine does not count against the scheduler; the wall-clock rate is shown beside.
@@ -153,7 +153,7 @@ def profile(fleet: Fleet, policy: Policy, ops: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=40_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--policy", action="append", default=None)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sched.md")

@@ -822,6 +822,9 @@ class Scheduler:
         else:
             nodes, gpus = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         nodes, gpus = nodes.astype(np.int64, copy=False), gpus.astype(np.int64, copy=False)
+        domain_list = domains.tolist()
+        if domain_list == sorted(domain_list):
+            return _Found(nodes, gpus, domains.astype(np.int64), per_domain=takes.astype(np.int64))
         order = np.argsort(domains, kind="stable")
         return _Found(nodes, gpus, domains[order].astype(np.int64), per_domain=takes[order].astype(np.int64))
 

@@ -16,7 +16,9 @@ from tokenfab.fleet import HEALTH_OK, Fleet
 from tokenfab.sched.types import Level
 
 _LOOP_DOMAINS = 16
-"""Up to this many domains, `FreeCounts.shift` updates them one by one; above, with vector operations."""
+"""Up to this many domains, `FreeCounts.shift` updates them with Python ints; above, with vector operations."""
+_ONE_BY_ONE_DOMAINS = 4
+"""Up to this many domains, each is updated on its own (fewer temporaries than summing the changes first)."""
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,10 @@ class FreeCounts:
             else:
                 inverse = np.searchsorted(domains, node_domain[nodes])
                 per_domain = np.bincount(inverse, weights=gpus, minlength=len(domains)).astype(np.int64)
-        if len(domains) == 1:
-            delta = int(per_domain[0])
-            if delta:
-                self._shift_domain(topology, int(domains[0]), delta)
+        if len(domains) <= _ONE_BY_ONE_DOMAINS:
+            for domain, delta in zip(domains.tolist(), per_domain.tolist(), strict=True):
+                if delta:
+                    self._shift_domain(topology, domain, delta)
             return
         if len(domains) <= _LOOP_DOMAINS:
             self._shift_domains(topology, domains, per_domain)
