@@ -830,9 +830,15 @@ class Scheduler:
 
     def _domain_nodes(self, domains: np.ndarray) -> np.ndarray:
         """Nodes of ``domains`` concatenated in the given order (per-domain node arrays are cached)."""
+        top = self.topology
+        domain_list = domains.tolist()
+        first, last = domain_list[0], domain_list[-1]
+        if top.nodes_contiguous and len(domain_list) > 1 and domain_list == list(range(first, last + 1)):
+            # consecutive domains (e.g. the whole-free domains of an SU) hold one node range
+            return np.arange(top.node_start_of[first], top.node_end_of[last], dtype=np.int64)
         cache = self._nodes_of_domain
         arrays = []
-        for domain in domains.tolist():
+        for domain in domain_list:
             nodes = cache.get(domain)
             if nodes is None:
                 nodes = cache[domain] = self.topology.nodes_of_domain(domain).astype(np.int64)
