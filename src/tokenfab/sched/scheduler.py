@@ -246,7 +246,7 @@ class Scheduler:
                               evicted=evicted)
         self._sequence += 1
         if request.whole_domains:
-            milli = placement.gpus * MILLI_PER_GPU
+            milli = sum(found.gpus.tolist()) * MILLI_PER_GPU
         held = Allocation(request, self._tenant_code(request.tenant), placement, found.domains, milli,
                           found.share_slot, found.share_milli, self._sequence, now_s, per_domain=found.per_domain)
         self._prepare(held)
@@ -337,7 +337,7 @@ class Scheduler:
                 held.one_node = int(held.placement.nodes[0])
                 return  # `_apply` needs nothing more
         else:
-            held.total_gpus = int(gpus.sum())
+            held.total_gpus = int(np.add.reduce(gpus)) if len(gpus) > _SHORT else sum(gpus.tolist())
         held.gpus_as_stored = gpus.astype(self.fleet.node_free_gpus.dtype)
         held.minus_gpus = -gpus
         if held.per_domain is None and len(held.domain_list) == 1:
@@ -738,7 +738,7 @@ class Scheduler:
             order = order[: int(np.searchsorted(reach, need)) + 1]
             domains, takes = view.ids[order], view.cap[order].astype(np.int64)
         if not ask.whole:
-            takes[-1] -= int(takes.sum()) - need
+            takes[-1] -= sum(takes.tolist()) - need
         if len(domains) == 1:
             return self._nodes_in_domain(int(domains[0]), int(takes[0]))
         return self._nodes_in_domains(domains, takes)
@@ -799,16 +799,17 @@ class Scheduler:
         free_domain = self.free.domain
         full = takes == free_domain[domains]
         parts = []
-        if full.all():
+        whole_count = int(np.count_nonzero(full))  # (small arrays: count_nonzero, not a ufunc reduction)
+        if whole_count == len(full):
             whole = domains
-        elif full.any():
+        elif whole_count:
             whole = domains[full]
         else:
             whole = None
         if whole is not None:
             nodes = self._domain_nodes(whole)
             avail = self.free.node[nodes]
-            if avail.all():
+            if np.count_nonzero(avail) == len(avail):
                 parts.append((nodes, avail))
             else:
                 used = avail > 0

@@ -191,7 +191,7 @@ class FreeCounts:
         np.add.at(self.su_hist, (before, sus), -1)
         np.add.at(self.su_hist, (after, sus), 1)
         for su in set(sus.tolist()):
-            self.su_max[su] = self.domain[topology.su_domains[su]].max()
+            self.su_max[su] = max(self.domain[topology.su_domains[su]].tolist())
 
     def _shift_domains(self, topology: Topology, domains: np.ndarray, per_domain: np.ndarray) -> None:
         """`_shift_domain` for a few distinct domains: the changes to every parent and histogram cell are
@@ -251,7 +251,7 @@ class FreeCounts:
                 if high > most:
                     su_max[su] = high
             else:
-                su_max[su] = self.domain[topology.su_domains[su]].max()
+                su_max[su] = max(self.domain[topology.su_domains[su]].tolist())
 
     def _shift_domain(self, topology: Topology, domain: int, delta: int) -> None:
         """Add ``delta`` free GPUs to ``domain`` and its parents, and move it in the domain index."""
@@ -272,7 +272,7 @@ class FreeCounts:
         if after > most:
             self.su_max[su] = after
         elif before == most and not su_hist[before, su]:
-            self.su_max[su] = self.domain[topology.su_domains[su]].max()
+            self.su_max[su] = max(self.domain[topology.su_domains[su]].tolist())
 
 
 def recount(fleet: Fleet, topology: Topology) -> FreeCounts:
