@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from machine import machine_line
 
 from tokenfab.cli.replay_openb import parse_seeds
 from tokenfab.sched.gpushare import POLICIES, Cluster, Workload, replay_seeds
@@ -28,23 +27,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 OUT = REPO_ROOT / "bench" / "results" / "openb.md"
 CURVE_LEVELS = (50, 80, 90, 95, 100, 110, 120, 130)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def nproc() -> int:
-    try:
-        return int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, ValueError, subprocess.CalledProcessError):
-        return os.cpu_count() or 1
 
 
 def published_unallocated(expected: pd.DataFrame, trace: str, label: str | None) -> float:
@@ -101,7 +83,7 @@ def main() -> int:
         "the published medians of Weng et al., \"Beware of Fragmentation\" (USENIX ATC'23, artifact",
         "`analysis_allo_discrete.csv`). Lower is better. `fgd-mem` is our policy (docs/openb.md).",
         "",
-        f"- machine: {nproc()} CPUs (`nproc`), {cpu_model()}, Python {platform.python_version()}; load average"
+        f"- machine: {machine_line()}; load average"
         f" {load_before:.1f} at the start (other jobs share the machine: times are upper bounds)",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- command: `.venv/bin/python bench/bench_openb.py --seeds {args.seeds} --jobs {args.jobs}`",

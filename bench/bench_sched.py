@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_line
 
 from tokenfab.blueprint.compile import compile as compile_design
 from tokenfab.catalog.load import load_catalog
@@ -130,18 +129,6 @@ def run(fleet: Fleet, policy: Policy, ops: int, seed: int, profiler=None) -> dic
             "released": released, "occupancy": used / total, "fragmentation": sched.fragmentation()}
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()}), {model}, Python {platform.python_version()}, numpy {np.__version__}"
-
-
 def profile(fleet: Fleet, policy: Policy, ops: int) -> str:
     from pyinstrument import Profiler
 
@@ -193,7 +180,7 @@ def main() -> None:
     lines += [
         "",
         f"- Peak resident memory of the whole benchmark process: {peak_mib:,.0f} MiB (getrusage ru_maxrss).",
-        f"- Machine: {machine()}; load average during the run {os.getloadavg()[0]:.1f} (shared machine).",
+        f"- Machine: {machine_line()}; load average during the run {os.getloadavg()[0]:.1f} (shared machine).",
         "- Target: ≥ 20,000 placements + releases per second.",
         *NOTES,
         f"- Date: {when}.",

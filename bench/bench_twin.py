@@ -13,12 +13,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine_line
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOAD = REPO / "examples" / "workload-mixed.yaml"
@@ -99,18 +100,6 @@ def _responses(events: list[dict]) -> str:
     return ", ".join("not met" if e["response_s"] is None else f"{e['response_s']:.0f}" for e in events)
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs="+", metavar="SPEC DAYS POLICY SEED [TRAINING_LOAD]")
@@ -137,7 +126,7 @@ def main() -> None:
     lines = [
         "## Digital twin (`tokenfab simulate`)",
         "",
-        f"Machine: {machine()}; load average at start {load:.1f}. Date: {when}. Command: {cmd}.",
+        f"Machine: {machine_line()}; load average at start {load:.1f}. Date: {when}. Command: {cmd}.",
         "Workload: `examples/workload-mixed.yaml` (training calibrated to Acme Kalos, three inference services from the "
         "Azure conv/code and Mooncake traces with request-level SLO for one, failures at Llama 3 rates, a scripted CDU "
         "loss beyond N+1, one grid event shedding 25 % for 3 h).",
