@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tokenfab.catalog.models import HeatRejection, HeatRejectionKind
+from tokenfab.blueprint.design import CoolingDesign, HallDesign, RackDesign
+from tokenfab.catalog.models import Cdu, HeatRejection, HeatRejectionKind
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.loads import AnnualEnergy, Loads
+    from tokenfab.blueprint.parts import Parts
 
 COOLANT_PG25 = "INCOMP::MPG[0.25]"
 """Technology cooling system fluid: 25 % propylene glycol in water (PG25), as NVIDIA specifies for NVL72."""
@@ -25,6 +31,9 @@ ECONOMISER_BAND_K = 4.0
 """Width of the partial free-cooling band of a chiller plant with a water-side economiser (estimate)."""
 
 MAX_CHILLER_COP = 12.0
+
+HEAT_REJECTION_MODULE_KW = 2000.0
+"""Heat rejection is installed in modules of this size, so that N+1 means one more module (estimate)."""
 
 
 @lru_cache(maxsize=256)
@@ -170,3 +179,108 @@ def outdoor_bins(monthly_dry_bulb_c: list[float], monthly_wet_bulb_c: list[float
     wet_bins = np.concatenate([wet + half * 0.4, wet - half * 0.4])
     hours = np.concatenate([days * 12.0, days * 12.0])
     return dry_bins, np.minimum(wet_bins, dry_bins), hours
+
+
+def rack_design(parts: Parts) -> RackDesign:
+    """One rack of the site's system, with its coolant flow at the rack supply temperature."""
+    system = parts.system
+    rack_supply_c = parts.facility_supply_temp_c + parts.cdus[0].approach_k
+    density, cp = rack_coolant_properties(parts)
+    rack_liquid_kw = system.rack_power_max_kw * system.liquid_heat_fraction
+    rack_flow = coolant_flow_lpm(rack_liquid_kw, DEFAULT_COOLANT_DELTA_T_K, density, cp) if rack_liquid_kw else 0.0
+    return RackDesign(
+        system=system.name,
+        gpus=system.gpus_per_rack,
+        nodes=system.nodes_per_rack,
+        nvlink_domains=system.domains_per_rack,
+        gpus_per_nvlink_domain=system.gpus_per_nvlink_domain,
+        cpu_cores_per_node=system.cpu_cores_per_node,
+        memory_gb_per_node=system.memory_gb_per_node,
+        power_nominal_kw=system.rack_power_nominal_kw,
+        power_max_kw=system.rack_power_max_kw,
+        power_shelf_capacity_kw=system.power_shelf_capacity_kw,
+        busbar_limit_kw=system.busbar_limit_kw,
+        liquid_heat_kw=rack_liquid_kw,
+        air_heat_kw=system.rack_power_max_kw - rack_liquid_kw,
+        coolant_flow_lpm=rack_flow,
+        manifold_flow_lpm_min=system.manifold_flow_lpm_min,
+        manifold_flow_lpm_max=system.manifold_flow_lpm_max,
+        supply_temp_c=rack_supply_c,
+        supply_temp_max_c=system.supply_temp_max_c,
+        weight_kg=system.rack_weight_kg,
+        footprint_m2=system.rack_footprint_m2,
+    )
+
+
+def rack_coolant_properties(parts: Parts) -> tuple[float, float]:
+    """PG25 density and heat capacity at the rack loop's mean temperature (supply + ΔT/2)."""
+    rack_supply_c = parts.facility_supply_temp_c + parts.cdus[0].approach_k
+    return coolant_properties(COOLANT_PG25, round(rack_supply_c + DEFAULT_COOLANT_DELTA_T_K / 2, 1))
+
+
+def cheapest_cdu(cdus: list[Cdu], liquid_kw: float, flow_lpm: float, redundancy: str) -> tuple[Cdu | None, int]:
+    """The CDU model whose installed count (with redundancy) costs least, and the count it needs (N)."""
+    if liquid_kw <= 0:
+        return None, 0
+    options = []
+    for cdu in cdus:
+        required = cdus_required(liquid_kw, flow_lpm, cdu.capacity_kw, cdu.flow_lpm_max)
+        installed = units_with_redundancy(required, redundancy)
+        options.append((installed * cdu.cost_usd, cdu.name, cdu, required))
+    _, _, cdu, required = min(options)
+    return cdu, required
+
+
+def cdu_pump_power_kw(parts: Parts, halls: list[HallDesign]) -> float:
+    """Pump power of the CDUs that carry the heat (N per hall)."""
+    pumps_kw = {cdu.name: cdu.pump_power_kw for cdu in parts.cdus}
+    return sum(h.cdus_required * pumps_kw[h.cdu_model] for h in halls if h.cdu_model)
+
+
+def rejection_modules(heat_kw: float, redundancy: str) -> int:
+    """Heat-rejection modules installed for `heat_kw`: :math:`\\lceil Q / Q_{mod} \\rceil` plus redundancy."""
+    needed = math.ceil(heat_kw / HEAT_REJECTION_MODULE_KW - 1e-9) if heat_kw > 0 else 0
+    return units_with_redundancy(needed, redundancy)
+
+
+def cooling_design(
+    parts: Parts,
+    redundancy: str,
+    halls: list[HallDesign],
+    rack: RackDesign,
+    design_loads: Loads,
+    annual: AnnualEnergy,
+    pue_curve: list[tuple[float, float]],
+) -> CoolingDesign:
+    """The site's cooling plant: CDUs, heat rejection and its capacity, design-day power, PUE and WUE."""
+    density, cp = rack_coolant_properties(parts)
+    total_liquid = sum(h.liquid_heat_kw for h in halls)
+    capacity = rejection_modules(total_liquid + design_loads.heat_rejection_kw, redundancy) * HEAT_REJECTION_MODULE_KW if total_liquid else 0.0
+    plant = parts.liquid_plant if total_liquid else parts.air_plant
+    return CoolingDesign(
+        heat_rejection=plant.name,
+        heat_rejection_kind=plant.kind.value,
+        coolant="PG25 (25 % propylene glycol)",
+        facility_supply_temp_c=parts.facility_supply_temp_c,
+        rack_supply_temp_c=rack.supply_temp_c,
+        rack_return_temp_c=rack.supply_temp_c + DEFAULT_COOLANT_DELTA_T_K,
+        coolant_delta_t_k=DEFAULT_COOLANT_DELTA_T_K,
+        coolant_density_kg_m3=density,
+        coolant_cp_j_per_kg_k=cp,
+        liquid_heat_kw=total_liquid,
+        air_heat_kw=design_loads.it_kw - total_liquid,
+        coolant_flow_lpm=sum(h.coolant_flow_lpm for h in halls),
+        cdu_model=next((h.cdu_model for h in halls if h.cdu_model), None),
+        cdus_installed=sum(h.cdus_installed for h in halls),
+        cdu_pump_power_kw=design_loads.cdu_pump_kw,
+        heat_rejection_capacity_kw=capacity,
+        heat_rejection_power_design_kw=design_loads.heat_rejection_kw,
+        air_cooling_power_design_kw=design_loads.air_cooling_kw,
+        chiller_power_design_kw=design_loads.chiller_kw,
+        mechanical_power_design_kw=design_loads.mechanical_kw,
+        pue_design=design_loads.pue,
+        pue_annual=annual.pue,
+        wue_l_per_kwh=annual.water_l / annual.it_kwh,
+        redundancy=redundancy,
+        pue_by_outdoor_temp_c=pue_curve,
+    )

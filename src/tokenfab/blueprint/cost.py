@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
+from tokenfab.blueprint import cooling as cool
+from tokenfab.blueprint.design import BomLine, DesignMetrics, SiteMetrics
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import (
+        CoolingDesign,
+        FabricDesign,
+        HallDesign,
+        PowerChainDesign,
+        SiteDesign,
+    )
+    from tokenfab.blueprint.layout import SiteCounts
+    from tokenfab.blueprint.loads import AnnualEnergy, Loads
+    from tokenfab.blueprint.network import FatTree
+    from tokenfab.blueprint.parts import Parts
+    from tokenfab.spec import SiteSpec
+
 HOURS_PER_YEAR = 8760.0
 
 
@@ -117,3 +137,149 @@ def system_usd_per_gpu_hour(
     annual += economics.maintenance_fraction_of_capex_per_year * (it_capex + facility_capex)
     annual += economics.staff_usd_per_mw_year * it_mw
     return usd_per_gpu_hour(annual, system.gpus_per_rack)
+
+
+def bill_of_materials(
+    parts: Parts,
+    site: SiteSpec,
+    counts: SiteCounts,
+    tree: FatTree,
+    fabric: FabricDesign,
+    halls: list[HallDesign],
+    power_design: PowerChainDesign,
+    cooling_design: CoolingDesign,
+    loads: Loads,
+) -> list[BomLine]:
+    """Every priced line of a site: compute, network, cooling, power and building."""
+    econ = parts.economics
+    it_mw = loads.it_kw / 1000.0
+    lines: list[BomLine] = []
+
+    def add(category, item, count, unit, unit_cost):
+        if count:
+            lines.append(BomLine(category=category, item=item, count=count, unit=unit, unit_cost_usd=unit_cost, total_usd=count * unit_cost))
+
+    add("compute", parts.system.name, counts.racks, "rack", parts.system.rack_cost_usd)
+    add("network", parts.switch.name, tree.switches, "switch", parts.switch.cost_usd)
+    add("network", parts.transceiver.name, fabric.transceivers, "transceiver", parts.transceiver.cost_usd)
+    add("network", parts.cable.name, fabric.cables, "link", parts.cable.cost_usd_per_link)
+    cdus_by_model: dict[str, int] = {}
+    for hall in halls:
+        if hall.cdu_model:
+            cdus_by_model[hall.cdu_model] = cdus_by_model.get(hall.cdu_model, 0) + hall.cdus_installed
+    for name, count in sorted(cdus_by_model.items()):
+        cdu = next(c for c in parts.cdus if c.name == name)
+        add("cooling", name, count, "CDU", cdu.cost_usd)
+    if cooling_design.liquid_heat_kw:
+        add("cooling", parts.liquid_plant.name, cooling_design.heat_rejection_capacity_kw / 1000.0, "MW", parts.liquid_plant.cost_usd_per_mw)
+    air_mw = cool.units_with_redundancy(math.ceil(cooling_design.air_heat_kw / cool.HEAT_REJECTION_MODULE_KW - 1e-9), site.redundancy.cooling.value) * cool.HEAT_REJECTION_MODULE_KW / 1000.0
+    add("cooling", parts.air_plant.name + " (air side)", air_mw, "MW", parts.air_plant.cost_usd_per_mw)
+    add("cooling", "mechanical fit-out", it_mw, "MW IT", econ.mechanical_fitout_usd_per_mw)
+    unit_costs = {
+        "busway": parts.busway.cost_usd,
+        "ups": parts.ups.cost_usd,
+        "mv_lv_transformer": parts.mv_lv.cost_usd,
+        "substation_transformer": parts.substation.cost_usd,
+    }
+    for stage in power_design.stages:
+        add("power", stage.equipment, stage.units_installed, "unit", unit_costs[stage.stage])
+    add("power", "substation works", it_mw, "MW IT", econ.substation_usd_per_mw)
+    add("power", "generators", it_mw, "MW IT", econ.generator_usd_per_mw)
+    add("power", "electrical fit-out", it_mw, "MW IT", econ.electrical_fitout_usd_per_mw)
+    add("building", "shell and core", it_mw, "MW IT", econ.building_usd_per_mw)
+    return lines
+
+
+def site_metrics(
+    parts: Parts,
+    counts: SiteCounts,
+    halls: list[HallDesign],
+    loads: Loads,
+    power_design: PowerChainDesign,
+    cooling_design: CoolingDesign,
+    bom: list[BomLine],
+    annual: AnnualEnergy,
+) -> SiteMetrics:
+    """Headline figures of a site: counts, power, PUE/WUE, capex from the BOM, opex and $/GPU-hour."""
+    econ = parts.economics
+    capex_by_category: dict[str, float] = {}
+    for line in bom:
+        capex_by_category[line.category] = capex_by_category.get(line.category, 0.0) + line.total_usd
+    capex = sum(capex_by_category.values())
+    it_capex = capex_by_category.get("compute", 0.0) + capex_by_category.get("network", 0.0)
+    facility_capex = capex - it_capex
+    energy_usd = energy_cost_usd_per_year(annual.facility_kwh / HOURS_PER_YEAR / 1000.0, parts.price_usd_per_kwh)
+    opex_by_category = {
+        "energy": energy_usd,
+        "maintenance": econ.maintenance_fraction_of_capex_per_year * capex,
+        "staff": econ.staff_usd_per_mw_year * loads.it_kw / 1000.0,
+    }
+    opex = sum(opex_by_category.values())
+    annual_usd = annualised_capex_usd_per_year(it_capex, facility_capex, econ.discount_rate, econ.it_lifetime_years, econ.facility_lifetime_years) + opex
+    return SiteMetrics(
+        gpus=counts.gpus,
+        racks=counts.racks,
+        nodes=counts.nodes,
+        nvlink_domains=counts.domains,
+        scalable_units=len(counts.su_racks),
+        halls=len(halls),
+        it_mw=loads.it_kw / 1000.0,
+        it_mw_nominal=annual.it_kwh / HOURS_PER_YEAR / 1000.0,
+        facility_mw=loads.facility_kw / 1000.0,
+        grid_mw=power_design.grid_mw,
+        pue_design=loads.pue,
+        pue_annual=cooling_design.pue_annual,
+        wue_l_per_kwh=cooling_design.wue_l_per_kwh,
+        peak_pflops={p.value: counts.gpus * tflops / 1000.0 for p, tflops in parts.gpu.dense_tflops.items()},
+        hbm_tb=counts.gpus * parts.gpu.hbm_gb / 1000.0,
+        capex_usd=capex,
+        capex_usd_by_category=capex_by_category,
+        opex_usd_per_year=opex,
+        opex_usd_per_year_by_category=opex_by_category,
+        energy_mwh_per_year=annual.facility_kwh / 1000.0,
+        carbon_t_per_year=annual.facility_kwh * parts.carbon_g_per_kwh / 1e6,
+        water_m3_per_year=annual.water_l / 1000.0,
+        usd_per_gpu_hour=usd_per_gpu_hour(annual_usd, counts.gpus),
+        white_space_m2=sum(h.white_space_m2 for h in halls),
+    )
+
+
+def design_metrics(sites: list[SiteDesign]) -> DesignMetrics:
+    """Whole-factory figures: sums over sites, PUE and WUE from the summed energy, $/GPU-h GPU-weighted."""
+
+    def total(attr: str) -> float:
+        return sum(getattr(s.metrics, attr) for s in sites)
+
+    it_mw = total("it_mw")
+    energy = total("energy_mwh_per_year")
+    it_energy = sum(s.metrics.it_mw_nominal * HOURS_PER_YEAR for s in sites)
+    pflops: dict[str, float] = {}
+    capex_by_category: dict[str, float] = {}
+    for site in sites:
+        for key, value in site.metrics.peak_pflops.items():
+            pflops[key] = pflops.get(key, 0.0) + value
+        for key, value in site.metrics.capex_usd_by_category.items():
+            capex_by_category[key] = capex_by_category.get(key, 0.0) + value
+    gpus = int(total("gpus"))
+    return DesignMetrics(
+        sites=len(sites),
+        gpus=gpus,
+        racks=int(total("racks")),
+        nvlink_domains=int(total("nvlink_domains")),
+        scalable_units=int(total("scalable_units")),
+        halls=int(total("halls")),
+        it_mw=it_mw,
+        facility_mw=total("facility_mw"),
+        grid_mw=total("grid_mw"),
+        pue_design=total("facility_mw") / it_mw,
+        pue_annual=energy / it_energy,
+        wue_l_per_kwh=total("water_m3_per_year") * 1000.0 / (it_energy * 1000.0),
+        peak_pflops=pflops,
+        hbm_tb=total("hbm_tb"),
+        capex_usd=total("capex_usd"),
+        capex_usd_by_category=capex_by_category,
+        opex_usd_per_year=total("opex_usd_per_year"),
+        energy_mwh_per_year=energy,
+        carbon_t_per_year=total("carbon_t_per_year"),
+        usd_per_gpu_hour=sum(s.metrics.usd_per_gpu_hour * s.metrics.gpus for s in sites) / gpus,
+    )
