@@ -160,9 +160,8 @@ def bill_of_materials(
             lines.append(BomLine(category=category, item=item, count=count, unit=unit, unit_cost_usd=unit_cost, total_usd=count * unit_cost))
 
     add("compute", parts.system.name, counts.racks, "rack", parts.system.rack_cost_usd)
-    add("network", parts.switch.name, tree.switches, "switch", parts.switch.cost_usd)
-    add("network", parts.transceiver.name, fabric.transceivers, "transceiver", parts.transceiver.cost_usd)
-    add("network", parts.cable.name, fabric.cables, "link", parts.cable.cost_usd_per_link)
+    for item in fabric.items:  # every network's switches, modules and cables (blueprint.netparts)
+        add("network", item.item, item.count, "link" if item.kind == "cable" else item.kind, item.unit_cost_usd)
     cdus_by_model: dict[str, int] = {}
     for hall in halls:
         if hall.cdu_model:
