@@ -86,5 +86,5 @@ def test_reopening_the_store_rebuilds_the_same_state(row_design, tmp_path):
     for level in ("domain", "rack", "su", "hall", "site"):
         assert np.array_equal(after.scheduler.free_gpus(level), before.scheduler.free_gpus(level)), level
     assert after.scheduler.used_gpus_by_tenant() == before.scheduler.used_gpus_by_tenant()
-    assert after.scheduler.quotas.quotas_gpus == {"acme": 150}
+    assert after.scheduler.quotas_gpus() == {"acme": 150}
     after.engine.dispose()

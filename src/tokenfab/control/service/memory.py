@@ -74,8 +74,7 @@ class FactoryMemory:
         fleet.node_free_gpus[:] = fleet.node_gpus
         fleet.node_health[:] = HEALTH_OK
         fleet.domain_tenant[:] = -1
-        self.scheduler = Scheduler(fleet, Policy.topology_packing)
-        self.scheduler.preempt_within_tenant = True  # read by tokenfab.sched.preemption.plan
+        self.scheduler = Scheduler(fleet, Policy.topology_packing, preempt_within_tenant=True)
         self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
         self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
         """Physical GPU slots held whole by a workload."""
@@ -153,7 +152,7 @@ class FactoryMemory:
                         workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / 1000
                     ),
                 )
-                sched_slot = _share_slot(self.scheduler, workload.id)
+                sched_slot = self.scheduler.allocation(workload.id).share_slot
                 self.share_physical[(node, sched_slot)] = physical
                 self.workload_share[workload.id] = (node, sched_slot, physical, share.milli)
                 self.slot_share_milli[node, physical] += share.milli
@@ -178,11 +177,7 @@ class FactoryMemory:
 
     def remember_tenant(self, tenant: TenantRow) -> None:
         """Keep the scheduler's quota and the residency its requests carry in step with the store."""
-        quotas = self.scheduler.quotas.quotas_gpus
-        if tenant.quota_gpus is None:
-            quotas.pop(tenant.name, None)
-        else:
-            quotas[tenant.name] = tenant.quota_gpus
+        self.scheduler.set_quota(tenant.name, tenant.quota_gpus)
         self.residency[tenant.name] = (
             tuple(tenant.allowed_sites) if tenant.allowed_sites is not None else None,
             tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
@@ -190,7 +185,7 @@ class FactoryMemory:
 
     def gpu_equivalents(self, tenant: str) -> float:
         """GPUs a tenant holds, a share counting its fraction (what its quota is checked against)."""
-        return self.scheduler.quotas.used_milli.get(tenant, 0) / MILLI_PER_GPU
+        return self.scheduler.gpu_equivalents(tenant)
 
     def request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
         """The scheduler's request for a stored workload, with its tenant's residency."""
@@ -233,7 +228,7 @@ class FactoryMemory:
 
     def take_share(self, workload_id: str, node: int, milli: int) -> int:
         """Map the scheduler's share slot of a placed small workload to a physical GPU slot (returned)."""
-        sched_slot = _share_slot(self.scheduler, workload_id)
+        sched_slot = self.scheduler.allocation(workload_id).share_slot
         physical = self.share_physical.get((node, sched_slot))
         if physical is None:  # the scheduler opened a new shared GPU: take a physical GPU that is wholly free
             free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
@@ -288,7 +283,3 @@ class FactoryMemory:
         """Facility draw [kW]: IT draw × design PUE."""
         return self.it_draw_kw() * self.pue
 
-
-def _share_slot(scheduler: Scheduler, request_id: str) -> int:
-    """The scheduler's shared-GPU slot of a placed fractional request."""
-    return int(scheduler._allocations[request_id].share_slot)

@@ -7,6 +7,7 @@ stays queued with why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -36,14 +37,22 @@ def workload_facts(row: WorkloadRow) -> dict[str, Any]:
     return {"state": row.state, "gpus": row.gpus, "queue_reason": row.queue_reason}
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A workload placed now: its placement row and the workloads it evicted to fit."""
+
+    row: PlacementRow
+    evicted: list[str]
+
+
 def try_place(
     memory: FactoryMemory,
     session: Session,
     row: WorkloadRow,
     tenant_name: str,
     principal: Principal | None = None,
-) -> PlacementRow | None:
-    """Place a queued workload if it fits now (its new placement row); else leave it queued with why.
+) -> Placed | None:
+    """Place a queued workload if it fits now; else leave it queued with why.
 
     With a ``principal`` (a submission) and no facility power cap, a workload that does not fit may
     evict strictly lower-priority preemptible workloads of its own tenant (never another tenant's);
@@ -95,7 +104,7 @@ def try_place(
     row.state = WorkloadState.running
     row.queue_reason = ""
     row.updated_at = utc_now()
-    return placement_row
+    return Placed(placement_row, result.evicted)
 
 
 def record_evictions(

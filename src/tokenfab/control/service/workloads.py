@@ -181,15 +181,14 @@ def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) ->
         )
         session.add(row)
         session.flush()
-        placement = try_place(memory, session, row, tenant.name, principal)
+        placed = try_place(memory, session, row, tenant.name, principal)
         audit(
             session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant.id
         )
-        eviction = memory.scheduler.last_eviction
-        if placement is not None and eviction is not None and eviction.request_id == row.id:
+        if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant.name, placement)
+        return workload_public(memory, session, row, tenant.name, placed.row if placed else None)
 
     return state.mutate(_op)
 
