@@ -137,44 +137,57 @@ def leaves_hold_endpoints(design: Design, catalog: Catalog):
 
 @rule("NET-007", "network", "every uplink lands on a port above", "error",
       "Uplinks that the tier above cannot terminate are links that cannot be built.",
-      "n_i · u_i ≤ n_i+1 · d_i+1",
+      "n_i · u_i ≤ n_i+1 · d_i+1 (site totals when every compute fabric has the same depth, else per fabric)",
       kind="consistency", basis="the design's own numbers: uplinks against downlinks above")
 def uplinks_land(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
-        tiers = site.fabric.tiers
-        for below, above in zip(tiers, tiers[1:], strict=False):
-            up = below.switches * below.uplinks_per_switch
-            down = above.switches * above.downlinks_per_switch
-            if up > down:
-                yield finding("NET-007", _tier_path(path, above), down, up, "ports",
-                              f"{below.switches:,} {below.name} switches send {up:,} uplinks; {above.switches:,} {above.name} switches take {down:,}")
-        if tiers and tiers[-1].uplinks_per_switch > 0:
-            top = tiers[-1]
-            yield finding("NET-007", _tier_path(path, top), top.uplinks_per_switch, 0, "ports",
-                          f"the top tier ({top.name}) has {top.uplinks_per_switch} uplinks per switch with nothing above")
+        f = site.fabric
+        if len({len(c.tiers) for c in f.compute_fabrics}) > 1:
+            groups = [(f"{path}.fabric.compute[{c.index}]", c.tiers) for c in f.compute_fabrics]
+        else:
+            groups = [(f"{path}.fabric", f.tiers)]
+        for where, tiers in groups:
+            yield from _uplinks_land(where, tiers)
+
+
+def _uplinks_land(where: str, tiers):
+    for below, above in zip(tiers, tiers[1:], strict=False):
+        up = below.switches * below.uplinks_per_switch
+        down = above.switches * above.downlinks_per_switch
+        if up > down:
+            yield finding("NET-007", f"{where}.tier[{above.name}]", down, up, "ports",
+                          f"{below.switches:,} {below.name} switches send {up:,} uplinks; {above.switches:,} {above.name} switches take {down:,}")
+    if tiers and tiers[-1].uplinks_per_switch > 0:
+        top = tiers[-1]
+        yield finding("NET-007", f"{where}.tier[{top.name}]", top.uplinks_per_switch, 0, "ports",
+                      f"the top tier ({top.name}) has {top.uplinks_per_switch} uplinks per switch with nothing above")
 
 
 @rule("NET-008", "network", "tier and switch counts match the fat-tree formulas", "error",
       "A fabric with fewer tiers or switches than the fat tree needs for its endpoints is blocking or unbuildable.",
-      "blueprint.network.fat_tree(E_SU, n_SU, k, r)",
-      kind="consistency", basis="the compiler's own rule: blueprint.network.fat_tree")
+      "n_tier = P · Σ_fabrics blueprint.network.fat_tree(E_SU / P, n_SU,f, k, r)",
+      kind="consistency", basis="the compiler's own rule: blueprint.network.fat_tree per compute fabric and plane")
 def fat_tree_counts(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
         f = site.fabric
         if f.scalable_units <= 0 or f.endpoints_per_scalable_unit <= 0:
             continue
-        tree = network.fat_tree(f.endpoints_per_scalable_unit, f.scalable_units, f.switch_ports, f.oversubscription)
-        if len(f.tiers) < tree.tiers:
-            yield finding("NET-008", f"{path}.fabric", len(f.tiers), tree.tiers, "tiers",
-                          f"{f.endpoints:,} endpoints on radix-{f.switch_ports} switches need {tree.tiers} tiers; the fabric has {len(f.tiers)}")
+        per_plane = f.endpoints_per_scalable_unit // max(f.planes, 1)
+        sus = [c.scalable_units for c in f.compute_fabrics] or [f.scalable_units]
+        trees = [network.fat_tree(per_plane, n, f.switch_ports, f.oversubscription) for n in sus]
+        depth = max(t.tiers for t in trees)
+        if len(f.tiers) < depth:
+            yield finding("NET-008", f"{path}.fabric", len(f.tiers), depth, "tiers",
+                          f"{f.endpoints:,} endpoints on radix-{f.switch_ports} switches need {depth} tiers; the fabric has {len(f.tiers)}")
             continue
-        for tier, needed in zip(f.tiers, tree.switches_by_tier, strict=False):
+        needed_by_tier = [f.planes * sum(t.switches_by_tier[i] for t in trees if i < t.tiers) for i in range(depth)]
+        for tier, needed in zip(f.tiers, needed_by_tier, strict=False):
             if tier.switches < needed:
                 yield finding("NET-008", _tier_path(path, tier), tier.switches, needed, "switches",
-                              f"{tier.name} has {tier.switches:,} switches; the fat tree needs {needed:,}")
+                              f"{tier.name} has {tier.switches:,} switches; the fat trees need {needed:,}")
             elif tier.switches > needed:
                 yield finding("NET-008", _tier_path(path, tier), tier.switches, needed, "switches",
-                              f"{tier.name} has {tier.switches:,} switches, more than the {needed:,} the fat tree needs", severity="warning")
+                              f"{tier.name} has {tier.switches:,} switches, more than the {needed:,} the fat trees need", severity="warning")
 
 
 @rule("NET-009", "network", "fabric covers every GPU", "error",
@@ -198,18 +211,31 @@ def fabric_covers_gpus(design: Design, catalog: Catalog):
 
 @rule("NET-010", "network", "links, cables and transceivers match the tiers", "error",
       "Cables and optics are bought from these counts; a short count is a fabric that cannot be finished.",
-      "L_0 = E; L_i = n_i · u_i; cables = Σ L; transceivers = 2 · cables",
-      kind="consistency", basis="the compiler's own rule: links, cables and transceivers per tier")
+      "L_i = P Σ_f L_i,f; cables ≥ Σ L + 2 L_DCI; modules ≥ Σ_i ⌈ends_i / ports per cage⌉ (none for co-packaged optics)",
+      kind="consistency", basis="the compiler's own rule: links per tier and modules per twin-port cage (blueprint.network)")
 def links_match_tiers(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
         f = site.fabric
-        derived = [f.endpoints] + [t.switches * t.uplinks_per_switch for t in f.tiers[:-1]]
+        if f.compute_fabrics:
+            depth = max(len(c.links_by_tier) for c in f.compute_fabrics)
+            derived = [f.planes * sum(c.links_by_tier[i] for c in f.compute_fabrics if i < len(c.links_by_tier))
+                       for i in range(depth)]
+        else:
+            derived = [f.endpoints] + [t.switches * t.uplinks_per_switch for t in f.tiers[:-1]]
         if list(f.links_by_tier) != derived:
             yield finding("NET-010", f"{path}.fabric.links_by_tier", sum(f.links_by_tier), sum(derived), "links",
-                          f"links by tier {f.links_by_tier} but endpoints and uplinks give {derived}")
-        if f.cables < sum(derived):
-            yield finding("NET-010", f"{path}.fabric.cables", f.cables, sum(derived), "links",
-                          f"{f.cables:,} cables for {sum(derived):,} links")
-        if f.transceivers < 2 * sum(derived):
-            yield finding("NET-010", f"{path}.fabric.transceivers", f.transceivers, 2 * sum(derived), "transceivers",
-                          f"{f.transceivers:,} transceivers for {sum(derived):,} links (two ends each)")
+                          f"links by tier {f.links_by_tier} but the trees give {derived}")
+        cables = sum(derived) + 2 * f.dci_links
+        if f.cables < cables:
+            yield finding("NET-010", f"{path}.fabric.cables", f.cables, cables, "links",
+                          f"{f.cables:,} cables for {cables:,} links")
+        switch = _entry(catalog, "switches", f.switch, Switch)
+        if f.items and switch is not None:
+            cage = 0 if switch.co_packaged_optics else switch.ports_per_cage
+            modules = sum(math.ceil(e / cage) for e in network.compute_link_ends_by_tier(derived)) if cage else 0
+            what = f"{modules:,} switch-side modules ({switch.ports_per_cage} ports per cage)" if cage else "no switch-side modules (co-packaged optics)"
+        else:
+            modules, what = 2 * sum(derived), "two module ends per link"
+        if f.transceivers < modules:
+            yield finding("NET-010", f"{path}.fabric.transceivers", f.transceivers, modules, "transceivers",
+                          f"{f.transceivers:,} transceivers; {sum(derived):,} links need at least {what}")
