@@ -131,6 +131,35 @@ def _water_bound(d):
     return 1.8 * (c["air_heat_kw"] + c["air_cooling_power_design_kw"] + c["chiller_power_design_kw"]) / (metrics(d)["it_mw_nominal"] * 1000) * 1.001
 
 
+def dist(d):
+    return S(d)["power"]["distribution"]
+
+
+def grid(d):
+    return S(d)["power"]["grid"]
+
+
+def standby(d):
+    return S(d)["power"]["standby"]
+
+
+def _ramp(d):
+    from tokenfab.blueprint.power import smoothed_ramp_fraction_per_min
+
+    return round(smoothed_ramp_fraction_per_min(grid(d)["load_swing_kw"], grid(d)["storage_kwh"], pw(d)["facility_power_peak_kw"])[1], 4)
+
+
+def _autonomy_h(d):
+    from tokenfab.catalog.load import load_catalog
+
+    rate = load_catalog().get("generators", standby(d)["generator"]).fuel_l_per_kwh
+    return round(standby(d)["fuel_l"] / (standby(d)["generator_load_kw"] * rate), 2)
+
+
+def _failed_block(d):
+    pw(d)["failures"][0].update(element="hall[0]", loading_after=1.3, carried=False)
+
+
 CASES = [
     Case("PWR-001", setter(rack, power_max_kw=300.0), "site[0].rack", 300.0, 264.0),
     Case("PWR-002", setter(rack, busbar_limit_kw=100.0), "site[0].rack", 132.0, 100.0),
@@ -158,6 +187,23 @@ CASES = [
     Case("COOL-001", setter(H, cdus_installed=3), "site[0].hall[0]", lambda d: 2 * cdu(d).capacity_kw, lambda d: H(d)["liquid_heat_kw"]),
     Case("COOL-002", setter(H, coolant_flow_lpm=25000.0), "site[0].hall[0]", lambda d: (H(d)["cdus_installed"] - 1) * cdu(d).flow_lpm_max, 25000.0),
     Case("COOL-003", setter(rack, supply_temp_c=45.0), "site[0].rack", 45.0, 40.0),
+    Case("COOL-014", setter(cooling, air_supply_temp_c=30.0), "site[0].cooling", 30.0, 27.0),
+    Case("PWR-015", setter(dist, run_current_a=5000.0), "site[0].power.distribution", 5000.0, 4000.0),
+    Case("PWR-016", setter(dist, voltage_drop_pct=4.0), "site[0].power.distribution", 4.0, 3.0),
+    Case("PWR-017", setter(dist, tap_off_rating_a=150.0), "site[0].power.distribution", lambda d: dist(d)["rack_current_a"], 150.0),
+    Case("PWR-018", setter(dist, lv_interrupting_ka=50.0), "site[0].power.distribution", lambda d: round(dist(d)["lv_fault_ka"], 2), 50.0),
+    Case("PWR-019", setter(dist, mv_interrupting_ka=10.0), "site[0].power.distribution", lambda d: round(dist(d)["mv_fault_ka"], 2), 10.0),
+    Case("PWR-020", setter(rack, power_max_kw=700.0), "site[0].power.distribution", 700.0, 600.0),
+    Case("PWR-021", setter(grid, current_thd_pct=8.0, short_circuit_mva=50.0), "site[0].power.grid", 8.0, 5.0),
+    Case("PWR-022", setter(grid, power_factor=0.85), "site[0].power.grid", 0.85, 0.9),
+    Case("PWR-023", setter(grid, storage_kwh=10.0), "site[0].power.grid", _ramp, 0.1),
+    Case("PWR-024", setter(standby, fuel_l=1000.0), "site[0].power.standby", _autonomy_h, 12.0),
+    Case("PWR-025", setter(standby, battery_kwh=100.0), "site[0].power.standby",
+         lambda d: round(100.0 / pw(d)["it_power_max_kw"] * 60.0, 2), 5.0),
+    Case("PWR-026", _failed_block, "site[0].power.hall[0]", 1.3, 1.0),
+    Case("PWR-027", lambda d: stage(d, "mv_lv_transformer").update(loading_fraction=0.2), "site[0].power.stage[mv_lv_transformer]",
+         0.2, 0.4, "warning"),
+    Case("PWR-028", setter(pw, facility_power_peak_kw=25000.0), "site[0].power.grid", 25.0, 20.0),
     Case("COOL-004", lambda d: S(d)["climate"].update(design_dry_bulb_c=35.0), "site[0].cooling", 35.0 + 8.0, 37.0),
     Case("COOL-005", setter(cooling, facility_supply_temp_c=39.0), "site[0].cooling", 39.0 + 3.0, 40.0),
     Case("COOL-006", setter(rack, coolant_flow_lpm=300.0), "site[0].rack", 300.0, 260.0),
