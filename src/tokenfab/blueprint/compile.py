@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from tokenfab.blueprint import cooling as cool
-from tokenfab.blueprint import cost, layout, loads, network, power
+from tokenfab.blueprint import cost, layout, loads, network, power_chain
 from tokenfab.blueprint.cooling import HEAT_REJECTION_MODULE_KW
 from tokenfab.blueprint.design import Design, SiteDesign
 from tokenfab.blueprint.parts import CompileError, Parts, resolve
@@ -85,13 +85,14 @@ def _build_site(index: int, site: SiteSpec, parts: Parts, domains: int) -> SiteD
     rack_kw_max = counts.racks * rack.power_max_kw * counts.fill
     rack_kw_nominal = counts.racks * rack.power_nominal_kw * counts.fill
     pump_kw = cool.cdu_pump_power_kw(parts, halls)
+    parts = power_chain.settle_parts(parts, site, loads.design_day_loads(parts, rack_kw_max, network_kw, pump_kw), halls)
     design_day = loads.design_day_loads(parts, rack_kw_max, network_kw, pump_kw)
-    annual = loads.annual_energy(parts, rack_kw_nominal, network_kw, pump_kw)
+    annual = loads.annual_energy(parts, rack_kw_max, network_kw, pump_kw, loads.it_load_fractions(parts, site))
     pue_curve = loads.pue_by_outdoor_temp(parts, rack_kw_nominal, network_kw, pump_kw)
     cooling = cool.cooling_design(parts, site.redundancy.cooling.value, halls, rack, design_day, annual, pue_curve)
-    power_chain = power.power_chain(parts, site, design_day, halls, rack.power_max_kw)
-    bom = cost.bill_of_materials(parts, site, counts, tree, fabric, halls, power_chain, cooling, design_day)
-    metrics = cost.site_metrics(parts, counts, halls, design_day, power_chain, cooling, bom, annual)
+    chain = power_chain.power_chain(parts, site, design_day, halls, rack.power_max_kw)
+    bom = cost.bill_of_materials(parts, site, counts, tree, fabric, halls, chain, cooling, design_day)
+    metrics = cost.site_metrics(parts, counts, halls, design_day, chain, cooling, bom, annual)
     return SiteDesign(
         name=site.name,
         system=parts.system.name,
@@ -102,7 +103,7 @@ def _build_site(index: int, site: SiteSpec, parts: Parts, domains: int) -> SiteD
         climate=parts.climate,
         rack=rack,
         halls=halls,
-        power=power_chain,
+        power=chain,
         cooling=cooling,
         fabric=fabric,
         bom=bom,

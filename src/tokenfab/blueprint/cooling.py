@@ -33,7 +33,10 @@ ECONOMISER_BAND_K = 4.0
 MAX_CHILLER_COP = 12.0
 
 HEAT_REJECTION_MODULE_KW = 2000.0
-"""Heat rejection is installed in modules of this size, so that N+1 means one more module (estimate)."""
+"""Largest heat-rejection module: plants are installed in modules, so that N+1 means one more module (estimate)."""
+
+HEAT_REJECTION_MODULE_SIZES_KW = (250.0, 500.0, 1000.0, 2000.0)
+"""Module sizes of dry coolers, towers and chillers (estimate: packaged units from ~250 kW to ~2 MW)."""
 
 
 def coolant_properties(fluid: str, mean_temp_c: float, pressure_pa: float = 2.0e5) -> tuple[float, float]:
@@ -84,14 +87,46 @@ def cdus_required(liquid_heat_kw: float, flow_lpm: float, capacity_kw: float, fl
 def heat_rejection_feasible(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float, wet_bulb_c: float) -> bool:
     """Whether the plant holds `supply_temp_c` at the given outdoor conditions without compressors.
 
-    Dry coolers approach the dry-bulb, towers the wet-bulb:
-    :math:`T_{db} + a_{dry} \\le T_{sup}` or :math:`T_{wb} + a_{tower} \\le T_{sup}`. A chiller is always feasible.
+    Dry coolers approach the dry-bulb, towers the wet-bulb, hybrid (adiabatic) dry coolers the dry-bulb when
+    dry and the wet-bulb when sprayed:
+    :math:`T_{db} + a_{dry} \\le T_{sup}`, :math:`T_{wb} + a_{tower} \\le T_{sup}`,
+    :math:`\\min(T_{db} + a_{dry}, T_{wb} + a_{wet}) \\le T_{sup}`. A chiller is always feasible.
     """
+    return reachable_supply_temp_c(plant, dry_bulb_c, wet_bulb_c) <= supply_temp_c
+
+
+def reachable_supply_temp_c(plant: HeatRejection, dry_bulb_c: float, wet_bulb_c: float) -> float:
+    """Lowest leaving-water temperature the plant reaches without compressors (−inf for a chiller)."""
     if plant.kind == HeatRejectionKind.dry_cooler:
-        return dry_bulb_c + plant.approach_k <= supply_temp_c
+        return dry_bulb_c + plant.approach_k
+    if plant.kind == HeatRejectionKind.hybrid_dry_cooler:
+        return min(dry_bulb_c + plant.approach_k, wet_bulb_c + (plant.wet_approach_k or plant.approach_k))
     if plant.kind == HeatRejectionKind.cooling_tower:
-        return wet_bulb_c + plant.approach_k <= supply_temp_c
-    return True
+        return wet_bulb_c + plant.approach_k
+    return -math.inf
+
+
+def spray_fraction(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float) -> float:
+    """Share of the heat a hybrid dry cooler rejects with its sprays on.
+
+    .. math:: f_{spray} = \\mathrm{clip}\\left(\\frac{T_{db} + a_{dry} - T_{sup}}{B}, 0, 1\\right)
+
+    0 while the dry coil alone reaches the supply temperature; 1 once it falls `ECONOMISER_BAND_K` short.
+    """
+    if plant.kind != HeatRejectionKind.hybrid_dry_cooler:
+        return 0.0
+    return float(np.clip((dry_bulb_c + plant.approach_k - supply_temp_c) / ECONOMISER_BAND_K, 0.0, 1.0))
+
+
+def trim_fraction(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float, wet_bulb_c: float) -> float:
+    """Share of the heat a trim chiller moves beside dry / hybrid coolers that fall short of the supply temperature.
+
+    .. math:: f_{trim} = \\mathrm{clip}\\left(\\frac{T_{reach} - T_{sup}}{B}, 0, 1\\right)
+    """
+    if plant.kind not in (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler):
+        return 0.0
+    shortfall_k = reachable_supply_temp_c(plant, dry_bulb_c, wet_bulb_c) - supply_temp_c
+    return float(np.clip(shortfall_k / ECONOMISER_BAND_K, 0.0, 1.0))
 
 
 def chiller_cop(supply_temp_c: float, wet_bulb_c: float, approach_k: float, carnot_fraction: float) -> float:
@@ -140,9 +175,12 @@ def heat_rejection_power_kw(
     """
     heat_mw = heat_kw / 1000.0
     pumps = plant.pump_power_kw_per_mw * heat_mw
-    if plant.kind == HeatRejectionKind.dry_cooler:
+    if plant.kind in (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler):
         design_approach = max(supply_temp_c - design_dry_bulb_c, plant.approach_k)
         available = supply_temp_c - dry_bulb_c
+        if plant.kind == HeatRejectionKind.hybrid_dry_cooler and available < plant.approach_k:
+            # sprayed: the coil sees air near the wet-bulb
+            available = max(available, supply_temp_c - wet_bulb_c - (plant.wet_approach_k or 0.0) + plant.approach_k)
     else:
         design_approach = max(supply_temp_c - design_wet_bulb_c, plant.approach_k)
         available = supply_temp_c - wet_bulb_c
@@ -152,14 +190,20 @@ def heat_rejection_power_kw(
     if plant.kind == HeatRejectionKind.chiller:
         share = compressor_fraction(supply_temp_c, wet_bulb_c, plant.approach_k)
         compressors = share * heat_kw / chiller_cop(supply_temp_c, wet_bulb_c, plant.approach_k, plant.carnot_fraction)
-    elif available < plant.approach_k:
-        trim_share = float(np.clip((plant.approach_k - available) / ECONOMISER_BAND_K, 0.0, 1.0))
-        compressors = trim_share * heat_kw / chiller_cop(supply_temp_c, wet_bulb_c, plant.approach_k, 0.5)
+    else:
+        trim_share = trim_fraction(plant, supply_temp_c, dry_bulb_c, wet_bulb_c)
+        if trim_share > 0:
+            compressors = trim_share * heat_kw / chiller_cop(supply_temp_c, wet_bulb_c, plant.approach_k, 0.5)
     return pumps + fans + compressors
 
 
-def water_use_l_per_h(plant: HeatRejection, heat_kw: float) -> float:
-    """Water consumed by evaporation, drift and blowdown: :math:`W = w \\times Q` [L/h] for Q in kW."""
+def water_use_l_per_h(plant: HeatRejection, heat_kw: float, spray_share: float = 1.0) -> float:
+    """Water consumed by evaporation, drift and blowdown: :math:`W = w \\times Q` [L/h] for Q in kW.
+
+    A hybrid dry cooler uses water only while it sprays: :math:`W = f_{spray}\\, w_{spray}\\, Q`.
+    """
+    if plant.kind == HeatRejectionKind.hybrid_dry_cooler:
+        return spray_share * (plant.spray_water_l_per_kwh_heat or plant.water_l_per_kwh_heat) * heat_kw
     return plant.water_l_per_kwh_heat * heat_kw
 
 
@@ -234,9 +278,16 @@ def cdu_pump_power_kw(parts: Parts, halls: list[HallDesign]) -> float:
     return sum(h.cdus_required * pumps_kw[h.cdu_model] for h in halls if h.cdu_model)
 
 
-def rejection_modules(heat_kw: float, redundancy: str) -> int:
+def rejection_module_kw(heat_kw: float) -> float:
+    """Module size for a plant of `heat_kw`: the largest size that still splits it into at least four modules
+    (so that one spare is a quarter of the plant, not all of it), at least the smallest size."""
+    fitting = [m for m in HEAT_REJECTION_MODULE_SIZES_KW if m * 4 <= heat_kw]
+    return fitting[-1] if fitting else HEAT_REJECTION_MODULE_SIZES_KW[0]
+
+
+def rejection_modules(heat_kw: float, redundancy: str, module_kw: float = HEAT_REJECTION_MODULE_KW) -> int:
     """Heat-rejection modules installed for `heat_kw`: :math:`\\lceil Q / Q_{mod} \\rceil` plus redundancy."""
-    needed = math.ceil(heat_kw / HEAT_REJECTION_MODULE_KW - 1e-9) if heat_kw > 0 else 0
+    needed = math.ceil(heat_kw / module_kw - 1e-9) if heat_kw > 0 else 0
     return units_with_redundancy(needed, redundancy)
 
 
@@ -252,8 +303,13 @@ def cooling_design(
     """The site's cooling plant: CDUs, heat rejection and its capacity, design-day power, PUE and WUE."""
     density, cp = rack_coolant_properties(parts)
     total_liquid = sum(h.liquid_heat_kw for h in halls)
-    capacity = rejection_modules(total_liquid + design_loads.heat_rejection_kw, redundancy) * HEAT_REJECTION_MODULE_KW if total_liquid else 0.0
+    rejected_kw = total_liquid + design_loads.heat_rejection_kw
+    module_kw = rejection_module_kw(rejected_kw)
+    capacity = rejection_modules(rejected_kw, redundancy, module_kw) * module_kw if total_liquid else 0.0
     plant = parts.liquid_plant if total_liquid else parts.air_plant
+    climate = parts.climate
+    trim_share = trim_fraction(plant, parts.facility_supply_temp_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
+    trim_kw = trim_share * total_liquid if parts.trim_chiller else 0.0
     return CoolingDesign(
         heat_rejection=plant.name,
         heat_rejection_kind=plant.kind.value,
@@ -280,4 +336,8 @@ def cooling_design(
         wue_l_per_kwh=annual.water_l / annual.it_kwh,
         redundancy=redundancy,
         pue_by_outdoor_temp_c=pue_curve,
+        trim_chiller_kw=trim_kw,
+        spray_hours_per_year=annual.spray_hours,
+        air_supply_temp_c=AIR_SIDE_CHILLED_WATER_C + parts.limits.crah_approach_k,
+        heat_rejection_module_kw=module_kw,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from tokenfab.blueprint import cooling as cool
@@ -74,6 +73,26 @@ def usd_per_gpu_hour(annual_cost_usd: float, gpus: int, utilisation: float = 1.0
     return annual_cost_usd / (gpus * HOURS_PER_YEAR * utilisation)
 
 
+def tco_usd_per_gpu_hour(
+    it_capex_usd: float,
+    facility_capex_usd: float,
+    opex_usd_per_year: float,
+    gpus: int,
+    discount_rate: float,
+    it_lifetime_years: float,
+    facility_lifetime_years: float,
+    utilisation: float = 1.0,
+) -> float:
+    """Total cost of ownership per GPU-hour: capital repaid over each part's life plus a year's opex.
+
+    .. math:: \\$/GPUh = \\frac{C_{IT}\\,CRF(r, n_{IT}) + C_{fac}\\,CRF(r, n_{fac}) + O_{yr}}{N_{GPU} \\times 8760 \\times u}
+
+    The one function every $/GPU-hour figure goes through (designs, `system_usd_per_gpu_hour`, `tokens`).
+    """
+    annual = annualised_capex_usd_per_year(it_capex_usd, facility_capex_usd, discount_rate, it_lifetime_years, facility_lifetime_years)
+    return usd_per_gpu_hour(annual + opex_usd_per_year, gpus, utilisation)
+
+
 def usd_per_million_tokens(usd_per_gpu_hour_value: float, tokens_per_s_per_gpu: float) -> float:
     """Cost of a million tokens from the GPU-hour price and the per-GPU token rate.
 
@@ -126,17 +145,31 @@ def system_usd_per_gpu_hour(
     it_mw = system.rack_power_max_kw / 1000.0
     it_capex = system.rack_cost_usd * (1.0 + network_capex_fraction)
     facility_capex = facility_capex_usd_per_mw(economics) * it_mw
-    annual = annualised_capex_usd_per_year(
-        it_capex,
-        facility_capex,
-        economics.discount_rate,
-        economics.it_lifetime_years,
-        economics.facility_lifetime_years,
-    )
-    annual += energy_cost_usd_per_year(it_mw * pue, region.price_usd_per_kwh_mid, load_factor)
-    annual += economics.maintenance_fraction_of_capex_per_year * (it_capex + facility_capex)
-    annual += economics.staff_usd_per_mw_year * it_mw
-    return usd_per_gpu_hour(annual, system.gpus_per_rack)
+    opex = energy_cost_usd_per_year(it_mw * pue, region.price_usd_per_kwh_mid, load_factor)
+    opex += economics.maintenance_fraction_of_capex_per_year * (it_capex + facility_capex)
+    opex += economics.staff_usd_per_mw_year * it_mw
+    return tco_usd_per_gpu_hour(it_capex, facility_capex, opex, system.gpus_per_rack, economics.discount_rate,
+                                economics.it_lifetime_years, economics.facility_lifetime_years)
+
+
+IT_CATEGORIES = ("compute", "network", "storage", "spares")
+"""Capex repaid over the IT lifetime; the rest over the facility's."""
+
+CONSTRUCTION_CATEGORIES = ("power", "cooling", "building")
+"""What construction cost per MW of critical load covers (Cushman & Wakefield's scope)."""
+
+
+def market_index(market_mid_usd_per_mw: float | None, us_mean_usd_per_mw: float) -> float:
+    """Construction cost of a market against the US mean: :math:`k = C_{market} / C_{US}` (1 without a market)."""
+    return market_mid_usd_per_mw / us_mean_usd_per_mw if market_mid_usd_per_mw else 1.0
+
+
+def interest_during_construction_usd(spend_usd: float, rate: float, months: float) -> float:
+    """Interest on money drawn evenly over the build: :math:`IDC = C\\, r\\, (T/12) / 2`.
+
+    Reference: straight-line drawdown approximation of capitalised construction interest.
+    """
+    return spend_usd * rate * months / 12.0 / 2.0
 
 
 def bill_of_materials(
@@ -150,9 +183,11 @@ def bill_of_materials(
     cooling_design: CoolingDesign,
     loads: Loads,
 ) -> list[BomLine]:
-    """Every priced line of a site: compute, network, cooling, power and building."""
+    """Every priced line of a site: compute, network, storage, spares; cooling, power, building at the
+    market's construction cost; land, soft costs and interest during construction."""
     econ = parts.economics
     it_mw = loads.it_kw / 1000.0
+    k = market_index(parts.market.construction_usd_per_mw_mid if parts.market else None, econ.us_mean_construction_usd_per_mw)
     lines: list[BomLine] = []
 
     def add(category, item, count, unit, unit_cost):
@@ -162,31 +197,69 @@ def bill_of_materials(
     add("compute", parts.system.name, counts.racks, "rack", parts.system.rack_cost_usd)
     for item in fabric.items:  # every network's switches, modules and cables (blueprint.netparts)
         add("network", item.item, item.count, "link" if item.kind == "cable" else item.kind, item.unit_cost_usd)
+    add("storage", "shared flash storage", counts.gpus * econ.storage_tb_per_gpu, "TB", econ.storage_usd_per_tb)
+    it_usd = sum(line.total_usd for line in lines)
+    add("spares", "spare trays, switches and optics", 1, "lot", econ.spares_fraction_of_it * it_usd)
+    _cooling_lines(add, parts, site, halls, cooling_design, it_mw, k)
+    _power_lines(add, parts, power_design, it_mw, k)
+    add("building", "shell and core", it_mw, "MW IT", econ.building_usd_per_mw * k)
+    construction = sum(line.total_usd for line in lines if line.category in CONSTRUCTION_CATEGORIES)
+    if parts.market:
+        add("land", f"land ({parts.market.name})", it_mw * econ.acres_per_mw, "acre", parts.market.land_usd_per_acre)
+    add("soft", "design, permits, commissioning", 1, "lot", econ.soft_cost_fraction * construction)
+    land = sum(line.total_usd for line in lines if line.category == "land")
+    idc = interest_during_construction_usd(construction * (1 + econ.soft_cost_fraction) + land, econ.construction_interest_rate,
+                                           econ.construction_months)
+    add("finance", "interest during construction", 1, "lot", idc)
+    return lines
+
+
+def _cooling_lines(add, parts: Parts, site: SiteSpec, halls: list[HallDesign], cooling_design: CoolingDesign,
+                   it_mw: float, k: float) -> None:
     cdus_by_model: dict[str, int] = {}
     for hall in halls:
         if hall.cdu_model:
             cdus_by_model[hall.cdu_model] = cdus_by_model.get(hall.cdu_model, 0) + hall.cdus_installed
     for name, count in sorted(cdus_by_model.items()):
         cdu = next(c for c in parts.cdus if c.name == name)
-        add("cooling", name, count, "CDU", cdu.cost_usd)
+        add("cooling", name, count, "CDU", cdu.cost_usd * k)
     if cooling_design.liquid_heat_kw:
-        add("cooling", parts.liquid_plant.name, cooling_design.heat_rejection_capacity_kw / 1000.0, "MW", parts.liquid_plant.cost_usd_per_mw)
-    air_mw = cool.units_with_redundancy(math.ceil(cooling_design.air_heat_kw / cool.HEAT_REJECTION_MODULE_KW - 1e-9), site.redundancy.cooling.value) * cool.HEAT_REJECTION_MODULE_KW / 1000.0
-    add("cooling", parts.air_plant.name + " (air side)", air_mw, "MW", parts.air_plant.cost_usd_per_mw)
-    add("cooling", "mechanical fit-out", it_mw, "MW IT", econ.mechanical_fitout_usd_per_mw)
+        add("cooling", parts.liquid_plant.name, cooling_design.heat_rejection_capacity_kw / 1000.0, "MW", parts.liquid_plant.cost_usd_per_mw * k)
+    add("cooling", "trim chiller", cooling_design.trim_chiller_kw / 1000.0, "MW", parts.air_plant.cost_usd_per_mw * k)
+    air_module_kw = cool.rejection_module_kw(cooling_design.air_heat_kw)
+    air_mw = cool.rejection_modules(cooling_design.air_heat_kw, site.redundancy.cooling.value, air_module_kw) * air_module_kw / 1000.0
+    add("cooling", parts.air_plant.name + " (air side)", air_mw, "MW", parts.air_plant.cost_usd_per_mw * k)
+    add("cooling", "mechanical fit-out", it_mw, "MW IT", parts.economics.mechanical_fitout_usd_per_mw * k)
+
+
+def _stage_equipment(power_design: PowerChainDesign, stage: str) -> str | None:
+    return next((s.equipment for s in power_design.stages if s.stage == stage), None)
+
+
+def _power_lines(add, parts: Parts, power_design: PowerChainDesign, it_mw: float, k: float) -> None:
+    econ = parts.economics
     unit_costs = {
         "busway": parts.busway.cost_usd,
-        "ups": parts.ups.cost_usd,
+        "ups": next((u.cost_usd for u in parts.ups_options if u.name == _stage_equipment(power_design, "ups")), parts.ups.cost_usd),
+        "sst": parts.sst.cost_usd if parts.sst else 0.0,
         "mv_lv_transformer": parts.mv_lv.cost_usd,
-        "substation_transformer": parts.substation.cost_usd,
+        "substation_transformer": parts.substation.cost_usd if parts.substation else 0.0,
     }
     for stage in power_design.stages:
-        add("power", stage.equipment, stage.units_installed, "unit", unit_costs[stage.stage])
-    add("power", "substation works", it_mw, "MW IT", econ.substation_usd_per_mw)
-    add("power", "generators", it_mw, "MW IT", econ.generator_usd_per_mw)
-    add("power", "electrical fit-out", it_mw, "MW IT", econ.electrical_fitout_usd_per_mw)
-    add("building", "shell and core", it_mw, "MW IT", econ.building_usd_per_mw)
-    return lines
+        add("power", stage.equipment, stage.units_installed, "unit", unit_costs[stage.stage] * k)
+    standby = power_design.standby
+    if standby is not None:
+        add("power", "UPS / DC storage battery", standby.battery_kwh, "kWh", parts.ups.battery_usd_per_kwh * k)
+        gen = next((g for g in parts.generator_options if g.name == standby.generator), parts.generator)
+        if standby.generators and gen is not None:
+            add("power", gen.name, standby.generators_installed, "unit", gen.cost_usd * k)
+            add("power", "ATS / paralleling per block", standby.transfer_switches, "block", gen.transfer_switch_cost_usd * k)
+            add("power", "fuel storage", standby.fuel_l, "L", gen.fuel_storage_usd_per_l * k)
+    if parts.substation is not None:
+        add("power", "substation works", it_mw, "MW IT", econ.substation_usd_per_mw * k)
+    else:
+        add("power", "utility MV service", it_mw, "MW IT", econ.mv_service_usd_per_mw * k)
+    add("power", "electrical fit-out", it_mw, "MW IT", econ.electrical_fitout_usd_per_mw * k)
 
 
 def site_metrics(
@@ -205,8 +278,9 @@ def site_metrics(
     for line in bom:
         capex_by_category[line.category] = capex_by_category.get(line.category, 0.0) + line.total_usd
     capex = sum(capex_by_category.values())
-    it_capex = capex_by_category.get("compute", 0.0) + capex_by_category.get("network", 0.0)
+    it_capex = sum(capex_by_category.get(c, 0.0) for c in IT_CATEGORIES)
     facility_capex = capex - it_capex
+    construction = sum(capex_by_category.get(c, 0.0) for c in CONSTRUCTION_CATEGORIES)
     energy_usd = energy_cost_usd_per_year(annual.facility_kwh / HOURS_PER_YEAR / 1000.0, parts.price_usd_per_kwh)
     opex_by_category = {
         "energy": energy_usd,
@@ -214,7 +288,6 @@ def site_metrics(
         "staff": econ.staff_usd_per_mw_year * loads.it_kw / 1000.0,
     }
     opex = sum(opex_by_category.values())
-    annual_usd = annualised_capex_usd_per_year(it_capex, facility_capex, econ.discount_rate, econ.it_lifetime_years, econ.facility_lifetime_years) + opex
     return SiteMetrics(
         gpus=counts.gpus,
         racks=counts.racks,
@@ -238,8 +311,12 @@ def site_metrics(
         energy_mwh_per_year=annual.facility_kwh / 1000.0,
         carbon_t_per_year=annual.facility_kwh * parts.carbon_g_per_kwh / 1e6,
         water_m3_per_year=annual.water_l / 1000.0,
-        usd_per_gpu_hour=usd_per_gpu_hour(annual_usd, counts.gpus),
+        usd_per_gpu_hour=tco_usd_per_gpu_hour(it_capex, facility_capex, opex, counts.gpus, econ.discount_rate,
+                                              econ.it_lifetime_years, econ.facility_lifetime_years),
         white_space_m2=sum(h.white_space_m2 for h in halls),
+        market=parts.market.name if parts.market else None,
+        facility_capex_usd_per_mw=construction / (loads.it_kw / 1000.0),
+        it_load_fraction=annual.it_kwh / HOURS_PER_YEAR / loads.it_kw if loads.it_kw else None,
     )
 
 

@@ -22,9 +22,12 @@ from tokenfab.catalog.models import (
     Climate,
     Economics,
     FabricKind,
+    FacilityLimits,
+    Generator,
     Gpu,
     HeatRejection,
     HeatRejectionKind,
+    Market,
     Region,
     Standards,
     Switch,
@@ -33,7 +36,7 @@ from tokenfab.catalog.models import (
     Transformer,
     Ups,
 )
-from tokenfab.spec import ClimateSpec, CoolingChoice, FabricChoice, FactorySpec, SiteSpec
+from tokenfab.spec import ClimateSpec, CoolingChoice, Distribution, FabricChoice, FactorySpec, SiteSpec
 
 
 class CompileError(ValueError):
@@ -66,9 +69,21 @@ class Parts:
     liquid_plant: HeatRejection
     air_plant: HeatRejection
     mv_lv: Transformer
-    substation: Transformer
+    substation: Transformer | None
+    """None when the site takes a utility MV service (no owned HV/MV substation)."""
     ups: Ups
     busway: Busway
+    limits: FacilityLimits
+    generator: Generator | None
+    market: Market | None
+    dc: bool
+    """800 V DC distribution: SSTs feed DC busway, DC storage replaces the UPS; MV/LV transformers feed mechanical."""
+    sst: Transformer | None
+    trim_chiller: bool
+    mv_lv_options: tuple[Transformer, ...] = ()
+    substation_options: tuple[Transformer, ...] = ()
+    ups_options: tuple[Ups, ...] = ()
+    generator_options: tuple[Generator, ...] = ()
 
     @property
     def facility_supply_temp_c(self) -> float:
@@ -81,7 +96,7 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
     loc = ("sites", index)
     system = lookup(catalog, "systems", site.system, System, (*loc, "system"))
     gpu = catalog.typed("gpus", system.gpu, Gpu)
-    climate, climate_region = resolve_climate(site, catalog, (*loc, "climate"))
+    climate, climate_region, climate_market = resolve_climate(site, catalog, (*loc, "climate"))
     region_name = site.region or spec.region or climate_region
     if region_name is None:
         raise CompileError((*loc, "region"), "a custom climate needs a region (site or campus `region`)")
@@ -102,16 +117,24 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
     cables = sorted(catalog.all("cables", Cable), key=lambda c: c.name)
     cdus = sorted(catalog.all("cdus", Cdu), key=lambda c: c.capacity_kw)
     plants = {p.kind: p for p in sorted(catalog.all("heat_rejection", HeatRejection), key=lambda p: p.name)}
-    mv_lv = [t for t in catalog.all("transformers", Transformer) if t.stage == "mv_lv"]
-    substations = [t for t in catalog.all("transformers", Transformer) if t.stage == "substation"]
-    ups = catalog.all("ups", Ups)
-    busways = catalog.all("busways", Busway)
-    if not (transceivers and cables and cdus and mv_lv and substations and ups and busways):
-        raise CompileError(loc, "the catalog lacks facility equipment (transceivers, cables, CDUs, transformers, UPS, busway)")
+    transformers = sorted(catalog.all("transformers", Transformer), key=lambda t: (t.rating_mva, t.name))
+    mv_lv = [t for t in transformers if t.stage == "mv_lv"]
+    substations = [t for t in transformers if t.stage == "substation"]
+    ssts = [t for t in transformers if t.stage == "sst"]
+    limits = next(iter(sorted(catalog.all("facility_limits", FacilityLimits), key=lambda e: e.name != "default")), None)
+    if not (transceivers and cables and cdus and mv_lv and substations and limits):
+        raise CompileError(loc, "the catalog lacks facility equipment (transceivers, cables, CDUs, transformers, facility limits)")
     if HeatRejectionKind.chiller not in plants:
         raise CompileError(loc, "the catalog has no chiller plant")
+    dc = _wants_dc(site, system, limits)
+    ups, busway, sst = _distribution_parts(catalog, site, system, dc, ssts, loc)
     facility_supply_c = system.supply_temp_max_c - cdus[0].approach_k
     liquid_plant = choose_liquid_plant(site, plants, facility_supply_c, climate, (*loc, "cooling"))
+    site_mw = site.grid_mw if site.grid_mw is not None else site.it_mw * 1.3
+    generators = sorted(catalog.all("generators", Generator), key=lambda g: g.rating_kw)
+    if site.power.generators and not generators:
+        raise CompileError((*loc, "power", "generators"), "the catalog has no generator set")
+    market = _market(site, catalog, climate_market, (*loc, "market"))
     return Parts(
         system=system,
         gpu=gpu,
@@ -128,11 +151,60 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         cdus=cdus,
         liquid_plant=liquid_plant,
         air_plant=plants[HeatRejectionKind.chiller],
-        mv_lv=max(mv_lv, key=lambda t: t.rating_mva),
-        substation=max(substations, key=lambda t: t.rating_mva),
-        ups=max(ups, key=lambda u: u.module_kw),
-        busway=max(busways, key=lambda b: b.rating_kw),
+        mv_lv=mv_lv[-1],
+        substation=substations[-1] if site_mw > limits.mv_service_max_mw else None,
+        ups=ups,
+        busway=busway,
+        limits=limits,
+        generator=generators[-1] if site.power.generators else None,
+        market=market,
+        dc=dc,
+        sst=sst,
+        trim_chiller=_wants_trim_chiller(site, liquid_plant, facility_supply_c, climate),
+        mv_lv_options=tuple(mv_lv),
+        substation_options=tuple(substations),
+        ups_options=tuple(u for u in catalog.all("ups", Ups) if u.name.startswith("dc-") == dc and u.efficiency == ups.efficiency),
+        generator_options=tuple(generators) if site.power.generators else (),
     )
+
+
+def _wants_dc(site: SiteSpec, system: System, limits: FacilityLimits) -> bool:
+    if site.power.distribution == Distribution.auto:
+        return system.rack_power_max_kw >= limits.dc_800v_rack_kw_min
+    return site.power.distribution == Distribution.dc_800v
+
+
+def _distribution_parts(catalog: Catalog, site: SiteSpec, system: System, dc: bool, ssts, loc):
+    """UPS (or DC storage), busway and SST for AC or 800 V DC distribution.
+
+    The busway is the catalog run of the right kind that feeds a full row in the fewest runs, cost breaking ties.
+    """
+    kind = "dc" if dc else "ac"
+    busways = [b for b in catalog.all("busways", Busway) if b.kind == kind]
+    storage = sorted(catalog.all("ups", Ups), key=lambda u: (u.name.startswith("dc-") != dc, -u.module_kw))
+    if not busways or not storage or (dc and not ssts):
+        raise CompileError((*loc, "power", "distribution"), f"the catalog lacks {kind.upper()} distribution equipment (busway, UPS or storage, SST)")
+    row_kw = site.limits.racks_per_row * system.rack_power_max_kw
+
+    def runs_cost(b: Busway) -> tuple[float, str]:
+        runs = -(-row_kw // b.rating_kw)
+        return runs * b.cost_usd, b.name
+
+    return storage[0], min(busways, key=runs_cost), (ssts[-1] if dc else None)
+
+
+def _market(site: SiteSpec, catalog: Catalog, climate_market: str | None, loc) -> Market | None:
+    name = site.market or climate_market
+    return lookup(catalog, "markets", name, Market, loc) if name else None
+
+
+def _wants_trim_chiller(site: SiteSpec, plant: HeatRejection, supply_c: float, climate: ClimateDesign) -> bool:
+    """A trim chiller beside dry / hybrid coolers: as the spec says, else when the design day needs one."""
+    if plant.kind not in (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler):
+        return False
+    if site.trim_chiller is not None:
+        return site.trim_chiller
+    return not cool.heat_rejection_feasible(plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
 
 
 def lookup(catalog: Catalog, kind: str, name: str, model, loc):
@@ -142,7 +214,7 @@ def lookup(catalog: Catalog, kind: str, name: str, model, loc):
         raise CompileError(loc, str(exc.args[0])) from None
 
 
-def resolve_climate(site: SiteSpec, catalog: Catalog, loc) -> tuple[ClimateDesign, str | None]:
+def resolve_climate(site: SiteSpec, catalog: Catalog, loc) -> tuple[ClimateDesign, str | None, str | None]:
     if isinstance(site.climate, str):
         named = lookup(catalog, "climates", site.climate, Climate, loc)
         return (
@@ -155,6 +227,7 @@ def resolve_climate(site: SiteSpec, catalog: Catalog, loc) -> tuple[ClimateDesig
                 daily_range_k=named.daily_range_k,
             ),
             named.region,
+            named.market,
         )
     given: ClimateSpec = site.climate
     dry = given.monthly_dry_bulb_c or seasonal_profile(given.design_dry_bulb_c - 6.0, 9.0)
@@ -168,6 +241,7 @@ def resolve_climate(site: SiteSpec, catalog: Catalog, loc) -> tuple[ClimateDesig
             monthly_wet_bulb_c=wet,
             daily_range_k=given.daily_range_k,
         ),
+        None,
         None,
     )
 
@@ -184,7 +258,8 @@ def choose_liquid_plant(site, plants, supply_c: float, climate: ClimateDesign, l
         if kind not in plants:
             raise CompileError(loc, f"no {kind.value} plant in the catalog")
         return plants[kind]
-    for kind in (HeatRejectionKind.dry_cooler, HeatRejectionKind.cooling_tower, HeatRejectionKind.chiller):
+    order = (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler, HeatRejectionKind.cooling_tower, HeatRejectionKind.chiller)
+    for kind in order:
         plant = plants.get(kind)
         if plant and cool.heat_rejection_feasible(plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c):
             return plant

@@ -28,7 +28,8 @@ CONDENSATION_MARGIN_K = 2.0
 GLYCOL_FREEZE_POINT_C = {"PG25": -10.0, "PG30": -13.0, "EG25": -13.0}
 """Freeze points of common technology-cooling fluids (ASHRAE Handbook—Fundamentals, ch. 31)."""
 
-REDUNDANCY_STRENGTH = {"N": 0, "N+1": 1, "2N": 2}
+REDUNDANCY_STRENGTH = {"N": 0, "N+1": 1, "DR": 1, "BR": 1, "2N": 2}
+"""How many failures a redundancy rides through (DR n/(n−1) and BR c+1 blocks: one per group)."""
 
 STAGE_NAMES = ("substation_transformer", "mv_lv_transformer", "ups", "busway")
 
@@ -51,6 +52,17 @@ def _carrying_units(installed: int, redundancy: str) -> int:
     """Units that must carry the load after the redundancy is spent: n (N), n−1 (N+1), n/2 (2N)."""
     carrying = {"2N": installed // 2, "N+1": installed - 1}.get(redundancy, installed)
     return max(carrying, 0)
+
+
+def _stage_carrying(stage) -> int:
+    """Units of a power stage that carry its load after the worst single failure (stated by block designs)."""
+    if stage.units_carrying is not None:
+        return stage.units_carrying
+    return _carrying_units(stage.units_installed, stage.redundancy)
+
+
+def _strength(redundancy: str) -> int:
+    return REDUNDANCY_STRENGTH.get(redundancy.split(" ")[0], -1)
 
 
 def _exceeds(value: float, limit: float) -> bool:

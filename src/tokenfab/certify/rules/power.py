@@ -9,14 +9,13 @@ from tokenfab.catalog.models import Switch, Transceiver
 from tokenfab.certify.check import finding, rule
 from tokenfab.certify.rules._common import (
     RELATIVE_TOLERANCE,
-    STAGE_NAMES,
-    _carrying_units,
     _differs,
     _economics,
     _entry,
     _exceeds,
     _sites,
     _stage,
+    _stage_carrying,
 )
 
 
@@ -61,9 +60,9 @@ def _stage_loading(design: Design, rule_id: str, stage_names: tuple[str, ...]):
         for stage in site.power.stages:
             if stage.stage not in stage_names:
                 continue
-            loading = power.loading_fraction(stage.load_kw, stage.units_installed, stage.unit_rating_kw, stage.redundancy)
+            carrying = _stage_carrying(stage)
+            loading = power.loading_fraction(stage.load_kw, stage.units_installed, stage.unit_rating_kw, stage.redundancy, carrying)
             if _exceeds(loading, stage.max_loading_fraction):
-                carrying = _carrying_units(stage.units_installed, stage.redundancy)
                 yield finding(rule_id, f"{path}.power.stage[{stage.stage}]", loading, stage.max_loading_fraction, "fraction",
                               f"{stage.load_kw:,.0f} kW(kVA) on {carrying} carrying {stage.equipment} of {stage.unit_rating_kw:,.0f} "
                               f"is {loading:.0%} loaded, above the {stage.max_loading_fraction:.0%} limit ({stage.redundancy})")
@@ -136,31 +135,47 @@ def facility_power_balances(design: Design, catalog: Catalog):
 
 @rule("PWR-009", "power", "power stage loads follow the chain", "error",
       "Each stage must carry what the stage below it delivers plus that stage's loss, or it is sized for a load that is not there.",
-      "P_busway = P_IT; P_UPS = P_IT + L_busway; S_MV/LV = (P_UPS + L_UPS + P_mech + P_misc)/cosφ; S_sub = (… + L_MV/LV)/cosφ",
-      kind="consistency", basis="the compiler's own rule: stage loads chained as blueprint.compile builds them")
+      "P_busway = P_IT; P_UPS = P_IT + L_busway; S_MV/LV = (P_UPS + L_UPS + P_mech + P_misc)/cosφ; S_sub = (… + L_MV/LV)/cosφ; "
+      "800 V DC: S_SST = (P_IT + L_busway)/cosφ, S_MV/LV = (P_mech + P_misc)/cosφ",
+      kind="consistency", basis="the compiler's own rule: stage loads chained as blueprint.power_chain builds them")
 def stage_loads_follow_chain(design: Design, catalog: Catalog):
     economics = _economics(design, catalog)
     pf = economics.power_factor if economics else 1.0
     for _, site, path in _sites(design):
         p = site.power
         stages = {s.stage: s for s in p.stages}
-        if not all(name in stages for name in STAGE_NAMES):
-            missing = [n for n in STAGE_NAMES if n not in stages]
-            yield finding("PWR-009", f"{path}.power", ", ".join(missing), ", ".join(STAGE_NAMES), "",
+        expected = _expected_stages(site)
+        missing = [n for n in expected if n not in stages]
+        if missing:
+            yield finding("PWR-009", f"{path}.power", ", ".join(missing), ", ".join(expected), "",
                           f"the power chain lacks stage(s) {', '.join(missing)}")
             continue
-        busway, ups, mv_lv = stages["busway"], stages["ups"], stages["mv_lv_transformer"]
-        below_mv_lv = p.it_power_max_kw + busway.loss_kw + ups.loss_kw + p.mechanical_power_peak_kw + p.misc_power_kw
-        derived = {
-            "busway": p.it_power_max_kw,
-            "ups": p.it_power_max_kw + busway.loss_kw,
-            "mv_lv_transformer": power.apparent_power_kva(below_mv_lv, pf),
-            "substation_transformer": power.apparent_power_kva(below_mv_lv + mv_lv.loss_kw, pf),
-        }
+        busway, mv_lv = stages["busway"], stages["mv_lv_transformer"]
+        non_it = p.mechanical_power_peak_kw + p.misc_power_kw
+        derived = {"busway": p.it_power_max_kw}
+        if "sst" in stages:
+            derived["sst"] = power.apparent_power_kva(p.it_power_max_kw + busway.loss_kw, pf)
+            derived["mv_lv_transformer"] = power.apparent_power_kva(non_it, pf)
+            upstream = p.it_power_max_kw + busway.loss_kw + stages["sst"].loss_kw + non_it + mv_lv.loss_kw
+        else:
+            ups = stages["ups"]
+            derived["ups"] = p.it_power_max_kw + busway.loss_kw
+            derived["mv_lv_transformer"] = power.apparent_power_kva(p.it_power_max_kw + busway.loss_kw + ups.loss_kw + non_it, pf)
+            upstream = p.it_power_max_kw + busway.loss_kw + ups.loss_kw + non_it + mv_lv.loss_kw
+        if "substation_transformer" in stages:
+            derived["substation_transformer"] = power.apparent_power_kva(upstream, pf)
         for name, load in derived.items():
             if _differs(stages[name].load_kw, load):
                 yield finding("PWR-009", f"{path}.power.stage[{name}]", stages[name].load_kw, load, "kW",
                               f"{name} states a load of {stages[name].load_kw:,.1f} but the stages below deliver {load:,.1f}")
+
+
+def _expected_stages(site) -> tuple[str, ...]:
+    """Stages a site's chain must have: an SST instead of a UPS with 800 V DC; no substation on an MV service."""
+    grid, dist = site.power.grid, site.power.distribution
+    middle = "sst" if dist is not None and dist.kind == "dc_800v" else "ups"
+    names = ("mv_lv_transformer", middle, "busway")
+    return names if grid is not None and grid.service == "mv" else ("substation_transformer", *names)
 
 
 @rule("PWR-010", "power", "stage losses follow efficiency", "error",
@@ -172,7 +187,7 @@ def stage_losses_follow_efficiency(design: Design, catalog: Catalog):
     pf = economics.power_factor if economics else 1.0
     for _, site, path in _sites(design):
         for stage in site.power.stages:
-            real_kw = stage.load_kw * pf if stage.stage.endswith("transformer") else stage.load_kw
+            real_kw = stage.load_kw * pf if stage.stage.endswith("transformer") or stage.stage == "sst" else stage.load_kw
             derived = power.stage_loss_kw(real_kw, stage.efficiency)
             if _differs(stage.loss_kw, derived, 0.01):
                 yield finding("PWR-010", f"{path}.power.stage[{stage.stage}]", stage.loss_kw, derived, "kW",

@@ -5,25 +5,25 @@ from __future__ import annotations
 import math
 
 from tokenfab.blueprint import cooling as cool
-from tokenfab.blueprint import power
-from tokenfab.blueprint.compile import HEAT_REJECTION_MODULE_KW
+from tokenfab.blueprint import power, power_chain
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.certify.check import finding, rule
 from tokenfab.certify.rules._common import (
-    REDUNDANCY_STRENGTH,
     _carrying_units,
     _cdu,
     _exceeds,
     _rack_flow_needed_lpm,
     _requested,
     _sites,
+    _stage,
+    _strength,
 )
 
 
 @rule("RED-001", "redundancy", "power stages install their redundancy", "error",
       "A stage with fewer units than N plus its redundancy loses load when one unit fails or is maintained.",
-      "n_installed ≥ N + 1 (N+1), 2N (2N); N = ⌈P / (P_unit f_max)⌉",
+      "n_installed ≥ N + 1 (N+1), 2N (2N); blocks: n_carrying ≥ N; N = ⌈P / (P_unit f_max)⌉",
       kind="consistency", basis="the compiler's own rule: N from loading limits plus the redundancy's spares")
 def power_stage_units(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
@@ -32,8 +32,15 @@ def power_stage_units(design: Design, catalog: Catalog):
                 needed = stage.units_required
             else:
                 needed = max(stage.units_required, power.units_required(stage.load_kw, stage.unit_rating_kw, stage.max_loading_fraction))
-            required = cool.units_with_redundancy(needed, stage.redundancy)
-            if stage.units_installed < required:
+            if stage.units_carrying is not None:
+                # block designs: the units left after the worst failure must still be N, and spares must exist
+                spares_ok = stage.redundancy == "N" or stage.units_installed > stage.units_carrying
+                if stage.units_carrying >= needed and spares_ok:
+                    continue
+                required = needed + (0 if stage.redundancy == "N" else 1)
+            else:
+                required = cool.units_with_redundancy(needed, stage.redundancy)
+            if stage.units_installed < required or (stage.units_carrying is not None and stage.units_carrying < needed):
                 yield finding("RED-001", f"{path}.power.stage[{stage.stage}]", stage.units_installed, required, "units",
                               f"{stage.stage} has {stage.units_installed} × {stage.equipment}; N = {needed} with {stage.redundancy} needs {required}")
 
@@ -47,13 +54,17 @@ def power_redundancy_as_requested(design: Design, catalog: Catalog):
         requested = _requested(design, i)
         if requested is None:
             continue
-        want = requested.power.value
+        want = power_chain.site_topology(design.spec.sites[i])
         if site.power.redundancy != want:
             yield finding("RED-002", f"{path}.power", site.power.redundancy, want, "",
                           f"power chain states {site.power.redundancy}; the spec asks for {want}")
         for stage in site.power.stages:
-            needed = "N+1" if stage.stage == "substation_transformer" and want == "2N" else want
-            if REDUNDANCY_STRENGTH.get(stage.redundancy, -1) < REDUNDANCY_STRENGTH[needed]:
+            needed = want
+            if stage.stage == "substation_transformer" or (stage.stage == "mv_lv_transformer" and _stage(site, "sst")):
+                needed = "N" if want == "N" else "N+1"
+            elif stage.stage == "busway":
+                needed = "2N" if want.split(" ")[0] in power_chain.DUAL_FEED_TOPOLOGIES else "N"
+            if _strength(stage.redundancy) < _strength(needed):
                 yield finding("RED-002", f"{path}.power.stage[{stage.stage}]", stage.redundancy, needed, "",
                               f"{stage.stage} is {stage.redundancy}; {want} power needs {needed} here")
 
@@ -97,7 +108,7 @@ def cdu_redundancy(design: Design, catalog: Catalog):
 @rule("RED-005", "redundancy", "heat rejection capacity with redundancy", "error",
       "The outdoor plant must reject all liquid heat with a module (N+1) or a side (2N) out of service.",
       "(n_mod − spare) · Q_mod ≥ Q_liquid + P_rejection",
-      kind="consistency", basis="the compiler's own rule: heat rejection modules of HEAT_REJECTION_MODULE_KW")
+      kind="consistency", basis="the compiler's own rule: heat rejection modules of the size the design states")
 def heat_rejection_redundancy(design: Design, catalog: Catalog):
     for i, site, path in _sites(design):
         c = site.cooling
@@ -105,12 +116,13 @@ def heat_rejection_redundancy(design: Design, catalog: Catalog):
             continue
         requested = _requested(design, i)
         want = requested.cooling.value if requested else c.redundancy
-        modules = math.floor(c.heat_rejection_capacity_kw / HEAT_REJECTION_MODULE_KW + 1e-9)
-        capacity = _carrying_units(modules, want) * HEAT_REJECTION_MODULE_KW
+        module_kw = c.heat_rejection_module_kw
+        modules = math.floor(c.heat_rejection_capacity_kw / module_kw + 1e-9)
+        capacity = _carrying_units(modules, want) * module_kw
         load = c.liquid_heat_kw + c.heat_rejection_power_design_kw
         if _exceeds(load, capacity):
             yield finding("RED-005", f"{path}.cooling", capacity, load, "kW",
-                          f"{modules} × {HEAT_REJECTION_MODULE_KW:,.0f} kW modules of {c.heat_rejection} reject {capacity:,.0f} kW with {want}; "
+                          f"{modules} × {module_kw:,.0f} kW modules of {c.heat_rejection} reject {capacity:,.0f} kW with {want}; "
                           f"the plant must reject {load:,.0f} kW")
 
 

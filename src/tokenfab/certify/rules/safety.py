@@ -12,9 +12,9 @@ from tokenfab.certify.rules._common import (
     GLYCOL_FREEZE_POINT_C,
     INDOOR_DEW_POINT_MAX_C,
     MAX_RETURN_TEMP_C,
-    _carrying_units,
     _exceeds,
     _sites,
+    _stage_carrying,
 )
 
 
@@ -27,10 +27,11 @@ def post_failure_loading(design: Design, catalog: Catalog):
         for stage in site.power.stages:
             if stage.redundancy == "N" or stage.load_kw <= 0:
                 continue
-            loading = power.loading_fraction(stage.load_kw, stage.units_installed, stage.unit_rating_kw, stage.redundancy)
+            loading = power.loading_fraction(stage.load_kw, stage.units_installed, stage.unit_rating_kw, stage.redundancy,
+                                             _stage_carrying(stage))
             if _exceeds(loading, 1.0):
                 yield finding("SAFE-001", f"{path}.power.stage[{stage.stage}]", loading, 1.0, "fraction",
-                              f"after losing {stage.units_installed - _carrying_units(stage.units_installed, stage.redundancy)} unit(s) "
+                              f"after losing {stage.units_installed - _stage_carrying(stage)} unit(s) "
                               f"{stage.stage} runs at {loading:.0%} of rating")
 
 
