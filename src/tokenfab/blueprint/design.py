@@ -70,6 +70,10 @@ class HallDesign(_Data):
     area_m2: float
     floor_load_kg_per_m2: float
     air_system_capacity_kw: float
+    floor: str = Field(default="slab-on-grade", description="slab-on-grade or raised (access floor)")
+    fire_detection: str = ""
+    fire_suppression: str = ""
+    leak_detection: str = Field(default="", description="required where the hall carries liquid heat")
 
 
 class PowerStage(_Data):

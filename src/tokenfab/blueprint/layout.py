@@ -176,6 +176,9 @@ def hall_designs(parts: Parts, site: SiteSpec, counts: SiteCounts, rack: RackDes
                 area_m2=white + installed * (cdu.footprint_m2 if cdu else 0.0),
                 floor_load_kg_per_m2=floor_load_kg_per_m2(system.rack_weight_kg, system.rack_footprint_m2, econ.hall_white_space_m2_per_rack),
                 air_system_capacity_kw=white * econ.air_system_capacity_kw_per_m2,
+                fire_detection=parts.standards.fire_detection,
+                fire_suppression=parts.standards.fire_suppression,
+                leak_detection=parts.standards.leak_detection if liquid > 0 else "",
             )
         )
     return halls

@@ -218,20 +218,28 @@ def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: flo
 
 def link_lengths_m(parts: Parts, site: SiteSpec, hall_racks: list[int], fabric_halls: int, fabrics: int,
                    tiers: int) -> list[float]:
+    """Longest cable run per tier of a site about to be built (see `tier_lengths_m`)."""
+    std, system = parts.standards, parts.system
+    racks_per_su = layout.racks_per_scalable_unit(system.nodes_per_scalable_unit, system.nodes_per_rack)
+    rack_air_kw = system.rack_power_max_kw * (1.0 - system.liquid_heat_fraction)
+    racks = max(hall_racks, default=0)
+    hall_m2 = max(layout.white_space_m2(racks, parts.economics.hall_white_space_m2_per_rack),
+                  layout.air_limited_white_space_m2(racks * rack_air_kw, parts.economics.air_system_capacity_kw_per_m2))
+    return tier_lengths_m(min(site.limits.racks_per_row, racks_per_su), math.ceil(racks_per_su / site.limits.racks_per_row),
+                          hall_m2, fabric_halls, fabrics, tiers, parts.limits.rack_pitch_m, std.row_pitch_m, std.cable_drop_m)
+
+
+def tier_lengths_m(row_racks: int, rows_per_su: int, hall_m2: float, fabric_halls: int, fabrics: int, tiers: int,
+                   rack_pitch_m: float, row_pitch_m: float, drop_m: float) -> list[float]:
     """Longest cable run per tier from the hall geometry, and the DCI run last when there are fabrics to join.
 
     Leaves sit with their SU's rows: :math:`\\ell_0 = R_{row} w + n_{rows,SU} p + 2 d`. Spines serve a hall:
     :math:`\\ell_1 = 2\\sqrt{A_{hall}} + 2d`. Higher tiers serve a building of `fabric_halls` halls:
     :math:`\\ell_i = 2\\sqrt{n_h A_{hall}} + 2d`. The DCI joins buildings set one building apart:
-    :math:`\\ell_{DCI} = 2\\sqrt{2 n_f n_h A_{hall}} + 2d` (Manhattan routing, estimate).
+    :math:`\\ell_{DCI} = 2\\sqrt{2 n_f n_h A_{hall}} + 2d` (Manhattan routing along trays; estimate).
     """
-    std, system = parts.standards, parts.system
-    racks_per_su = layout.racks_per_scalable_unit(system.nodes_per_scalable_unit, system.nodes_per_rack)
-    row_racks = min(site.limits.racks_per_row, racks_per_su)
-    rows_per_su = math.ceil(racks_per_su / site.limits.racks_per_row)
-    hall_m2 = max(hall_racks, default=0) * parts.economics.hall_white_space_m2_per_rack
-    drops = 2 * std.cable_drop_m
-    lengths = [row_racks * std.rack_width_m + rows_per_su * std.row_pitch_m + drops]
+    drops = 2 * drop_m
+    lengths = [row_racks * rack_pitch_m + rows_per_su * row_pitch_m + drops]
     if tiers >= 2:
         lengths.append(2 * math.sqrt(hall_m2) + drops)
     lengths += [2 * math.sqrt(fabric_halls * hall_m2) + drops] * max(tiers - 2, 0)

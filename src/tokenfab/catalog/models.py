@@ -181,7 +181,7 @@ class Standards(SourcedEntry):
     storage_ports_per_scalable_unit: int = Field(ge=0)
     oob_ports_per_node: int = Field(ge=0)
     oob_ports_per_rack: int = Field(ge=0)
-    rack_width_m: float = Field(gt=0)
+    row_power_max_kw: float = Field(gt=0, description="most IT power one row of racks is fed and contained for")
     row_pitch_m: float = Field(gt=0, description="rack row to rack row, aisles included")
     cable_drop_m: float = Field(ge=0, description="vertical run plus slack at each end of a link")
     row_length_max_m: float = Field(gt=0)
