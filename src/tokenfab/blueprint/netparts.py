@@ -77,7 +77,9 @@ def _pluggable_sibling(parts: Parts) -> Switch:
 
 
 def _item(network: str, kind: str, name: str, count: int, cost: float, draw: float) -> NetworkItem:
-    return NetworkItem(network=network, kind=kind, item=name, count=int(count), unit_cost_usd=cost, draw_w=draw)
+    # built from checked catalog figures: construct without re-validation (compile is on the sizing loop's path)
+    return NetworkItem.model_construct(network=network, kind=kind, item=name, count=int(count),
+                                       unit_cost_usd=float(cost), draw_w=float(draw))
 
 
 def compute_items(parts: Parts, switches: int, planes: int, link_gbps: int, links_by_tier: list[int],
@@ -194,7 +196,8 @@ def merge(items: list[NetworkItem]) -> list[NetworkItem]:
     for item in items:
         key = (item.network, item.kind, item.item)
         if key in merged:
-            merged[key] = merged[key].model_copy(update={"count": merged[key].count + item.count})
+            merged[key] = _item(item.network, item.kind, item.item, merged[key].count + item.count,
+                                item.unit_cost_usd, item.draw_w)
         else:
             merged[key] = item
     return [i for i in merged.values() if i.count > 0]
