@@ -161,10 +161,10 @@ def management_networks(parts: Parts, counts: SiteCounts) -> tuple[list[AuxNetwo
     radix = network.effective_radix(conv.ports, conv.port_gbps, std.inband_storage_port_gbps)
     e_su = math.ceil(endpoints / max(sus, 1))
     tree = network.fat_tree(e_su, sus, radix, 1.0)
-    tiers = [FabricTier(tier=i + 1, name=network.TIER_NAMES[i] if i < len(network.TIER_NAMES) else f"tier-{i + 1}",
+    tiers = [FabricTier.model_construct(tier=i + 1, name=network.TIER_NAMES[i] if i < len(network.TIER_NAMES) else f"tier-{i + 1}",
                         switches=tree.switches_by_tier[i], downlinks_per_switch=tree.downlinks_by_tier[i],
                         uplinks_per_switch=tree.uplinks_by_tier[i]) for i in range(tree.tiers)]
-    converged = AuxNetwork(name="storage+in-band", switch=conv.name, endpoints=e_su * sus,
+    converged = AuxNetwork.model_construct(name="storage+in-band", switch=conv.name, endpoints=e_su * sus,
                            link_gbps=std.inband_storage_port_gbps, tiers=tiers, links=tree.links)
     items.append(_item(converged.name, "switch", conv.name, tree.switches, conv.cost_usd, conv.maximum_draw_w))
     modules = _modules(parts)
@@ -180,8 +180,8 @@ def management_networks(parts: Parts, counts: SiteCounts) -> tuple[list[AuxNetwo
         items.append(_item(converged.name, "transceiver", switch_module.name, math.ceil(ends / switch_module.ports),
                            switch_module.cost_usd, switch_module.maximum_draw_w))
     items.append(_item(converged.name, "cable", parts.cable.name, tree.links, parts.cable.cost_usd_per_link, 0.0))
-    oob = AuxNetwork(name="oob", switch=oob_switch.name, endpoints=ports, link_gbps=oob_switch.port_gbps,
-                     tiers=[FabricTier(tier=1, name="leaf", switches=access, downlinks_per_switch=oob_switch.ports,
+    oob = AuxNetwork.model_construct(name="oob", switch=oob_switch.name, endpoints=ports, link_gbps=oob_switch.port_gbps,
+                     tiers=[FabricTier.model_construct(tier=1, name="leaf", switches=access, downlinks_per_switch=oob_switch.ports,
                                        uplinks_per_switch=OOB_UPLINKS_PER_SWITCH)],
                      links=ports + OOB_UPLINKS_PER_SWITCH * access)
     items.append(_item("oob", "switch", oob_switch.name, access, oob_switch.cost_usd, oob_switch.maximum_draw_w))
