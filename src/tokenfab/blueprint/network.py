@@ -208,6 +208,8 @@ def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: flo
 
     Each fabric sends :math:`\\lceil E_f / r \\rceil` trunk links up; border switches use half their ports
     towards the fabric and half up; super-spine switches face the fabrics with every port. One fabric: none.
+    The fabric's own top tier is not resized for the border links (they are 1/r of its endpoint links;
+    an approximation that undercounts the top tier by at most that share).
     """
     if len(endpoints_per_plane) <= 1:
         return 0, 0, 0
