@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, text, update
@@ -54,6 +55,9 @@ def test_comparison_is_constant_time(api, monkeypatch):
 
 
 def test_expired_token_is_refused(api):
+    """A token whose expiry another process moved into the past (a direct store write) is refused once
+    the server's cache of recently seen tokens has aged out (its TTL, shortened here)."""
+    api.service.principals.ttl_s = 0.2
     created = api.client.post("/api/v1/tokens", headers=api.op,
                               json={"name": "short", "role": "operator", "expires_in_s": 3600}).json()
     headers = {"Authorization": f"Bearer {created['token']}"}
@@ -61,6 +65,22 @@ def test_expired_token_is_refused(api):
     with api.service.sessions.begin() as session:
         session.execute(update(ApiTokenRow).where(ApiTokenRow.id == created["id"])
                         .values(expires_at=utc_now() - timedelta(seconds=1)))
+    time.sleep(0.3)
+    assert api.client.get("/api/v1/whoami", headers=headers).status_code == 401
+
+
+def test_cached_token_is_checked_for_its_secret_and_expiry(api):
+    """The cache never accepts a wrong secret for a cached id, and a cached token past its expiry is
+    refused at once (no store read needed)."""
+    created = api.client.post("/api/v1/tokens", headers=api.op,
+                              json={"name": "brief", "role": "operator", "expires_in_s": 1}).json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    assert api.client.get("/api/v1/whoami", headers=headers).status_code == 200
+    assert api.service.cached_principal(created["token"]) is not None
+    forged = created["token"][: -4] + ("AAAA" if not created["token"].endswith("AAAA") else "BBBB")
+    assert api.service.cached_principal(forged) is None
+    assert api.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    time.sleep(1.1)
     assert api.client.get("/api/v1/whoami", headers=headers).status_code == 401
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tokenfab.blueprint.design import Design
@@ -53,19 +55,22 @@ def status_of(error: ServiceError) -> int:
     return next((code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)), 400)
 
 
-def get_service(request: Request) -> ControlService:
+async def get_service(request: Request) -> ControlService:
     return request.app.state.service
 
 
 ServiceDep = Annotated[ControlService, Depends(get_service)]
 
 
-def get_principal(
+async def get_principal(
     service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    """The caller (async: a recently seen token is answered from the service's cache on the event loop;
+    only a miss reads the store, in a worker thread)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-    principal = service.authenticate(credentials.credentials)
+    token = credentials.credentials
+    principal = service.cached_principal(token) or await run_in_threadpool(service.authenticate, token)
     if principal is None:
         raise Unauthenticated("invalid, expired or revoked token")
     return principal
@@ -74,7 +79,7 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_operator(principal: CurrentPrincipal) -> Principal:
+async def require_operator(principal: CurrentPrincipal) -> Principal:
     if not principal.is_operator:
         raise Forbidden("this needs an operator token")
     return principal
@@ -84,6 +89,12 @@ OperatorPrincipal = Annotated[Principal, Depends(require_operator)]
 NameParam = Annotated[str, PathParam(max_length=64)]
 IdParam = Annotated[int, PathParam(ge=0, le=s.MAX_ID)]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorBody} for code in (401, 403, 404, 409, 422)}
+
+def json_model(model: BaseModel, status_code: int = 200) -> Response:
+    """A model as its JSON answer, serialised once by pydantic (the route's ``response_model`` documents it;
+    FastAPI does not validate a `Response` again)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
 
 # --- routers ------------------------------------------------------------------------------------
 
@@ -170,11 +181,11 @@ def list_workloads(
 
 
 @workloads.post("", response_model=s.WorkloadPublic, status_code=201)
-def submit_workload(
+async def submit_workload(
     service: ServiceDep, principal: CurrentPrincipal, body: s.WorkloadCreate
-) -> s.WorkloadPublic:
+) -> Response:
     """Submit a training job or inference service; answered after it is committed (placed or queued)."""
-    return service.submit(principal, body)
+    return json_model(await service.submit_async(principal, body), 201)
 
 
 @workloads.get("/{workload_id}", response_model=s.WorkloadPublic)

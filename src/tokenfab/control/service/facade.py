@@ -46,6 +46,10 @@ class ControlService(ServiceState):
     def authenticate(self, token: str) -> Principal | None:
         return tokens.authenticate(self, token)
 
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal of a token authenticated moments ago (no store read), else None."""
+        return tokens.cached_principal(self, token)
+
     def create_token(self, principal: Principal, body: s.TokenCreate) -> s.TokenCreated:
         """(operator)"""
         return tokens.create_token(self, principal, body)
@@ -75,6 +79,9 @@ class ControlService(ServiceState):
     # workloads
     def submit(self, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
         return workloads.submit(self, principal, body)
+
+    async def submit_async(self, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
+        return await workloads.submit_async(self, principal, body)
 
     def cancel(self, principal: Principal, workload_id: str) -> s.WorkloadPublic:
         return workloads.cancel(self, principal, workload_id)

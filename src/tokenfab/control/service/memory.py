@@ -9,7 +9,7 @@ replays every active placement from it, on start and after a failed write.
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tokenfab.blueprint.design import Design
@@ -82,6 +82,11 @@ class FactoryMemory:
         """small workload → (node, scheduler share slot, physical slot, milli-GPU)."""
         self.workload_tenant: dict[str, str] = {}
         self.workload_tokens_per_s: dict[str, float] = {}
+        self._tokens_per_s_total = 0.0
+        self.tenant_ids: dict[str, int] = {}
+        """tenant name → its id in the store (names never change)."""
+        self.next_placement_id = 1
+        """The id the next placement row gets (the writer alone inserts placements; see `pending`)."""
         self.power_cap_kw: float | None = None
 
     # ------------------------------------------------------------------ rebuild from the store
@@ -98,6 +103,7 @@ class FactoryMemory:
             self.scheduler.set_health(nodes, Health[health].value)
         for tenant in session.scalars(select(TenantRow)):
             self.remember_tenant(tenant)
+        self.next_placement_id = (session.scalar(select(func.max(PlacementRow.id))) or 0) + 1
         cap = session.get(Meta, "power_cap_kw")
         self.power_cap_kw = float(cap.value) if cap is not None and cap.value != "" else None
         rows = session.execute(
@@ -174,6 +180,7 @@ class FactoryMemory:
     def remember_tenant(self, tenant: TenantRow) -> None:
         """Keep the scheduler's quota and the residency its requests carry in step with the store."""
         self.scheduler.set_quota(tenant.name, tenant.quota_gpus)
+        self.tenant_ids[tenant.name] = tenant.id
         self.residency[tenant.name] = (
             tuple(tenant.allowed_sites) if tenant.allowed_sites is not None else None,
             tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
@@ -211,16 +218,33 @@ class FactoryMemory:
 
     def note_placed(self, row: WorkloadRow, tenant_name: str) -> None:
         self.workload_tenant[row.id] = tenant_name
-        self.workload_tokens_per_s[row.id] = tokens_per_s(row)
+        rate = tokens_per_s(row)
+        self._tokens_per_s_total += rate - self.workload_tokens_per_s.get(row.id, 0.0)
+        self.workload_tokens_per_s[row.id] = rate
 
-    def take_whole_slots(self, node: int, take: int) -> np.ndarray:
-        """Claim ``take`` wholly free physical GPU slots of ``node`` (the scheduler has counted them)."""
-        whole_free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
-        slots = np.flatnonzero(whole_free[: self.fleet.node_gpus[node]])[:take]
-        if len(slots) < take:
-            raise RuntimeError(f"node {node}: scheduler and slot map disagree")
-        self.slot_used[node, slots] = True
-        return slots
+    def tokens_per_s_total(self) -> float:
+        """Tokens per second of every placed workload (kept as a running sum, not recounted)."""
+        return self._tokens_per_s_total if self.workload_tokens_per_s else 0.0
+
+    def take_placement_id(self) -> int:
+        placement_id = self.next_placement_id
+        self.next_placement_id += 1
+        return placement_id
+
+    def take_whole_slots_of(self, nodes: np.ndarray, takes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Claim ``takes[i]`` wholly free physical GPU slots of each ``nodes[i]`` at once (the scheduler has
+        counted them): the lowest free slots of each node. Returns (node, slot) of every claimed slot."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        takes = np.asarray(takes, dtype=np.int64)
+        free = ~self.slot_used[nodes] & (self.slot_share_milli[nodes] == 0)
+        free &= np.arange(self.slot_used.shape[1])[None, :] < self.fleet.node_gpus[nodes][:, None]
+        chosen = free & (np.cumsum(free, axis=1) <= takes[:, None])
+        if not np.array_equal(chosen.sum(axis=1), takes):
+            raise RuntimeError("scheduler and slot map disagree on free GPUs")
+        rows, slots = np.nonzero(chosen)
+        taken_nodes = nodes[rows]
+        self.slot_used[taken_nodes, slots] = True
+        return taken_nodes, slots
 
     def take_share(self, workload_id: str, node: int, milli: int) -> int:
         """Map the scheduler's share slot of a placed small workload to a physical GPU slot (returned)."""
@@ -247,7 +271,7 @@ class FactoryMemory:
             if self.scheduler.share_used_milli[node, sched_slot] == 0:
                 self.share_physical.pop((node, sched_slot), None)
         self.workload_tenant.pop(workload_id, None)
-        self.workload_tokens_per_s.pop(workload_id, None)
+        self._tokens_per_s_total -= self.workload_tokens_per_s.pop(workload_id, 0.0)
         return share is not None
 
     def free_slot(self, node: int, slot: int) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tokenfab.control.service.memory import FactoryMemory
+from tokenfab.control.service.pending import add_row
 from tokenfab.control.service.state import ServiceState
 from tokenfab.control.store import TelemetryRow, WorkloadRow, WorkloadState, utc_now
 from tokenfab.fleet import Health
@@ -18,14 +19,16 @@ Gauge = tuple[str, str, list[tuple[dict[str, Any], Any]]]
 
 def sample(memory: FactoryMemory, session: Session) -> None:
     """Record the draw, the cap, the GPUs allocated and the tokens per second now."""
-    session.add(
-        TelemetryRow(
-            at=utc_now(),
-            draw_kw=round(memory.facility_draw_kw(), 3),
-            cap_kw=memory.power_cap_kw,
-            gpus_allocated=int(memory.fleet.n_gpus - memory.fleet.node_free_gpus.sum()),
-            tokens_per_s=sum(memory.workload_tokens_per_s.values()),
-        )
+    add_row(
+        session,
+        TelemetryRow.__table__,
+        {
+            "at": utc_now(),
+            "draw_kw": round(memory.facility_draw_kw(), 3),
+            "cap_kw": memory.power_cap_kw,
+            "gpus_allocated": int(memory.fleet.n_gpus - memory.fleet.node_free_gpus.sum()),
+            "tokens_per_s": memory.tokens_per_s_total(),
+        },
     )
 
 
@@ -69,7 +72,7 @@ def gauges(memory: FactoryMemory, states: dict[str, int]) -> list[Gauge]:
         (
             "tokenfab_tokens_per_second",
             "tokens served per second (estimate)",
-            [({}, sum(memory.workload_tokens_per_s.values()))],
+            [({}, memory.tokens_per_s_total())],
         ),
     ]
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tokenfab.control.auth import Principal
 from tokenfab.control.service.memory import FactoryMemory
+from tokenfab.control.service.pending import add_row, add_rows
 from tokenfab.control.service.state import audit
 from tokenfab.control.store import (
     GpuAllocationRow,
@@ -28,6 +29,7 @@ from tokenfab.control.store import (
 from tokenfab.sched.types import Level, Unplaceable, WorkloadKind
 from tokenfab.units import MILLI_PER_GPU
 
+PLACEMENT_COLUMNS = tuple(column.name for column in PlacementRow.__table__.columns)
 QUEUE_ATTEMPTS_PER_PASS = 256
 """Queued workloads tried per pass of the queue (bounds the work one freed node can trigger)."""
 
@@ -75,31 +77,38 @@ def try_place(
         )
         return None
     placement_row = PlacementRow(
+        id=memory.take_placement_id(),
         workload_id=row.id,
         node_ids=result.nodes.tolist(),
         gpus_per_node=result.gpus_per_node.tolist(),
         gpus=result.gpus,
         placed_at=utc_now(),
+        released_at=None,
+        release_reason="",
     )
-    session.add(placement_row)
-    session.flush()
+    add_row(session, PlacementRow.__table__, {c: getattr(placement_row, c) for c in PLACEMENT_COLUMNS})
     if row.kind == WorkloadKind.small:
         node = int(result.nodes[0])
         milli = int(round(float(row.spec["gpu_fraction"]) * MILLI_PER_GPU))
         physical = memory.take_share(row.id, node, milli)
-        session.add(
-            GpuShareRow(
-                node_id=node, slot=physical, workload_id=row.id, milli=milli, placement_id=placement_row.id
-            )
+        add_row(
+            session,
+            GpuShareRow.__table__,
+            {"node_id": node, "slot": physical, "workload_id": row.id, "milli": milli,
+             "placement_id": placement_row.id},
         )
-    for node, take in zip(result.nodes.tolist(), result.gpus_per_node.tolist(), strict=True):
-        if take == 0:
-            continue
-        session.add_all(
-            GpuAllocationRow(node_id=node, slot=int(slot), workload_id=row.id, placement_id=placement_row.id)
-            for slot in memory.take_whole_slots(node, take)
+    whole = result.gpus_per_node > 0
+    if whole.any():
+        nodes, slots = memory.take_whole_slots_of(result.nodes[whole], result.gpus_per_node[whole])
+        # the (node, slot) primary key refuses a double allocation when the batch is written
+        add_rows(
+            session,
+            GpuAllocationRow.__table__,
+            [
+                {"node_id": node, "slot": slot, "workload_id": row.id, "placement_id": placement_row.id}
+                for node, slot in zip(nodes.tolist(), slots.tolist(), strict=True)
+            ],
         )
-    session.flush()  # the (node, slot) primary key refuses a double allocation here
     memory.note_placed(row, tenant_name)
     row.state = WorkloadState.running
     row.queue_reason = ""

@@ -7,6 +7,7 @@ transaction and returns once that transaction is committed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,7 +19,9 @@ from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog, load_catalog
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import session_factory
+from tokenfab.control.service import pending
 from tokenfab.control.service.memory import FactoryMemory
+from tokenfab.control.service.principals import PrincipalCache
 from tokenfab.control.service.writer import GroupCommitWriter
 from tokenfab.control.store import AuditRow, utc_now
 from tokenfab.fleet import Fleet
@@ -34,9 +37,17 @@ class ServiceState:
         self.design = design
         self.engine = engine
         self.sessions = session_factory(engine)
+        pending.install(self.sessions)
         self.lock = threading.RLock()
         self.memory = FactoryMemory(design, catalog if catalog is not None else load_catalog())
-        self.writer = GroupCommitWriter(self.sessions, self.lock, self.rebuild)
+        self.principals = PrincipalCache()
+        """Recently authenticated tokens (`principals`)."""
+        self.version = 0
+        """Bumped after every committed batch and every rebuild: cached views older than it are stale."""
+        self.writer = GroupCommitWriter(self.sessions, self.lock, self.rebuild, on_commit=self._changed)
+
+    def _changed(self) -> None:
+        self.version += 1
 
     @property
     def fleet(self) -> Fleet:
@@ -51,6 +62,7 @@ class ServiceState:
         """Rebuild the in-memory fleet and scheduler from the store (on start, and after a failed write)."""
         with self.lock, self.sessions() as session:
             self.memory.rebuild(session)
+            self.version += 1
 
     def mutate(self, op: Callable[[Session], T]) -> T:
         """Run ``op(session)`` in the writer's transaction; its result once that transaction is committed.
@@ -59,6 +71,10 @@ class ServiceState:
         alone. Any other failure rolls the batch back, rebuilds memory from the store and fails the batch.
         """
         return self.writer.run(op)
+
+    async def mutate_async(self, op: Callable[[Session], T]) -> T:
+        """`mutate` for a caller on the event loop: it waits for the commit without holding a thread."""
+        return await asyncio.wrap_future(self.writer.submit(op))
 
     def close(self) -> None:
         """Stop the writer thread (pending mutations finish first) and close the engine's connections."""
@@ -75,15 +91,18 @@ def audit(
     after: dict[str, Any] | None,
     tenant_id: int | None = None,
 ) -> None:
-    """Append an entry to the audit log (about ``tenant_id``, else the caller's tenant)."""
-    session.add(
-        AuditRow(
-            actor=principal.actor,
-            action=action,
-            target=target,
-            before=before,
-            after=after,
-            tenant_id=tenant_id if tenant_id is not None else principal.tenant_id,
-            at=utc_now(),
-        )
+    """Append an entry to the audit log (about ``tenant_id``, else the caller's tenant), written with the
+    writer's batch."""
+    pending.add_row(
+        session,
+        AuditRow.__table__,
+        {
+            "actor": principal.actor,
+            "action": action,
+            "target": target,
+            "before": before,
+            "after": after,
+            "tenant_id": tenant_id if tenant_id is not None else principal.tenant_id,
+            "at": utc_now(),
+        },
     )

@@ -19,6 +19,7 @@ from tokenfab.control.auth import (
     token_is_live,
 )
 from tokenfab.control.service.errors import Invalid, NotFound
+from tokenfab.control.service.pending import after_commit
 from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import ApiTokenRow, Role, TenantRow, as_utc, utc_now
@@ -32,6 +33,10 @@ def authenticate(state: ServiceState, token: str) -> Principal | None:
     if parsed is None:
         return None
     token_id, secret = parsed
+    cached = state.principals.get(token_id, secret)
+    if cached is not None:
+        return cached
+    generation = state.principals.generation()
     with state.sessions() as session:
         found = session.execute(
             select(ApiTokenRow, TenantRow.name)
@@ -43,9 +48,17 @@ def authenticate(state: ServiceState, token: str) -> Principal | None:
     matches = secret_matches(secret, row.secret_sha256 if row is not None else _NO_TOKEN_SHA256)
     if row is None or not matches or not token_is_live(row):
         return None
-    return Principal(
+    principal = Principal(
         token_id=row.id, name=row.name, role=Role(row.role), tenant_id=row.tenant_id, tenant_name=tenant_name
     )
+    state.principals.put(generation, row.secret_sha256, principal, row.expires_at)
+    return principal
+
+
+def cached_principal(state: ServiceState, token: str) -> Principal | None:
+    """The principal of a token `authenticate` saw moments ago (see `principals`), else None."""
+    parsed = parse_token(token)
+    return None if parsed is None else state.principals.get(*parsed)
 
 
 def token_public(row: ApiTokenRow, tenant: str | None) -> s.TokenPublic:
@@ -121,6 +134,8 @@ def revoke_token(state: ServiceState, principal: Principal, token_id: str) -> s.
             raise NotFound(f"token {token_id} not found", "token_id")
         if row.revoked_at is None:
             row.revoked_at = utc_now()
+            state.principals.clear()
+            after_commit(session, state.principals.clear)
             audit(
                 session,
                 principal,

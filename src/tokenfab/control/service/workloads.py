@@ -7,6 +7,7 @@ transaction is committed. Cancelling or shrinking frees GPUs and lets the queue 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from tokenfab.control.auth import Principal
 from tokenfab.control.service.errors import Conflict, Invalid, NotFound
 from tokenfab.control.service.memory import FactoryMemory
 from tokenfab.control.service.metrics import sample
+from tokenfab.control.service.pending import add_row
 from tokenfab.control.service.placement import (
     active_placements,
     process_queue,
@@ -93,15 +95,20 @@ def check_small_shape(memory: FactoryMemory, body: s.WorkloadCreate) -> None:
 # ------------------------------------------------------------------ who may see and own what
 
 
-def owner_for(session: Session, principal: Principal, tenant_name: str | None) -> TenantRow:
-    """The tenant a submission is for: the caller's own, or the one an operator names."""
+def owner_for(
+    memory: FactoryMemory, session: Session, principal: Principal, tenant_name: str | None
+) -> tuple[int, str]:
+    """The tenant a submission is for (id, name): the caller's own, or the one an operator names."""
     if principal.is_operator:
         if tenant_name is None:
             raise Invalid("operators submit on behalf of a tenant: name it", "tenant")
-        return find_tenant(session, tenant_name, field="tenant")
+        tenant_id = memory.tenant_ids.get(tenant_name)
+        if tenant_id is None:
+            tenant_id = find_tenant(session, tenant_name, field="tenant").id
+        return tenant_id, tenant_name
     if tenant_name is not None and tenant_name != principal.tenant_name:
         raise NotFound(f"tenant {tenant_name} not found", "tenant")
-    return session.get(TenantRow, principal.tenant_id)
+    return principal.tenant_id, principal.tenant_name
 
 
 def visible_workload(session: Session, principal: Principal, workload_id: str) -> tuple[WorkloadRow, str]:
@@ -159,19 +166,37 @@ def workload_public(
 
 def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
     """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer."""
-    memory = state.memory
-    check_workload_shape(memory, body)
+    check_workload_shape(state.memory, body)
+    return state.mutate(submit_operation(state.memory, principal, body))
+
+
+async def submit_async(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
+    """`submit` for a caller on the event loop (no thread waits for the commit)."""
+    check_workload_shape(state.memory, body)
+    return await state.mutate_async(submit_operation(state.memory, principal, body))
+
+
+WORKLOAD_COLUMNS = tuple(column.name for column in WorkloadRow.__table__.columns)
+
+
+def submit_operation(
+    memory: FactoryMemory, principal: Principal, body: s.WorkloadCreate
+) -> Callable[[Session], s.WorkloadPublic]:
+    """The writer's operation for a submission whose shape is checked; its rows are inserted with the
+    batch (`pending`), not through the ORM's unit of work."""
+    spec = body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"})
+    gpus = body.gpus * body.replicas if body.kind == "inference" else body.gpus
 
     def _op(session: Session) -> s.WorkloadPublic:
-        tenant = owner_for(session, principal, body.tenant)
+        tenant_id, tenant_name = owner_for(memory, session, principal, body.tenant)
         now = utc_now()
         row = WorkloadRow(
             id=f"w-{secrets.token_hex(6)}",
-            tenant_id=tenant.id,
+            tenant_id=tenant_id,
             name=body.name,
             kind=body.kind,
-            spec=body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"}),
-            gpus=body.gpus * body.replicas if body.kind == "inference" else body.gpus,
+            spec=spec,
+            gpus=gpus,
             priority=body.priority,
             on_failure=body.on_failure,
             state=WorkloadState.queued,
@@ -179,18 +204,17 @@ def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) ->
             created_at=now,
             updated_at=now,
         )
-        session.add(row)
-        session.flush()
-        placed = try_place(memory, session, row, tenant.name, principal)
+        placed = try_place(memory, session, row, tenant_name, principal)
+        add_row(session, WorkloadRow.__table__, {c: getattr(row, c) for c in WORKLOAD_COLUMNS})
         audit(
-            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant.id
+            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant_id
         )
         if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant.name, placed.row if placed else None)
+        return workload_public(memory, session, row, tenant_name, placed.row if placed else None)
 
-    return state.mutate(_op)
+    return _op
 
 
 def cancel(state: ServiceState, principal: Principal, workload_id: str) -> s.WorkloadPublic:

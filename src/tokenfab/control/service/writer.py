@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from tokenfab.control.service.errors import ServiceError
+from tokenfab.control.service.pending import run_after_commit, write_pending
 
 T = TypeVar("T")
 MAX_BATCH = 64
@@ -40,12 +41,14 @@ class GroupCommitWriter:
         *,
         max_batch: int = MAX_BATCH,
         caller_errors: tuple[type[BaseException], ...] = (ServiceError,),
+        on_commit: Callable[[], None] | None = None,
     ):
         self.sessions = sessions
         self.lock = lock
         self.on_rollback = on_rollback
         self.max_batch = max_batch
         self.caller_errors = caller_errors
+        self.on_commit = on_commit
         self._pending: list[tuple[Operation | None, Future | None]] = []
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -53,6 +56,11 @@ class GroupCommitWriter:
 
     def run(self, op: Callable[[Session], T]) -> T:
         """Run ``op(session)`` in the writer's next transaction; its result once that is committed."""
+        return self.submit(op).result()
+
+    def submit(self, op: Callable[[Session], T]) -> Future:
+        """Hand ``op(session)`` over without waiting: the future settles once its transaction is committed
+        (for an event loop: ``await asyncio.wrap_future(writer.submit(op))``)."""
         future: Future = Future()
         with self._ready:
             if self._thread is None:
@@ -60,7 +68,7 @@ class GroupCommitWriter:
                 self._thread.start()
             self._pending.append((op, future))
             self._ready.notify()
-        return future.result()
+        return future
 
     def waiting(self) -> int:
         """Operations handed over and not yet taken into a batch."""
@@ -90,21 +98,28 @@ class GroupCommitWriter:
                 return
 
     def _run_batch(self, batch: list[tuple[Operation, Future]]) -> None:
-        """Run a batch in one transaction and settle every future; never raises (the writer must live)."""
+        """Run a batch in one transaction and settle every future; never raises (the writer must live).
+
+        The operations run under the lock (they change memory); the batch's rows are written and
+        committed after the lock is let go, so readers of memory do not wait for the fsync."""
         if not batch:
             return
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
         try:
-            with self.lock:
-                if self._rollback_owed:  # the last rollback could not restore memory: try again first
-                    self.on_rollback()
-                    self._rollback_owed = False
-                with self.sessions() as session, session.begin():
+            with self.sessions() as session:
+                with self.lock:
+                    if self._rollback_owed:  # the last rollback could not restore memory: try again first
+                        self.on_rollback()
+                        self._rollback_owed = False
+                    session.begin()
                     for op, future in batch:
                         try:
                             outcomes.append((future, op(session), None))
                         except self.caller_errors as exc:
                             outcomes.append((future, None, exc))
+                    write_pending(session)
+                session.commit()
+                run_after_commit(session)
         except Exception as exc:  # the batch is not committed: nothing of it happened
             self._rollback_owed = True
             try:
@@ -115,6 +130,8 @@ class GroupCommitWriter:
             for _, future in batch:
                 future.set_exception(exc)
             return
+        if self.on_commit is not None:
+            self.on_commit()
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
