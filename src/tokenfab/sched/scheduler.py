@@ -149,6 +149,8 @@ class Scheduler:
         self._domain_requests: list[set[str]] = [set() for _ in range(fleet.n_domains)]
         """Ids of the requests with GPUs (or a share, or CPU) in each domain."""
         self._sequence = 0
+        self._preemptible: dict[tuple[str, int], int] = {}
+        """Placed preemptible requests per (tenant, priority): whether any could be evicted, at a glance."""
         self.preempt_within_tenant = preempt_within_tenant
         self.search = PlacementSearch(self)
 
@@ -205,6 +207,14 @@ class Scheduler:
         """GPUs ``tenant`` holds, a share counting its fraction (what its quota is checked against)."""
         return self.quotas.used_milli.get(tenant, 0) / MILLI_PER_GPU
 
+    def has_victims_for(self, request: Request) -> bool:
+        """Whether any placed request is preemptible at a lower priority than ``request`` (of its tenant,
+        when preemption stays within a tenant): without one, no eviction plan needs to be searched."""
+        return any(
+            priority < request.priority and (not self.preempt_within_tenant or tenant == request.tenant)
+            for tenant, priority in self._preemptible
+        )
+
     def held(self) -> list[Allocation]:
         """Every allocation, in placement order of the dictionary (for `tokenfab.sched.preemption`)."""
         return list(self._allocations.values())
@@ -247,7 +257,7 @@ class Scheduler:
             return Unplaceable(request.id, refusal)
         found = self.search.find(request)
         eviction = None
-        if isinstance(found, str) and allow_preemption:
+        if isinstance(found, str) and allow_preemption and self.has_victims_for(request):
             eviction = preemption.plan(self, request, now_s)
             if eviction is not None:
                 for victim in eviction.victims:
@@ -422,6 +432,13 @@ class Scheduler:
                 self._owned_domains -= len(emptied)
             del self._allocations[request.id]
         self.quotas.add(request.tenant, sign * held.milli)
+        if request.preemptible:
+            key = (request.tenant, request.priority)
+            left = self._preemptible.get(key, 0) + sign
+            if left:
+                self._preemptible[key] = left
+            else:
+                self._preemptible.pop(key, None)
 
     def _share(self, node: int, slot: int, delta_milli: int) -> None:
         """Change the milli-GPU used on shared GPU ``slot`` of ``node``; a GPU enters or leaves the shared

@@ -62,6 +62,8 @@ class FactoryMemory:
             int
         )
         self.max_domain_gpus = int(fleet.domain_gpus.max()) if fleet.n_domains else 0
+        self.n_gpus = fleet.n_gpus
+        """GPUs installed (fixed; `Fleet.n_gpus` sums them on every call)."""
         self.reset()
 
     def reset(self) -> None:
@@ -288,12 +290,12 @@ class FactoryMemory:
         free = fleet.node_free_gpus
         down_nodes = (fleet.node_health == HEALTH_FAILED) | (fleet.node_health == HEALTH_DRAINING)
         down = int(free[down_nodes].sum()) if down_nodes.any() else 0
-        allocated = int(fleet.n_gpus - free.sum()) - freed_gpus
-        idle = fleet.n_gpus - allocated - down
+        allocated = int(self.n_gpus - free.sum()) - freed_gpus
+        idle = self.n_gpus - allocated - down
         it_w = power.it_power_w(
             allocated * self.busy_gpu_power_w,
             idle,
-            fleet.n_gpus - down,
+            self.n_gpus - down,
             figures.gpu_idle_w,
             figures.host_w_per_gpu,
         )

@@ -26,7 +26,7 @@ def sample(memory: FactoryMemory, session: Session) -> None:
             "at": utc_now(),
             "draw_kw": round(memory.facility_draw_kw(), 3),
             "cap_kw": memory.power_cap_kw,
-            "gpus_allocated": int(memory.fleet.n_gpus - memory.fleet.node_free_gpus.sum()),
+            "gpus_allocated": int(memory.n_gpus - memory.fleet.node_free_gpus.sum()),
             "tokens_per_s": memory.tokens_per_s_total(),
         },
     )

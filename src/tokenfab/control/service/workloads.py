@@ -52,7 +52,7 @@ def check_workload_shape(memory: FactoryMemory, body: s.WorkloadCreate) -> None:
     if body.gpus < 1:
         raise Invalid(f"a {body.kind} workload needs at least 1 GPU", "gpus")
     total = body.gpus * body.replicas if body.kind == "inference" else body.gpus
-    n_gpus, domain_gpus = memory.fleet.n_gpus, memory.max_domain_gpus
+    n_gpus, domain_gpus = memory.n_gpus, memory.max_domain_gpus
     if body.kind == "training" and body.replicas != 1:
         raise Invalid("training gangs have one replica; ask for more GPUs", "replicas")
     if total > n_gpus:
@@ -261,9 +261,9 @@ def scale(
             raise Conflict(f"workload {row.id} is {row.state}")
         spec = dict(row.spec)
         total = spec["gpus"] * body.replicas
-        if total > memory.fleet.n_gpus:
+        if total > memory.n_gpus:
             raise Invalid(
-                f"{body.replicas} replicas need {total} GPUs; the factory has {memory.fleet.n_gpus}",
+                f"{body.replicas} replicas need {total} GPUs; the factory has {memory.n_gpus}",
                 "replicas",
             )
         before = workload_facts(row)
