@@ -9,6 +9,7 @@ with 401 (no or bad token), 403 (operator only), 404 (absent, or another tenant'
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,9 +227,28 @@ HealthActionParam = Annotated[s.HealthAction, PathParam(description="cordon, dra
 
 
 @inventory.get("/factory", response_model=s.FactoryMap)
-def factory_map(service: ServiceDep, principal: CurrentPrincipal) -> s.FactoryMap:
-    """Sites → halls → racks with occupancy, tenants and health (a tenant sees only its own share)."""
-    return service.factory_map(principal)
+def factory_map(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    depth: Literal["site", "hall", "su", "rack"] = "rack",
+    hall: Annotated[int | None, Query(ge=0, le=s.MAX_ID)] = None,
+) -> Response:
+    """Sites → halls → SUs → racks with occupancy, tenants and health, down to ``depth`` (``hall``: that
+    hall only). Aggregated and cached until the next change; a tenant sees its own GPUs and the rest as
+    ``gpus_occupied``, never another tenant's name."""
+    return Response(service.factory_map_json(principal, depth, hall), media_type="application/json")
+
+
+@inventory.get("/factory/search", response_model=s.SearchHits)
+def factory_search(
+    service: ServiceDep,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(min_length=1, max_length=128)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> s.SearchHits:
+    """Find a rack or node by number (``12``, ``rack 12``, ``n40``) or a workload by id or name; each hit
+    says where it is on the map (a tenant finds only its own workloads)."""
+    return service.search(principal, q, limit)
 
 
 @inventory.get("/racks/{rack_id}", response_model=s.RackDetail)
@@ -371,6 +391,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail))
 
 
+NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+"""FastAPI's built-in OpenTelemetry hooks off: they look the providers up (the environment) on every
+request, a tenth of a submission's time; the control plane exports its own gauges at /metrics."""
+
+
 def _operation_id(route) -> str:
     """Stable, readable OpenAPI operation ids (`workloads-submit_workload`) for generated clients."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -388,6 +417,7 @@ def create_app(design: Design, db_url: str, *, service: ControlService | None = 
         # The interactive API pages load their scripts from a CDN; the OpenAPI document stays at /openapi.json.
         docs_url=None,
         redoc_url=None,
+        **NO_TELEMETRY,
     )
     app.state.service = service
     install_error_handlers(app)

@@ -190,32 +190,42 @@ class WorkloadsPublic(_Out):
 # --- inventory --------------------------------------------------------------------------------
 
 
-class RackSummary(_Out):
+class Occupancy(_Out):
+    """GPUs of one element of the map (site, hall, SU or rack) and who holds them."""
+
     id: int
-    su: int
-    hall: int
-    site: int
     gpus: int
     gpus_free: int
     gpus_own: int | None = Field(default=None, description="for a tenant: its own GPUs here")
+    gpus_occupied: int = Field(
+        default=0,
+        description="GPUs held by workloads the caller may not see (for a tenant: other tenants', unnamed)",
+    )
     tenants: dict[str, int] = Field(description="GPUs held per tenant (a tenant sees only itself)")
     health: dict[str, int] = Field(description="nodes per health state")
 
 
-class HallSummary(_Out):
-    id: int
+class RackSummary(Occupancy):
+    su: int
+    hall: int
     site: int
-    gpus: int
-    gpus_free: int
-    racks: list[RackSummary]
 
 
-class SiteSummary(_Out):
-    id: int
+class SuSummary(Occupancy):
+    hall: int
+    site: int
+    racks: int = Field(description="racks in the SU")
+
+
+class HallSummary(Occupancy):
+    site: int
+    sus: list[SuSummary] = Field(default_factory=list, description="with depth su or rack")
+    racks: list[RackSummary] = Field(default_factory=list, description="with depth rack")
+
+
+class SiteSummary(Occupancy):
     name: str
-    gpus: int
-    gpus_free: int
-    halls: list[HallSummary]
+    halls: list[HallSummary] = Field(default_factory=list, description="with depth hall, su or rack")
 
 
 class FactoryMap(_Out):
@@ -223,7 +233,26 @@ class FactoryMap(_Out):
     system: list[str]
     gpus: int
     gpus_free: int
+    gpus_own: int | None = None
+    gpus_occupied: int = 0
+    depth: Literal["site", "hall", "su", "rack"] = "rack"
     sites: list[SiteSummary]
+
+
+class SearchHit(_Out):
+    kind: Literal["rack", "node", "workload"]
+    id: str
+    label: str
+    site: int | None = None
+    hall: int | None = None
+    su: int | None = None
+    rack: int | None = None
+    node: int | None = None
+
+
+class SearchHits(_Out):
+    data: list[SearchHit]
+    count: int
 
 
 class NodePublic(_Out):

@@ -207,6 +207,10 @@ class Scheduler:
         """GPUs ``tenant`` holds, a share counting its fraction (what its quota is checked against)."""
         return self.quotas.used_milli.get(tenant, 0) / MILLI_PER_GPU
 
+    def tenant_names(self) -> list[str]:
+        """Tenant names by the code ``fleet.domain_tenant`` holds (index = code)."""
+        return list(self._tenant_codes)
+
     def has_victims_for(self, request: Request) -> bool:
         """Whether any placed request is preemptible at a lower priority than ``request`` (of its tenant,
         when preemption stays within a tenant): without one, no eviction plan needs to be searched."""

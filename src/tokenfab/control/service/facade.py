@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import make_engine, upgrade_to_head
-from tokenfab.control.service import health, metrics, power, tenants, tokens, views, workloads
+from tokenfab.control.service import factory_view, health, metrics, power, tenants, tokens, views, workloads
 from tokenfab.control.service.bootstrap import initialise_store
+from tokenfab.control.service.errors import NotFound
 from tokenfab.control.service.state import ServiceState
 
 
@@ -28,6 +31,10 @@ class Opened:
 
 class ControlService(ServiceState):
     """The factory's control-plane state and every operation on it."""
+
+    def __init__(self, design: Design, engine: Engine, catalog: Catalog | None = None):
+        super().__init__(design, engine, catalog)
+        self.factory_views = factory_view.FactoryViews()
 
     @classmethod
     def open(cls, design: Design, db_url: str, catalog: Catalog | None = None) -> Opened:
@@ -123,8 +130,17 @@ class ControlService(ServiceState):
         return self.memory.facility_draw_kw()
 
     # views
-    def factory_map(self, principal: Principal) -> s.FactoryMap:
-        return views.factory_map(self, principal)
+    def factory_map_json(self, principal: Principal, depth: str = "rack", hall: int | None = None) -> bytes:
+        """The map's JSON (a `schemas.FactoryMap`), cached until the next committed change."""
+        if hall is not None and not 0 <= hall < self.fleet.n_halls:
+            raise NotFound(f"hall {hall} not found", "hall")
+        return self.factory_views.map_json(self, principal, depth, hall)
+
+    def factory_map(self, principal: Principal, depth: str = "rack", hall: int | None = None) -> s.FactoryMap:
+        return s.FactoryMap.model_validate_json(self.factory_map_json(principal, depth, hall))
+
+    def search(self, principal: Principal, query: str, limit: int = 20) -> s.SearchHits:
+        return factory_view.search(self, principal, query, limit)
 
     def rack_detail(self, principal: Principal, rack_id: int) -> s.RackDetail:
         return views.rack_detail(self, principal, rack_id)

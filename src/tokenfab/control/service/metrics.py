@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tokenfab.control.service.memory import FactoryMemory
-from tokenfab.control.service.pending import add_row
+from tokenfab.control.service.pending import add_row_once
 from tokenfab.control.service.state import ServiceState
 from tokenfab.control.store import TelemetryRow, WorkloadRow, WorkloadState, utc_now
 from tokenfab.fleet import Health
@@ -18,11 +18,12 @@ Gauge = tuple[str, str, list[tuple[dict[str, Any], Any]]]
 
 
 def sample(memory: FactoryMemory, session: Session) -> None:
-    """Record the draw, the cap, the GPUs allocated and the tokens per second now."""
-    add_row(
+    """Record the draw, the cap, the GPUs allocated and the tokens per second once the batch's changes so
+    far are written (one sample per written group of changes, not one per change)."""
+    add_row_once(
         session,
         TelemetryRow.__table__,
-        {
+        lambda: {
             "at": utc_now(),
             "draw_kw": round(memory.facility_draw_kw(), 3),
             "cap_kw": memory.power_cap_kw,

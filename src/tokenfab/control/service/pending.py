@@ -37,6 +37,7 @@ TABLE_ORDER: tuple[Table, ...] = tuple(
 """Tables in the order their rows are written (a row's foreign keys point at earlier tables)."""
 _PENDING = "tokenfab_pending_rows"
 _AFTER_COMMIT = "tokenfab_after_commit"
+_DEFERRED = "tokenfab_deferred_rows"
 
 
 def add_row(session: Session, table: Table, row: dict[str, Any]) -> None:
@@ -49,8 +50,16 @@ def add_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None
         session.info.setdefault(_PENDING, {}).setdefault(table, []).extend(rows)
 
 
+def add_row_once(session: Session, table: Table, make_row: Callable[[], dict[str, Any]]) -> None:
+    """Insert one row into ``table`` made by ``make_row()`` when the pending rows are written (however
+    often this is called before that): a sample of the state once the changes before it are done."""
+    session.info.setdefault(_DEFERRED, {})[table] = make_row
+
+
 def write_pending(session: Session) -> None:
     """Flush the ORM's own changes, then insert the collected rows, parents first."""
+    for table, make_row in session.info.pop(_DEFERRED, {}).items():
+        add_row(session, table, make_row())
     pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return

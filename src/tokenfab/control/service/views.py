@@ -1,11 +1,9 @@
-"""Read views: the factory map, a rack's detail, nodes, usage, telemetry and the audit log.
+"""Read views (the factory map: `factory_view`): a rack's detail, nodes, usage, telemetry and the audit log.
 
 A tenant sees its own share: its workloads on the map and the nodes, its usage and its audit entries.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 import numpy as np
 from sqlalchemy import func, select
@@ -13,6 +11,7 @@ from sqlalchemy import func, select
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.service.errors import NotFound
+from tokenfab.control.service.factory_view import rack_summary
 from tokenfab.control.service.memory import FactoryMemory, tokens_per_s
 from tokenfab.control.service.state import ServiceState
 from tokenfab.control.service.workloads import workload_public
@@ -27,7 +26,6 @@ from tokenfab.control.store import (
     as_utc,
     utc_now,
 )
-from tokenfab.fleet import HEALTH_OK, Health
 from tokenfab.sched.types import WorkloadKind
 
 
@@ -35,87 +33,11 @@ def _visible_to(memory: FactoryMemory, principal: Principal, request_id: str) ->
     return principal.is_operator or memory.workload_tenant.get(request_id) == principal.tenant_name
 
 
-def rack_summaries(memory: FactoryMemory, principal: Principal) -> list[s.RackSummary]:
-    """Every rack with its GPUs, free GPUs, health counts and the GPUs the caller may see per tenant."""
-    fleet = memory.fleet
-    free_by_rack = np.bincount(
-        memory.node_rack, weights=fleet.node_free_gpus, minlength=fleet.n_racks
-    ).astype(int)
-    health_by_rack = [Counter() for _ in range(fleet.n_racks)]
-    for node in np.flatnonzero(fleet.node_health != HEALTH_OK):
-        health_by_rack[memory.node_rack[node]][Health(int(fleet.node_health[node])).name] += 1
-    tenants_by_rack: list[Counter] = [Counter() for _ in range(fleet.n_racks)]
-    for request_id, placement in memory.scheduler.allocations().items():
-        if not _visible_to(memory, principal, request_id):
-            continue
-        tenant = memory.workload_tenant.get(request_id, "?")
-        for node, gpus in zip(placement.nodes.tolist(), placement.gpus_per_node.tolist(), strict=True):
-            tenants_by_rack[memory.node_rack[node]][tenant] += gpus
-    nodes_per_rack = np.bincount(memory.node_rack, minlength=fleet.n_racks)
-    racks = []
-    for rack in range(fleet.n_racks):
-        health = {"ok": int(nodes_per_rack[rack]) - sum(health_by_rack[rack].values())}
-        health.update(health_by_rack[rack])
-        racks.append(
-            s.RackSummary(
-                id=rack,
-                su=int(fleet.rack_su[rack]),
-                hall=int(memory.rack_hall[rack]),
-                site=int(memory.rack_site[rack]),
-                gpus=int(memory.rack_gpus[rack]),
-                gpus_free=int(free_by_rack[rack]),
-                gpus_own=None if principal.is_operator else int(sum(tenants_by_rack[rack].values())),
-                tenants=dict(tenants_by_rack[rack]),
-                health=health,
-            )
-        )
-    return racks
-
-
-def factory_map(state: ServiceState, principal: Principal) -> s.FactoryMap:
-    """Sites → halls → racks with occupancy, tenants and health."""
-    with state.lock:
-        racks = rack_summaries(state.memory, principal)
-        fleet = state.fleet
-        gpus_free = int(fleet.node_free_gpus.sum())
-    sites = []
-    for site in range(fleet.n_sites):
-        halls = []
-        for hall in np.flatnonzero(fleet.hall_site == site):
-            hall_racks = [r for r in racks if r.hall == hall]
-            halls.append(
-                s.HallSummary(
-                    id=int(hall),
-                    site=site,
-                    gpus=sum(r.gpus for r in hall_racks),
-                    gpus_free=sum(r.gpus_free for r in hall_racks),
-                    racks=hall_racks,
-                )
-            )
-        sites.append(
-            s.SiteSummary(
-                id=site,
-                name=fleet.site_names[site],
-                gpus=sum(h.gpus for h in halls),
-                gpus_free=sum(h.gpus_free for h in halls),
-                halls=halls,
-            )
-        )
-    return s.FactoryMap(
-        design=state.design.name,
-        system=[site.system for site in state.design.sites],
-        gpus=fleet.n_gpus,
-        gpus_free=gpus_free,
-        sites=sites,
-    )
-
-
 def rack_detail(state: ServiceState, principal: Principal, rack_id: int) -> s.RackDetail:
     """A rack's summary, its nodes and the workloads on them (those the caller may see)."""
     if not 0 <= rack_id < state.fleet.n_racks:
         raise NotFound(f"rack {rack_id} not found", "rack_id")
-    with state.lock:
-        rack = rack_summaries(state.memory, principal)[rack_id]
+    rack = rack_summary(state, principal, rack_id)
     nodes = list_nodes(state, principal, rack_id=rack_id).data
     workload_ids = sorted({w for node in nodes for w in node.workloads})
     with state.sessions() as session:
