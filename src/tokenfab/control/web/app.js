@@ -3,12 +3,15 @@
 
 const API = "/api/v1";
 const REFRESH_MS = 2000;
+const RACKS_INLINE = 96; // a factory with at most this many racks shows them all at once; larger ones zoom
 const state = { token: sessionStorage.getItem("tokenfab.token") || "", me: null, mode: "occupancy",
-  selectedRack: null, map: null, timer: null, tenants: [] };
+  selectedRack: null, foundNode: null, map: null, hallMap: null, timer: null, tenants: [],
+  zoom: { level: "factory", site: null, hall: null, su: null } };
 const $ = (sel) => document.querySelector(sel);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmt = (n, d = 0) => Number(n).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const HEALTH_COLOURS = { ok: "#35b26b", cordoned: "#d4b13a", draining: "#e0843a", failed: "#e04a4a" };
+const OCCUPIED_COLOUR = "#56606c";
 const TENANT_PALETTE = ["#3fb6a8", "#2b7fd6", "#b48cf2", "#e0843a", "#d4b13a", "#e86aa6", "#6cc04a", "#4ac1e0", "#c98b5a", "#8f9cf5"];
 
 async function api(path, options = {}) {
@@ -53,7 +56,10 @@ async function login(token) {
 function logout() {
   clearInterval(state.timer);
   sessionStorage.removeItem("tokenfab.token");
-  state.token = ""; state.me = null; state.selectedRack = null; state.tenants = [];
+  state.token = ""; state.me = null; state.selectedRack = null; state.tenants = []; state.foundNode = null;
+  state.zoom = { level: "factory", hall: null, su: null }; state.hallMap = null;
+  $("#map-search").value = ""; $("#search-results").innerHTML = "";
+  $("#wl-tenant").innerHTML = ""; // the operator's list of tenants must not outlive the session
   $("#rack-actions").innerHTML = "";
   $("#submit-msg").textContent = "";
   $("#power-msg").textContent = "";
@@ -70,10 +76,11 @@ async function refresh() {
   try {
     const operator = state.me.role === "operator";
     const [map, workloads, queue, power, telemetry, audit, usage] = await Promise.all([
-      api("factory"), api("workloads?limit=200"), api("queue"), operator ? api("power") : null,
+      api("factory?depth=su"), api("workloads?limit=200"), api("queue"), operator ? api("power") : null,
       operator ? api("telemetry?limit=300") : null, api("audit?limit=60"), api("usage"),
     ]);
     state.map = map;
+    state.hallMap = await loadRacks(map);
     renderKpis(map, queue, power, usage);
     renderMap(map);
     renderWorkloads(workloads.data);
@@ -111,8 +118,8 @@ function renderKpis(map, queue, power, usage) {
   $("#kpi-queue").textContent = fmt(queue.count);
   $("#kpi-queue-sub").textContent = queue.count ? `${fmt(queue.data.reduce((a, w) => a + w.gpus, 0))} GPUs waiting` : "nothing waiting";
   let bad = 0; const counts = { cordoned: 0, draining: 0, failed: 0 };
-  for (const site of map.sites) for (const hall of site.halls) for (const rack of hall.racks)
-    for (const [h, n] of Object.entries(rack.health)) if (h !== "ok") { bad += n; counts[h] += n; }
+  for (const site of map.sites)
+    for (const [h, n] of Object.entries(site.health)) if (h !== "ok") { bad += n; counts[h] += n; }
   $("#kpi-health").textContent = fmt(bad);
   $("#kpi-health-sub").textContent = `${counts.cordoned} cordoned · ${counts.draining} draining · ${counts.failed} failed`;
 }
@@ -141,51 +148,159 @@ function rackHealth(rack) {
   return "ok";
 }
 
-function rackTile(rack) {
-  const usedAll = rack.gpus - rack.gpus_free;
-  const used = state.me.role === "tenant" ? (rack.gpus_own || 0) : usedAll;
-  const share = used / Math.max(1, rack.gpus);
-  const health = rackHealth(rack);
-  let fill = "", height = 100;
-  if (state.mode === "occupancy") { fill = occupancyColour(share); height = Math.max(share * 100, share > 0 ? 8 : 0); }
-  else if (state.mode === "tenant") {
-    const parts = Object.entries(rack.tenants).sort((a, b) => b[1] - a[1]);
-    let acc = 0; const segs = [];
-    for (const [name, gpus] of parts) {
-      const pct = 100 * gpus / rack.gpus;
-      segs.push(`${tenantColour(name)} ${acc}% ${acc + pct}%`); acc += pct;
-    }
-    fill = segs.length ? `linear-gradient(0deg, ${segs.join(", ")}, transparent ${acc}%)` : "transparent";
-  } else { fill = HEALTH_COLOURS[health]; height = 100; }
-  const title = `rack ${rack.id} · SU ${rack.su} · ${used}/${rack.gpus} GPUs${state.me.role === "tenant" ? " yours" : " used"}` +
-    ` · ${Object.entries(rack.health).map(([h, n]) => `${n} ${h}`).join(", ")}` +
-    (Object.keys(rack.tenants).length ? ` · ${Object.entries(rack.tenants).map(([t, g]) => `${t} ${g}`).join(", ")}` : "");
-  const badge = health !== "ok" && state.mode !== "health" ? `<span class="badge" style="background:${HEALTH_COLOURS[health]}"></span>` : "";
-  const bg = state.mode === "tenant" ? `background:${fill};height:100%` : `background:${fill};height:${height}%`;
-  return `<div class="rack${state.selectedRack === rack.id ? " selected" : ""}" data-rack-id="${rack.id}" data-health="${health}"
-    data-used="${used}" data-gpus="${rack.gpus}" title="${esc(title)}"><div class="fill" style="${bg}"></div>${badge}
-    <div class="label">R${rack.id}</div></div>`;
+// the caller's GPUs, other tenants' GPUs ("occupied", never named) and the whole, of any map element
+function shares(el) {
+  const tenant = state.me.role === "tenant";
+  const used = tenant ? (el.gpus_own || 0) : el.gpus - el.gpus_free;
+  return { used, occupied: tenant ? el.gpus_occupied || 0 : 0, gpus: Math.max(1, el.gpus) };
 }
 
-function ownGpus(racks) { return racks.reduce((a, r) => a + (r.gpus_own || 0), 0); }
+function worstHealth(el) {
+  for (const h of ["failed", "draining", "cordoned"]) if ((el.health[h] || 0) > 0) return h;
+  return "ok";
+}
+
+function tileFill(el) {
+  const { used, occupied, gpus } = shares(el);
+  const share = used / gpus, occ = 100 * occupied / gpus;
+  if (state.mode === "health") return `background:${HEALTH_COLOURS[worstHealth(el)]};height:100%`;
+  if (state.mode === "tenant") {
+    const parts = Object.entries(el.tenants).sort((a, b) => b[1] - a[1]);
+    let acc = 0; const segs = [];
+    for (const [name, g] of parts) { const pct = 100 * g / gpus; segs.push(`${tenantColour(name)} ${acc}% ${acc + pct}%`); acc += pct; }
+    if (occ > 0) { segs.push(`${OCCUPIED_COLOUR} ${acc}% ${acc + occ}%`); acc += occ; }
+    return `background:${segs.length ? `linear-gradient(0deg, ${segs.join(", ")}, transparent ${acc}%)` : "transparent"};height:100%`;
+  }
+  if (occ > 0) {
+    const own = 100 * share;
+    return `background:linear-gradient(0deg, ${occupancyColour(share)} 0% ${own}%, ${OCCUPIED_COLOUR} ${own}% ${own + occ}%, transparent ${own + occ}%);height:100%`;
+  }
+  return `background:${occupancyColour(share)};height:${Math.max(share * 100, share > 0 ? 8 : 0)}%`;
+}
+
+function tileTitle(el, what) {
+  const { used, occupied } = shares(el);
+  const tenant = state.me.role === "tenant";
+  return `${what} · ${fmt(used)}/${fmt(el.gpus)} GPUs${tenant ? " yours" : " used"}` +
+    (tenant && occupied ? ` · ${fmt(occupied)} occupied by other tenants` : "") +
+    ` · ${fmt(el.gpus_free)} free · ${Object.entries(el.health).map(([h, n]) => `${n} ${h}`).join(", ")}` +
+    (Object.keys(el.tenants).length ? ` · ${Object.entries(el.tenants).map(([t, g]) => `${t} ${g}`).join(", ")}` : "");
+}
+
+function rackTile(rack) {
+  const { used, occupied } = shares(rack);
+  const health = worstHealth(rack);
+  const badge = health !== "ok" && state.mode !== "health" ? `<span class="badge" style="background:${HEALTH_COLOURS[health]}"></span>` : "";
+  const classes = ["rack", state.selectedRack === rack.id ? "selected" : "", occupied ? "occupied" : ""].filter(Boolean).join(" ");
+  return `<div class="${classes}" data-rack-id="${rack.id}" data-health="${health}" data-used="${used}"
+    data-occupied="${occupied}" data-gpus="${rack.gpus}" title="${esc(tileTitle(rack, `rack ${rack.id} · SU ${rack.su}`))}">
+    <div class="fill" style="${tileFill(rack)}"></div>${badge}<div class="label">R${rack.id}</div></div>`;
+}
+
+// a hall or an SU as one tile (zooms in on click)
+function groupTile(el, kind, label, sub) {
+  const { used, occupied } = shares(el);
+  const health = worstHealth(el);
+  const badge = health !== "ok" && state.mode !== "health" ? `<span class="badge" style="background:${HEALTH_COLOURS[health]}"></span>` : "";
+  return `<button class="group ${kind}${occupied ? " occupied" : ""}" data-${kind}-id="${el.id}" data-used="${used}"
+    data-occupied="${occupied}" data-health="${health}" title="${esc(tileTitle(el, label))}">
+    <div class="fill" style="${tileFill(el)}"></div>${badge}<div class="group-label"><b>${esc(label)}</b><span>${sub}</span></div></button>`;
+}
+
+async function loadRacks(map) {
+  const racks = map.sites.reduce((a, s) => a + s.halls.reduce((b, h) => b + h.sus.reduce((c, su) => c + su.racks, 0), 0), 0);
+  state.inline = racks <= RACKS_INLINE;
+  if (state.inline) return api("factory?depth=rack");
+  if (state.zoom.level !== "su") return null;
+  return api(`factory?hall=${state.zoom.hall}&depth=rack`);
+}
+
+function findHall(map, hallId) {
+  for (const site of map.sites) for (const hall of site.halls) if (hall.id === hallId) return [site, hall];
+  return [null, null];
+}
+
+function breadcrumb(map) {
+  const z = state.zoom;
+  const parts = [`<button class="crumb" data-zoom="factory">${esc(map.design)}</button>`];
+  if (z.level !== "factory") {
+    const [site, hall] = findHall(map, z.hall);
+    if (site) parts.push(`<span class="crumb-text">${esc(site.name)}</span>`);
+    parts.push(`<button class="crumb" data-zoom="hall" data-hall="${z.hall}">hall ${z.hall}</button>`);
+    if (z.level === "su") parts.push(`<span class="crumb-text">SU ${z.su}</span>`);
+    if (!hall) state.zoom = { level: "factory", hall: null, su: null };
+  }
+  return parts.join(" › ");
+}
+
+function siteHead(site) {
+  const { used, occupied } = shares(site);
+  const tenant = state.me.role === "tenant";
+  return `<div class="site-head"><span><b>${esc(site.name)}</b> · site ${site.id}</span>
+    <span>${tenant ? `${fmt(used)} of your GPUs · ${fmt(occupied)} occupied · ${fmt(site.gpus_free)} free`
+      : `${fmt(used)} / ${fmt(site.gpus)} GPUs in use`}</span></div>`;
+}
 
 function renderMap(map) {
-  const tenant = state.me.role === "tenant";
-  const html = map.sites.map((site) => `
-    <div class="site"><div class="site-head"><span><b>${esc(site.name)}</b> · site ${site.id}</span>
-      <span>${tenant ? `${fmt(ownGpus(site.halls.flatMap((h) => h.racks)))} of your GPUs · ${fmt(site.gpus_free)} free`
-        : `${fmt(site.gpus - site.gpus_free)} / ${fmt(site.gpus)} GPUs in use`}</span></div>
-      ${site.halls.map((hall) => {
-        const sus = {};
-        for (const r of hall.racks) (sus[r.su] = sus[r.su] || []).push(r);
-        return `<div class="hall"><div class="hall-head"><span>hall ${hall.id}</span>
-          <span>${fmt(hall.gpus_free)} free of ${fmt(hall.gpus)}</span></div><div class="sus">
-          ${Object.entries(sus).map(([su, racks]) => `<div class="su"><div class="su-label">SU ${su}</div>
-            <div class="racks">${racks.map(rackTile).join("")}</div></div>`).join("")}</div></div>`;
-      }).join("")}
-    </div>`).join("");
+  const z = state.zoom;
+  let html;
+  if (state.inline && state.hallMap) {  // a small factory: every rack at once, grouped by hall and SU
+    html = state.hallMap.sites.map((site) => `<div class="site">${siteHead(site)}${site.halls.map((hall) => {
+      const sus = {};
+      for (const r of hall.racks) (sus[r.su] = sus[r.su] || []).push(r);
+      return `<div class="hall"><div class="hall-head"><span>hall ${hall.id}</span><span>${fmt(hall.gpus_free)} free of ${fmt(hall.gpus)}</span></div>
+        <div class="sus">${Object.entries(sus).map(([su, racks]) => `<div class="su"><div class="su-label">SU ${su}</div>
+        <div class="racks">${racks.map(rackTile).join("")}</div></div>`).join("")}</div></div>`;
+    }).join("")}</div>`).join("");
+    $("#map-crumbs").innerHTML = "";
+  } else if (z.level === "factory") {
+    html = map.sites.map((site) => `<div class="site">${siteHead(site)}<div class="groups">${site.halls.map((hall) =>
+      groupTile(hall, "hall", `hall ${hall.id}`, `${hall.sus.length} SUs · ${fmt(hall.gpus)} GPUs`)).join("")}</div></div>`).join("");
+    $("#map-crumbs").innerHTML = breadcrumb(map);
+  } else {
+    const [site, hall] = findHall(map, z.hall);
+    if (!hall) { state.zoom = { level: "factory", hall: null, su: null }; return renderMap(map); }
+    if (z.level === "hall") {
+      html = `<div class="site">${siteHead(site)}<div class="hall"><div class="hall-head"><span>hall ${hall.id}</span>
+        <span>${fmt(hall.gpus_free)} free of ${fmt(hall.gpus)}</span></div><div class="groups">${hall.sus.map((su) =>
+        groupTile(su, "su", `SU ${su.id}`, `${su.racks} racks · ${fmt(su.gpus)} GPUs`)).join("")}</div></div></div>`;
+    } else {
+      const racks = state.hallMap ? state.hallMap.sites.flatMap((s) => s.halls).flatMap((h) => h.racks).filter((r) => r.su === z.su) : [];
+      html = `<div class="site">${siteHead(site)}<div class="hall"><div class="hall-head"><span>hall ${hall.id} · SU ${z.su}</span>
+        <span>${racks.length} racks</span></div><div class="racks wide">${racks.map(rackTile).join("")}</div></div></div>`;
+    }
+    $("#map-crumbs").innerHTML = breadcrumb(map);
+  }
   $("#map").innerHTML = html;
   renderLegend(map);
+}
+
+async function zoomTo(level, hall = null, su = null) {
+  state.zoom = { level, hall, su };
+  state.hallMap = await loadRacks(state.map);
+  renderMap(state.map);
+}
+
+let searchTimer = null;
+async function runSearch() {
+  const q = $("#map-search").value.trim();
+  const box = $("#search-results");
+  if (!q) { box.innerHTML = ""; return; }
+  let hits;
+  try { hits = await api(`factory/search?q=${encodeURIComponent(q)}`); } catch (error) { box.textContent = error.message; return; }
+  box.innerHTML = hits.data.length ? hits.data.map((h, i) => `<button class="hit" data-hit="${i}" data-kind="${h.kind}">
+    <span class="kind">${h.kind}</span> ${esc(h.label)}${h.rack !== null ? ` <span class="dim">hall ${h.hall} · SU ${h.su} · rack ${h.rack}</span>` : ' <span class="dim">not placed</span>'}</button>`).join("")
+    : `<span class="dim">nothing matches “${esc(q)}”</span>`;
+  state.hits = hits.data;
+}
+
+async function showHit(hit) {
+  if (hit.rack === null) return;
+  state.selectedRack = hit.rack;
+  state.foundNode = hit.node;
+  if (!state.inline) await zoomTo("su", hit.hall, hit.su);
+  else renderMap(state.map);
+  await renderRack(hit.rack);
 }
 
 function renderLegend(map) {
@@ -194,10 +309,11 @@ function renderLegend(map) {
   else if (state.mode === "health") items = Object.entries(HEALTH_COLOURS);
   else {
     const names = new Set();
-    for (const s of map.sites) for (const h of s.halls) for (const r of h.racks) Object.keys(r.tenants).forEach((t) => names.add(t));
+    for (const s of map.sites) Object.keys(s.tenants).forEach((t) => names.add(t));
     items = [...names].sort().map((t) => [tenantColour(t), t]);
     if (!items.length) items = [["#263445", "no tenant holds GPUs"]];
   }
+  if (state.me.role === "tenant" && state.mode !== "health") items.push([OCCUPIED_COLOUR, "occupied (other tenants)"]);
   $("#legend").innerHTML = items.map(([c, label]) => {
     const [colour, text] = state.mode === "health" ? [label, c] : [c, label];
     return `<span><span class="sw" style="background:${colour}"></span>${esc(text)}</span>`;
@@ -221,7 +337,7 @@ async function renderRack(rackId) {
   try { detail = await api(`racks/${rackId}`); } catch (error) { $("#rack-detail").textContent = error.message; return; }
   const rack = detail.rack;
   $("#rack-title").textContent = `Rack ${rack.id} · SU ${rack.su} · hall ${rack.hall}`;
-  const nodes = detail.nodes.map((n) => `<div class="node" data-node-id="${n.id}" data-health="${n.health}"
+  const nodes = detail.nodes.map((n) => `<div class="node${state.foundNode === n.id ? " found" : ""}" data-node-id="${n.id}" data-health="${n.health}"
       title="node ${n.id} · domain ${n.domain} · ${n.health}${n.health_reason ? " (" + esc(n.health_reason) + ")" : ""}${sharedText(n)}">
       <span class="h h-${n.health}"></span>n${n.id}
       <div class="gpus">${Array.from({ length: n.gpus }, (_, i) => `<span class="${i < n.gpus - n.gpus_free ? "used" : ""}"></span>`).join("")}</div></div>`).join("");
@@ -230,7 +346,9 @@ async function renderRack(rackId) {
       ${detail.workloads.map((w) => `<tr><td>${esc(w.id)}</td><td>${esc(w.tenant)}</td><td class="num">${gpusText(w)}</td>
       <td><span class="state state-${w.state}">${w.state}</span></td></tr>`).join("")}</tbody></table>`
     : `<p class="dim">No ${state.me.role === "tenant" ? "workload of yours" : "workload"} on this rack.</p>`;
-  $("#rack-detail").innerHTML = `<p class="dim">${fmt(rack.gpus - rack.gpus_free)} / ${rack.gpus} GPUs in use · ${health}</p>
+  const occupied = state.me.role === "tenant" && rack.gpus_occupied
+    ? ` · <span class="occupied-note">${fmt(rack.gpus_occupied)} occupied by other tenants</span>` : "";
+  $("#rack-detail").innerHTML = `<p class="dim">${fmt(rack.gpus - rack.gpus_free)} / ${rack.gpus} GPUs in use${occupied} · ${health}</p>
     <div class="nodes">${nodes}</div>${workloads}`;
   $("#rack-actions").innerHTML = state.me.role === "operator" ? `
     <button class="small" data-action="cordon">Cordon</button>
@@ -371,11 +489,27 @@ $("#colour-mode").addEventListener("click", (e) => {
   if (state.map) renderMap(state.map);
 });
 $("#map").addEventListener("click", (e) => {
+  const group = e.target.closest(".group");
+  if (group && group.dataset.hallId !== undefined) { zoomTo("hall", Number(group.dataset.hallId)); return; }
+  if (group && group.dataset.suId !== undefined) { zoomTo("su", state.zoom.hall, Number(group.dataset.suId)); return; }
   const tile = e.target.closest(".rack");
   if (!tile) return;
+  state.foundNode = null;
   state.selectedRack = Number(tile.dataset.rackId);
   document.querySelectorAll(".rack").forEach((r) => r.classList.toggle("selected", r === tile));
   renderRack(state.selectedRack);
+});
+$("#map-crumbs").addEventListener("click", (e) => {
+  const crumb = e.target.closest(".crumb");
+  if (!crumb) return;
+  if (crumb.dataset.zoom === "factory") zoomTo("factory");
+  else zoomTo("hall", Number(crumb.dataset.hall));
+});
+$("#map-search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 250); });
+$("#map-search").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); clearTimeout(searchTimer); runSearch(); } });
+$("#search-results").addEventListener("click", (e) => {
+  const hit = e.target.closest(".hit");
+  if (hit && state.hits) showHit(state.hits[Number(hit.dataset.hit)]);
 });
 $("#rack-actions").addEventListener("click", (e) => { if (e.target.dataset.action) rackAction(e.target.dataset.action); });
 $("#workloads").addEventListener("click", async (e) => {
