@@ -48,13 +48,18 @@ def test_no_certify_skips_the_check(tmp_path):
 
 
 def test_certified_example_exits_0(tmp_path):
-    result = runner.invoke(app, ["design", str(EXAMPLES_DIR / "site-10mw.yaml"), "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["design", str(EXAMPLES_DIR / "site-10mw.yaml"), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 0, result.stdout
     assert "certified" in result.stdout
 
 
 def _cells(table) -> dict[str, list[str]]:
-    return {str(label): [str(col._cells[i]) for col in table.columns[1:]] for i, label in enumerate(table.columns[0]._cells)}
+    return {
+        str(label): [str(col._cells[i]) for col in table.columns[1:]]
+        for i, label in enumerate(table.columns[0]._cells)
+    }
 
 
 @pytest.mark.parametrize("name", ["row-1mw", "site-10mw", "site-100mw", "site-1gw", "campus-2750mw"])
@@ -68,7 +73,9 @@ def test_summary_figures_agree_with_the_bill_of_materials(name):
         for item, count in cdus.items():
             assert f"{count:,.0f} × {item}" in text
         switches = bom_lines_by_item(site, "network", "switch")
-        assert all(f"{count:,.0f} × {item}" in cells["network switches"][i] for item, count in switches.items())
+        assert all(
+            f"{count:,.0f} × {item}" in cells["network switches"][i] for item, count in switches.items()
+        )
         racks = bom_lines_by_item(site, "compute", "rack")
         assert racks == {site.system: site.metrics.racks}
         assert cells["racks / NVLink domains"][i].startswith(f"{site.metrics.racks:,} /")
@@ -84,4 +91,6 @@ def test_site_100mw_halls_are_balanced_and_one_cdu_story():
     assert max(racks) - min(racks) <= 8, racks  # at most one SU apart
     cells = _cells(summary_table(compiled_example("site-100mw")))
     cdus = bom_lines_by_item(site, "cooling", "CDU")
-    assert cells["CDUs installed"][0] == " + ".join(f"{c:,.0f} × {i}" for i, c in sorted(cdus.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert cells["CDUs installed"][0] == " + ".join(
+        f"{c:,.0f} × {i}" for i, c in sorted(cdus.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
