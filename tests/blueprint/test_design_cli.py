@@ -13,35 +13,36 @@ from tokenfab.cli.design import bom_lines_by_item, summary_table
 
 runner = CliRunner()
 
-# one 400 MW hall: a single compute fabric of ~158k GPUs, past what operators build as one fabric (NET-012)
-ONE_BIG_HALL = """name: one-big-hall
+# the issue's new user: a dry-cooled Abilene site with the trim chiller switched off fails COOL-004
+DRY_ABILENE = """name: abilene-dry
 sites:
-  - name: mega
-    grid_mw: 400
-    climate: dublin-ie
+  - name: abilene-1
+    grid_mw: 20
+    climate: abilene-tx
     system: gb300-nvl72
-    limits: {hall_it_mw_max: 400}
+    cooling: dry_cooler
+    trim_chiller: false
 """
 
 
 def test_failing_design_exits_1_with_the_banner_first(tmp_path):
     spec = tmp_path / "big.yaml"
-    spec.write_text(ONE_BIG_HALL)
+    spec.write_text(DRY_ABILENE)
     result = runner.invoke(app, ["design", str(spec), "--out", str(tmp_path / "o")], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     out = result.stdout
-    assert "FAILS CERTIFICATION" in out and "NET-012" in out and "NOT CERTIFIED" in out
+    assert "FAILS CERTIFICATION" in out and "COOL-004" in out and "NOT CERTIFIED" in out
     assert out.index("FAILS CERTIFICATION") < out.index("PUE design / annual")
     assert (tmp_path / "o" / "design.json").is_file()  # written, to inspect
     as_json = runner.invoke(app, ["design", str(spec), "--out", str(tmp_path / "o"), "--json"])
     assert as_json.exit_code == 1
     body = json.loads(as_json.stdout)
-    assert body["certified"] is False and [f["rule_id"] for f in body["certify_errors"]] == ["NET-012"]
+    assert body["certified"] is False and [f["rule_id"] for f in body["certify_errors"]] == ["COOL-004"]
 
 
 def test_no_certify_skips_the_check(tmp_path):
     spec = tmp_path / "big.yaml"
-    spec.write_text(ONE_BIG_HALL)
+    spec.write_text(DRY_ABILENE)
     result = runner.invoke(app, ["design", str(spec), "--out", str(tmp_path / "o"), "--no-certify", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["certified"] is None

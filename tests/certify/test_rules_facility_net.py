@@ -125,7 +125,7 @@ def test_compute_fabric_too_large_and_too_deep(catalog):
     assert {(f.value, f.limit, f.unit) for f in findings} == {(150_000, 100_000, "GPUs"), (4, 3, "tiers")}
 
 
-def test_one_400_mw_hall_is_caught_as_a_too_large_fabric(catalog):
+def test_one_400_mw_hall_is_split_into_fabrics_operators_build(catalog):
     spec = FactorySpec.model_validate(
         {
             "name": "big",
@@ -141,8 +141,10 @@ def test_one_400_mw_hall_is_caught_as_a_too_large_fabric(catalog):
         }
     )
     design = compile(spec, catalog)
-    findings = check(design, catalog, rule_ids=["NET-012"])
-    assert findings and findings[0].value == design.sites[0].metrics.gpus and findings[0].limit == 100_000
+    fabric = design.sites[0].fabric
+    assert len(design.sites[0].halls) == 1 and len(fabric.compute_fabrics) == 2
+    assert all(c.halls == [0] and c.gpus <= 100_000 for c in fabric.compute_fabrics)
+    assert check(design, catalog, rule_ids=["NET-012"]) == []
 
 
 def test_missing_fire_and_leak_detection(catalog):

@@ -52,18 +52,19 @@ def test_a_swept_point_that_fails_certification_is_marked(catalog):
 
     spec = FactorySpec.model_validate(
         {
-            "name": "big",
+            "name": "abilene-dry",
             "sites": [
                 {
                     "name": "s",
-                    "grid_mw": 400,
-                    "climate": "dublin-ie",
+                    "grid_mw": 20,
+                    "climate": "abilene-tx",
                     "system": "gb300-nvl72",
-                    "limits": {"hall_it_mw_max": 400},
+                    "cooling": "dry_cooler",
+                    "trim_chiller": False,
                 }
             ],
         }
     )
     columns = certify_columns(compile(spec, catalog), None, catalog)
-    assert columns["certified"] is False and columns["certify_failed_rules"] == "NET-012"
+    assert columns["certified"] is False and columns["certify_failed_rules"] == "COOL-004"
     assert columns["certify_engineering_errors"] == 1

@@ -88,6 +88,28 @@ def _item(network: str, kind: str, name: str, count: int, cost: float, draw: flo
     )
 
 
+def logical_ports_per_module(switch: Switch, link_gbps: int) -> int:
+    """Links one switch-side module carries: its cage's ports, each broken out into `port / link` links.
+
+    .. math:: p = p_{cage} \\max(1, \\lfloor g_{port} / g_{link} \\rfloor)
+    """
+    return switch.ports_per_cage * max(1, switch.port_gbps // link_gbps)
+
+
+def _nic_module(parts: Parts, links_per_nic: int, length_m: float) -> Transceiver | None:
+    """One module per NIC at the NIC's speed: with one logical port per plane link where the catalog has it."""
+    modules, nic_gbps = _modules(parts), parts.system.scaleout_nic_gbps
+    whole = [m for m in modules if m.gbps * m.ports == nic_gbps]
+    exact = [m for m in whole if m.ports == links_per_nic]
+    for pool in (exact, whole):
+        reaching = [m for m in pool if (m.reach_m or 0.0) >= length_m]
+        if reaching:
+            return min(reaching, key=lambda m: (m.cost_usd, m.name))
+        if pool:
+            return max(pool, key=lambda m: (m.reach_m or 0.0, -m.cost_usd))
+    return None
+
+
 def compute_items(
     parts: Parts,
     switches: int,
@@ -95,38 +117,34 @@ def compute_items(
     link_gbps: int,
     links_by_tier: list[int],
     lengths_m: list[float],
-    nic_links: int,
+    nics: int,
     dci: tuple[int, int, int],
 ) -> ComputeParts:
     """Switches, modules and cables of the compute fabrics (all planes) and of the DCI between them.
 
-    `nic_links` are the installed GPUs' links (NIC modules); leaves, their ports and the cable plant are built for
-    whole SUs (DGX SuperPOD RAs: "design the fabric to support the full SU")."""
+    `nics` are the installed GPUs' scale-out NICs (one module each); leaves, their ports and the cable plant are
+    built for whole SUs (DGX SuperPOD RAs: "design the fabric to support the full SU"). Switch-side modules run
+    at the switch's port speed and serve `logical_ports_per_module` links."""
     switch, modules = parts.switch, _modules(parts)
     out = ComputeParts()
     out.items.append(
         _item("compute", "switch", switch.name, switches, switch.cost_usd, switch.maximum_draw_w)
     )
-    links_per_nic = max(1, planes // max(parts.system.scaleout_nics_per_gpu, 1))
-    nic = choose_module(modules, link_gbps, links_per_nic, lengths_m[0]) or choose_module(
-        modules, link_gbps, 1, lengths_m[0]
-    )
+    nic = _nic_module(parts, max(1, planes // max(parts.system.scaleout_nics_per_gpu, 1)), lengths_m[0])
     if nic is not None:
-        count = math.ceil(nic_links / nic.ports)
-        out.items.append(_item("compute", "transceiver", nic.name, count, nic.cost_usd, nic.maximum_draw_w))
-        out.nic_module, out.modules = nic.name, count
+        out.items.append(_item("compute", "transceiver", nic.name, nics, nic.cost_usd, nic.maximum_draw_w))
+        out.nic_module, out.modules = nic.name, nics
+    per_module = logical_ports_per_module(switch, link_gbps)
     ends = [links if i == 0 else 2 * links for i, links in enumerate(links_by_tier)]
     for i, n_ends in enumerate(ends):
-        if switch.co_packaged_optics:
-            out.module_by_tier.append("")
-            continue
-        module = choose_module(
-            modules, link_gbps, switch.ports_per_cage, lengths_m[min(i, len(lengths_m) - 1)]
-        )
+        module = None
+        if not switch.co_packaged_optics:
+            length = lengths_m[min(i, len(lengths_m) - 1)]
+            module = choose_module(modules, switch.port_gbps, switch.ports_per_cage, length)
         if module is None:
             out.module_by_tier.append("")
             continue
-        count = math.ceil(n_ends / module.ports)
+        count = math.ceil(n_ends / per_module)
         out.items.append(
             _item("compute", "transceiver", module.name, count, module.cost_usd, module.maximum_draw_w)
         )
@@ -149,29 +167,24 @@ def _dci_items(
     if not trunks:
         return 0
     switch, modules = _pluggable_sibling(parts), _modules(parts)
+    per_module = logical_ports_per_module(switch, link_gbps)
     items.append(_item("dci", "switch", switch.name, border + spine, switch.cost_usd, switch.maximum_draw_w))
     count = 0
-    long_reach = choose_module(modules, link_gbps, switch.ports_per_cage, trunk_m)
+    long_reach = choose_module(modules, switch.port_gbps, switch.ports_per_cage, trunk_m)
     if long_reach is not None:
-        n = math.ceil(2 * trunks / long_reach.ports)
+        n = math.ceil(2 * trunks / per_module)
         items.append(
             _item("dci", "transceiver", long_reach.name, n, long_reach.cost_usd, long_reach.maximum_draw_w)
         )
         count += n
-    short = choose_module(modules, link_gbps, switch.ports_per_cage, 500.0)
+    short = choose_module(modules, switch.port_gbps, switch.ports_per_cage, 500.0)
     if short is not None:  # border switch to fabric: the border end (a co-packaged fabric end needs none)
         ends = trunks if parts.switch.co_packaged_optics else 2 * trunks
-        n = math.ceil(ends / short.ports)
+        n = math.ceil(ends / per_module)
         items.append(_item("dci", "transceiver", short.name, n, short.cost_usd, short.maximum_draw_w))
         count += n
-    campus = next(
-        (
-            c
-            for c in sorted(parts.catalog.all("cables", type(parts.cable)), key=lambda c: c.name)
-            if c.kind == "fiber" and (c.reach_m or 0.0) >= trunk_m
-        ),
-        parts.cable,
-    )
+    cables = sorted(parts.catalog.all("cables", type(parts.cable)), key=lambda c: c.name)
+    campus = next((c for c in cables if c.kind == "fiber" and (c.reach_m or 0.0) >= trunk_m), parts.cable)
     items.append(_item("dci", "cable", campus.name, trunks, campus.cost_usd_per_link, 0.0))
     items.append(_item("dci", "cable", parts.cable.name, trunks, parts.cable.cost_usd_per_link, 0.0))
     return count

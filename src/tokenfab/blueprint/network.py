@@ -203,6 +203,23 @@ def group_halls_into_fabrics(hall_sus: list[int], sus_per_fabric: int) -> list[l
     return groups
 
 
+def fabric_groups(hall_sus: list[int], sus_per_fabric: int) -> list[tuple[list[int], int]]:
+    """(halls served, SUs) per compute fabric: whole halls grouped (`group_halls_into_fabrics`), or, when one hall
+    holds more SUs than a fabric may, the site's SUs split into balanced fabrics that each name the halls their
+    SUs stand in."""
+    if not hall_sus or max(hall_sus) <= sus_per_fabric:
+        return [(halls, sum(hall_sus[h] for h in halls)) for halls in group_halls_into_fabrics(hall_sus, sus_per_fabric)]
+    total = sum(hall_sus)
+    starts = [sum(hall_sus[:h]) for h in range(len(hall_sus))]
+    groups, first = [], 0
+    for size in layout.balanced_sizes(total, math.ceil(total / sus_per_fabric)):
+        last = first + size - 1
+        halls = [h for h, s0 in enumerate(starts) if s0 <= last and s0 + hall_sus[h] - 1 >= first]
+        groups.append((halls, size))
+        first += size
+    return groups
+
+
 def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: float) -> tuple[int, int, int]:
     """(border switches, super-spine switches, trunk links) of one plane's DCI between compute fabrics.
 
@@ -282,8 +299,7 @@ def _plan(parts: Parts, site: SiteSpec, counts: layout.SiteCounts) -> _Plan:
                                         parts.standards.compute_fabric_gpus_max)
     hall_sus = [len(group) for group in counts.hall_groups]
     fabrics = []
-    for halls in group_halls_into_fabrics(hall_sus, sus_max):
-        sus = sum(hall_sus[h] for h in halls)
+    for halls, sus in fabric_groups(hall_sus, sus_max):
         fabrics.append((halls, sus, fat_tree(e_su, sus, radix, site.fabric_oversubscription)))
     return _Plan(planes, link_gbps, radix, e_su, fabrics)
 
@@ -330,7 +346,7 @@ def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int)
     lengths = link_lengths_m(parts, site, [sum(g) for g in counts.hall_groups], fabric_halls, len(plan.fabrics), depth)
     border, spine, trunks = dci_counts([f.endpoints_per_plane for f in compute_fabrics], plan.radix, std.dci_oversubscription)
     parts_plan = netparts.compute_items(parts, sum(totals_switches), plan.planes, plan.link_gbps, totals_links, lengths,
-                                        nic_links=counts.gpus * plan.endpoints_per_su * plan.planes // gpus_per_su,
+                                        nics=counts.gpus * system.scaleout_nics_per_gpu,
                                         dci=(border * plan.planes, spine * plan.planes, trunks * plan.planes))
     aux, aux_items = netparts.management_networks(parts, counts)
     items = netparts.merge(parts_plan.items + aux_items)
