@@ -335,10 +335,11 @@ def _hall_rows(inv: Inventory, hall_location: list[str], rows: dict[str, list[Ro
         )
         for side in _power_sides(site):
             rows["power-panels.csv"].append({"site": site.name, "location": location, "name": f"{location}-panel-{side}"})
-        for cdu in range(hall_design.cdus_installed if hall_design.cdu_model else 0):
+        cdu_model = (hall_design.cdu_model or "").upper()
+        for cdu in range(hall_design.cdus_installed if cdu_model else 0):
             rows["devices.csv"].append(
-                _device(f"{inv.hall_codes[hall]}-cdu-{cdu:02d}", "cdu", GENERIC_MANUFACTURER,
-                        hall_design.cdu_model.upper(), site.name, location)
+                _device(f"{inv.hall_codes[hall]}-cdu-{cdu:02d}", "cdu", GENERIC_MANUFACTURER, cdu_model, site.name,
+                        location)
             )
 
 
