@@ -1,7 +1,7 @@
--- wrk script for bench/bench_control.py: every request submits a 4-GPU training job for one of three
--- tenants (a unique name per thread and request) and counts the answers by status.
--- Environment: TOKENFAB_BENCH_TOKEN (operator bearer token).
-local counter = 0
+-- wrk script for bench/bench_control.py: every request submits a 4-GPU training job with one of the
+-- tenant tokens in TOKENFAB_BENCH_TOKENS (comma-separated, taken in turn; a tenant token submits for
+-- its own tenant), with a unique name per thread and request. The answers are counted by status and
+-- `done` prints one line "WRK_JSON {...}" with the counts and the latency percentiles.
 local threads = {}
 
 function setup(thread)
@@ -10,21 +10,20 @@ function setup(thread)
 end
 
 function init(args)
-  ok = 0
-  bad = 0
-  tenants = {"acme", "globex", "initech"}
-  token = os.getenv("TOKENFAB_BENCH_TOKEN")
-  wrk.method = "POST"
-  wrk.path = "/api/v1/workloads"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = "Bearer " .. token
+  ok, bad, counter = 0, 0, 0
+  tokens = {}
+  for token in string.gmatch(os.getenv("TOKENFAB_BENCH_TOKENS") or "", "[^,]+") do
+    table.insert(tokens, "Bearer " .. token)
+  end
+  path = "/api/v1/workloads"
 end
 
 function request()
   counter = counter + 1
-  local body = string.format('{"name":"t%d-%d","gpus":4,"tenant":"%s"}', id, counter,
-                             tenants[counter % 3 + 1])
-  return wrk.format(nil, nil, nil, body)
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = tokens[(counter + id) % #tokens + 1]}
+  local body = string.format('{"name":"t%d-%d","gpus":4}', id, counter)
+  return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)

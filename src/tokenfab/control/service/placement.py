@@ -8,9 +8,11 @@ stays queued with why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tokenfab.control.auth import Principal
@@ -153,15 +155,25 @@ def release(memory: FactoryMemory, session: Session, row: WorkloadRow, reason: s
 
 
 def release_rows(memory: FactoryMemory, session: Session, row: WorkloadRow, reason: str) -> None:
-    """Free what the store and the slot map hold for a workload the scheduler has already released."""
+    """Free what the store and the slot map hold for a workload the scheduler has already released.
+
+    The GPU slot rows go with one Core ``DELETE`` each (a 200,000-GPU gang is 200,000 rows: not ORM
+    objects) and the slot map is freed with one array assignment."""
     if memory.forget(row.id):
-        for share_row in session.scalars(select(GpuShareRow).where(GpuShareRow.workload_id == row.id)):
-            session.delete(share_row)
-    for allocation in list(
-        session.scalars(select(GpuAllocationRow).where(GpuAllocationRow.workload_id == row.id))
-    ):
-        memory.free_slot(allocation.node_id, allocation.slot)
-        session.delete(allocation)
+        session.execute(
+            delete(GpuShareRow).where(GpuShareRow.workload_id == row.id),
+            execution_options={"synchronize_session": False},
+        )
+    held = session.execute(
+        select(GpuAllocationRow.node_id, GpuAllocationRow.slot).where(GpuAllocationRow.workload_id == row.id)
+    ).all()
+    if held:
+        pairs = np.fromiter(chain.from_iterable(held), dtype=np.int64, count=2 * len(held)).reshape(-1, 2)
+        memory.free_slots(pairs[:, 0], pairs[:, 1])
+        session.execute(
+            delete(GpuAllocationRow).where(GpuAllocationRow.workload_id == row.id),
+            execution_options={"synchronize_session": False},
+        )
     now = utc_now()
     for placement in session.scalars(
         select(PlacementRow).where(PlacementRow.workload_id == row.id, PlacementRow.released_at.is_(None))

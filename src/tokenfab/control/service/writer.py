@@ -101,7 +101,8 @@ class GroupCommitWriter:
         """Run a batch in one transaction and settle every future; never raises (the writer must live).
 
         The operations run under the lock (they change memory); the batch's rows are written and
-        committed after the lock is let go, so readers of memory do not wait for the fsync."""
+        committed after the lock is let go, so readers of memory wait neither for the inserts nor for the
+        fsync (what they see may be ahead of the store by this one batch; a failed commit rebuilds memory)."""
         if not batch:
             return
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
@@ -117,7 +118,7 @@ class GroupCommitWriter:
                             outcomes.append((future, op(session), None))
                         except self.caller_errors as exc:
                             outcomes.append((future, None, exc))
-                    write_pending(session)
+                write_pending(session)  # rows only: memory is done, readers need not wait for them
                 session.commit()
                 run_after_commit(session)
         except Exception as exc:  # the batch is not committed: nothing of it happened
