@@ -163,6 +163,23 @@ def baseline_src(ref: str, workdir: Path) -> Path:
     return tree / "src"
 
 
+def large_submission(src: Path, gpus: int) -> dict:
+    """`control_large_submission.py` run on the code at ``src`` (its JSON line)."""
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "control_large_submission.py"), str(gpus)],
+                            capture_output=True, text=True, timeout=1800, check=True, cwd=src.parent,
+                            env={**os.environ, "PYTHONPATH": str(src)})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def large_table(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = ["| code | GPUs | state | submit s | longest lock wait during submit s | cancel s | "
+             "longest lock wait during cancel s |", "|---|---|---|---|---|---|---|"]
+    for code, r in rows:
+        lines.append(f"| {code} | {r['gpus']:,} | {r['state']} | {r['submit_s']:.2f} | {r['submit_lock_wait_s']:.2f} | "
+                     f"{r['cancel_s']:.2f} | {r['cancel_lock_wait_s']:.2f} |")
+    return lines
+
+
 def table(rows: list[tuple[str, str, dict]]) -> list[str]:
     lines = [
         "| code | store | submissions/s | p50 ms | p99 ms | max ms | acknowledged | other answers | "
@@ -188,6 +205,8 @@ def main() -> int:
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--baseline", help="git ref of the code to compare with, run in the same session")
+    parser.add_argument("--large-gpus", type=int, default=0,
+                        help="also time one training gang this large at 1 GW (0: skip)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "control.md")
     args = parser.parse_args()
     args.backends = args.backends.split(",")
@@ -198,16 +217,21 @@ def main() -> int:
     design = compile_design(spec, load_catalog())
     load_before = os.getloadavg()[0]
     rows: list[tuple[str, str, dict]] = []
+    large: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="tokenfab-bench-") as tmp:
         workdir = Path(tmp)
         design_path = workdir / "design.json"
         design_path.write_text(design.model_dump_json())
         try:
+            trees = [("this tree", REPO / "src")]
             if args.baseline:
-                for store, r in run_code(baseline_src(args.baseline, workdir), design_path, args, workdir).items():
-                    rows.append((f"baseline `{args.baseline}`", store, r))
-            for store, r in run_code(REPO / "src", design_path, args, workdir).items():
-                rows.append(("this tree", store, r))
+                trees.insert(0, (f"baseline `{args.baseline}`", baseline_src(args.baseline, workdir)))
+            for code, src in trees:
+                for store, r in run_code(src, design_path, args, workdir).items():
+                    rows.append((code, store, r))
+                if args.large_gpus:
+                    large.append((code, large_submission(src, args.large_gpus)))
+                    print(code, large[-1][1], flush=True)
         finally:
             if args.baseline:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir / "baseline")],
@@ -230,6 +254,14 @@ def main() -> int:
         *table(rows),
         "",
     ]
+    if large:
+        lines += [
+            "One large submission at 1 GW (`examples/site-1gw.yaml`, SQLite), then its cancellation, while a reader "
+            "takes the service's lock every 5 ms as the map and node views do (`bench/control_large_submission.py`):",
+            "",
+            *large_table(large),
+            "",
+        ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
