@@ -238,6 +238,14 @@ class FactoryMemory:
         counted them): the lowest free slots of each node. Returns (node, slot) of every claimed slot."""
         nodes = np.asarray(nodes, dtype=np.int64)
         takes = np.asarray(takes, dtype=np.int64)
+        if len(nodes) == 1:  # the common case (a job on one node), without the 2-D work
+            node, take = int(nodes[0]), int(takes[0])
+            whole_free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
+            slots = np.flatnonzero(whole_free[: self.fleet.node_gpus[node]])[:take]
+            if len(slots) < take:
+                raise RuntimeError(f"node {node}: scheduler and slot map disagree on free GPUs")
+            self.slot_used[node, slots] = True
+            return np.full(take, node, dtype=np.int64), slots
         free = ~self.slot_used[nodes] & (self.slot_share_milli[nodes] == 0)
         free &= np.arange(self.slot_used.shape[1])[None, :] < self.fleet.node_gpus[nodes][:, None]
         chosen = free & (np.cumsum(free, axis=1) <= takes[:, None])

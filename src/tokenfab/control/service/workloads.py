@@ -6,7 +6,8 @@ transaction is committed. Cancelling or shrinking frees GPUs and lets the queue 
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -176,6 +177,9 @@ async def submit_async(state: ServiceState, principal: Principal, body: s.Worklo
     return await state.mutate_async(submit_operation(state.memory, principal, body))
 
 
+_ids = random.Random(os.urandom(16))
+"""Workload ids: 48 random bits from a generator seeded once from the OS (an id is a name, not a secret;
+no system call per submission)."""
 WORKLOAD_COLUMNS = tuple(column.name for column in WorkloadRow.__table__.columns)
 
 
@@ -191,7 +195,7 @@ def submit_operation(
         tenant_id, tenant_name = owner_for(memory, session, principal, body.tenant)
         now = utc_now()
         row = WorkloadRow(
-            id=f"w-{secrets.token_hex(6)}",
+            id=f"w-{_ids.getrandbits(48):012x}",
             tenant_id=tenant_id,
             name=body.name,
             kind=body.kind,
