@@ -50,11 +50,13 @@ def main() -> int:
         began = time.perf_counter()
         workload = service.submit(operator, s.WorkloadCreate(name="large", gpus=gpus, tenant="acme"))
         submit_s = time.perf_counter() - began
+        time.sleep(0.1)  # the reader records the wait it was in
         submit_wait_s = max(waits)
         waits.clear()
         began = time.perf_counter()
         service.cancel(operator, workload.id)
         cancel_s = time.perf_counter() - began
+        time.sleep(0.1)
         stop.set()
         thread.join()
         print(json.dumps({"gpus": gpus, "state": workload.state, "submit_s": submit_s,
