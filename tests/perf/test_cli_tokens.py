@@ -115,11 +115,11 @@ def fake_design():
 
 @pytest.fixture
 def design_path(tmp_path, monkeypatch):
-    import tokenfab.blueprint.design as design_module
+    import tokenfab.io.gate as gate
 
     path = tmp_path / "design.json"
     path.write_text("{}")
-    monkeypatch.setattr(design_module, "load_design", lambda p: fake_design())
+    monkeypatch.setattr(gate, "load_design_checked", lambda p, catalog: fake_design())
     return path
 
 

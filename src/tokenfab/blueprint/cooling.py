@@ -6,10 +6,10 @@ Every function is pure; temperatures in °C, powers in kW, flows in L/min.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
+from tokenfab.blueprint import coolant
 from tokenfab.catalog.models import HeatRejection, HeatRejectionKind
 
 COOLANT_PG25 = "INCOMP::MPG[0.25]"
@@ -27,17 +27,14 @@ ECONOMISER_BAND_K = 4.0
 MAX_CHILLER_COP = 12.0
 
 
-@lru_cache(maxsize=256)
 def coolant_properties(fluid: str, mean_temp_c: float, pressure_pa: float = 2.0e5) -> tuple[float, float]:
-    """Density [kg/m³] and isobaric heat capacity [J/(kg·K)] of `fluid` from CoolProp.
+    """Density [kg/m³] and isobaric heat capacity [J/(kg·K)] of `fluid` (see `tokenfab.blueprint.coolant`:
+    tabulated from CoolProp, which is imported only for a fluid or state outside the table).
 
     Reference: Bell et al., "Pure and Pseudo-pure Fluid Thermophysical Property Evaluation and the
     Open-Source Thermophysical Property Library CoolProp", Ind. Eng. Chem. Res. 53 (2014).
     """
-    from CoolProp.CoolProp import PropsSI
-
-    temp_k = mean_temp_c + 273.15
-    return float(PropsSI("D", "T", temp_k, "P", pressure_pa, fluid)), float(PropsSI("C", "T", temp_k, "P", pressure_pa, fluid))
+    return coolant.coolant_properties(fluid, mean_temp_c, pressure_pa)
 
 
 def coolant_flow_lpm(heat_kw: float, delta_t_k: float, density_kg_m3: float, cp_j_per_kg_k: float) -> float:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 # Commands are listed in `tokenfab --help` in the order their modules are imported: the workflow order.
 # isort: off
-from tokenfab.cli import run_example  # noqa: F401  (imported for its commands)
+from tokenfab.cli import design  # noqa: F401  (imported for its commands)
+from tokenfab.cli import run_example  # noqa: F401
 from tokenfab.cli import catalog  # noqa: F401
-from tokenfab.cli import design  # noqa: F401
 from tokenfab.cli import certify  # noqa: F401
 from tokenfab.cli import tokens  # noqa: F401
 from tokenfab.cli import simulate  # noqa: F401
@@ -21,7 +21,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    app()
+    app(prog_name="tokenfab")
 
 
 if __name__ == "__main__":

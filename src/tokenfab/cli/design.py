@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tokenfab.blueprint.design import Design
 from tokenfab.cli.app import app, console, print_json
 from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
 from tokenfab.io.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design
 
 
 def summary_table(design: Design) -> Table:
@@ -64,10 +68,10 @@ def write_design(design: Design, out_dir: Path) -> Path:
 @app.command("design")
 def design_command(
     spec: Path = typer.Argument(..., help="factory spec (YAML)"),
-    out: Path = typer.Option(None, "--out", help="output folder (default: out/<design name>)"),
-    as_json: bool = typer.Option(False, "--json", help="print a JSON summary instead of tables"),
-    report: bool = typer.Option(False, "--report", help="also write report.html with figures"),
-    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
+    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: out/<design name>)"),
+    as_json: bool = JSON_OPTION,
+    report: bool = typer.Option(False, "--report", "-r", help="also write report.html with figures"),
+    catalog_dir: list[Path] = CATALOG_OPTION,
 ) -> None:
     """Compile a factory spec into a complete design: layout, power, cooling, fabric, BOM and costs."""
     design = design_from_path(spec, catalog_dir)

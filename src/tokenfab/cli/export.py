@@ -7,18 +7,20 @@ DESIGN is a design.json or a spec YAML (compiled on the fly). The export functio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tokenfab.blueprint.design import Design
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import design_from_path
-from tokenfab.io.atomic import write_text_atomic
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
+from tokenfab.io.atomic import write_chunks_atomic
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design
 
 export_app = typer.Typer(
     name="export",
@@ -28,9 +30,7 @@ export_app = typer.Typer(
 app.add_typer(export_app, name="export")
 
 DESIGN_ARG = typer.Argument(..., help="design.json or factory spec (YAML)")
-OUT_OPTION = typer.Option(None, "--out", help="output folder (default: out/<design name>/<tool>)")
-JSON_OPTION = typer.Option(False, "--json", help="print a JSON summary instead of a table")
-CATALOG_OPTION = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)")
+OUT_OPTION = out_option("out/<design name>/<tool>")
 
 
 def design_counts(design: Design) -> dict[str, int]:
@@ -45,37 +45,13 @@ def design_counts(design: Design) -> dict[str, int]:
     }
 
 
-def _write_chunks_atomic(path: Path, chunks: Iterable[str]) -> tuple[int, int]:
-    """Write text chunks to a temporary file beside `path`, fsync, rename; returns (bytes, lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    size = lines = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk.encode("utf-8"))
-                lines += chunk.count("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return size, lines
-
-
 def _write(files: dict[str, str | Iterable[str]], out_dir: Path) -> list[dict]:
     """Write every file (text, or an iterator of text chunks written as they come)."""
     written = []
     for name, content in files.items():
         path = out_dir / name
         try:
-            if isinstance(content, str):
-                write_text_atomic(path, content)
-                size, lines = len(content.encode("utf-8")), content.count("\n")
-            else:
-                size, lines = _write_chunks_atomic(path, content)
+            size, lines = write_chunks_atomic(path, (content,) if isinstance(content, str) else content)
         except OSError as exc:
             fail_bad_input(f"{path}: cannot write: {exc.strerror or exc}")
         written.append({"path": str(path), "bytes": size, "lines": lines})
@@ -163,7 +139,8 @@ def export_netbox_command(
 @app.command("schema")
 def schema_command(
     kind: str = typer.Argument(None, help="'spec' or 'design' (default: both)"),
-    out: Path = typer.Option(None, "--out", help="write <kind>.schema.json files here instead of printing"),
+    out: Path = typer.Option(None, "--out", "-o", help="write <kind>.schema.json files here instead of printing"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """JSON Schemas of the factory spec and of design.json."""
     from tokenfab.export.schema import SCHEMAS
@@ -178,5 +155,8 @@ def schema_command(
     written = _write(
         {f"{name}.schema.json": json.dumps(s, indent=2) + "\n" for name, s in schemas.items()}, out
     )
+    if as_json:
+        print_json(written)
+        return
     for entry in written:
         console.print(f"wrote {entry['path']} ({entry['bytes']:,} bytes)")

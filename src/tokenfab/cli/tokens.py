@@ -14,11 +14,11 @@ import math
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.io.yamlfile import InputError, load_located_yaml
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
+from tokenfab.io.errors import InputError
 
 PRECISIONS = ("bf16", "fp8", "fp4")
 
@@ -135,26 +135,21 @@ def write_curve_plot(curve, out_dir: Path) -> Path:
 
 
 def load_mix(path: Path):
-    """Read a traffic-mix YAML; errors name the file, line and field."""
-    from tokenfab.perf.factory import TrafficMix
+    """Read a traffic-mix YAML through the gate (model, catalog names); errors name the file, line and field."""
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.io.gate import load_mix_checked
 
-    doc = load_located_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise doc.error([], "a mix is a mapping with `workloads`")
-    try:
-        return TrafficMix.model_validate(doc.data)
-    except ValidationError as exc:
-        raise doc.validation_error(exc) from None
+    return load_mix_checked(path, load_catalog())
 
 
 def _factory(design_path: Path, mix_path: Path, catalog, region: str | None, as_json: bool) -> None:
-    from tokenfab.blueprint.design import load_design
+    from tokenfab.io.gate import load_design_checked, load_mix_checked
     from tokenfab.perf import PerfInputError
     from tokenfab.perf.factory import factory_tokens
 
     try:
-        design = load_design(design_path)
-        mix = load_mix(mix_path)
+        design = load_design_checked(design_path, catalog)
+        mix = load_mix_checked(mix_path, catalog)
         result = factory_tokens(catalog, design, mix, region_override=region)
     except (InputError, PerfInputError) as exc:
         fail_bad_input(str(exc))
@@ -187,9 +182,9 @@ def _factory(design_path: Path, mix_path: Path, catalog, region: str | None, as_
 
 @app.command("tokens")
 def tokens_command(
-    model: str = typer.Option(None, "--model", help="model (catalog name, e.g. llama-3.3-70b)"),
-    system: str = typer.Option(None, "--system", help="system (catalog name, e.g. gb200-nvl72)"),
-    precision: str = typer.Option(None, "--precision", help="bf16 | fp8 | fp4 (default: the model's native)"),
+    model: str = typer.Option(None, "--model", "-m", help="model (catalog name, e.g. llama-3.3-70b)"),
+    system: str = typer.Option(None, "--system", "-s", help="system (catalog name, e.g. gb200-nvl72)"),
+    precision: str = typer.Option(None, "--precision", "-p", help="bf16 | fp8 | fp4 (default: the model's native)"),
     isl: int = typer.Option(1024, "--isl", min=1, help="input tokens per request"),
     osl: int = typer.Option(1024, "--osl", min=1, help="output tokens per request"),
     ttft_ms: float = typer.Option(None, "--ttft-ms", min=0.001, help="time-to-first-token target [ms]"),
@@ -202,22 +197,19 @@ def tokens_command(
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="pin sequences per replica"),
     region: str = typer.Option(None, "--region", help="grid region for $ and carbon (default us-pjm-dominion)"),
     pue: float = typer.Option(1.2, "--pue", min=1.0, help="PUE for provisioned power, $ and carbon"),
-    design: Path = typer.Option(None, "--design", help="design.json: predict the whole factory"),
+    design: Path = typer.Option(None, "--design", "-d", help="design.json: predict the whole factory"),
     mix: Path = typer.Option(None, "--mix", help="traffic mix YAML (with --design)"),
-    out: Path = typer.Option(Path("out/tokens"), "--out", help="folder for the curve plot"),
+    out: Path = typer.Option(Path("out/tokens"), "--out", "-o", help="folder for the curve plot"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not write the PNG"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object (schema: docs/perf.md)"),
-    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
+    as_json: bool = JSON_OPTION,
+    catalog_dir: list[Path] = CATALOG_OPTION,
 ) -> None:
     """Predict tokens/s per GPU, rack and MW, $ and energy per token: the curve and the operating point."""
-    from tokenfab.catalog.load import load_catalog
+    from tokenfab.cli.inputs import user_catalog
     from tokenfab.perf import PerfInputError, estimate
     from tokenfab.perf.curve import DEFAULT_REGION
 
-    try:
-        catalog = load_catalog(catalog_dir or ())
-    except InputError as exc:
-        fail_bad_input(str(exc))
+    catalog = user_catalog(catalog_dir)
     if design is not None or mix is not None:
         if design is None or mix is None:
             fail_bad_input("--design and --mix go together")

@@ -434,6 +434,11 @@ def estimate(
         raise PerfInputError("pue must be at least 1")
     if ep and not llm.is_moe and ep > 1:
         raise PerfInputError(f"model {model!r} has no experts; ep must be 1")
+    if tp is not None and tp > sys_.gpus_per_nvlink_domain:
+        raise PerfInputError(f"tp {tp} spans more than one NVLink domain of {system} "
+                             f"({sys_.gpus_per_nvlink_domain} GPUs)")
+    if tp is not None and llm.num_heads % tp:
+        raise PerfInputError(f"tp {tp} does not divide the {llm.num_heads} attention heads of {model}")
     ctx = _context(catalog, llm, sys_, gpu, prec, power_cap_w)
     cal = ctx.cal
     usd_gpu_h = system_usd_per_gpu_hour(catalog, system, region, pue)
