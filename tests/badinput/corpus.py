@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -158,8 +159,20 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+@cache
+def root_command():
+    """The Click command tree of the CLI, built once (Typer rebuilds it on every invoke otherwise)."""
+    import typer
+
+    from tokenfab.cli import app
+
+    return typer.main.get_command(app)
+
+
 def run_in_process(args: list[str], work: Path, home: Path) -> tuple[int, str, str]:
-    from typer.testing import CliRunner
+    from unittest import mock
+
+    import typer.testing
 
     from tokenfab.cli import app
 
@@ -168,7 +181,8 @@ def run_in_process(args: list[str], work: Path, home: Path) -> tuple[int, str, s
     try:
         env = {k: None for k in os.environ if k.startswith("TOKENFAB_") and k != "TOKENFAB_DATA_DIR"}
         env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")})
-        result = CliRunner().invoke(app, args, env=env)
+        with mock.patch.object(typer.testing, "_get_command", lambda _app: root_command()):
+            result = typer.testing.CliRunner().invoke(app, args, env=env, prog_name="tokenfab")
     finally:
         os.chdir(cwd)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
