@@ -17,7 +17,7 @@ from rich.table import Table
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import design_from_path
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
-from tokenfab.io.atomic import write_chunks_atomic
+from tokenfab.io.atomic import open_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from tokenfab.blueprint.design import Design
@@ -45,13 +45,28 @@ def design_counts(design: Design) -> dict[str, int]:
     }
 
 
+def _write_chunks_atomic(path: Path, chunks: Iterable[str]) -> tuple[int, int]:
+    """Write text chunks atomically as they come (`tokenfab.io.atomic.open_atomic`); returns (bytes, lines)."""
+    size = lines = 0
+    with open_atomic(path) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            size += len(chunk.encode("utf-8"))
+            lines += chunk.count("\n")
+    return size, lines
+
+
 def _write(files: dict[str, str | Iterable[str]], out_dir: Path) -> list[dict]:
     """Write every file (text, or an iterator of text chunks written as they come)."""
     written = []
     for name, content in files.items():
         path = out_dir / name
         try:
-            size, lines = write_chunks_atomic(path, (content,) if isinstance(content, str) else content)
+            if isinstance(content, str):
+                write_text_atomic(path, content)
+                size, lines = len(content.encode("utf-8")), content.count("\n")
+            else:
+                size, lines = _write_chunks_atomic(path, content)
         except OSError as exc:
             fail_bad_input(f"{path}: cannot write: {exc.strerror or exc}")
         written.append({"path": str(path), "bytes": size, "lines": lines})
