@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,29 +43,24 @@ def compile_spec_checked(path: str | Path, catalog: Catalog) -> Design:
 
 
 class LocatedJson:
-    """A JSON document whose lines are found only when an error needs one (libyaml reads JSON too)."""
+    """A JSON document whose node tree (for lines) is built only when an error needs it: libyaml reads JSON,
+    so errors come from the same `LocatedYaml` machinery as a spec's; without a tree they name no line."""
 
     def __init__(self, path: str, text: str, data: Any):
         self.path, self.text, self.data = path, text, data
-        self._doc: LocatedYaml | None = None
+
+    @cached_property
+    def located(self) -> LocatedYaml:
+        try:
+            return parse_located_yaml(self.text, self.path, "JSON")
+        except InputError:
+            return LocatedYaml(self.path, self.data, None)
 
     def error(self, loc: Sequence[str | int], message: str) -> InputError:
-        if self._doc is None:
-            try:
-                self._doc = parse_located_yaml(self.text, self.path, "JSON")
-            except InputError:
-                self._doc = LocatedYaml(self.path, self.data, None)
-        if self._doc.root is None:
-            return InputError(f"{self.path}: {format_loc(loc)}: {message}")
-        return self._doc.error(loc, message)
+        return self.located.error(loc, message)
 
     def validation_error(self, exc, prefix: Sequence[str | int] = ()) -> InputError:
-        first = exc.errors()[0]
-        loc = [*prefix, *(p for p in first["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))]
-        message = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
-            first["type"], first["msg"]
-        )
-        return self.error(loc, message)
+        return self.located.validation_error(exc, prefix)
 
 
 def _reject_constant(name: str) -> None:

@@ -45,7 +45,9 @@ class LocatedYaml:
         return line
 
     def error(self, loc: Sequence[str | int], message: str) -> InputError:
-        return InputError(f"{self.path}:{self.line_of(loc)}: {format_loc(loc)}: {message}")
+        """One line naming the file, the line (when the node tree is known) and the field."""
+        where = f"{self.path}:{self.line_of(loc)}" if self.root is not None else self.path
+        return InputError(f"{where}: {format_loc(loc)}: {message}")
 
     def validation_error(self, exc: ValidationError, prefix: Sequence[str | int] = ()) -> InputError:
         """The first pydantic error of `exc` as a one-line InputError."""
