@@ -90,7 +90,8 @@ def main() -> int:
         shown = " ".join(["tokenfab", *command[3:]]).replace(str(REPO) + "/", "")
         lines.append(f"| `{shown}` | {median:.3f} | {min(runs):.3f} | {max(runs):.3f} | {statistics.mean(cpu):.3f} | "
                      f"{TARGETS_S[name]:.1f} | {'yes' if met else 'NO'} |")
-    lines += ["", "Before this work: `--help` about 1.3 s and `design examples/site-1gw.yaml` 4.4–7 s on this machine "
+    lines += ["", "Wall time on this shared 2-core machine follows the other jobs' load (at a load average of 7–11 "
+              "the medians were 2–4× the CPU time); the CPU column does not.", "", "Before this work: `--help` about 1.3 s and `design examples/site-1gw.yaml` 4.4–7 s on this machine "
               "(CoolProp imported by every compile, the catalog parsed twice by the pure-Python YAML parser).", ""]
     out = BENCH / "results" / "startup.md"
     out.parent.mkdir(exist_ok=True)
