@@ -51,20 +51,29 @@ def base_documents() -> dict[str, dict]:
 
 
 def _parts(path: str) -> list[str | int]:
+    """Dotted path parts: keys, list indices, or ``key=value`` (the list item whose `key` is `value`, so a case
+    names the UPS stage, not whichever index the power chain gives it)."""
     return [int(p) if p.lstrip("-").isdigit() else p for p in path.split(".")]
+
+
+def _step(doc, part):
+    if isinstance(part, str) and "=" in part and isinstance(doc, list):
+        key, value = part.split("=", 1)
+        return next(item for item in doc if str(item.get(key)) == value)
+    return doc[part]
 
 
 def set_path(doc, path: str, value) -> None:
     *parents, last = _parts(path)
     for part in parents:
-        doc = doc[part]
+        doc = _step(doc, part)
     doc[last] = value
 
 
 def delete_path(doc, path: str) -> None:
     *parents, last = _parts(path)
     for part in parents:
-        doc = doc[part]
+        doc = _step(doc, part)
     del doc[last]
 
 
