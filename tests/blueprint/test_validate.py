@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tokenfab.blueprint.validate import design_problems, schema_version_problem
+from tokenfab.blueprint.validate import (
+    compile_spec_checked,
+    design_problems,
+    load_design_checked,
+    schema_version_problem,
+)
 from tokenfab.catalog.load import load_catalog
 from tokenfab.io.errors import InputError
-from tokenfab.io.gate import compile_spec_checked, load_design_checked
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPECS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.startswith(("sweep", "workload", "mix")))

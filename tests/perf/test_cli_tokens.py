@@ -115,7 +115,7 @@ def fake_design():
 
 @pytest.fixture
 def design_path(tmp_path, monkeypatch):
-    import tokenfab.io.gate as gate
+    import tokenfab.blueprint.validate as gate
 
     path = tmp_path / "design.json"
     path.write_text("{}")

@@ -1,10 +1,12 @@
-"""Is a Design (e.g. a hand-edited design.json) one that `compile` could have produced? Pure checks.
+"""Is a Design (e.g. a hand-edited design.json) one that `compile` could have produced? The design.json gate.
 
 `design_problems(design, catalog)` yields every `Problem` (field path, what is wrong) it finds, in document
 order, so a loader can report the first as one line. The checks are generic so that fields other layers add
 keep passing: every number finite; counts, powers, flows, areas and money never negative; the few
 quantities the rest of the code divides by strictly positive; catalog names known; and the counts that
 `compile` derives from each other (halls, racks, GPUs, nodes, domains, SUs, sites) adding up.
+`load_design_checked` (a design.json) and `compile_spec_checked` (a spec) are the gate every command
+loads a factory through: a problem raises `InputError` with one line, ``FILE:LINE: field.path: problem``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tokenfab.blueprint.design import DESIGN_SCHEMA_VERSION, Design
 from tokenfab.catalog.load import Catalog
+from tokenfab.io.jsonfile import load_json_located
 
 NON_NEGATIVE_SUFFIXES = (
     "_kw", "_mw", "_w", "_lpm", "_m2", "_usd", "_kg", "_tb", "_gbps", "_tbps", "_mwh", "_m3", "_per_year",
@@ -175,3 +179,40 @@ def _design_totals(design: Design) -> Iterator[Problem]:
             yield Problem(("sites", i, "name"), f"{site.name!r} differs from the spec's site {given.name!r}")
         if given.system != site.system:
             yield Problem(("sites", i, "system"), f"{site.system!r} differs from the spec's {given.system!r}")
+
+
+# --- the gate: a design.json or a spec file, loaded and checked (one line on any problem) ---------------
+
+
+def compile_spec_checked(path: str | Path, catalog: Catalog) -> Design:
+    """Load, validate and compile a spec; a spec that cannot be built names its field and line."""
+    from tokenfab.blueprint.compile import CompileError, compile
+    from tokenfab.spec import load_spec
+
+    spec, doc = load_spec(path)
+    try:
+        return compile(spec, catalog)
+    except CompileError as exc:
+        raise doc.error(exc.loc, exc.message) from None
+
+
+def load_design_checked(path: str | Path, catalog: Catalog) -> Design:
+    """A design.json through the whole gate: JSON, schema version, model, then `design_problems`."""
+    from pydantic import ValidationError
+
+    doc = load_json_located(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error([], "a design.json is an object with `schema_version`, `name`, `spec` and `sites`")
+    if "schema_version" not in doc.data:
+        raise doc.error(["schema_version"], "required field is missing")
+    problem = schema_version_problem(doc.data["schema_version"])
+    if problem:
+        raise doc.error(["schema_version"], problem)
+    try:
+        design = Design.model_validate(doc.data)
+    except ValidationError as exc:
+        raise doc.validation_error(exc) from None
+    first = next(iter(design_problems(design, catalog)), None)
+    if first is not None:
+        raise doc.error(first.loc, first.message)
+    return design

@@ -1,4 +1,5 @@
-"""Reading the user's files for any command, each through its validation gate (`tokenfab.io.gate`).
+"""Reading the user's files for any command, each through its validation gate
+(`tokenfab.blueprint.validate` for specs and design.json, `tokenfab.cli.gate` for workload, mix, sweep).
 
 A spec is compiled on the fly; a design.json is checked against the schema, the catalog and itself;
 workload, mix and sweep files against their models and the catalog. Every failure exits 2 with one line.
@@ -30,7 +31,7 @@ def user_catalog(catalog_dirs: list[Path] | None = None) -> Catalog:
 
 def compile_spec_file(path: Path, catalog: Catalog) -> Design:
     """Load and compile a spec; every failure exits 2 with file, line and field."""
-    from tokenfab.io.gate import compile_spec_checked
+    from tokenfab.blueprint.validate import compile_spec_checked
 
     try:
         return compile_spec_checked(path, catalog)
@@ -40,7 +41,7 @@ def compile_spec_file(path: Path, catalog: Catalog) -> Design:
 
 def design_from_path(path: Path, catalog_dirs: list[Path] | None = None) -> Design:
     """A design.json through the gate, or a spec YAML compiled with the (user-extended) catalog."""
-    from tokenfab.io.gate import load_design_checked
+    from tokenfab.blueprint.validate import load_design_checked
 
     catalog = user_catalog(catalog_dirs)
     if path.suffix.lower() == ".json":

@@ -20,7 +20,7 @@ POLICIES = ("first_fit", "best_fit", "topology_packing", "fragmentation_aware")
 
 def load_inputs(workload_path: Path, design=None):
     """The workload (through the gate, against `design`), its request traces and the Acme rows (exits 2)."""
-    from tokenfab.io.gate import load_workload_checked
+    from tokenfab.cli.gate import load_workload_checked
     from tokenfab.traces.llm import read_trace, shared_data_dir
 
     workload = gated(load_workload_checked, workload_path, user_catalog(), design)

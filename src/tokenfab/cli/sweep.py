@@ -57,7 +57,7 @@ def sweep_command(
     catalog_dir: list[Path] = CATALOG_OPTION,
 ) -> None:
     """Run a sweep: each point is designed, certified and priced in tokens; rows resume after interruption."""
-    from tokenfab.io.gate import plan_sweep_checked
+    from tokenfab.cli.gate import plan_sweep_checked
     from tokenfab.sweep import results_frame, run_sweep, write_results
     from tokenfab.sweep.report import objective_of, write_report
 

@@ -137,13 +137,14 @@ def write_curve_plot(curve, out_dir: Path) -> Path:
 def load_mix(path: Path):
     """Read a traffic-mix YAML through the gate (model, catalog names); errors name the file, line and field."""
     from tokenfab.catalog.load import load_catalog
-    from tokenfab.io.gate import load_mix_checked
+    from tokenfab.cli.gate import load_mix_checked
 
     return load_mix_checked(path, load_catalog())
 
 
 def _factory(design_path: Path, mix_path: Path, catalog, region: str | None, as_json: bool) -> None:
-    from tokenfab.io.gate import load_design_checked, load_mix_checked
+    from tokenfab.blueprint.validate import load_design_checked
+    from tokenfab.cli.gate import load_mix_checked
     from tokenfab.perf import PerfInputError
     from tokenfab.perf.factory import factory_tokens
 

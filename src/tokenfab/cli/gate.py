@@ -1,108 +1,24 @@
-"""The validation gate every input file passes once, at load, before any command uses it.
+"""The validation gate for the files a command runs a factory with: workload, traffic mix and sweep files.
 
-Spec, design.json, workload, traffic mix and sweep files: each is parsed (with the line of every value),
-validated against its model, then checked against the catalog and, where one is given, the design it runs
-on. A failure raises `InputError` with one line, ``FILE:LINE: field.path: problem``, the same for every
-kind of file. This module is an edge (it reads files); the checks themselves are pure functions of the
-layers that own the data (`tokenfab.blueprint.validate`, the pydantic models). Heavy layers are imported
-inside the functions that need them.
+Each is parsed (with the line of every value), validated against its model, then checked against the catalog
+and, where one is given, the design it runs on. A failure raises `InputError` with one line,
+``FILE:LINE: field.path: problem``, as a spec or a design.json gives (`tokenfab.blueprint.validate`). These
+checks read files from several layers (twin, perf, sweep), so they live at the CLI edge; heavy layers are
+imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tokenfab.io.errors import InputError
-from tokenfab.io.yamlfile import (
-    LocatedYaml,
-    format_loc,
-    load_located_yaml,
-    parse_located_yaml,
-    read_input_text,
-)
+from tokenfab.io.yamlfile import format_loc, load_located_yaml
 
 if TYPE_CHECKING:
     from tokenfab.blueprint.design import Design
     from tokenfab.catalog.load import Catalog
-
-
-def compile_spec_checked(path: str | Path, catalog: Catalog) -> Design:
-    """Load, validate and compile a spec; a spec that cannot be built names its field and line."""
-    from tokenfab.blueprint.compile import CompileError, compile
-    from tokenfab.spec import load_spec
-
-    spec, doc = load_spec(path)
-    try:
-        return compile(spec, catalog)
-    except CompileError as exc:
-        raise doc.error(exc.loc, exc.message) from None
-
-
-class LocatedJson:
-    """A JSON document whose node tree (for lines) is built only when an error needs it: libyaml reads JSON,
-    so errors come from the same `LocatedYaml` machinery as a spec's; without a tree they name no line."""
-
-    def __init__(self, path: str, text: str, data: Any):
-        self.path, self.text, self.data = path, text, data
-
-    @cached_property
-    def located(self) -> LocatedYaml:
-        try:
-            return parse_located_yaml(self.text, self.path, "JSON")
-        except InputError:
-            return LocatedYaml(self.path, self.data, None)
-
-    def error(self, loc: Sequence[str | int], message: str) -> InputError:
-        return self.located.error(loc, message)
-
-    def validation_error(self, exc, prefix: Sequence[str | int] = ()) -> InputError:
-        return self.located.validation_error(exc, prefix)
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def load_json_located(path: str | Path) -> LocatedJson:
-    """Parse a JSON file strictly (no NaN or Infinity); a syntax error names the file and line."""
-    path_text = str(path)
-    text = read_input_text(path)
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path_text}:{exc.lineno}: malformed JSON: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{path_text}: malformed JSON: {exc}") from None
-    return LocatedJson(path_text, text, data)
-
-
-def load_design_checked(path: str | Path, catalog: Catalog) -> Design:
-    """A design.json through the whole gate: JSON, schema version, model, then `design_problems`."""
-    from pydantic import ValidationError
-
-    from tokenfab.blueprint.design import Design
-    from tokenfab.blueprint.validate import design_problems, schema_version_problem
-
-    doc = load_json_located(path)
-    if not isinstance(doc.data, dict):
-        raise doc.error([], "a design.json is an object with `schema_version`, `name`, `spec` and `sites`")
-    if "schema_version" not in doc.data:
-        raise doc.error(["schema_version"], "required field is missing")
-    problem = schema_version_problem(doc.data["schema_version"])
-    if problem:
-        raise doc.error(["schema_version"], problem)
-    try:
-        design = Design.model_validate(doc.data)
-    except ValidationError as exc:
-        raise doc.validation_error(exc) from None
-    first = next(iter(design_problems(design, catalog)), None)
-    if first is not None:
-        raise doc.error(first.loc, first.message)
-    return design
 
 
 def _validated(doc, model, what: str):
