@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import typer
@@ -19,18 +18,16 @@ POLICIES = ("first_fit", "best_fit", "topology_packing", "fragmentation_aware")
 
 
 def load_inputs(workload_path: Path, design=None):
-    """The workload (through the gate, against `design`), its request traces and the Acme rows (exits 2)."""
+    """The workload through the gate (against `design`), the request traces it names and the Acme rows;
+    bad input exits 2 with one line."""
     from tokenfab.cli.gate import load_workload_checked
-    from tokenfab.traces.llm import read_trace, shared_data_dir
+    from tokenfab.twin.workload import load_workload_inputs
 
-    workload = gated(load_workload_checked, workload_path, user_catalog(), design)
+    gated(load_workload_checked, workload_path, user_catalog(), design)
     try:
-        traces = {s.trace: read_trace(s.trace, workload_path.parent) for s in workload.inference.services}
+        return load_workload_inputs(workload_path)
     except InputError as exc:
         fail_bad_input(str(exc))
-    acme = shared_data_dir() / "acme" / "cluster_summary.csv"
-    rows = list(csv.DictReader(acme.open(encoding="utf-8"))) if acme.is_file() else None
-    return workload, traces, rows
 
 
 def run_once(design, workload, traces, rows, days, policy, seed, check, show_progress: bool):

@@ -48,12 +48,33 @@ def usable(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame[mask]
 
 
+def certified_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Points that passed certification (no error finding) and ran without error; every point when the sweep
+    did not run the certify stage."""
+    mask = np.ones(len(frame), dtype=bool)
+    if "certified" in frame:
+        mask &= frame["certified"].fillna(False).astype(bool).to_numpy()
+    if "certify_errors" in frame:
+        errors = pd.to_numeric(frame["certify_errors"], errors="coerce").to_numpy(dtype=float)
+        mask &= np.nan_to_num(errors, nan=1.0) == 0
+    if "error" in frame:
+        mask &= frame["error"].isna().to_numpy()
+    return mask
+
+
+def ranked(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Certified points by `cost`, lowest first; a point that fails certification is never ranked."""
+    rows = frame[certified_mask(frame)]
+    return rows.sort_values(cost, na_position="last") if cost in rows else rows
+
+
 def pareto_rows(frame: pd.DataFrame, cost: str, other: str, other_higher_is_better: bool) -> pd.DataFrame:
-    """Rows on the Pareto front of minimum `cost` against `other` (maximised or minimised), sorted by `other`.
+    """Certified rows on the Pareto front of minimum `cost` against `other` (maximised or minimised), sorted by
+    `other`. A point that fails certification is never on the front.
 
     Uses `tokenfab.perf.curve.pareto_front_mask` (both axes maximised) on ``(±other, -cost)``.
     """
-    rows = usable(frame, (cost, other))
+    rows = usable(frame[certified_mask(frame)], (cost, other))
     if rows.empty:
         return rows
     sign = 1.0 if other_higher_is_better else -1.0
@@ -129,6 +150,11 @@ def _scatter_with_front(
     x_scale: float = 1.0,
 ) -> None:
     figure, axes = _figure()
+    failing = rows[~certified_mask(rows)]
+    rows = rows[certified_mask(rows)]
+    if not failing.empty:
+        axes.scatter(failing[x].astype(float) * x_scale, failing[y].astype(float), s=30, marker="x", color="#b00020",
+                     alpha=0.8, label="fails certification (not ranked)")
     levels = levels_of(rows[colour_by]) if colour_by else None
     if levels is None or levels.nunique() > MAX_COLOURS:
         groups, colour_by = [("all points", rows)], None
@@ -251,9 +277,10 @@ def _table(frame: pd.DataFrame, columns):
 
 def _fmt(value) -> str:
     if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
+        number = float(value)
+        if not math.isfinite(number):
             return "–"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{number:.4g}" if abs(number) < 1000 else f"{number:,.0f}"
     return "–" if value is None else str(value)
 
 
@@ -270,6 +297,8 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
     from tokenfab.report.render import file_figure, render_page
 
     failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
+    uncertified = frame[~certified_mask(frame) & (frame["error"].isna() if "error" in frame else True)]
+    rule_column = ["certify_failed_rules"] if "certify_failed_rules" in frame else []
     metrics = [cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "usd_per_gpu_hour", "pue_annual",
                "gpus", "it_mw", "certify_errors", "certify_warnings"]
     sections = [
@@ -289,6 +318,9 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
         failed=len(failed),
         cost_label=_label(cost),
         notes=notes,
+        uncertified=_table(uncertified, [*parameters, *rule_column, "certify_errors", cost])
+        if not uncertified.empty else None,
+        uncertified_count=len(uncertified),
         fronts=sections,
         importance=importance,
         numeric_bins=NUMERIC_BINS,
@@ -304,6 +336,8 @@ __all__ = [
     "levels_of",
     "objective_of",
     "pareto_rows",
+    "certified_mask",
+    "ranked",
     "usable",
     "write_report",
 ]
