@@ -87,6 +87,29 @@ class Gpu(SourcedEntry):
     idle_power_w: float = Field(gt=0)
     nvlink_bandwidth_gb_s: float = Field(gt=0, description="per GPU, one direction")
     architecture: str
+    aliases: list[str] = Field(default_factory=list, description="other names data uses (e.g. the perf corpus)")
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    memory_type: str = Field(default="", description="HBM3, HBM3e, GDDR6, ...")
+    scaleup_link: Literal["nvlink", "nvlink_bridge", "nvlink_c2c", "pcie", "infinity_fabric"] = Field(
+        default="nvlink", description="what carries tensor-parallel traffic between GPUs of a node"
+    )
+    nvlink_peers: int | None = Field(
+        default=None, gt=0, description="GPUs one scale-up link group joins (bridged pairs: 2); None = the node"
+    )
+    pcie_bandwidth_gb_s: float | None = Field(default=None, gt=0, description="host interface, one direction")
+    serving_floor_w: float | None = Field(
+        default=None, gt=0, description="lowest board power measured while a model is loaded and serving"
+    )
+
+    def scaleup_bandwidth_gb_s(self, group_gpus: int) -> float:
+        """Per-GPU, one-direction bandwidth a group of `group_gpus` GPUs exchanges tensor-parallel data at.
+
+        Within one link group (``nvlink_peers``; the whole node when None) the scale-up link's figure; a
+        larger group goes through the host's PCIe switches at ``pcie_bandwidth_gb_s``.
+        """
+        if self.nvlink_peers is None or group_gpus <= self.nvlink_peers or self.pcie_bandwidth_gb_s is None:
+            return self.nvlink_bandwidth_gb_s
+        return self.pcie_bandwidth_gb_s
 
 
 class System(SourcedEntry):
@@ -255,6 +278,7 @@ class LlmModel(SourcedEntry):
     experts of ``expert_ffn_size``, ``active_experts`` of them per token, ``shared_experts`` always on,
     and ``dense_layers`` leading layers with an ordinary FFN of ``ffn_size``. Multi-head latent attention
     (``attention: mla``) caches ``kv_lora_rank + qk_rope_head_dim`` values per token and layer.
+    GELU-MLP models (GPT-J, Falcon) have ``ffn_matrices: 2`` instead of the gated FFN's 3.
     """
 
     hf_repo: str = Field(description="Hugging Face repository the figures come from")
@@ -271,7 +295,9 @@ class LlmModel(SourcedEntry):
     active_experts: int = Field(default=0, ge=0, description="routed experts per token")
     shared_experts: int = Field(default=0, ge=0)
     expert_ffn_size: int = Field(default=0, ge=0)
-    dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN in an MoE model")
+    dense_layers: int = Field(
+        default=0, ge=0, description="layers with a dense FFN in an MoE model (leading, or interleaved as in Llama 4)"
+    )
     q_lora_rank: int = Field(default=0, ge=0)
     kv_lora_rank: int = Field(default=0, ge=0)
     qk_rope_head_dim: int = Field(default=0, ge=0)
@@ -281,6 +307,11 @@ class LlmModel(SourcedEntry):
     sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window")
     total_params_b: float = Field(gt=0, description="published total parameter count, billions")
     native_precision: Precision = Precision.bf16
+    aliases: list[str] = Field(default_factory=list, description="other Hugging Face repos of the same weights shape")
+    ffn_matrices: int = Field(
+        default=3, ge=2, le=3, description="weight matrices per FFN/expert: 3 gated (SwiGLU), 2 plain (GELU MLP)"
+    )
+    active_params_b: float | None = Field(default=None, gt=0, description="published active parameters, billions")
 
     @property
     def is_moe(self) -> bool:
