@@ -48,12 +48,15 @@ def build_resolver(catalog) -> Resolver:
     known_models = {m.name: m for m in catalog.all("models", LlmModel)}
     systems_by_name = {s.name: s for s in catalog.all("systems", System)}
     for m in known_models.values():
-        for key in (m.name, m.hf_repo):
+        for key in (m.name, m.hf_repo, *getattr(m, "aliases", ())):
             models.setdefault(key.lower(), m.name)
             models.setdefault(normalise_model_name(key), m.name)
     systems: dict[str, str] = {}
+    gpus = {g.name: g for g in catalog.all("gpus", Gpu)}
     for s in sorted(systems_by_name.values(), key=lambda s: (s.kind != "node_scale", s.name)):
-        systems.setdefault(s.gpu.lower(), s.name)
+        gpu = gpus.get(s.gpu)
+        for key in (s.gpu, *(getattr(gpu, "aliases", ()) if gpu else ())):
+            systems.setdefault(key.lower(), s.name)
     blank: dict[str, Precision] = {}
     for alias in catalog.all("perf_aliases", PerfAlias):
         ok = alias.target in (known_models if alias.kind == "model" else systems_by_name)

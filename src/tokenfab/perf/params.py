@@ -32,7 +32,9 @@ GLOBAL_KEYS = (
     "load",
     "mtp_tokens",
 )
-GENERATIONS = ("default", "ampere", "ada", "hopper", "blackwell", "blackwell_ultra", "rubin", "cdna3", "cdna4")
+GENERATIONS = (
+    "default", "ampere", "ada", "hopper", "blackwell", "blackwell_rtx", "blackwell_ultra", "rubin", "cdna3", "cdna4"
+)
 BACKENDS = ("trtllm_pytorch", "trt_engine", "mlperf_trtllm", "sglang", "vllm", "amd", "generic")
 LINKS = ("nvlink", "scaleout")
 MTP_DRAFT_TOKENS = 3
