@@ -204,7 +204,8 @@ def tokens_command(
     pue: float = typer.Option(1.2, "--pue", min=1.0, help="PUE for provisioned power, $ and carbon"),
     design: Path = typer.Option(None, "--design", help="design.json: predict the whole factory"),
     mix: Path = typer.Option(None, "--mix", help="traffic mix YAML (with --design)"),
-    out: Path = typer.Option(Path("out/tokens"), "--out", help="folder for the curve plot"),
+    points: Path = typer.Option(None, "--points", help="points CSV (perf corpus format): predict every row"),
+    out: Path = typer.Option(None, "--out", help="folder for the curve plot (default out/tokens); with --points the output file (.json or .csv)"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not write the PNG"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (schema: docs/perf.md)"),
     catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
@@ -218,6 +219,12 @@ def tokens_command(
         catalog = load_catalog(catalog_dir or ())
     except InputError as exc:
         fail_bad_input(str(exc))
+    if points is not None:
+        from tokenfab.cli.tokens_points import run_points
+
+        run_points(points, catalog, as_json, out)
+        return
+    out = out or Path("out/tokens")
     if design is not None or mix is not None:
         if design is None or mix is None:
             fail_bad_input("--design and --mix go together")
