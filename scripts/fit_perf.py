@@ -42,7 +42,9 @@ def _fit_entry(params, corpus: Path, rows: int, cv: dict) -> dict:
         "collective_latency_us": round(g["coll_lat_s"] * 1e6, 3),
         "moe_token_overhead_us": round(g["moe_tok_s"] * 1e6, 4),
         "eager_layer_factor": round(max(g["eager"], 1.0), 4),
-        "engine_time_factor": {b: round(v, 4) for b, v in zip(params.backends, params.engine.tolist(), strict=True)},
+        "engine_time_factor": {
+            b: round(v, 4) for b, v in zip(params.backends, params.engine.tolist(), strict=True)
+        },
         "server_itl_headroom": round(g["headroom"], 4),
         "server_load_factor": round(g["load"], 4),
         "mtp_draft_tokens": MTP_DRAFT_TOKENS,
@@ -70,28 +72,44 @@ def main(argv=None) -> int:
     theta, params, res = fit(data, max_nfev=args.max_nfev)
     pred = predict_with(data, params)
     fitted = summarise(rows, pred, data.usable)["overall"]
-    print(f"fit: {int(data.usable.sum())} rows, {res.nfev} evaluations, in-sample median |e| "
-          f"{fitted['median_abs_error']:.1%}, p90 {fitted['p90_abs_error']:.1%} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"fit: {int(data.usable.sum())} rows, {res.nfev} evaluations, in-sample median |e| "
+        f"{fitted['median_abs_error']:.1%}, p90 {fitted['p90_abs_error']:.1%} ({time.perf_counter() - t0:.1f} s)"
+    )
     cv = {}
     if args.cv:
         cv_pred = cross_validate(data, theta0=theta)
         s = summarise(rows, cv_pred, data.usable)
         cv = {"overall": _short(s["overall"])} | {k: _short(v) for k, v in s["scenario"].items()}
-        print("leave-one-family-out:", {k: f"{v['median_abs_error']:.1%}/{v['p90_abs_error']:.1%}" for k, v in cv.items()})
+        print(
+            "leave-one-family-out:",
+            {k: f"{v['median_abs_error']:.1%}/{v['p90_abs_error']:.1%}" for k, v in cv.items()},
+        )
     gens = generation_entries(params, generations_seen(data))
     _write(DATA / "perf-fit-generations.yaml", "perf_generation_params", gens, args.corpus)
-    _write(DATA / "perf-fit.yaml", "perf_fits", [_fit_entry(params, args.corpus, int(data.usable.sum()), cv)], args.corpus)
+    _write(
+        DATA / "perf-fit.yaml",
+        "perf_fits",
+        [_fit_entry(params, args.corpus, int(data.usable.sum()), cv)],
+        args.corpus,
+    )
     print(f"wrote {DATA / 'perf-fit.yaml'} and perf-fit-generations.yaml ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def _short(stats: dict) -> dict:
-    return {k: round(float(v), 4) for k, v in stats.items() if k in ("median_abs_error", "p90_abs_error", "max_abs_error", "rows")}
+    return {
+        k: round(float(v), 4)
+        for k, v in stats.items()
+        if k in ("median_abs_error", "p90_abs_error", "max_abs_error", "rows")
+    }
 
 
 def _write(path: Path, kind: str, entries: list[dict], corpus: Path) -> None:
-    header = (f"# Written by scripts/fit_perf.py from {corpus.name} (sha256 {corpus_fingerprint(corpus)}); "
-              "do not edit by hand, re-run the script.\n")
+    header = (
+        f"# Written by scripts/fit_perf.py from {corpus.name} (sha256 {corpus_fingerprint(corpus)}); "
+        "do not edit by hand, re-run the script.\n"
+    )
     body = yaml.safe_dump({"kind": kind, "entries": entries}, sort_keys=False, width=110)
     path.write_text(header + body)
 

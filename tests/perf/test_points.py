@@ -14,20 +14,22 @@ from tokenfab.perf.corpus import PointsFileError, load_points, parse_notes
 from tokenfab.perf.engines import parse_version
 
 RUNNER = CliRunner()
-HEADER = ("id,source_kind,source,source_date,engine,engine_version,model,model_family,precision,gpu,system_gpus,"
-          "tp,pp,ep,dp_attention,scenario,isl,osl,concurrency,metric,value,tok_s_per_user,notes")
+HEADER = (
+    "id,source_kind,source,source_date,engine,engine_version,model,model_family,precision,gpu,system_gpus,"
+    "tp,pp,ep,dp_attention,scenario,isl,osl,concurrency,metric,value,tok_s_per_user,notes"
+)
 ROWS = [
     # TRT-LLM offline, dense FP8 on H200, TP1
     "A1,trtllm-perf-overview,x,,TensorRT-LLM,0.14.0,meta-llama/Llama-3.1-8B-Instruct,llama-3.1,fp8,h200,1,1,1,,,"
     "offline_max_throughput,128,128,,output_tok_s_per_gpu,27000,,",
     # InferenceX aggregated DeepSeek-R1 FP4 on B200 with MTP
-    'A2,inferencex,x,,TensorRT-LLM,1.1,deepseek-ai/DeepSeek-R1-0528,deepseek-v3,nvfp4,b200,8,8,1,8,true,'
+    "A2,inferencex,x,,TensorRT-LLM,1.1,deepseek-ai/DeepSeek-R1-0528,deepseek-v3,nvfp4,b200,8,8,1,8,true,"
     'interactive,1024,1024,64,output_tok_s_per_gpu,1200,,"aggregated serving on 8 GPU(s) | spec decoding: mtp"',
     # unknown model and unknown GPU: counted, named, never a crash
     "A3,mlperf,x,,vLLM,,acme/NoSuchModel-7B,acme,fp8,h100-sxm,8,,,,,offline_max_throughput,500,200,,output_tok_s_per_gpu,100,,",
     "A4,mlperf,x,,vLLM,,meta-llama/Llama-3.1-8B-Instruct,llama-3.1,fp8,tpu-v99,8,,,,,server,871,82,,output_tok_s_per_gpu,100,,",
     # MLPerf server with a TPOT limit and no layout: candidate layouts and batches
-    'A5,mlperf,x,,TensorRT-LLM,,meta-llama/Llama-2-70b-chat-hf,llama-2,fp8,h100-sxm,8,,,,,server,222,270,,'
+    "A5,mlperf,x,,TensorRT-LLM,,meta-llama/Llama-2-70b-chat-hf,llama-2,fp8,h100-sxm,8,,,,,server,222,270,,"
     'output_tok_s_per_gpu,2600,,"latency constraint TTFT<=2000ms,TPOT<=200ms (p99)"',
 ]
 
@@ -100,10 +102,18 @@ def test_duplicate_id_is_rejected(tmp_path):
 
 
 def test_notes_and_versions_parse():
-    n = parse_notes("disaggregated: prefill 2 worker(s) x TP4/EP4 dp-attn (8 GPUs), decode 1 worker(s) x TP8/EP8 "
-                    "(8 GPUs); x | spec decoding: mtp | QPS=16 (request rate) | latency constraint TTFT<=450ms,TPOT<=40ms")
+    n = parse_notes(
+        "disaggregated: prefill 2 worker(s) x TP4/EP4 dp-attn (8 GPUs), decode 1 worker(s) x TP8/EP8 "
+        "(8 GPUs); x | spec decoding: mtp | QPS=16 (request rate) | latency constraint TTFT<=450ms,TPOT<=40ms"
+    )
     d = n["disaggregation"]
-    assert (d.prefill_workers, d.prefill_tp, d.prefill_dp_attention, d.prefill_gpus, d.decode_gpus) == (2, 4, True, 8, 8)
+    assert (d.prefill_workers, d.prefill_tp, d.prefill_dp_attention, d.prefill_gpus, d.decode_gpus) == (
+        2,
+        4,
+        True,
+        8,
+        8,
+    )
     assert n["spec_decoding"] == "mtp" and n["qps"] == 16 and n["tpot_limit_ms"] == 40
     assert parse_version("nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc14") == (1, 3, 0)
     assert parse_version("lmsysorg/sglang:v0.5.12-cu130") == (0, 5, 12)

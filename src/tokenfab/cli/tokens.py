@@ -195,7 +195,9 @@ def tokens_command(
     ttft_ms: float = typer.Option(None, "--ttft-ms", min=0.001, help="time-to-first-token target [ms]"),
     itl_ms: float = typer.Option(None, "--itl-ms", min=0.001, help="inter-token latency target [ms]"),
     power_cap_w: float = typer.Option(None, "--power-cap-w", min=1, help="per-GPU power cap [W]"),
-    mode: str = typer.Option("aggregated", "--mode", help="aggregated | disaggregated | both"),
+    mode: str = typer.Option("auto", "--mode", help="auto (the better of the two, named) | aggregated | disaggregated | both"),
+    engine: str = typer.Option("tensorrt-llm", "--engine", help="engine whose limits apply: tensorrt-llm | dynamo | vllm | sglang"),
+    spec_decoding: str = typer.Option("none", "--spec-decoding", help="none | mtp (multi-token prediction)"),
     tp: int = typer.Option(None, "--tp", min=1, help="pin tensor parallelism"),
     ep: int = typer.Option(None, "--ep", min=1, help="pin expert parallelism"),
     pp: int = typer.Option(None, "--pp", min=1, help="pin pipeline parallelism"),
@@ -252,6 +254,8 @@ def tokens_command(
             concurrency=concurrency,
             region=region or DEFAULT_REGION,
             pue=pue,
+            engine=engine,
+            spec_decoding=spec_decoding,
         )
     except PerfInputError as exc:
         fail_bad_input(str(exc))
@@ -263,6 +267,7 @@ def tokens_command(
         return
     console.print(curve_table(curve))
     console.print(operating_point_table(curve))
+    console.print(f"serving mode: {curve.mode_reason}; engine limits: {curve.engine}")
     if not curve.operating_point.meets_targets:
         console.print("[yellow]warning:[/] no layout meets the targets; shown is the closest miss")
     if plot_path:

@@ -28,8 +28,14 @@ def summary_table(title: str, table: dict) -> Table:
     for h in ("group", "rows", "predicted", "median |e|", "p90 |e|", "max |e|"):
         t.add_column(h, justify="right" if h != "group" else "left")
     for name, s in table.items():
-        t.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s.get("median_abs_error")),
-                  _pct(s.get("p90_abs_error")), _pct(s.get("max_abs_error")))
+        t.add_row(
+            name,
+            str(s["rows"]),
+            str(s["predicted"]),
+            _pct(s.get("median_abs_error")),
+            _pct(s.get("p90_abs_error")),
+            _pct(s.get("max_abs_error")),
+        )
     return t
 
 
@@ -61,14 +67,18 @@ def run_points(points: Path, catalog, as_json: bool, out: Path | None) -> None:
         return
     s = result["summary"]
     if "overall" in s:
-        console.print(summary_table(f"{points.name}: error against the measured values", {"all": s["overall"]}))
+        console.print(
+            summary_table(f"{points.name}: error against the measured values", {"all": s["overall"]})
+        )
         for name in ("scenario", "source", "gpu", "model_family", "precision"):
             console.print(summary_table(f"by {name}", s[name]))
     else:
         console.print(f"{len(rows)} rows predicted (no `value` column: no errors)")
     u = s["unpredictable"]
     if u["count"]:
-        console.print(f"[yellow]{u['count']} rows could not be predicted:[/] " +
-                      "; ".join(f"{k} ({v})" for k, v in u["reasons"].items()))
+        console.print(
+            f"[yellow]{u['count']} rows could not be predicted:[/] "
+            + "; ".join(f"{k} ({v})" for k, v in u["reasons"].items())
+        )
     if out is not None:
         console.print(f"predictions written to [bold]{out}[/]")

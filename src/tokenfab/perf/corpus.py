@@ -171,13 +171,23 @@ def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
         if not get.get(name):
             raise PointsFileError(f"{path}:{line}: {name}: empty")
     if get["scenario"] not in SCENARIOS:
-        raise PointsFileError(f"{path}:{line}: scenario: unknown {get['scenario']!r} (known: {', '.join(SCENARIOS)})")
+        raise PointsFileError(
+            f"{path}:{line}: scenario: unknown {get['scenario']!r} (known: {', '.join(SCENARIOS)})"
+        )
     ints = {n: _number(path, line, n, get.get(n), integer=True) for n in ("system_gpus", "tp", "pp", "ep")}
     floats = {n: _number(path, line, n, get.get(n)) for n in ("isl", "osl", "concurrency")}
     value = _number(path, line, "value", get.get("value")) if has_value else None
     notes = get.get("notes", "")
     flags = tuple(f for f in re.split(r"[;, ]+", get.get("flags", "")) if f)
-    known = set(REQUIRED_COLUMNS) | {"value", "notes", "flags", "source_kind", "source", "engine_version", "model_family"}
+    known = set(REQUIRED_COLUMNS) | {
+        "value",
+        "notes",
+        "flags",
+        "source_kind",
+        "source",
+        "engine_version",
+        "model_family",
+    }
     return PointRow(
         id=get["id"],
         line=line,

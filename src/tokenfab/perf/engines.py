@@ -34,7 +34,9 @@ def _in_range(version: tuple[int, ...] | None, lo: str, hi: str) -> bool:
     return True
 
 
-def engine_profile(profiles: list[EngineProfile], engine: str, version: str, source_kind: str = "") -> EngineProfile:
+def engine_profile(
+    profiles: list[EngineProfile], engine: str, version: str, source_kind: str = ""
+) -> EngineProfile:
     """The first profile matching an engine name, engine version and source kind (``*`` matches any)."""
     name = engine.strip().lower()
     parsed = parse_version(version)

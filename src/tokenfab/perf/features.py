@@ -28,8 +28,8 @@ from tokenfab.perf.aliases import resolver_for, serving_precision
 from tokenfab.perf.calibration import compute_precision
 from tokenfab.perf.corpus import PointRow
 from tokenfab.perf.engines import engine_profile, profiles_from
-from tokenfab.perf.params import MTP_DRAFT_TOKENS, PRECISIONS
 from tokenfab.perf.parallelism import max_concurrency_per_replica
+from tokenfab.perf.params import MTP_DRAFT_TOKENS, PRECISIONS
 from tokenfab.perf.step import WORK_KEYS, phase_work
 
 KINDS = ("wave", "concurrency", "disaggregated", "latency", "qps")
@@ -153,39 +153,95 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
         if cap < 1:
             continue
         base = {
-            "attn_tp": attn_tp, "n": n, "ep": ep, "pp": pp, "gpus": gpus, "isl": isl, "osl": osl,
-            "draft": MTP_DRAFT_TOKENS if mtp else 0, "mtp": float(mtp), "system_gpus": row.system_gpus or gpus,
-            "p_attn_tp": attn_tp, "p_n": n, "p_ep": ep, "p_pp": pp, "workers": 1.0, "limit_s": np.inf,
-            "offered": np.inf, "load": 0.0, "conc": 0.0,
+            "attn_tp": attn_tp,
+            "n": n,
+            "ep": ep,
+            "pp": pp,
+            "gpus": gpus,
+            "isl": isl,
+            "osl": osl,
+            "draft": MTP_DRAFT_TOKENS if mtp else 0,
+            "mtp": float(mtp),
+            "system_gpus": row.system_gpus or gpus,
+            "p_attn_tp": attn_tp,
+            "p_n": n,
+            "p_ep": ep,
+            "p_pp": pp,
+            "workers": 1.0,
+            "limit_s": np.inf,
+            "offered": np.inf,
+            "load": 0.0,
+            "conc": 0.0,
         }
         wave_b = float(max(1, min(max_batch, max_tokens, cap)))
         if row.scenario == "static_batch":
             b = float(row.concurrency or wave_b)
             out.append(base | {"kind": "wave", "b": b, "chunk": b * isl, "pre_mix": 0.0})
         elif row.scenario == "offline_max_throughput":
-            out.append(base | {"kind": "wave", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0})
+            out.append(
+                base | {"kind": "wave", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0}
+            )
         elif row.scenario == "server" and row.qps is not None:
-            out.append(base | {"kind": "qps", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0,
-                               "offered": row.qps * osl / (row.system_gpus or gpus), "load": 1.0})
+            out.append(
+                base
+                | {
+                    "kind": "qps",
+                    "b": wave_b,
+                    "chunk": min(max_tokens, wave_b * isl),
+                    "pre_mix": 0.0,
+                    "offered": row.qps * osl / (row.system_gpus or gpus),
+                    "load": 1.0,
+                }
+            )
         elif row.scenario in ("server", "interactive") and row.tpot_limit_ms and row.concurrency is None:
             for b in np.unique(np.round(np.geomspace(1, wave_b, LATENCY_BATCHES))):
-                out.append(base | {"kind": "latency", "b": float(b), "chunk": isl, "pre_mix": b * isl / osl,
-                                   "limit_s": row.tpot_limit_ms * 1e-3, "load": 1.0})
+                out.append(
+                    base
+                    | {
+                        "kind": "latency",
+                        "b": float(b),
+                        "chunk": isl,
+                        "pre_mix": b * isl / osl,
+                        "limit_s": row.tpot_limit_ms * 1e-3,
+                        "load": 1.0,
+                    }
+                )
         elif row.disaggregation is not None and row.concurrency:
             d = row.disaggregation
             pn = max(d.prefill_gpus // max(d.prefill_workers, 1), 1)
             p_attn = 1 if d.prefill_dp_attention else d.prefill_tp
             p_ep = (pn if d.prefill_dp_attention else d.prefill_ep) if s.model.is_moe else 1
             b = row.concurrency / max(d.decode_workers, 1)
-            out.append(base | {"kind": "disaggregated", "b": b, "chunk": max(isl, float(max_tokens)), "pre_mix": 0.0,
-                               "p_attn_tp": p_attn, "p_n": pn, "p_ep": p_ep, "p_pp": 1, "workers": float(d.prefill_workers),
-                               "conc": row.concurrency, "system_gpus": float(d.prefill_gpus + d.decode_gpus)})
+            out.append(
+                base
+                | {
+                    "kind": "disaggregated",
+                    "b": b,
+                    "chunk": max(isl, float(max_tokens)),
+                    "pre_mix": 0.0,
+                    "p_attn_tp": p_attn,
+                    "p_n": pn,
+                    "p_ep": p_ep,
+                    "p_pp": 1,
+                    "workers": float(d.prefill_workers),
+                    "conc": row.concurrency,
+                    "system_gpus": float(d.prefill_gpus + d.decode_gpus),
+                }
+            )
         elif row.concurrency:
             b = row.concurrency * gpus / max(row.system_gpus or gpus, gpus)
             out.append(base | {"kind": "concurrency", "b": b, "chunk": isl, "pre_mix": b * isl / osl})
         else:  # server without a latency limit we can read: saturated capacity times the load factor
-            out.append(base | {"kind": "wave", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0,
-                               "load": 1.0})
+            out.append(
+                base
+                | {
+                    "kind": "wave",
+                    "b": wave_b,
+                    "chunk": min(max_tokens, wave_b * isl),
+                    "pre_mix": 0.0,
+                    "load": 1.0,
+                }
+            )
         for e in out:
             e.setdefault("eager_decode", float(graphs_off or e["b"] > prof.cuda_graph_max_batch))
     return out
@@ -194,12 +250,37 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
 def _phase(group, s: RowSetup, phase: str) -> dict[str, np.ndarray]:
     g = {k: np.array([e[k] for e in group], dtype=float) for k in group[0] if k != "kind"}
     if phase == "decode":
-        return phase_work(s.model, s.precision, s.system, s.gpu, g["b"], g["isl"] + g["osl"] / 2, g["pre_mix"],
-                          g["isl"], g["attn_tp"], g["n"], g["ep"], g["pp"], g["draft"])
+        return phase_work(
+            s.model,
+            s.precision,
+            s.system,
+            s.gpu,
+            g["b"],
+            g["isl"] + g["osl"] / 2,
+            g["pre_mix"],
+            g["isl"],
+            g["attn_tp"],
+            g["n"],
+            g["ep"],
+            g["pp"],
+            g["draft"],
+        )
     tokens = g["chunk"] if phase == "chunk" else g["isl"]
     zero = np.zeros_like(tokens)
-    return phase_work(s.model, s.precision, s.system, s.gpu, zero, zero, tokens, g["isl"], g["p_attn_tp"], g["p_n"],
-                      g["p_ep"], g["p_pp"])
+    return phase_work(
+        s.model,
+        s.precision,
+        s.system,
+        s.gpu,
+        zero,
+        zero,
+        tokens,
+        g["isl"],
+        g["p_attn_tp"],
+        g["p_n"],
+        g["p_ep"],
+        g["p_pp"],
+    )
 
 
 def build_elements(catalog, rows: list[PointRow]) -> Elements:
@@ -214,7 +295,9 @@ def build_elements(catalog, rows: list[PointRow]) -> Elements:
             continue
         els = row_elements(row, s)
         if not els:
-            unpredictable[i] = f"{s.model.name} at {s.precision.value} does not fit on {row.system_gpus or '?'} x {row.gpu}"
+            unpredictable[i] = (
+                f"{s.model.name} at {s.precision.value} does not fit on {row.system_gpus or '?'} x {row.gpu}"
+            )
             continue
         key = (s.model.name, s.precision, s.system.name, s.profile.name)
         setups[key] = s
@@ -225,22 +308,30 @@ def build_elements(catalog, rows: list[PointRow]) -> Elements:
         work = {ph: _phase(group, s, ph) for ph in ("decode", "chunk", "first")}
         cprec = compute_precision(s.gpu, s.precision)
         m = len(group)
-        parts.append({
-            "row": np.array([e["row"] for e in group]),
-            "kind": np.array([KINDS.index(e["kind"]) for e in group]),
-            "cols": {k: np.array([e[k] for e in group], dtype=float) for k in group[0] if k not in ("kind", "row")},
-            "work": work,
-            "peak": {
-                "gemm_flops": np.full(m, s.gpu.dense_tflops[cprec] * 1e12),
-                "attn_flops": np.full(m, s.gpu.dense_tflops.get(Precision.bf16, s.gpu.dense_tflops[cprec]) * 1e12),
-                "bw": np.full(m, s.gpu.hbm_bandwidth_tb_s * 1e12),
-            },
-            "index": {
-                "gen": np.full(m, s.gpu.architecture, dtype=object),
-                "prec": np.full(m, PRECISIONS.index(cprec)),
-                "backend": np.full(m, s.profile.backend, dtype=object),
-            },
-        })
+        parts.append(
+            {
+                "row": np.array([e["row"] for e in group]),
+                "kind": np.array([KINDS.index(e["kind"]) for e in group]),
+                "cols": {
+                    k: np.array([e[k] for e in group], dtype=float)
+                    for k in group[0]
+                    if k not in ("kind", "row")
+                },
+                "work": work,
+                "peak": {
+                    "gemm_flops": np.full(m, s.gpu.dense_tflops[cprec] * 1e12),
+                    "attn_flops": np.full(
+                        m, s.gpu.dense_tflops.get(Precision.bf16, s.gpu.dense_tflops[cprec]) * 1e12
+                    ),
+                    "bw": np.full(m, s.gpu.hbm_bandwidth_tb_s * 1e12),
+                },
+                "index": {
+                    "gen": np.full(m, s.gpu.architecture, dtype=object),
+                    "prec": np.full(m, PRECISIONS.index(cprec)),
+                    "backend": np.full(m, s.profile.backend, dtype=object),
+                },
+            }
+        )
     return _concat(parts, unpredictable, len(rows))
 
 
@@ -255,7 +346,10 @@ def _concat(parts: list[dict], unpredictable: dict[int, str], n_rows: int) -> El
         row=row[order],
         kind=cat([p["kind"] for p in parts])[order],
         cols={k: cat([p["cols"][k] for p in parts])[order] for k in parts[0]["cols"]},
-        work={ph: {k: cat([p["work"][ph][k] for p in parts])[order] for k in WORK_KEYS} for ph in parts[0]["work"]},
+        work={
+            ph: {k: cat([p["work"][ph][k] for p in parts])[order] for k in WORK_KEYS}
+            for ph in parts[0]["work"]
+        },
         peak={k: cat([p["peak"][k] for p in parts])[order] for k in parts[0]["peak"]},
         index={k: cat([p["index"][k] for p in parts])[order] for k in parts[0]["index"]},
         unpredictable=unpredictable,

@@ -62,7 +62,10 @@ def fit_data(rows: list[PointRow], elements: Elements) -> FitData:
     measured = np.array([r.value if r.value is not None else np.nan for r in rows])
     usable = np.array(
         [
-            r.is_throughput and r.value is not None and i not in elements.unpredictable and not (set(r.flags) & EXCLUDED_FLAGS)
+            r.is_throughput
+            and r.value is not None
+            and i not in elements.unpredictable
+            and not (set(r.flags) & EXCLUDED_FLAGS)
             for i, r in enumerate(rows)
         ]
     )
@@ -85,10 +88,14 @@ def _sparsity(data: FitData, mask: np.ndarray) -> lil_matrix:
     s = slices()
     idx = np.flatnonzero(mask)
     n_theta = s["engine"].stop
-    jac = lil_matrix((len(idx) + (s["gen_dev"].stop - s["gen_dev"].start) + len(BACKENDS), n_theta), dtype=int)
+    jac = lil_matrix(
+        (len(idx) + (s["gen_dev"].stop - s["gen_dev"].start) + len(BACKENDS), n_theta), dtype=int
+    )
     pos = {r: k for k, r in enumerate(idx)}
     el = data.elements
-    dense = list(range(s["gen_global"].start, s["gen_global"].stop)) + list(range(s["glob"].start, s["glob"].stop))
+    dense = list(range(s["gen_global"].start, s["gen_global"].stop)) + list(
+        range(s["glob"].start, s["glob"].stop)
+    )
     for k in range(len(idx)):
         jac[k, dense] = 1
     n_gen = len(GEN_KEYS)
@@ -128,8 +135,15 @@ def fit(data: FitData, mask: np.ndarray | None = None, theta0: np.ndarray | None
     lo, hi = theta_bounds()
     th0 = np.clip(initial_theta() if theta0 is None else theta0, lo + 1e-9, hi - 1e-9)
     res = least_squares(
-        residuals, th0, bounds=(lo, hi), jac_sparsity=_sparsity(data, mask), loss="soft_l1", f_scale=LOSS_SCALE,
-        max_nfev=max_nfev, x_scale=1.0, method="trf",
+        residuals,
+        th0,
+        bounds=(lo, hi),
+        jac_sparsity=_sparsity(data, mask),
+        loss="soft_l1",
+        f_scale=LOSS_SCALE,
+        max_nfev=max_nfev,
+        x_scale=1.0,
+        method="trf",
     )
     return res.x, from_theta(res.x), res
 
@@ -156,4 +170,6 @@ def generations_seen(data: FitData) -> dict[str, int]:
             seen.add(r)
             g = el.index["gen"][e]
             out[g] = out.get(g, 0) + 1
-    return {g: out.get(g, 0) for g in GENERATIONS if g != "default"} | {k: v for k, v in out.items() if k not in GENERATIONS}
+    return {g: out.get(g, 0) for g in GENERATIONS if g != "default"} | {
+        k: v for k, v in out.items() if k not in GENERATIONS
+    }

@@ -19,7 +19,18 @@ import numpy as np
 from tokenfab.catalog.models import PerfFit, PerfGenerationParams, Precision
 
 PRECISIONS = (Precision.bf16, Precision.fp8, Precision.fp4)
-GEN_KEYS = ("gemm_bf16", "gemm_fp8", "gemm_fp4", "moe_gemm", "attn", "mem", "moe_mem", "step_s", "layer_s", "seq_s")
+GEN_KEYS = (
+    "gemm_bf16",
+    "gemm_fp8",
+    "gemm_fp4",
+    "moe_gemm",
+    "attn",
+    "mem",
+    "moe_mem",
+    "step_s",
+    "layer_s",
+    "seq_s",
+)
 """Parameters with one value per GPU generation (GEMM efficiency also per precision)."""
 EFFICIENCY_KEYS = frozenset(GEN_KEYS[:7])
 GLOBAL_KEYS = (
@@ -33,7 +44,16 @@ GLOBAL_KEYS = (
     "mtp_tokens",
 )
 GENERATIONS = (
-    "default", "ampere", "ada", "hopper", "blackwell", "blackwell_rtx", "blackwell_ultra", "rubin", "cdna3", "cdna4"
+    "default",
+    "ampere",
+    "ada",
+    "hopper",
+    "blackwell",
+    "blackwell_rtx",
+    "blackwell_ultra",
+    "rubin",
+    "cdna3",
+    "cdna4",
 )
 BACKENDS = ("trtllm_pytorch", "trt_engine", "mlperf_trtllm", "sglang", "vllm", "amd", "generic")
 LINKS = ("nvlink", "scaleout")
@@ -41,12 +61,31 @@ MTP_DRAFT_TOKENS = 3
 """Draft tokens per MTP step assumed for the InferenceX MTP runs (estimate: DeepSeek-R1 recipes use 1-3)."""
 
 INITIAL = {
-    "gemm_bf16": 0.6, "gemm_fp8": 0.5, "gemm_fp4": 0.5, "moe_gemm": 0.3, "attn": 0.4, "mem": 0.8,
-    "moe_mem": 0.7, "step_s": 1e-3, "layer_s": 30e-6, "seq_s": 2e-6,
-    "link_nvlink": 0.6, "link_scaleout": 0.4, "coll_lat_s": 10e-6, "moe_tok_s": 5e-6, "eager": 2.0,
-    "headroom": 0.6, "load": 0.85, "mtp_tokens": 2.0,
+    "gemm_bf16": 0.6,
+    "gemm_fp8": 0.5,
+    "gemm_fp4": 0.5,
+    "moe_gemm": 0.3,
+    "attn": 0.4,
+    "mem": 0.8,
+    "moe_mem": 0.7,
+    "step_s": 1e-3,
+    "layer_s": 30e-6,
+    "seq_s": 2e-6,
+    "link_nvlink": 0.6,
+    "link_scaleout": 0.4,
+    "coll_lat_s": 10e-6,
+    "moe_tok_s": 5e-6,
+    "eager": 2.0,
+    "headroom": 0.6,
+    "load": 0.85,
+    "mtp_tokens": 2.0,
 }
-BOUNDS = {"eager": (1.0, 10.0), "headroom": (0.2, 1.0), "load": (0.3, 1.0), "mtp_tokens": (1.0, 1.0 + MTP_DRAFT_TOKENS)}
+BOUNDS = {
+    "eager": (1.0, 10.0),
+    "headroom": (0.2, 1.0),
+    "load": (0.3, 1.0),
+    "mtp_tokens": (1.0, 1.0 + MTP_DRAFT_TOKENS),
+}
 
 
 @dataclass
@@ -90,7 +129,12 @@ def slices() -> dict[str, slice]:
     a = N_GEN
     b = a + (len(GENERATIONS) - 1) * N_GEN
     c = b + len(GLOBAL_KEYS)
-    return {"gen_global": slice(0, a), "gen_dev": slice(a, b), "glob": slice(b, c), "engine": slice(c, c + len(BACKENDS))}
+    return {
+        "gen_global": slice(0, a),
+        "gen_dev": slice(a, b),
+        "glob": slice(b, c),
+        "engine": slice(c, c + len(BACKENDS)),
+    }
 
 
 def initial_theta() -> np.ndarray:
@@ -138,8 +182,10 @@ def generation_entries(params: ParamSet, fitted_on: dict[str, int]) -> list[dict
     for gi, g in enumerate(params.generations):
         v = dict(zip(GEN_KEYS, params.gen[gi].tolist(), strict=True))
         rows = fitted_on.get(g, 0)
-        note = f"fitted: scripts/fit_perf.py on {rows} corpus rows of this generation" if g != "default" else (
-            "fitted: scripts/fit_perf.py, global value (any generation the corpus does not cover)"
+        note = (
+            f"fitted: scripts/fit_perf.py on {rows} corpus rows of this generation"
+            if g != "default"
+            else ("fitted: scripts/fit_perf.py, global value (any generation the corpus does not cover)")
         )
         if g != "default" and rows == 0:
             note = "estimate: no corpus rows of this generation; ridge keeps the global value"
@@ -192,6 +238,10 @@ def from_catalog(catalog) -> ParamSet | None:
     backends = tuple(fit.engine_time_factor) + (() if "generic" in fit.engine_time_factor else ("generic",))
     engine = [fit.engine_time_factor.get(b, 1.0) for b in backends]
     return ParamSet(
-        gen=np.array(rows), glob=np.array(glob), engine=np.array(engine), generations=names, backends=backends,
+        gen=np.array(rows),
+        glob=np.array(glob),
+        engine=np.array(engine),
+        generations=names,
+        backends=backends,
         meta={"corpus": fit.corpus, "sha": fit.corpus_sha256_16, "mtp_draft_tokens": fit.mtp_draft_tokens},
     )

@@ -25,12 +25,18 @@ WAVE, CONC, DISAGG, LATENCY, QPS = range(len(KINDS))
 
 
 def _values(el: Elements, params: ParamSet) -> dict[str, np.ndarray]:
-    gi = np.array([params.gen_index(g) for g in el.index["gen"]], dtype=int) if len(el.row) else np.zeros(0, int)
+    gi = (
+        np.array([params.gen_index(g) for g in el.index["gen"]], dtype=int)
+        if len(el.row)
+        else np.zeros(0, int)
+    )
     bi = np.array([params.backend_index(b) for b in el.index["backend"]], dtype=int) if len(el.row) else gi
     return params.values(gi, el.index["prec"], bi)
 
 
-def element_throughput(el: Elements, params: ParamSet, values: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def element_throughput(
+    el: Elements, params: ParamSet, values: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(output tok/s per GPU, feasible) per element."""
     v = dict(values if values is not None else _values(el, params))
     c = el.cols
@@ -49,7 +55,9 @@ def element_throughput(el: Elements, params: ParamSet, values: dict | None = Non
     disagg = np.minimum(dis_dec, dis_pre) / c["system_gpus"]
     latency = a * b / t_dec / c["gpus"]
     k = el.kind
-    out = np.select([k == WAVE, k == CONC, k == DISAGG, k == LATENCY, k == QPS], [wave, conc, disagg, latency, wave])
+    out = np.select(
+        [k == WAVE, k == CONC, k == DISAGG, k == LATENCY, k == QPS], [wave, conc, disagg, latency, wave]
+    )
     out = out * np.where(c["load"] > 0, v["load"], 1.0)
     out = np.where(k == QPS, np.minimum(out, c["offered"]), out)
     feasible = (k != LATENCY) | (t_dec / a <= v["headroom"] * c["limit_s"])
@@ -67,7 +75,9 @@ def row_predictions(el: Elements, params: ParamSet, values: dict | None = None) 
     rows = el.row[starts]
     best = np.maximum.reduceat(np.where(ok, out, -np.inf), starts)
     smallest = np.minimum.reduceat(np.where(ok, np.inf, el.cols["b"]), starts)
-    fallback = np.maximum.reduceat(np.where(el.cols["b"] <= np.repeat(smallest, np.diff(np.r_[starts, len(el.row)])),
-                                            out, -np.inf), starts)
+    fallback = np.maximum.reduceat(
+        np.where(el.cols["b"] <= np.repeat(smallest, np.diff(np.r_[starts, len(el.row)])), out, -np.inf),
+        starts,
+    )
     pred[rows] = np.where(np.isfinite(best), best, fallback)
     return pred

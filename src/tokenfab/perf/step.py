@@ -92,7 +92,9 @@ def phase_work(
     ep = np.asarray(ep, dtype=float)
     w = step_work_per_gpu(model, precision, dec_tokens, decode_context, pre, prefill_context, attn_tp, n, pp)
     tokens = dec_tokens + pre
-    comm = collective_time_per_step_s(model, precision, system, gpu, tokens, attn_tp, np.maximum(ep, 1), pp, 1.0, 0.0)
+    comm = collective_time_per_step_s(
+        model, precision, system, gpu, tokens, attn_tp, np.maximum(ep, 1), pp, 1.0, 0.0
+    )
     scaleout = n * pp > system.gpus_per_nvlink_domain
     kv_share = np.where(dec_tokens > 0, (seqs + pre) / np.maximum(dec_tokens + pre, 1e-9), 1.0)
     moe_tokens = tokens / (n * pp) if model.is_moe else np.zeros_like(tokens)
@@ -112,18 +114,43 @@ def phase_work(
     }
 
 
-def step_time_s(work: dict[str, np.ndarray], peak: dict[str, np.ndarray], v: dict[str, np.ndarray]) -> np.ndarray:
-    """Step time [s] from `work` (`phase_work`), the GPU's peaks and the parameter values `v` (arrays
-    broadcast against the work: ``gemm, moe_gemm, attn, mem, moe_mem`` efficiencies, ``link_nvlink,
-    link_scaleout``, ``coll_lat_s, step_s, layer_s, seq_s, moe_tok_s, eager, engine``).
+def step_components(
+    work: dict[str, np.ndarray], peak: dict, v: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(compute times, memory times, other time) of a step [s], engine factor applied.
 
-    ``peak``: ``gemm_flops`` (dense at the GEMM precision), ``attn_flops`` (BF16), ``bw`` (HBM) per second.
+    Compute and memory times are stacked per operator class (dense GEMM, routed experts, attention);
+    `other` is communication and overheads. ``v`` holds the parameter values (``gemm, moe_gemm, attn,
+    mem, moe_mem`` efficiencies, ``link_nvlink, link_scaleout``, ``coll_lat_s, step_s, layer_s, seq_s,
+    moe_tok_s, eager, engine``), ``peak`` the GPU's ``gemm_flops``, ``attn_flops`` (BF16) and ``bw`` per second.
     """
-    bw = peak["bw"]
-    t = np.maximum(work["gemm_flops"] / (v["gemm"] * peak["gemm_flops"]), work["gemm_bytes"] / (v["mem"] * bw))
-    t = t + np.maximum(work["moe_flops"] / (v["moe_gemm"] * peak["gemm_flops"]), work["moe_bytes"] / (v["moe_mem"] * bw))
-    t = t + np.maximum(work["attn_flops"] / (v["attn"] * peak["attn_flops"]), work["attn_bytes"] / (v["mem"] * bw))
-    t = t + work["comm_nvlink_s"] / v["link_nvlink"] + work["comm_scaleout_s"] / v["link_scaleout"]
-    t = t + work["collectives"] * v["coll_lat_s"] + v["step_s"] + work["layers"] * v["layer_s"] * v["eager"]
-    t = t + work["sequences"] * v["seq_s"] + work["moe_tokens"] * v["moe_tok_s"]
-    return v["engine"] * t
+    bw, k = peak["bw"], v["engine"]
+    tc = np.stack(
+        [
+            work["gemm_flops"] / (v["gemm"] * peak["gemm_flops"]),
+            work["moe_flops"] / (v["moe_gemm"] * peak["gemm_flops"]),
+            work["attn_flops"] / (v["attn"] * peak["attn_flops"]),
+        ]
+    )
+    tm = np.stack(
+        [
+            work["gemm_bytes"] / (v["mem"] * bw),
+            work["moe_bytes"] / (v["moe_mem"] * bw),
+            work["attn_bytes"] / (v["mem"] * bw),
+        ]
+    )
+    other = work["comm_nvlink_s"] / v["link_nvlink"] + work["comm_scaleout_s"] / v["link_scaleout"]
+    other = (
+        other
+        + work["collectives"] * v["coll_lat_s"]
+        + v["step_s"]
+        + work["layers"] * v["layer_s"] * v["eager"]
+    )
+    other = other + work["sequences"] * v["seq_s"] + work["moe_tokens"] * v["moe_tok_s"]
+    return k * tc, k * tm, k * other
+
+
+def step_time_s(work: dict[str, np.ndarray], peak: dict, v: dict) -> np.ndarray:
+    """Step time [s]: :math:`\\sum_{op} \\max(t_c, t_m) + t_{other}` from `step_components`."""
+    tc, tm, other = step_components(work, peak, v)
+    return np.maximum(tc, tm).sum(axis=0) + other
