@@ -81,6 +81,8 @@ class PointRow:
     metric: str
     value: float | None
     notes: str
+    tok_s_per_user: float | None = None
+    """Measured output tokens per second per user where published (not an input of the prediction)."""
     flags: tuple[str, ...] = ()
     spec_decoding: str = "none"
     disaggregation: Disaggregation | None = None
@@ -175,7 +177,7 @@ def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
             f"{path}:{line}: scenario: unknown {get['scenario']!r} (known: {', '.join(SCENARIOS)})"
         )
     ints = {n: _number(path, line, n, get.get(n), integer=True) for n in ("system_gpus", "tp", "pp", "ep")}
-    floats = {n: _number(path, line, n, get.get(n)) for n in ("isl", "osl", "concurrency")}
+    floats = {n: _number(path, line, n, get.get(n)) for n in ("isl", "osl", "concurrency", "tok_s_per_user")}
     value = _number(path, line, "value", get.get("value")) if has_value else None
     notes = get.get("notes", "")
     flags = tuple(f for f in re.split(r"[;, ]+", get.get("flags", "")) if f)
