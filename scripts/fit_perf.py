@@ -49,6 +49,7 @@ def _fit_entry(params, corpus: Path, rows: int, cv: dict) -> dict:
         "server_load_factor": round(g["load"], 4),
         "mtp_draft_tokens": MTP_DRAFT_TOKENS,
         "mtp_tokens_per_step": round(max(g["mtp_tokens"], 1.0), 4),
+        "roofline_overlap_exponent": round(g["overlap_p"], 4),
         "cv_summary": cv,
         "sources": {
             "*": note,

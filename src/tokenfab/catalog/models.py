@@ -442,6 +442,9 @@ class PerfFit(SourcedEntry):
     server_load_factor: float = Field(gt=0, le=1, description="sustained Poisson load / saturated capacity")
     mtp_draft_tokens: int = Field(ge=1)
     mtp_tokens_per_step: float = Field(ge=1, description="accepted tokens per decode step with MTP")
+    roofline_overlap_exponent: float = Field(
+        default=40.0, gt=1, description="p of the p-norm that replaces max(compute, memory) per operator"
+    )
     cv_summary: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 

@@ -153,6 +153,7 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
     for layout in _layouts(row, s):
         attn_tp, n, ep, pp = layout
         gpus = n * pp
+        # KV for the whole ISL + OSL of each admitted sequence (the mean context fitted worse, cross-validated)
         cap = _kv_cap(s, layout, isl + osl) / beams
         if cap < 1:
             continue

@@ -42,6 +42,7 @@ GLOBAL_KEYS = (
     "headroom",
     "load",
     "mtp_tokens",
+    "overlap_p",
 )
 GENERATIONS = (
     "default",
@@ -79,8 +80,10 @@ INITIAL = {
     "headroom": 0.6,
     "load": 0.85,
     "mtp_tokens": 2.0,
+    "overlap_p": 4.0,
 }
 BOUNDS = {
+    "overlap_p": (1.0, 40.0),
     "eager": (1.0, 10.0),
     "headroom": (0.2, 1.0),
     "load": (0.3, 1.0),
@@ -234,6 +237,7 @@ def from_catalog(catalog) -> ParamSet | None:
         fit.server_itl_headroom,
         fit.server_load_factor,
         fit.mtp_tokens_per_step,
+        fit.roofline_overlap_exponent,
     ]
     backends = tuple(fit.engine_time_factor) + (() if "generic" in fit.engine_time_factor else ("generic",))
     engine = [fit.engine_time_factor.get(b, 1.0) for b in backends]

@@ -9,7 +9,8 @@ attention core), the slower of its compute and its memory traffic, plus communic
         + \\frac{T_{comm}}{\\lambda_{link}} + n_{coll}\\,\\alpha + t_0 + \\frac{L}{pp}\\,t_L\\,g_{eager}
         + S\\,t_{seq} + T_{moe}\\,t_{moe}\\right)
 
-with :math:`P_{op}` the GPU's dense peak at the GEMM's precision (attention at BF16), :math:`T_{comm}` the
+where the max is softened to the p-norm :math:`(t_c^p + t_m^p)^{1/p}` (compute and memory overlap
+imperfectly near the ridge point), with :math:`P_{op}` the GPU's dense peak at the GEMM's precision (attention at BF16), :math:`T_{comm}` the
 collectives' time at peak link bandwidth, :math:`n_{coll}` their count, :math:`S` sequences in the step,
 :math:`T_{moe}` tokens per GPU through MoE layers (routing, permutation and load imbalance) and
 :math:`g_{eager}` the layer-overhead multiplier when the step runs outside a CUDA graph.
@@ -139,6 +140,10 @@ def step_components(
             work["attn_bytes"] / (v["mem"] * bw),
         ]
     )
+    # Compute and memory traffic overlap imperfectly: the dominant one stretches to the p-norm of both.
+    p = v["overlap_p"]
+    both = (tc**p + tm**p) ** (1.0 / p)
+    tc, tm = np.where(tc >= tm, both, tc), np.where(tc >= tm, tm, both)
     other = work["comm_nvlink_s"] / v["link_nvlink"] + work["comm_scaleout_s"] / v["link_scaleout"]
     other = (
         other
