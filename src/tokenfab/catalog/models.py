@@ -376,6 +376,40 @@ class PerfMeasurement(SourcedEntry):
     tp: int | None = Field(default=None, gt=0, description="pinned tensor parallelism")
 
 
+class PowerModel(SourcedEntry):
+    """How board power follows the work on one GPU architecture (see `tokenfab.perf.power`).
+
+    While a model is served the board never drops below its serving floor
+    :math:`P_f = P_{idle} + s\\,(P_{TDP} - P_{idle})` (clocks up, HBM refreshed, kernels launched even in the
+    gaps between them); tensor-core and HBM activity add ``compute_weight`` and ``memory_weight`` shares of
+    :math:`P_{TDP} - P_f`. A GPU whose ``serving_floor_w`` is measured uses that floor instead of ``s``.
+    ``fitted_on`` names the ``power_measurements`` entries the figures were fitted to. The DVFS exponent
+    stays with the architecture's ``perf_calibrations`` entry.
+    """
+
+    architecture: str = Field(description="matches Gpu.architecture; 'default' for any other")
+    floor_fraction: float = Field(ge=0, lt=1, description="s: serving floor as a share of TDP - idle")
+    compute_weight: float = Field(ge=0, description="dynamic power with tensor cores busy all the time [-]")
+    memory_weight: float = Field(ge=0, description="dynamic power with HBM busy all the time [-]")
+    fitted_on: list[str] = Field(default_factory=list)
+
+
+class PowerMeasurement(SourcedEntry):
+    """One public measurement of board power while serving, at a known batch."""
+
+    gpu: str
+    model: str = Field(description="catalog model the load ran")
+    system: str = Field(description="catalog system the GPU sits in")
+    precision: Precision
+    engine: str = ""
+    batch: int = Field(gt=0, description="sequences decoded together (concurrency per replica)")
+    tp: int = Field(default=1, gt=0)
+    isl: int = Field(gt=0, description="mean input tokens per request")
+    osl: int = Field(gt=0, description="mean output tokens per request")
+    board_power_w: float = Field(gt=0, description="mean board power per GPU while serving [W]")
+    derived: bool = Field(default=False, description="read off a published fit rather than a printed value")
+
+
 KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "gpus": Gpu,
     "systems": System,
@@ -393,4 +427,6 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "models": LlmModel,
     "perf_calibrations": PerfCalibration,
     "perf_measurements": PerfMeasurement,
+    "power_models": PowerModel,
+    "power_measurements": PowerMeasurement,
 }

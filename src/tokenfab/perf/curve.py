@@ -38,14 +38,14 @@ from functools import cached_property
 import numpy as np
 
 from tokenfab.blueprint.cost import system_usd_per_gpu_hour, usd_per_million_tokens
-from tokenfab.catalog.models import Gpu, LlmModel, PerfCalibration, Precision, Region, System
+from tokenfab.catalog.models import Gpu, LlmModel, PerfCalibration, PowerModel, Precision, Region, System
 from tokenfab.perf.calibration import calibration_for, compute_precision
 from tokenfab.perf.parallelism import (
     collective_time_per_step_s,
     link_bandwidth_gb_s,
     max_concurrency_per_replica,
 )
-from tokenfab.perf.power import capped_clock_fraction, gpu_power_w, step_time_at_clock_s
+from tokenfab.perf.power import power_model_for, step_clock_and_power
 from tokenfab.perf.roofline import kv_bytes_per_sequence, step_work_per_gpu
 
 DEFAULT_REGION = "us-pjm-dominion"
@@ -220,6 +220,7 @@ class _Context:
     attn_flops: float
     bw: float
     power_cap_w: float | None
+    power: PowerModel
 
 
 def _context(catalog, llm: LlmModel, sys_: System, gpu: Gpu, prec: Precision, power_cap_w) -> _Context:
@@ -236,6 +237,7 @@ def _context(catalog, llm: LlmModel, sys_: System, gpu: Gpu, prec: Precision, po
         attn_flops=gpu.dense_tflops[Precision.bf16] * 1e12,
         bw=gpu.hbm_bandwidth_tb_s * 1e12,
         power_cap_w=power_cap_w,
+        power=power_model_for(catalog, gpu.architecture),
     )
 
 
@@ -312,37 +314,10 @@ def _step(ctx: _Context, decode_tokens, decode_context, prefill_tokens, prefill_
     if model.is_moe:
         overhead = overhead + cal.moe_token_overhead_us * 1e-6 * tokens / (n * np.asarray(pp, dtype=float))
     other = comm + overhead
-    # Busy fractions (power model): tensor cores busy for sum(t_c), HBM for sum(t_m), at nominal clock.
-    compute_busy_s = tc.sum(axis=0)
-    memory_busy_s = tm.sum(axis=0)
-    cap = ctx.power_cap_w if ctx.power_cap_w is not None else ctx.gpu.tdp_w
-    clock = capped_clock_fraction(
-        tc,
-        tm,
-        other,
-        compute_busy_s,
-        memory_busy_s,
-        1.0,
-        1.0,
-        ctx.gpu.idle_power_w,
-        ctx.gpu.tdp_w,
-        cap,
-        cal.power_compute_weight,
-        cal.power_memory_weight,
-        cal.clock_power_exponent,
+    clock, t, power = step_clock_and_power(
+        tc, tm, other, ctx.gpu, ctx.power, cal.clock_power_exponent, ctx.power_cap_w
     )
-    t = step_time_at_clock_s(tc, tm, other, clock)
-    power = gpu_power_w(
-        compute_busy_s / t,
-        memory_busy_s / t,
-        ctx.gpu.idle_power_w,
-        ctx.gpu.tdp_w,
-        cal.power_compute_weight,
-        cal.power_memory_weight,
-        clock,
-        cal.clock_power_exponent,
-    )
-    return {"time_s": t, "power_w": np.minimum(power, cap), "clock": clock}
+    return {"time_s": t, "power_w": power, "clock": clock}
 
 
 def _layouts(model: LlmModel, system: System, tp_pin, ep_pin, pp_pin, conc_pin, conc_max=None):
