@@ -37,7 +37,7 @@ from functools import cached_property
 
 import numpy as np
 
-from tokenfab.blueprint.cost import system_usd_per_gpu_hour, usd_per_million_tokens
+from tokenfab.blueprint.cost import usd_per_million_tokens
 from tokenfab.catalog.models import Gpu, LlmModel, PerfCalibration, PowerModel, Precision, Region, System
 from tokenfab.perf.calibration import calibration_for, compute_precision
 from tokenfab.perf.parallelism import (
@@ -47,6 +47,7 @@ from tokenfab.perf.parallelism import (
 )
 from tokenfab.perf.power import power_model_for, step_clock_and_power
 from tokenfab.perf.roofline import kv_bytes_per_sequence, step_work_per_gpu
+from tokenfab.perf.tco import reference_cost_basis
 
 DEFAULT_REGION = "us-pjm-dominion"
 DEFAULT_PUE = 1.2
@@ -356,6 +357,7 @@ def estimate(
     max_concurrency: int | None = None,
     region: str = DEFAULT_REGION,
     pue: float = DEFAULT_PUE,
+    usd_per_gpu_hour: float | None = None,
 ) -> TokenCurve:
     """Predict the token curve of `model` served on `system`.
 
@@ -382,6 +384,9 @@ def estimate(
         Highest sequences in flight per replica the search may use (a server's max batch).
     region, pue : str, float
         For $ per token and carbon.
+    usd_per_gpu_hour : float, optional
+        Price of a GPU-hour [$]; default the TCO of the reference design of `system` in `region`
+        (`tokenfab.perf.tco`), the figure `tokenfab design` gives for it.
 
     Returns
     -------
@@ -411,7 +416,12 @@ def estimate(
         raise PerfInputError(f"model {model!r} has no experts; ep must be 1")
     ctx = _context(catalog, llm, sys_, gpu, prec, power_cap_w)
     cal = ctx.cal
-    usd_gpu_h = system_usd_per_gpu_hour(catalog, system, region, pue)
+    if usd_per_gpu_hour is None:
+        try:
+            usd_per_gpu_hour = reference_cost_basis(catalog, system, region).usd_per_gpu_hour
+        except (KeyError, ValueError) as exc:
+            raise PerfInputError(str(exc.args[0])) from None
+    usd_gpu_h = usd_per_gpu_hour
     provisioned_kw = sys_.rack_power_max_kw / sys_.gpus_per_rack * pue
     host_w = max(sys_.rack_power_nominal_kw * 1000.0 / sys_.gpus_per_rack - gpu.tdp_w, 0.0)
 

@@ -118,6 +118,7 @@ def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None
                 mode=w.mode,
                 region=region_override or site.region,
                 pue=max(site.metrics.pue_annual, 1.0),
+                usd_per_gpu_hour=site.metrics.usd_per_gpu_hour,
             )
             point = curve.operating_point
             share_gpus = gpus * w.share

@@ -291,3 +291,34 @@ def energy_per_token_bases(
         pue=pue,
         conversion_efficiency=conversion_efficiency,
     )
+
+
+def conversion_efficiency(catalog) -> float:
+    """Grid-to-IT efficiency of the catalog's default power chain: MV/LV transformer x UPS x busway [-]."""
+    from tokenfab.catalog.models import Busway, Transformer, Ups
+
+    mv_lv = [t for t in catalog.all("transformers", Transformer) if t.stage == "mv_lv"]
+    ups = catalog.all("ups", Ups)
+    busways = catalog.all("busways", Busway)
+    eta = 1.0
+    for parts in (mv_lv, ups, busways):
+        if parts:
+            eta *= sorted(parts, key=lambda p: p.name)[0].efficiency
+    return eta
+
+
+def system_overheads_w_per_gpu(catalog, system, gpu: Gpu, fabric_tiers: int = 2) -> tuple[float, float]:
+    """(host, scale-out network) power per GPU of `system` [W]: `node_overhead_power_w_per_gpu` and
+    `network_power_w_per_gpu` on the system's default fabric, switch and optics from the catalog."""
+    from tokenfab.catalog.models import Switch, Transceiver
+
+    host = node_overhead_power_w_per_gpu(system.rack_power_nominal_kw, system.gpus_per_rack, gpu.tdp_w)
+    switches = [s for s in catalog.all("switches", Switch) if s.fabric == system.default_fabric]
+    if not switches:
+        return host, 0.0
+    switch = sorted(switches, key=lambda s: s.name)[0]
+    optics = [t for t in catalog.all("transceivers", Transceiver) if t.gbps >= switch.port_gbps]
+    optic_w = min(optics, key=lambda t: t.gbps).maximum_draw_w if optics else 0.0
+    ports_per_nic = -(-system.scaleout_nic_gbps // switch.port_gbps)
+    nics = system.scaleout_nics_per_gpu * ports_per_nic
+    return host, network_power_w_per_gpu(nics, switch.maximum_draw_w, switch.ports, optic_w, fabric_tiers)
