@@ -71,6 +71,33 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         base["scenario"]["workload"] = _workload_path(sweep_dir, sweep.scenario.workload)
         _check_workload(doc, base["scenario"]["workload"], ["scenario", "workload"])
 
+    targets = _checked_targets(doc, sweep, base, sweep_dir)
+
+    wanted = ["design", "certify"]
+    if sweep.tokens is not None:
+        wanted.append("tokens")
+    if sweep.scenario is not None:
+        wanted.append("simulate")
+    stage_notes = available_stages(wanted) if stage_notes is None else stage_notes
+    stages = tuple(s for s in wanted if stage_notes.get(s) is None)
+    notes = [stage_notes[s] for s in wanted if stage_notes.get(s)]
+
+    points, duplicates = _points(sweep, base, targets, sweep_dir, stages)
+    if duplicates:
+        notes.append(f"{duplicates} duplicate point(s) dropped")
+    return SweepPlan(
+        name=sweep.name,
+        path=str(path),
+        base_path=str(base_path),
+        parameter_names=tuple(sweep.parameters),
+        points=points,
+        stages=stages,
+        notes=notes,
+    )
+
+
+def _checked_targets(doc: LocatedYaml, sweep: SweepFile, base: dict, sweep_dir: Path) -> dict[str, tuple]:
+    """Each parameter's (input, path inside it), every value checked against the base inputs first."""
     targets = {}
     for name, values in sweep.parameters.items():
         try:
@@ -90,16 +117,13 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
                 raise doc.error(["parameters", name, where], message)
             if (target, inner) == ("scenario", ("workload",)):
                 _check_workload(doc, _workload_path(sweep_dir, value), ["parameters", name, where])
+    return targets
 
-    wanted = ["design", "certify"]
-    if sweep.tokens is not None:
-        wanted.append("tokens")
-    if sweep.scenario is not None:
-        wanted.append("simulate")
-    stage_notes = available_stages(wanted) if stage_notes is None else stage_notes
-    stages = tuple(s for s in wanted if stage_notes.get(s) is None)
-    notes = [stage_notes[s] for s in wanted if stage_notes.get(s)]
 
+def _points(
+    sweep: SweepFile, base: dict, targets: dict[str, tuple], sweep_dir: Path, stages: tuple[str, ...]
+) -> tuple[list[SweepPoint], int]:
+    """The sampled points with their complete inputs, and how many duplicates (same key) were dropped."""
     points: list[SweepPoint] = []
     seen: set[str] = set()
     duplicates = 0
@@ -126,17 +150,7 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
                 stages=stages,
             )
         )
-    if duplicates:
-        notes.append(f"{duplicates} duplicate point(s) dropped")
-    return SweepPlan(
-        name=sweep.name,
-        path=str(path),
-        base_path=str(base_path),
-        parameter_names=tuple(sweep.parameters),
-        points=points,
-        stages=stages,
-        notes=notes,
-    )
+    return points, duplicates
 
 
 def _workload_path(sweep_dir: Path, path: str) -> str:
