@@ -86,7 +86,7 @@ def _rack_return(d: dict) -> float:
 
 
 def _edit_busway(d):
-    stage(d, "busway")["units_required"] = H(d)["rows"]  # one run per row of 8 racks × 132 kW
+    stage(d, "busway").update(units_required=H(d)["rows"], unit_rating_kw=1000.0)  # one 1 MW run per row of 8 × 132 kW
 
 
 def _curve_dip(d):
@@ -111,7 +111,7 @@ def _spec_hall_limit(d):
 
 
 def _safe_ups(d):
-    stage(d, "ups").update(units_installed=12, max_loading_fraction=1.5)
+    stage(d, "ups").update(units_installed=12, units_carrying=6, max_loading_fraction=1.5)
 
 
 def _water_bound(d):
@@ -124,10 +124,11 @@ CASES = [
     Case("PWR-001", setter(rack, power_max_kw=300.0), "site[0].rack", 300.0, 264.0),
     Case("PWR-002", setter(rack, busbar_limit_kw=100.0), "site[0].rack", 132.0, 100.0),
     Case("PWR-003", setter(rack, power_nominal_kw=140.0), "site[0].rack", 140.0, 132.0, "warning"),
-    Case("PWR-004", lambda d: stage(d, "mv_lv_transformer").update(units_installed=8),
-         "site[0].power.stage[mv_lv_transformer]", lambda d: stage(d, "mv_lv_transformer")["load_kw"] / (4 * 3000.0), 0.8),
-    Case("PWR-005", lambda d: stage(d, "ups").update(units_installed=14),
-         "site[0].power.stage[ups]", lambda d: stage(d, "ups")["load_kw"] / (7 * 1250.0), 0.9),
+    Case("PWR-004", lambda d: stage(d, "mv_lv_transformer").update(units_installed=4, units_carrying=3),
+         "site[0].power.stage[mv_lv_transformer]",
+         lambda d: stage(d, "mv_lv_transformer")["load_kw"] / (3 * stage(d, "mv_lv_transformer")["unit_rating_kw"]), 0.8),
+    Case("PWR-005", lambda d: stage(d, "ups").update(units_installed=14, units_carrying=7),
+         "site[0].power.stage[ups]", lambda d: stage(d, "ups")["load_kw"] / (7 * stage(d, "ups")["unit_rating_kw"]), 0.9),
     Case("PWR-006", _edit_busway, "site[0].hall[0]", 8 * 132.0, 1000.0),
     Case("PWR-007", setter(pw, grid_mw=9.0), "site[0].power", lambda d: pw(d)["facility_power_peak_kw"], 9000.0),
     Case("PWR-008", lambda d: pw(d).update(misc_power_kw=pw(d)["misc_power_kw"] + 100), "site[0].power",
@@ -136,15 +137,15 @@ CASES = [
          5000.0, lambda d: pw(d)["it_power_max_kw"] + stage(d, "busway")["loss_kw"]),
     Case("PWR-010", lambda d: stage(d, "ups").update(loss_kw=10.0), "site[0].power.stage[ups]",
          10.0, lambda d: stage(d, "ups")["load_kw"] * (1 / 0.97 - 1)),
-    Case("PWR-011", setter(H, it_power_max_kw=5000.0), "site[0].hall[0]", 5000.0, 61 * 132.0),
+    Case("PWR-011", setter(H, it_power_max_kw=5000.0), "site[0].hall[0]", 5000.0, lambda d: H(d)["racks"] * 132.0),
     Case("PWR-012", setter(pw, it_power_max_kw=7000.0), "site[0].power", 7000.0,
          lambda d: H(d)["it_power_max_kw"] + pw(d)["network_power_kw"]),
     Case("PWR-013", setter(pw, network_power_kw=100.0), "site[0].power", 100.0,
          lambda d: 360 * 1.1 + fab(d)["transceivers"] * 0.008),
     Case("PWR-014", setter(cooling, pue_design=1.05), "site[0].cooling.pue_design", 1.05,
          lambda d: pw(d)["facility_power_peak_kw"] / pw(d)["it_power_max_kw"]),
-    Case("COOL-001", setter(H, cdus_installed=3), "site[0].hall[0]", 2 * 2300.0, lambda d: H(d)["liquid_heat_kw"]),
-    Case("COOL-002", setter(H, coolant_flow_lpm=12000.0), "site[0].hall[0]", 3 * 3700.0, 12000.0),
+    Case("COOL-001", setter(H, cdus_installed=3), "site[0].hall[0]", 2 * 1350.0, lambda d: H(d)["liquid_heat_kw"]),
+    Case("COOL-002", setter(H, coolant_flow_lpm=14000.0), "site[0].hall[0]", lambda d: (H(d)["cdus_installed"] - 1) * 2200.0, 14000.0),
     Case("COOL-003", setter(rack, supply_temp_c=45.0), "site[0].rack", 45.0, 40.0),
     Case("COOL-004", lambda d: S(d)["climate"].update(design_dry_bulb_c=35.0), "site[0].cooling", 35.0 + 8.0, 37.0),
     Case("COOL-005", setter(cooling, facility_supply_temp_c=39.0), "site[0].cooling", 39.0 + 3.0, 40.0),
@@ -173,30 +174,32 @@ CASES = [
     Case("NET-009", setter(fab, scalable_units=7), "site[0].fabric", 7, 8),
     Case("NET-010", setter(fab, cables=1000), "site[0].fabric.cables", 1000, 3 * 4608),
     Case("LAY-001", _su_of_ten, "site[0].hall[0].su[0]", 10, 8),
-    Case("LAY-002", setter(H, racks=70), "site[0].hall[0]", 70, 61),
+    Case("LAY-002", setter(H, racks=70), "site[0].hall[0]", 70, lambda d: sum(H(d)["su_racks"])),
     Case("LAY-003", setter(H, rows=5), "site[0].hall[0]", 5, 8),
-    Case("LAY-004", setter(H, white_space_m2=60.0), "site[0].hall[0]", 61 * 1360 / 60.0, 1200.0),
-    Case("LAY-005", setter(H, white_space_m2=150.0), "site[0].hall[0]", 150.0, 61 * 3.0),
+    Case("LAY-004", setter(H, white_space_m2=60.0), "site[0].hall[0]", lambda d: H(d)["racks"] * 1360 / 60.0, 1200.0),
+    Case("LAY-005", setter(H, white_space_m2=150.0), "site[0].hall[0]", 150.0, lambda d: H(d)["racks"] * 3.0),
     Case("LAY-006", _spec_hall_limit, "site[0].hall[0]", lambda d: H(d)["it_power_max_kw"], 5000.0),
-    Case("RED-001", lambda d: stage(d, "ups").update(units_installed=15), "site[0].power.stage[ups]", 15, 16),
+    Case("RED-001", lambda d: stage(d, "ups").update(units_installed=8, units_carrying=7), "site[0].power.stage[ups]", 8,
+         lambda d: stage(d, "ups")["units_required"] + 1),
     Case("RED-002", lambda d: stage(d, "mv_lv_transformer").update(redundancy="N+1"),
          "site[0].power.stage[mv_lv_transformer]", "N+1", "2N"),
     Case("RED-003", lambda d: stage(d, "ups").update(units_installed=17), "site[0].power.stage[ups]", 17, 18),
-    Case("RED-004", setter(H, cdus_installed=3), "site[0].hall[0]", 3, 4),
-    Case("RED-005", setter(cooling, heat_rejection_capacity_kw=6000.0), "site[0].cooling", 2 * 2000.0,
+    Case("RED-004", setter(H, cdus_installed=3), "site[0].hall[0]", 3, lambda d: H(d)["cdus_required"] + 1),
+    Case("RED-005", setter(cooling, heat_rejection_capacity_kw=6000.0), "site[0].cooling",
+         lambda d: 6000.0 - cooling(d)["heat_rejection_module_kw"],
          lambda d: cooling(d)["liquid_heat_kw"] + cooling(d)["heat_rejection_power_design_kw"]),
     Case("RED-006", setter(pw, redundancy="N"), "site[0].power", "N", "N+1", "warning"),
     Case("RED-007", setter(cooling, redundancy="N"), "site[0].cooling", "N", "N+1", "warning"),
-    Case("SAFE-001", _safe_ups, "site[0].power.stage[ups]", lambda d: stage(d, "ups")["load_kw"] / (6 * 1250.0), 1.0),
+    Case("SAFE-001", _safe_ups, "site[0].power.stage[ups]", lambda d: stage(d, "ups")["load_kw"] / (6 * stage(d, "ups")["unit_rating_kw"]), 1.0),
     Case("SAFE-002", setter(rack, coolant_flow_lpm=80.0), "site[0].rack", _rack_return, 60.0, "warning"),
     Case("SAFE-003", setter(rack, supply_temp_c=12.0), "site[0].rack", 12.0, 17.0),
     Case("SAFE-004", _edit_monthly, "site[0].cooling", -20.0 - 7.0 / 2, -10.0, "warning"),
-    Case("COST-001", lambda d: S(d)["bom"][0].update(total_usd=1.0), "site[0].bom[0]", 1.0, 61 * 3_000_000.0),
+    Case("COST-001", lambda d: S(d)["bom"][0].update(total_usd=1.0), "site[0].bom[0]", 1.0, lambda d: S(d)["bom"][0]["count"] * 3_000_000.0),
     Case("COST-002", lambda d: metrics(d)["capex_usd_by_category"].update(compute=1e6),
-         "site[0].metrics.capex_usd_by_category[compute]", 1e6, 61 * 3_000_000.0),
+         "site[0].metrics.capex_usd_by_category[compute]", 1e6, lambda d: S(d)["bom"][0]["count"] * 3_000_000.0),
     Case("COST-003", setter(metrics, opex_usd_per_year=1.0), "site[0].metrics.opex_usd_per_year", 1.0,
          lambda d: sum(metrics(d)["opex_usd_per_year_by_category"].values())),
-    Case("COST-004", _bom_rack_count, "site[0].bom", 50.0, 61),
+    Case("COST-004", _bom_rack_count, "site[0].bom", 50.0, lambda d: metrics(d)["racks"]),
 ]
 
 

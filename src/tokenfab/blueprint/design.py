@@ -86,6 +86,82 @@ class PowerStage(_Data):
     efficiency: float
     loss_kw: float
     redundancy: str
+    units_carrying: int | None = Field(default=None, description="units that carry the load after the worst single failure")
+
+
+class PowerBlocks(_Data):
+    """One hall's power blocks: a block is a transformer with its UPS system (or SST) and generators."""
+
+    hall: int
+    block_kw: float = Field(description="usable capacity of one block (rating × loading limit)")
+    load_kw: float
+    blocks_required: int
+    blocks_installed: int
+    blocks_carrying: int = Field(description="blocks that carry the hall after its worst single block failure")
+
+
+class FailureCase(_Data):
+    """The worst single failure of one kind of unit, per block: what survives and how loaded it is."""
+
+    unit: str
+    element: str
+    load_kw: float
+    capacity_after_kw: float
+    loading_after: float
+    carried: bool
+
+
+class StandbyDesign(_Data):
+    """Standby generation (per block or per hall) with its fuel, or UPS ride-through alone."""
+
+    generators: bool
+    generator: str | None
+    generator_rating_kw: float
+    generators_installed: int
+    generators_carrying: int
+    generator_load_kw: float
+    fuel_l: float
+    fuel_autonomy_h: float
+    transfer_switches: int
+    ups_ride_through_min: float
+    battery_kwh: float
+
+
+class DistributionDesign(_Data):
+    """Row distribution (AC busway or 800 V DC busway) and the fault levels the switchgear must interrupt."""
+
+    kind: str = Field(description="ac or dc_800v")
+    busway: str
+    voltage_v: float
+    run_current_a: float = Field(description="current of the most loaded busway run")
+    ampacity_a: float
+    run_length_m: float
+    voltage_drop_pct: float
+    rack_current_a: float
+    tap_offs_per_rack: int
+    tap_off_current_a: float
+    tap_off_rating_a: float
+    lv_fault_ka: float
+    lv_interrupting_ka: float
+    mv_fault_ka: float
+    mv_interrupting_ka: float
+
+
+class GridDesign(_Data):
+    """The point of interconnection: service, short-circuit strength, power quality and load swings."""
+
+    service: str = Field(description="mv (utility MV service) or hv (owned HV/MV substation)")
+    voltage_kv: float
+    short_circuit_mva: float
+    power_factor: float
+    current_thd_pct: float
+    isc_to_load_ratio: float
+    voltage_thd_pct: float
+    load_swing_kw: float
+    storage_kwh: float
+    smoothing_window_s: float
+    ramp_fraction_per_min: float
+    load_loss_mw: float
 
 
 class PowerChainDesign(_Data):
@@ -98,6 +174,12 @@ class PowerChainDesign(_Data):
     misc_power_kw: float
     redundancy: str
     stages: list[PowerStage]
+    topology: str | None = None
+    blocks: list[PowerBlocks] = Field(default_factory=list)
+    failures: list[FailureCase] = Field(default_factory=list)
+    standby: StandbyDesign | None = None
+    distribution: DistributionDesign | None = None
+    grid: GridDesign | None = None
 
 
 class CoolingDesign(_Data):
@@ -126,6 +208,10 @@ class CoolingDesign(_Data):
     wue_l_per_kwh: float
     redundancy: str
     pue_by_outdoor_temp_c: list[tuple[float, float]] = Field(description="(dry-bulb °C, PUE) pairs")
+    trim_chiller_kw: float = Field(default=0.0, description="trim chiller capacity beside dry / hybrid coolers")
+    spray_hours_per_year: float = Field(default=0.0, description="hours a hybrid dry cooler sprays")
+    air_supply_temp_c: float | None = Field(default=None, description="air supplied to the racks' air-cooled parts")
+    heat_rejection_module_kw: float = Field(default=2000.0, description="size of one heat-rejection module")
 
 
 class FabricTier(_Data):
@@ -192,6 +278,9 @@ class SiteMetrics(_Data):
     water_m3_per_year: float
     usd_per_gpu_hour: float
     white_space_m2: float
+    market: str | None = None
+    facility_capex_usd_per_mw: float | None = Field(default=None, description="power + cooling + building per MW of IT")
+    it_load_fraction: float | None = Field(default=None, description="mean IT draw / provisioned, for energy")
 
 
 class SiteDesign(_Data):

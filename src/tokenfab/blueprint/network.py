@@ -20,6 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tokenfab.blueprint import layout
+from tokenfab.blueprint.design import FabricDesign, FabricTier
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.parts import Parts
+    from tokenfab.spec import SiteSpec
 
 TIER_NAMES = ("leaf", "spine", "core", "super-core")
 
@@ -124,3 +132,56 @@ def fat_tree(endpoints_per_su: int, scalable_units: int, radix: int, oversubscri
 def bisection_bandwidth_tbps(endpoints: int, link_gbps: int, oversubscription: float) -> float:
     """Bisection bandwidth of a fat tree: half the endpoints at full rate, divided by oversubscription."""
     return endpoints * link_gbps / 2.0 / oversubscription / 1000.0
+
+
+def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int) -> tuple[FabricDesign, FatTree]:
+    """The scale-out fabric of a site: a fat tree over its scalable units, with its transceivers and power."""
+    system, switch = parts.system, parts.switch
+    link_gbps = min(system.scaleout_nic_gbps, switch.port_gbps)
+    links_per_gpu = system.scaleout_nics_per_gpu * links_per_nic(system.scaleout_nic_gbps, switch.port_gbps)
+    endpoints_per_su = system.nodes_per_scalable_unit * system.gpus_per_node * links_per_gpu
+    radix = effective_radix(switch.ports, switch.port_gbps, link_gbps)
+    tree = fat_tree(endpoints_per_su, scalable_units, radix, site.fabric_oversubscription)
+    endpoints = endpoints_per_su * scalable_units
+    transceivers = 2 * tree.links
+    tiers = [
+        FabricTier(
+            tier=i + 1,
+            name=TIER_NAMES[i] if i < len(TIER_NAMES) else f"tier-{i + 1}",
+            switches=tree.switches_by_tier[i],
+            downlinks_per_switch=tree.downlinks_by_tier[i],
+            uplinks_per_switch=tree.uplinks_by_tier[i],
+        )
+        for i in range(tree.tiers)
+    ]
+    design = FabricDesign(
+        kind=switch.fabric.value,
+        switch=switch.name,
+        switch_ports=radix,
+        link_gbps=link_gbps,
+        endpoints=endpoints,
+        endpoints_per_scalable_unit=endpoints_per_su,
+        rails=system.gpus_per_node * links_per_gpu,
+        scalable_units=scalable_units,
+        tiers=tiers,
+        links_by_tier=list(tree.links_by_tier),
+        oversubscription=site.fabric_oversubscription,
+        transceivers=transceivers,
+        transceiver=parts.transceiver.name,
+        cables=tree.links,
+        switch_power_kw=tree.switches * switch.maximum_draw_w / 1000.0,
+        transceiver_power_kw=transceivers * parts.transceiver.maximum_draw_w / 1000.0,
+        nvlink_domains=domains,
+        gpus_per_nvlink_domain=system.gpus_per_nvlink_domain,
+        bisection_tbps=bisection_bandwidth_tbps(endpoints, link_gbps, site.fabric_oversubscription),
+    )
+    return design, tree
+
+
+def network_power_kw(parts: Parts, site: SiteSpec, domains: int) -> float:
+    """Switch and transceiver power of the fabric that serves `domains` NVLink domains."""
+    system = parts.system
+    racks = layout.racks_for_domains(domains, system.domains_per_rack)
+    racks_per_su = layout.racks_per_scalable_unit(system.nodes_per_scalable_unit, system.nodes_per_rack)
+    fabric, _ = site_fabric(parts, site, len(layout.split_into_scalable_units(racks, racks_per_su)), domains)
+    return fabric.switch_power_kw + fabric.transceiver_power_kw
