@@ -35,9 +35,23 @@ def with_power_model(catalog: Catalog, pm: PowerModel) -> Catalog:
     return replace(catalog, entries=entries)
 
 
+def engine_of(m: PowerMeasurement) -> dict:
+    """The measurement's engine as `estimate` names it (its default when none is given)."""
+    return {"engine": m.engine.lower()} if m.engine else {}
+
+
 def predicted_w(catalog: Catalog, m: PowerMeasurement) -> float:
     curve = estimate(
-        catalog, m.model, m.system, precision=m.precision, isl=m.isl, osl=m.osl, tp=m.tp, concurrency=m.batch
+        catalog,
+        m.model,
+        m.system,
+        precision=m.precision,
+        isl=m.isl,
+        osl=m.osl,
+        tp=m.tp,
+        concurrency=m.batch,
+        mode="aggregated",
+        **engine_of(m),
     )
     return curve.operating_point.gpu_power_w
 

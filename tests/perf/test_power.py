@@ -25,8 +25,18 @@ HOPPER_DECODE = [
 
 
 def predicted_w(m: PowerMeasurement) -> float:
+    # as scripts/fit_power.py predicts it: aggregated serving on the measurement's engine, batch pinned
     curve = estimate(
-        CATALOG, m.model, m.system, precision=m.precision, isl=m.isl, osl=m.osl, tp=m.tp, concurrency=m.batch
+        CATALOG,
+        m.model,
+        m.system,
+        precision=m.precision,
+        isl=m.isl,
+        osl=m.osl,
+        tp=m.tp,
+        concurrency=m.batch,
+        mode="aggregated",
+        engine=m.engine.lower(),
     )
     return curve.operating_point.gpu_power_w
 
@@ -60,7 +70,16 @@ def test_decode_power_rises_with_batch_between_idle_and_tdp():
     h100 = CATALOG.typed("gpus", "h100-sxm", Gpu)
     powers = [
         estimate(
-            CATALOG, "llama-3.1-8b", "hgx-h100", precision="bf16", isl=512, osl=717, tp=1, concurrency=b
+            CATALOG,
+            "llama-3.1-8b",
+            "hgx-h100",
+            precision="bf16",
+            isl=512,
+            osl=717,
+            tp=1,
+            concurrency=b,
+            mode="aggregated",
+            engine="vllm",
         ).operating_point.gpu_power_w
         for b in (1, 4, 16, 64, 256)
     ]

@@ -488,6 +488,75 @@ class PowerMeasurement(SourcedEntry):
     derived: bool = Field(default=False, description="read off a published fit rather than a printed value")
 
 
+class PerfAlias(SourcedEntry):
+    """Names that measured-performance files (the perf corpus) use for a catalog model or GPU.
+
+    ``kind: model`` maps onto a ``models`` entry; ``kind: gpu`` onto the ``systems`` entry a measurement on
+    that GPU is predicted on (the system fixes the GPU, its NVLink domain and scale-out NICs).
+    ``blank_precision`` is the precision assumed for a row on that GPU that does not state one.
+    """
+
+    kind: Literal["model", "gpu"]
+    match: list[str] = Field(min_length=1, description="names as written in points files (case-insensitive)")
+    target: str = Field(description="catalog model name (kind model) or system name (kind gpu)")
+    blank_precision: Precision | None = None
+
+
+class EngineProfile(SourcedEntry):
+    """The limits one serving engine (at some versions) really runs with, as benchmarks configure it.
+
+    Selected for a measurement by ``engines`` (engine column, case-insensitive), ``source_kinds`` (empty:
+    any) and the version range ``[version_from, version_to)`` parsed from the engine-version text.
+    """
+
+    engines: list[str] = Field(min_length=1)
+    source_kinds: list[str] = Field(default_factory=list)
+    version_from: str = ""
+    version_to: str = ""
+    backend: str = Field(description="step-time class whose fitted engine factor applies")
+    batching: Literal["inflight", "static"] = "inflight"
+    max_batch: int = Field(gt=0, description="most sequences scheduled together per replica")
+    max_num_tokens: int = Field(gt=0, description="most tokens (prefill + decode) in one step")
+    kv_cache_fraction: float = Field(gt=0, le=1, description="share of HBM left after weights given to KV cache")
+    cuda_graph_max_batch: int = Field(ge=0, description="largest batch run as a CUDA graph; 0 = graphs off")
+    chunked_prefill: bool = True
+
+
+class PerfGenerationParams(SourcedEntry):
+    """Fitted efficiency factors of the token model for one GPU generation (``default``: any other).
+
+    Shared by every model, engine and point on that generation; fitted by `scripts/fit_perf.py`.
+    """
+
+    generation: str
+    gemm_efficiency: dict[Precision, float] = Field(description="dense linear GEMMs, sustained / peak, per precision")
+    moe_gemm_efficiency: float = Field(gt=0, le=1)
+    attention_efficiency: float = Field(gt=0, le=1)
+    memory_efficiency: float = Field(gt=0, le=1)
+    moe_memory_efficiency: float = Field(gt=0, le=1)
+    step_overhead_ms: float = Field(ge=0)
+    layer_overhead_us: float = Field(ge=0)
+    sequence_overhead_us: float = Field(ge=0)
+
+
+class PerfFit(SourcedEntry):
+    """Parameters of the token model shared across generations, and what they were fitted on."""
+
+    corpus: str = Field(description="points file the fit used")
+    corpus_sha256_16: str = Field(description="first 16 hex digits of the file's SHA-256")
+    corpus_rows: int = Field(ge=0)
+    link_efficiency: dict[str, float] = Field(description="collective bandwidth / peak: nvlink, scaleout")
+    collective_latency_us: float = Field(ge=0)
+    moe_token_overhead_us: float = Field(ge=0, description="routing, permutation and load imbalance per token")
+    eager_layer_factor: float = Field(ge=1, description="layer overhead multiplier outside CUDA graphs")
+    engine_time_factor: dict[str, float] = Field(description="step-time multiplier per engine backend")
+    server_itl_headroom: float = Field(gt=0, le=1, description="mean ITL / p99 TPOT limit a server load reaches")
+    server_load_factor: float = Field(gt=0, le=1, description="sustained Poisson load / saturated capacity")
+    mtp_draft_tokens: int = Field(ge=1)
+    mtp_tokens_per_step: float = Field(ge=1, description="accepted tokens per decode step with MTP")
+    cv_summary: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
 KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "gpus": Gpu,
     "systems": System,
@@ -510,4 +579,8 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "perf_measurements": PerfMeasurement,
     "power_models": PowerModel,
     "power_measurements": PowerMeasurement,
+    "perf_aliases": PerfAlias,
+    "engine_profiles": EngineProfile,
+    "perf_generation_params": PerfGenerationParams,
+    "perf_fits": PerfFit,
 }

@@ -256,7 +256,9 @@ def tokens_command(
     ttft_ms: float = typer.Option(None, "--ttft-ms", min=0.001, help="time-to-first-token target [ms]"),
     itl_ms: float = typer.Option(None, "--itl-ms", min=0.001, help="inter-token latency target [ms]"),
     power_cap_w: float = typer.Option(None, "--power-cap-w", min=1, help="per-GPU power cap [W]"),
-    mode: str = typer.Option("aggregated", "--mode", help="aggregated | disaggregated | both"),
+    mode: str = typer.Option("auto", "--mode", help="auto (the better of the two, named) | aggregated | disaggregated | both"),
+    engine: str = typer.Option("tensorrt-llm", "--engine", help="engine whose limits apply: tensorrt-llm | dynamo | vllm | sglang"),
+    spec_decoding: str = typer.Option("none", "--spec-decoding", help="none | mtp (multi-token prediction)"),
     tp: int = typer.Option(None, "--tp", min=1, help="pin tensor parallelism"),
     ep: int = typer.Option(None, "--ep", min=1, help="pin expert parallelism"),
     pp: int = typer.Option(None, "--pp", min=1, help="pin pipeline parallelism"),
@@ -269,7 +271,8 @@ def tokens_command(
         None, "--design", help="design.json: price at its $/GPU-hour (with --mix: predict the whole factory)"
     ),
     mix: Path = typer.Option(None, "--mix", help="traffic mix YAML (with --design)"),
-    out: Path = typer.Option(Path("out/tokens"), "--out", help="folder for the curve plot"),
+    points: Path = typer.Option(None, "--points", help="points CSV (perf corpus format): predict every row"),
+    out: Path = typer.Option(None, "--out", help="folder for the curve plot (default out/tokens); with --points the output file (.json or .csv)"),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not write the PNG"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (schema: docs/perf.md)"),
     catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
@@ -283,6 +286,12 @@ def tokens_command(
         catalog = load_catalog(catalog_dir or ())
     except InputError as exc:
         fail_bad_input(str(exc))
+    if points is not None:
+        from tokenfab.cli.tokens_points import run_points
+
+        run_points(points, catalog, as_json, out)
+        return
+    out = out or Path("out/tokens")
     if mix is not None:
         if design is None:
             fail_bad_input("--mix needs --design")
@@ -314,6 +323,8 @@ def tokens_command(
             region=region,
             pue=pue,
             usd_per_gpu_hour=basis.usd_per_gpu_hour,
+            engine=engine,
+            spec_decoding=spec_decoding,
         )
     except PerfInputError as exc:
         fail_bad_input(str(exc))
@@ -334,6 +345,7 @@ def tokens_command(
         return
     console.print(curve_table(curve))
     console.print(operating_point_table(curve, energy, basis.source))
+    console.print(f"serving mode: {curve.mode_reason}; engine limits: {curve.engine}")
     if not curve.operating_point.meets_targets:
         console.print("[yellow]warning:[/] no layout meets the targets; shown is the closest miss")
     if plot_path:
