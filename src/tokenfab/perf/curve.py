@@ -18,6 +18,7 @@ import numpy as np
 
 from tokenfab.blueprint.cost import usd_per_million_tokens
 from tokenfab.catalog.models import Gpu, LlmModel, Precision, Region, System
+from tokenfab.perf.power import node_overhead_power_w_per_gpu
 from tokenfab.perf.results import PerfInputError, TokenCurve, TokenPoint, pareto_front_mask, point_at
 from tokenfab.perf.serving import (
     CONCURRENCY_GRID,
@@ -213,7 +214,7 @@ def _point_columns(
     total_gpu = out_gpu * (1.0 + isl / osl)
     power = cols["power_w"]
     provisioned_kw = sys_.rack_power_max_kw / sys_.gpus_per_rack * pue
-    host_w = max(sys_.rack_power_nominal_kw * 1000.0 / sys_.gpus_per_rack - gpu.tdp_w, 0.0)
+    host_w = node_overhead_power_w_per_gpu(sys_.rack_power_nominal_kw, sys_.gpus_per_rack, gpu.tdp_w)
     count = len(out_gpu)
     usd_at_one = usd_per_million_tokens(usd_gpu_h, 1.0)  # $/M scales as 1 / rate
     return {
