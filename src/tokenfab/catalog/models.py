@@ -426,8 +426,6 @@ class PerfCalibration(SourcedEntry):
     moe_token_overhead_us: float = Field(
         ge=0, description="per token per GPU per iteration in MoE layers: routing, permutation, imbalance"
     )
-    power_compute_weight: float = Field(ge=0, description="dynamic power per unit compute utilisation")
-    power_memory_weight: float = Field(ge=0, description="dynamic power per unit HBM utilisation")
     clock_power_exponent: float = Field(gt=1, description="compute power ~ clock^exponent under DVFS")
     calibrated_on: list[str] = Field(default_factory=list)
 
