@@ -93,3 +93,26 @@ def test_every_j_per_token_names_its_basis():
         )
     # the facility basis counts the design's PUE by default
     assert e["pue"] == pytest.approx(max(doc["cost_basis"]["pue_annual"], 1.0))
+
+
+def test_factory_mix_prices_each_site_at_its_own_tco_and_names_energy_bases(tmp_path):
+    from tests.conftest import EXAMPLES_DIR
+
+    spec = {
+        "name": "mixsite",
+        "sites": [{"name": "a", "system": "hgx-h200", "it_mw": 5.0, "climate": "dublin-ie"}],
+    }
+    design = design_json(spec, tmp_path)
+    mix = str(EXAMPLES_DIR / "mix-inference.yaml")
+    result = RUNNER.invoke(app, ["tokens", "--design", design["design_path"], "--mix", mix, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["joules_per_token_basis"].startswith("board")
+    own = design["metrics"]["usd_per_gpu_hour"]
+    for w in doc["workloads"]:
+        p = w["point"]
+        assert p["usd_per_million_tokens"] == pytest.approx(
+            own * 1e6 / (p["tokens_per_s_per_gpu_output"] * 3600)
+        )
+        e = w["joules_per_token"]
+        assert e["board"] == pytest.approx(p["joules_per_token"]) and e["board"] < e["node"] < e["facility"]

@@ -103,19 +103,12 @@ def operating_point_table(curve, energy: dict | None = None, cost_source: str = 
     return table
 
 
-def energy_bases(catalog, curve, point, pue: float):
+def energy_bases(catalog, curve, point, pue: float) -> dict:
     """`point`'s energy per output and per input+output token on the board, node and facility bases."""
-    from tokenfab.catalog.models import Gpu, System
-    from tokenfab.perf.power import conversion_efficiency, energy_per_token_bases, system_overheads_w_per_gpu
+    from tokenfab.perf.power import system_energy_bases
 
-    system = catalog.typed("systems", curve.system, System)
-    host_w, network_w = system_overheads_w_per_gpu(catalog, system, catalog.typed("gpus", system.gpu, Gpu))
-    eta = conversion_efficiency(catalog)
-    per = {
-        rate_name: energy_per_token_bases(point.gpu_power_w, rate, host_w, network_w, pue, eta)
-        for rate_name, rate in (("output", point.tokens_per_s_per_gpu_output), ("total", point.tokens_per_s_per_gpu_total))
-    }
-    return per
+    rates = (("output", point.tokens_per_s_per_gpu_output), ("total", point.tokens_per_s_per_gpu_total))
+    return {name: system_energy_bases(catalog, curve.system, point.gpu_power_w, rate, pue) for name, rate in rates}
 
 
 def _energy_row(point, energy: dict | None) -> str:

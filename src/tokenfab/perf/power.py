@@ -322,3 +322,17 @@ def system_overheads_w_per_gpu(catalog, system, gpu: Gpu, fabric_tiers: int = 2)
     ports_per_nic = -(-system.scaleout_nic_gbps // switch.port_gbps)
     nics = system.scaleout_nics_per_gpu * ports_per_nic
     return host, network_power_w_per_gpu(nics, switch.maximum_draw_w, switch.ports, optic_w, fabric_tiers)
+
+
+def system_energy_bases(
+    catalog, system_name: str, board_power_w: float, tokens_per_s_per_gpu: float, pue: float
+):
+    """`energy_per_token_bases` for a GPU of the catalog system `system_name`: its host and network shares
+    (`system_overheads_w_per_gpu`) and the catalog power chain's `conversion_efficiency`."""
+    from tokenfab.catalog.models import System
+
+    system = catalog.typed("systems", system_name, System)
+    host_w, network_w = system_overheads_w_per_gpu(catalog, system, catalog.typed("gpus", system.gpu, Gpu))
+    return energy_per_token_bases(
+        board_power_w, tokens_per_s_per_gpu, host_w, network_w, pue, conversion_efficiency(catalog)
+    )
