@@ -61,6 +61,9 @@ class FabricChoice(StrEnum):
     spectrum_x = "spectrum_x"
 
 
+FabricOptics = Literal["auto", "pluggable", "cpo"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +138,8 @@ class SiteSpec(_Strict):
     market: str | None = Field(default=None, description="construction market; defaults to the climate's")
     fabric: FabricChoice = FabricChoice.auto
     fabric_oversubscription: float = Field(default=1.0, ge=1.0, le=8.0, description="leaf downlinks : uplinks")
+    fabric_planes: int | None = Field(default=None, ge=1, le=8, description="scale-out planes; default: one per switch-port-speed share of the NIC (a 1.6 T NIC on 800 G switches: 2)")
+    fabric_optics: FabricOptics = Field(default="auto", description="switch optics: pluggable, cpo (co-packaged), or auto (cpo for 1.6 T NICs)")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @model_validator(mode="after")

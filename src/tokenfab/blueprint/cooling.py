@@ -39,6 +39,11 @@ HEAT_REJECTION_MODULE_SIZES_KW = (250.0, 500.0, 1000.0, 2000.0)
 """Module sizes of dry coolers, towers and chillers (estimate: packaged units from ~250 kW to ~2 MW)."""
 
 
+def _clamp(value: float, low: float, high: float) -> float:
+    """`value` limited to [low, high] (scalar; numpy's clip costs microseconds per call in the annual loop)."""
+    return low if value < low else high if value > high else float(value)
+
+
 def coolant_properties(fluid: str, mean_temp_c: float, pressure_pa: float = 2.0e5) -> tuple[float, float]:
     """Density [kg/m³] and isobaric heat capacity [J/(kg·K)] of `fluid` (see `tokenfab.blueprint.coolant`:
     tabulated from CoolProp, which is imported only for a fluid or state outside the table).
@@ -115,7 +120,7 @@ def spray_fraction(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float
     """
     if plant.kind != HeatRejectionKind.hybrid_dry_cooler:
         return 0.0
-    return float(np.clip((dry_bulb_c + plant.approach_k - supply_temp_c) / ECONOMISER_BAND_K, 0.0, 1.0))
+    return _clamp((dry_bulb_c + plant.approach_k - supply_temp_c) / ECONOMISER_BAND_K, 0.0, 1.0)
 
 
 def trim_fraction(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float, wet_bulb_c: float) -> float:
@@ -126,7 +131,7 @@ def trim_fraction(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float,
     if plant.kind not in (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler):
         return 0.0
     shortfall_k = reachable_supply_temp_c(plant, dry_bulb_c, wet_bulb_c) - supply_temp_c
-    return float(np.clip(shortfall_k / ECONOMISER_BAND_K, 0.0, 1.0))
+    return _clamp(shortfall_k / ECONOMISER_BAND_K, 0.0, 1.0)
 
 
 def chiller_cop(supply_temp_c: float, wet_bulb_c: float, approach_k: float, carnot_fraction: float) -> float:
@@ -153,7 +158,7 @@ def compressor_fraction(supply_temp_c: float, wet_bulb_c: float, tower_approach_
     short, linear in between (partial free cooling).
     """
     shortfall_k = wet_bulb_c + tower_approach_k - supply_temp_c
-    return float(np.clip(shortfall_k / ECONOMISER_BAND_K, 0.0, 1.0))
+    return _clamp(shortfall_k / ECONOMISER_BAND_K, 0.0, 1.0)
 
 
 def heat_rejection_power_kw(
@@ -185,7 +190,7 @@ def heat_rejection_power_kw(
         design_approach = max(supply_temp_c - design_wet_bulb_c, plant.approach_k)
         available = supply_temp_c - wet_bulb_c
     ratio = design_approach / available if available > 0 else 1.0
-    fans = plant.fan_power_kw_per_mw * heat_mw * float(np.clip(ratio**3, 0.1, 1.0))
+    fans = plant.fan_power_kw_per_mw * heat_mw * _clamp(ratio**3, 0.1, 1.0)
     compressors = 0.0
     if plant.kind == HeatRejectionKind.chiller:
         share = compressor_fraction(supply_temp_c, wet_bulb_c, plant.approach_k)

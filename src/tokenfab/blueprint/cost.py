@@ -195,9 +195,8 @@ def bill_of_materials(
             lines.append(BomLine(category=category, item=item, count=count, unit=unit, unit_cost_usd=unit_cost, total_usd=count * unit_cost))
 
     add("compute", parts.system.name, counts.racks, "rack", parts.system.rack_cost_usd)
-    add("network", parts.switch.name, tree.switches, "switch", parts.switch.cost_usd)
-    add("network", parts.transceiver.name, fabric.transceivers, "transceiver", parts.transceiver.cost_usd)
-    add("network", parts.cable.name, fabric.cables, "link", parts.cable.cost_usd_per_link)
+    for item in fabric.items:  # every network's switches, modules and cables (blueprint.netparts)
+        add("network", item.item, item.count, "link" if item.kind == "cable" else item.kind, item.unit_cost_usd)
     add("storage", "shared flash storage", counts.gpus * econ.storage_tb_per_gpu, "TB", econ.storage_usd_per_tb)
     it_usd = sum(line.total_usd for line in lines)
     add("spares", "spare trays, switches and optics", 1, "lot", econ.spares_fraction_of_it * it_usd)

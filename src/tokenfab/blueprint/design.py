@@ -70,6 +70,10 @@ class HallDesign(_Data):
     area_m2: float
     floor_load_kg_per_m2: float
     air_system_capacity_kw: float
+    floor: str = Field(default="slab-on-grade", description="slab-on-grade or raised (access floor)")
+    fire_detection: str = ""
+    fire_suppression: str = ""
+    leak_detection: str = Field(default="", description="required where the hall carries liquid heat")
 
 
 class PowerStage(_Data):
@@ -222,6 +226,40 @@ class FabricTier(_Data):
     uplinks_per_switch: int
 
 
+class ComputeFabric(_Data):
+    """One building's (or hall group's) compute fabric: one fat tree per plane, the planes alike."""
+
+    index: int
+    halls: list[int] = Field(description="indices of the halls this fabric serves")
+    scalable_units: int
+    gpus: int
+    endpoints_per_plane: int
+    tiers: list[FabricTier] = Field(description="tiers of one plane")
+    links_by_tier: list[int] = Field(description="links of one plane from tier i to i+1; index 0 is node-to-leaf")
+
+
+class NetworkItem(_Data):
+    """A counted network part: switches, modules or cables of one network, priced and with its draw."""
+
+    network: str = Field(description="compute, dci, storage+in-band or oob")
+    kind: str = Field(description="switch, transceiver or cable")
+    item: str
+    count: int
+    unit_cost_usd: float
+    draw_w: float = 0.0
+
+
+class AuxNetwork(_Data):
+    """A network beside the compute fabric (storage + in-band, out-of-band), counted per the SuperPOD RA."""
+
+    name: str
+    switch: str
+    endpoints: int
+    link_gbps: int
+    tiers: list[FabricTier]
+    links: int
+
+
 class FabricDesign(_Data):
     kind: str
     switch: str
@@ -242,6 +280,23 @@ class FabricDesign(_Data):
     nvlink_domains: int
     gpus_per_nvlink_domain: int
     bisection_tbps: float
+    planes: int = Field(default=1, description="independent fat trees every GPU has a link into")
+    optics: str = Field(default="pluggable", description="pluggable or co-packaged (cpo) switch optics")
+    nic_transceiver: str | None = None
+    compute_fabric_gpus_max: int = 0
+    compute_fabrics: list[ComputeFabric] = Field(default_factory=list)
+    dci_switches: int = 0
+    dci_links: int = 0
+    dci_oversubscription: float = 1.0
+    aux_networks: list[AuxNetwork] = Field(default_factory=list)
+    link_length_m_by_tier: list[float] = Field(default_factory=list, description="longest link per tier; the last is the DCI when there is one")
+    transceiver_by_tier: list[str] = Field(default_factory=list, description="switch-side module per tier ('' for co-packaged)")
+    items: list[NetworkItem] = Field(default_factory=list, description="every counted network part, priced")
+
+    @property
+    def tiers_per_plane(self) -> int:
+        """Most tiers of any compute fabric's plane."""
+        return max((len(f.tiers) for f in self.compute_fabrics), default=len(self.tiers))
 
 
 class BomLine(_Data):

@@ -48,9 +48,26 @@ def scalable_units_per_hall(hall_it_kw_max: float, racks_per_su: int, rack_power
     return max(1, math.floor(hall_it_kw_max / (racks_per_su * rack_power_max_kw) + 1e-9))
 
 
+def balanced_sizes(items: int, groups: int) -> list[int]:
+    """`items` split into `groups` groups whose sizes differ by at most one, larger groups first."""
+    base, extra = divmod(items, groups)
+    return [base + 1] * extra + [base] * (groups - extra)
+
+
 def split_into_halls(su_racks: list[int], sus_per_hall: int) -> list[list[int]]:
-    """Groups of SUs per hall, in order."""
-    return [su_racks[i : i + sus_per_hall] for i in range(0, len(su_racks), sus_per_hall)]
+    """Groups of SUs per hall, in order: as few halls as hold `sus_per_hall` SUs each, balanced so that no
+    hall holds more than one SU more than another (no near-empty last hall).
+
+    .. math:: n_{hall} = \\lceil n_{SU} / s \\rceil, \\quad s_h \\in \\{\\lfloor n_{SU}/n_{hall} \\rfloor, \\lceil n_{SU}/n_{hall} \\rceil\\}
+    """
+    if not su_racks:
+        return []
+    halls = math.ceil(len(su_racks) / sus_per_hall)
+    groups, start = [], 0
+    for size in balanced_sizes(len(su_racks), halls):
+        groups.append(su_racks[start : start + size])
+        start += size
+    return groups
 
 
 def rows_for_racks(su_racks: list[int], racks_per_row: int) -> int:
@@ -159,6 +176,9 @@ def hall_designs(parts: Parts, site: SiteSpec, counts: SiteCounts, rack: RackDes
                 area_m2=white + installed * (cdu.footprint_m2 if cdu else 0.0),
                 floor_load_kg_per_m2=floor_load_kg_per_m2(system.rack_weight_kg, system.rack_footprint_m2, econ.hall_white_space_m2_per_rack),
                 air_system_capacity_kw=white * econ.air_system_capacity_kw_per_m2,
+                fire_detection=parts.standards.fire_detection,
+                fire_suppression=parts.standards.fire_suppression,
+                leak_detection=parts.standards.leak_detection if liquid > 0 else "",
             )
         )
     return halls

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.blueprint import cooling as cool
+from tokenfab.blueprint import network
 from tokenfab.blueprint.design import ClimateDesign
 from tokenfab.catalog.load import Catalog
 from tokenfab.catalog.models import (
@@ -28,6 +29,7 @@ from tokenfab.catalog.models import (
     HeatRejectionKind,
     Market,
     Region,
+    Standards,
     Switch,
     System,
     Transceiver,
@@ -60,6 +62,9 @@ class Parts:
     switch: Switch
     transceiver: Transceiver
     cable: Cable
+    standards: Standards
+    catalog: Catalog
+    """The whole catalog, for parts a step picks by its own rule (network modules, management switches)."""
     cdus: list[Cdu]
     liquid_plant: HeatRejection
     air_plant: HeatRejection
@@ -103,7 +108,10 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
     )
     if not switches:
         raise CompileError((*loc, "fabric"), f"no switch in the catalog for fabric {fabric_kind.value}")
-    switch = switches[0]
+    switch = network.choose_compute_switch(switches, system, site.fabric_optics)
+    if switch is None:
+        raise CompileError((*loc, "fabric_optics"), f"no co-packaged-optics switch in the catalog for fabric {fabric_kind.value}")
+    standards = lookup(catalog, "standards", "default", Standards, loc)
     link_gbps = min(system.scaleout_nic_gbps, switch.port_gbps)
     transceivers = sorted(catalog.all("transceivers", Transceiver), key=lambda t: (t.gbps < link_gbps, t.gbps))
     cables = sorted(catalog.all("cables", Cable), key=lambda c: c.name)
@@ -138,6 +146,8 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         switch=switch,
         transceiver=transceivers[0],
         cable=next((c for c in cables if c.kind == "fiber"), cables[0]),
+        standards=standards,
+        catalog=catalog,
         cdus=cdus,
         liquid_plant=liquid_plant,
         air_plant=plants[HeatRejectionKind.chiller],

@@ -24,6 +24,8 @@ class FabricKind(StrEnum):
     infiniband_ndr = "infiniband_ndr"
     infiniband_xdr = "infiniband_xdr"
     spectrum_x = "spectrum_x"
+    ethernet_oob = "ethernet_oob"
+    """out-of-band management (BMC) Ethernet (never a compute fabric)"""
 
 
 class HeatRejectionKind(StrEnum):
@@ -170,18 +172,48 @@ class Switch(SourcedEntry):
     cost_usd: float = Field(gt=0)
     manufacturer: str = "NVIDIA"
     part_number: str = ""
+    ports_per_cage: int = Field(default=1, ge=1, description="logical ports one pluggable module serves (2: twin-port OSFP)")
+    co_packaged_optics: bool = Field(default=False, description="optics on the package: no switch-side modules; draw includes optics")
+    optics_reach_m: float | None = Field(default=None, gt=0, description="reach of co-packaged optics")
 
 
 class Transceiver(SourcedEntry):
-    gbps: int = Field(gt=0)
+    gbps: int = Field(gt=0, description="per logical port")
     maximum_draw_w: float = Field(ge=0)
     cost_usd: float = Field(ge=0)
     form_factor: str
+    ports: int = Field(default=1, ge=1, description="logical ports of one module (2: twin-port)")
+    reach_m: float | None = Field(default=None, gt=0, description="rated reach on its fibre")
 
 
 class Cable(SourcedEntry):
-    kind: Literal["fiber", "dac", "acc"]
+    kind: Literal["fiber", "dac", "acc", "copper"]
     cost_usd_per_link: float = Field(ge=0)
+    reach_m: float | None = Field(default=None, gt=0, description="longest link the medium carries")
+
+
+class Standards(SourcedEntry):
+    """Limits and counts from standards and reference architectures that are not one part's figures."""
+
+    compute_fabric_gpus_max: int = Field(gt=0, description="GPUs one compute fabric (a building) holds")
+    converged_switch: str = Field(description="switch of the storage + in-band Ethernet fabric")
+    oob_switch: str = Field(description="switch of the out-of-band management network")
+    dci_oversubscription: float = Field(ge=1, description="fabric bandwidth : DCI bandwidth between fabrics")
+    inband_storage_ports_per_node: int = Field(ge=0)
+    inband_storage_port_gbps: int = Field(gt=0)
+    storage_ports_per_scalable_unit: int = Field(ge=0)
+    oob_ports_per_node: int = Field(ge=0)
+    oob_ports_per_rack: int = Field(ge=0)
+    row_power_max_kw: float = Field(gt=0, description="most IT power one row of racks is fed and contained for")
+    row_pitch_m: float = Field(gt=0, description="rack row to rack row, aisles included")
+    cable_drop_m: float = Field(ge=0, description="vertical run plus slack at each end of a link")
+    row_length_max_m: float = Field(gt=0)
+    slab_point_load_kg_per_m2: float = Field(gt=0, description="rack weight on its own footprint a slab carries")
+    raised_floor_concentrated_load_n: float = Field(gt=0, description="one caster or foot on a raised-floor panel")
+    rack_feet: int = Field(gt=0)
+    fire_detection: str
+    fire_suppression: str
+    leak_detection: str
 
 
 class Cdu(SourcedEntry):
@@ -572,6 +604,7 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "regions": Region,
     "climates": Climate,
     "economics": Economics,
+    "standards": Standards,
     "models": LlmModel,
     "perf_calibrations": PerfCalibration,
     "perf_measurements": PerfMeasurement,

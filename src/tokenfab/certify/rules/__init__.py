@@ -3,7 +3,8 @@
 Every rule re-derives what it checks from the numbers the design states (and the catalog's figures for the
 parts it names), so a hand-edited `design.json` is judged on what it says. Ids are stable:
 
-* ``PWR``  power: racks, power chain stages, grid, energy balance, PUE (`power.py`)
+* ``PWR``  power: racks, power chain stages, grid, energy balance, PUE (`power.py`); busway, fault levels,
+  800 V DC, grid quality, generators, block failures (`power_facility.py`)
 * ``COOL`` cooling: CDUs, coolant temperatures and flows, heat rejection, air side, WUE (`cooling.py`)
 * ``NET``  networking: NVLink domains, the scale-out fat tree, ports and links (`network.py`)
 * ``LAY``  layout: scalable units, rows, halls, floor (`layout.py`)
@@ -22,6 +23,6 @@ rack), ``site[0].power.stage[ups]`` and ``site[0].fabric.tier[leaf]``. Equations
 are in docs/certify.md. Shared helpers are in `_common.py`.
 """
 
-from tokenfab.certify.rules import cooling, cost, layout, network, power, redundancy, safety  # noqa: F401
+from tokenfab.certify.rules import cooling, cost, layout, network, power, power_facility, redundancy, safety  # noqa: F401
 
-__all__ = ["cooling", "cost", "layout", "network", "power", "redundancy", "safety"]
+__all__ = ["cooling", "cost", "layout", "network", "power", "power_facility", "redundancy", "safety"]

@@ -44,6 +44,19 @@ def _entry(catalog: Catalog, kind: str, name: str | None, model: type[T]) -> T |
     return entry if isinstance(entry, model) else None
 
 
+def _standards(catalog: Catalog):
+    """The catalog's standards entry (building fabrics, geometry, floor, life safety), or None."""
+    from tokenfab.catalog.models import Standards
+
+    return _entry(catalog, "standards", "default", Standards)
+
+
+def _facility_limits(catalog: Catalog):
+    from tokenfab.catalog.models import FacilityLimits
+
+    return _entry(catalog, "facility_limits", "default", FacilityLimits)
+
+
 def _economics(design: Design, catalog: Catalog) -> Economics | None:
     return _entry(catalog, "economics", design.spec.economics, Economics)
 

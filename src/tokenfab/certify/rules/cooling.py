@@ -84,7 +84,8 @@ def rack_supply_within_class(design: Design, catalog: Catalog):
 
 @rule("COOL-004", "cooling", "heat rejection holds the supply temperature on the design day", "error",
       "A plant that cannot reach the facility supply temperature on the hottest design day lets the coolant drift above the racks' limit.",
-      "T_db + a_dry ≤ T_sup (dry cooler); T_wb + a_tower ≤ T_sup (tower)",
+      "T_db + a_dry ≤ T_sup (dry cooler); T_wb + a_tower ≤ T_sup (tower); min(T_db + a_dry, T_wb + a_wet) ≤ T_sup (hybrid); "
+      "else a trim chiller of ≥ f_trim Q_liquid",
       kind="engineering", basis="design-day climate (ASHRAE 0.4 % design conditions) and the plant's approach (catalog)")
 def heat_rejection_holds_supply(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
@@ -97,6 +98,9 @@ def heat_rejection_holds_supply(design: Design, catalog: Catalog):
         if c.liquid_heat_kw <= 0:
             continue
         climate = site.climate
+        trim_share = cool.trim_fraction(plant, c.facility_supply_temp_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
+        if trim_share > 0 and c.trim_chiller_kw >= trim_share * c.liquid_heat_kw * (1 - 1e-6):
+            continue  # a trim chiller sized for the design day's shortfall holds the supply temperature
         if not cool.heat_rejection_feasible(plant, c.facility_supply_temp_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c):
             outdoor = climate.design_dry_bulb_c if plant.kind == HeatRejectionKind.dry_cooler else climate.design_wet_bulb_c
             bulb = "dry" if plant.kind == HeatRejectionKind.dry_cooler else "wet"
@@ -258,3 +262,23 @@ def pue_curve_monotone(design: Design, catalog: Catalog):
             if p < 1.0:
                 yield finding("COOL-013", f"{path}.cooling.pue_by_outdoor_temp_c", p, 1.0, "",
                               f"PUE {p:.4f} at {t:g} °C is below 1", severity="error")
+
+
+@rule("COOL-014", "cooling", "air supply within the ASHRAE recommended envelope", "error",
+      "The racks' air-cooled parts (NICs, drives, power shelves, switches) are rated for inlet air in the ASHRAE envelope; hotter air throttles or fails them.",
+      "18 °C ≤ T_air,supply = T_chw + a_coil ≤ 27 °C",
+      kind="engineering", basis="ASHRAE TC 9.9 Thermal Guidelines, 5th ed. (2021), recommended envelope (catalog facility_limits)")
+def air_supply_envelope(design: Design, catalog: Catalog):
+    from tokenfab.catalog.models import FacilityLimits
+
+    limits = next(iter(catalog.all("facility_limits", FacilityLimits)), None)
+    for _, site, path in _sites(design):
+        c = site.cooling
+        if limits is None or c.air_supply_temp_c is None or c.air_heat_kw <= 0:
+            continue
+        if _exceeds(c.air_supply_temp_c, limits.air_supply_max_c):
+            yield finding("COOL-014", f"{path}.cooling", c.air_supply_temp_c, limits.air_supply_max_c, "°C",
+                          f"air reaches the racks at {c.air_supply_temp_c:.1f} °C, above the {limits.air_supply_max_c:g} °C recommended inlet")
+        elif c.air_supply_temp_c < limits.air_supply_min_c - 1e-9:
+            yield finding("COOL-014", f"{path}.cooling", c.air_supply_temp_c, limits.air_supply_min_c, "°C",
+                          f"air reaches the racks at {c.air_supply_temp_c:.1f} °C, below the {limits.air_supply_min_c:g} °C recommended inlet")

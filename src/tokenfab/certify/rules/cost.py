@@ -71,11 +71,19 @@ def bom_matches_design(design: Design, catalog: Catalog):
         counts: dict[str, float] = {}
         for line in site.bom:
             counts[line.item] = counts.get(line.item, 0.0) + line.count
-        installed: dict[str, int] = {
-            site.rack.system: site.metrics.racks,
-            site.fabric.switch: sum(t.switches for t in site.fabric.tiers),
-            site.fabric.transceiver: site.fabric.transceivers,
-        }
+        installed: dict[str, int] = {site.rack.system: site.metrics.racks}
+        if site.fabric.items:  # every network's switches and modules, as counted (blueprint.netparts)
+            for item in site.fabric.items:
+                if item.kind in ("switch", "transceiver"):
+                    installed[item.item] = installed.get(item.item, 0) + item.count
+            compute = sum(i.count for i in site.fabric.items if i.network == "compute" and i.item == site.fabric.switch)
+            tiers = sum(t.switches for t in site.fabric.tiers)
+            if compute < tiers:
+                yield finding("COST-004", f"{path}.fabric.items", compute, tiers, site.fabric.switch,
+                              f"the fabric's tiers hold {tiers:,} × {site.fabric.switch}; its parts list counts {compute:,}")
+        else:
+            installed[site.fabric.switch] = sum(t.switches for t in site.fabric.tiers)
+            installed[site.fabric.transceiver] = site.fabric.transceivers
         for hall in site.halls:
             if hall.cdu_model:
                 installed[hall.cdu_model] = installed.get(hall.cdu_model, 0) + hall.cdus_installed

@@ -13,7 +13,9 @@ from tokenfab.certify.rules._common import (
     _economics,
     _entry,
     _exceeds,
+    _facility_limits,
     _sites,
+    _standards,
 )
 
 
@@ -129,3 +131,54 @@ def hall_within_limit(design: Design, catalog: Catalog):
                               f"hall draws {hall.it_power_max_kw:,.0f} kW, above the {limit:,.0f} kW hall limit"
                               + (" (one scalable unit cannot be split)" if single else ""),
                               severity="warning" if single else None)
+
+
+GRAVITY_M_PER_S2 = 9.80665
+
+
+@rule("LAY-007", "layout", "rack point load within the floor's rating", "error",
+      "A rack's weight sits on its own footprint (and, on an access floor, on four casters); a slab or panel loaded past "
+      "its rating cracks or punches through, whatever the hall's average load.",
+      "W_rack / A_rack ≤ w_slab; on a raised floor W_rack g / n_feet ≤ F_panel",
+      kind="engineering", basis="floor ratings (catalog standards: AI-ready slab 500 psf; CISCA heavy-duty access-floor panel, estimates)")
+def rack_point_load(design: Design, catalog: Catalog):
+    std = _standards(catalog)
+    if std is None:
+        return
+    for _, site, path in _sites(design):
+        r = site.rack
+        on_footprint = r.weight_kg / r.footprint_m2 if r.footprint_m2 > 0 else math.inf
+        per_foot_n = r.weight_kg * GRAVITY_M_PER_S2 / std.rack_feet
+        for h, hall in enumerate(site.halls):
+            if hall.floor.startswith("raised"):
+                if _exceeds(per_foot_n, std.raised_floor_concentrated_load_n):
+                    yield finding("LAY-007", f"{path}.hall[{h}]", per_foot_n, std.raised_floor_concentrated_load_n, "N",
+                                  f"a {r.weight_kg:,.0f} kg rack puts {per_foot_n:,.0f} N on each of its {std.rack_feet} feet; the "
+                                  f"access-floor panel is rated {std.raised_floor_concentrated_load_n:,.0f} N concentrated")
+            elif _exceeds(on_footprint, std.slab_point_load_kg_per_m2):
+                yield finding("LAY-007", f"{path}.hall[{h}]", on_footprint, std.slab_point_load_kg_per_m2, "kg/m²",
+                              f"a {r.weight_kg:,.0f} kg rack on its {r.footprint_m2:.2f} m² footprint loads the slab at "
+                              f"{on_footprint:,.0f} kg/m², above its {std.slab_point_load_kg_per_m2:,.0f} kg/m² rating")
+
+
+@rule("LAY-008", "layout", "rows within egress length and row power", "error",
+      "A row longer than the egress limit traps people in a contained aisle; a row drawing more than one row's feeds and "
+      "containment carry cannot be powered or cooled as one row.",
+      "min(R_row, R_SU) · pitch ≤ ℓ_row,max; min(R_row, R_SU) · P_rack ≤ P_row,max",
+      kind="engineering", basis="IBC 2021 Table 1006.2.1 common path of egress (100 ft ≈ 30 m); row power per overhead busway space (estimate)")
+def rows_within_limits(design: Design, catalog: Catalog):
+    std, limits = _standards(catalog), _facility_limits(catalog)
+    if std is None or limits is None:
+        return
+    for _, site, path in _sites(design):
+        for h, hall in enumerate(site.halls):
+            row_racks = min(hall.racks_per_row, max(hall.su_racks, default=0))  # each SU starts a row
+            length = row_racks * limits.rack_pitch_m
+            if _exceeds(length, std.row_length_max_m):
+                yield finding("LAY-008", f"{path}.hall[{h}]", length, std.row_length_max_m, "m",
+                              f"rows of {row_racks} racks at {limits.rack_pitch_m:g} m run {length:,.1f} m, past the "
+                              f"{std.row_length_max_m:g} m egress limit")
+            row_kw = row_racks * site.rack.power_max_kw
+            if _exceeds(row_kw, std.row_power_max_kw):
+                yield finding("LAY-008", f"{path}.hall[{h}]", row_kw, std.row_power_max_kw, "kW",
+                              f"a row draws {row_kw:,.0f} kW, more than the {std.row_power_max_kw:,.0f} kW one row is fed for")

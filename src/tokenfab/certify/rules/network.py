@@ -13,7 +13,9 @@ from tokenfab.certify.rules._common import (
     _differs,
     _entry,
     _exceeds,
+    _facility_limits,
     _sites,
+    _standards,
     _tier_path,
 )
 
@@ -137,44 +139,57 @@ def leaves_hold_endpoints(design: Design, catalog: Catalog):
 
 @rule("NET-007", "network", "every uplink lands on a port above", "error",
       "Uplinks that the tier above cannot terminate are links that cannot be built.",
-      "n_i · u_i ≤ n_i+1 · d_i+1",
+      "n_i · u_i ≤ n_i+1 · d_i+1 (site totals when every compute fabric has the same depth, else per fabric)",
       kind="consistency", basis="the design's own numbers: uplinks against downlinks above")
 def uplinks_land(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
-        tiers = site.fabric.tiers
-        for below, above in zip(tiers, tiers[1:], strict=False):
-            up = below.switches * below.uplinks_per_switch
-            down = above.switches * above.downlinks_per_switch
-            if up > down:
-                yield finding("NET-007", _tier_path(path, above), down, up, "ports",
-                              f"{below.switches:,} {below.name} switches send {up:,} uplinks; {above.switches:,} {above.name} switches take {down:,}")
-        if tiers and tiers[-1].uplinks_per_switch > 0:
-            top = tiers[-1]
-            yield finding("NET-007", _tier_path(path, top), top.uplinks_per_switch, 0, "ports",
-                          f"the top tier ({top.name}) has {top.uplinks_per_switch} uplinks per switch with nothing above")
+        f = site.fabric
+        if len({len(c.tiers) for c in f.compute_fabrics}) > 1:
+            groups = [(f"{path}.fabric.compute[{c.index}]", c.tiers) for c in f.compute_fabrics]
+        else:
+            groups = [(f"{path}.fabric", f.tiers)]
+        for where, tiers in groups:
+            yield from _uplinks_land(where, tiers)
+
+
+def _uplinks_land(where: str, tiers):
+    for below, above in zip(tiers, tiers[1:], strict=False):
+        up = below.switches * below.uplinks_per_switch
+        down = above.switches * above.downlinks_per_switch
+        if up > down:
+            yield finding("NET-007", f"{where}.tier[{above.name}]", down, up, "ports",
+                          f"{below.switches:,} {below.name} switches send {up:,} uplinks; {above.switches:,} {above.name} switches take {down:,}")
+    if tiers and tiers[-1].uplinks_per_switch > 0:
+        top = tiers[-1]
+        yield finding("NET-007", f"{where}.tier[{top.name}]", top.uplinks_per_switch, 0, "ports",
+                      f"the top tier ({top.name}) has {top.uplinks_per_switch} uplinks per switch with nothing above")
 
 
 @rule("NET-008", "network", "tier and switch counts match the fat-tree formulas", "error",
       "A fabric with fewer tiers or switches than the fat tree needs for its endpoints is blocking or unbuildable.",
-      "blueprint.network.fat_tree(E_SU, n_SU, k, r)",
-      kind="consistency", basis="the compiler's own rule: blueprint.network.fat_tree")
+      "n_tier = P · Σ_fabrics blueprint.network.fat_tree(E_SU / P, n_SU,f, k, r)",
+      kind="consistency", basis="the compiler's own rule: blueprint.network.fat_tree per compute fabric and plane")
 def fat_tree_counts(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
         f = site.fabric
         if f.scalable_units <= 0 or f.endpoints_per_scalable_unit <= 0:
             continue
-        tree = network.fat_tree(f.endpoints_per_scalable_unit, f.scalable_units, f.switch_ports, f.oversubscription)
-        if len(f.tiers) < tree.tiers:
-            yield finding("NET-008", f"{path}.fabric", len(f.tiers), tree.tiers, "tiers",
-                          f"{f.endpoints:,} endpoints on radix-{f.switch_ports} switches need {tree.tiers} tiers; the fabric has {len(f.tiers)}")
+        per_plane = f.endpoints_per_scalable_unit // max(f.planes, 1)
+        sus = [c.scalable_units for c in f.compute_fabrics] or [f.scalable_units]
+        trees = [network.fat_tree(per_plane, n, f.switch_ports, f.oversubscription) for n in sus]
+        depth = max(t.tiers for t in trees)
+        if len(f.tiers) < depth:
+            yield finding("NET-008", f"{path}.fabric", len(f.tiers), depth, "tiers",
+                          f"{f.endpoints:,} endpoints on radix-{f.switch_ports} switches need {depth} tiers; the fabric has {len(f.tiers)}")
             continue
-        for tier, needed in zip(f.tiers, tree.switches_by_tier, strict=False):
+        needed_by_tier = [f.planes * sum(t.switches_by_tier[i] for t in trees if i < t.tiers) for i in range(depth)]
+        for tier, needed in zip(f.tiers, needed_by_tier, strict=False):
             if tier.switches < needed:
                 yield finding("NET-008", _tier_path(path, tier), tier.switches, needed, "switches",
-                              f"{tier.name} has {tier.switches:,} switches; the fat tree needs {needed:,}")
+                              f"{tier.name} has {tier.switches:,} switches; the fat trees need {needed:,}")
             elif tier.switches > needed:
                 yield finding("NET-008", _tier_path(path, tier), tier.switches, needed, "switches",
-                              f"{tier.name} has {tier.switches:,} switches, more than the {needed:,} the fat tree needs", severity="warning")
+                              f"{tier.name} has {tier.switches:,} switches, more than the {needed:,} the fat trees need", severity="warning")
 
 
 @rule("NET-009", "network", "fabric covers every GPU", "error",
@@ -198,18 +213,119 @@ def fabric_covers_gpus(design: Design, catalog: Catalog):
 
 @rule("NET-010", "network", "links, cables and transceivers match the tiers", "error",
       "Cables and optics are bought from these counts; a short count is a fabric that cannot be finished.",
-      "L_0 = E; L_i = n_i · u_i; cables = Σ L; transceivers = 2 · cables",
-      kind="consistency", basis="the compiler's own rule: links, cables and transceivers per tier")
+      "L_i = P Σ_f L_i,f; cables ≥ Σ L + 2 L_DCI; modules ≥ Σ_i ⌈ends_i / ports per cage⌉ (none for co-packaged optics)",
+      kind="consistency", basis="the compiler's own rule: links per tier and modules per twin-port cage (blueprint.network)")
 def links_match_tiers(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
         f = site.fabric
-        derived = [f.endpoints] + [t.switches * t.uplinks_per_switch for t in f.tiers[:-1]]
+        if f.compute_fabrics:
+            depth = max(len(c.links_by_tier) for c in f.compute_fabrics)
+            derived = [f.planes * sum(c.links_by_tier[i] for c in f.compute_fabrics if i < len(c.links_by_tier))
+                       for i in range(depth)]
+        else:
+            derived = [f.endpoints] + [t.switches * t.uplinks_per_switch for t in f.tiers[:-1]]
         if list(f.links_by_tier) != derived:
             yield finding("NET-010", f"{path}.fabric.links_by_tier", sum(f.links_by_tier), sum(derived), "links",
-                          f"links by tier {f.links_by_tier} but endpoints and uplinks give {derived}")
-        if f.cables < sum(derived):
-            yield finding("NET-010", f"{path}.fabric.cables", f.cables, sum(derived), "links",
-                          f"{f.cables:,} cables for {sum(derived):,} links")
-        if f.transceivers < 2 * sum(derived):
-            yield finding("NET-010", f"{path}.fabric.transceivers", f.transceivers, 2 * sum(derived), "transceivers",
-                          f"{f.transceivers:,} transceivers for {sum(derived):,} links (two ends each)")
+                          f"links by tier {f.links_by_tier} but the trees give {derived}")
+        cables = sum(derived) + 2 * f.dci_links
+        if f.cables < cables:
+            yield finding("NET-010", f"{path}.fabric.cables", f.cables, cables, "links",
+                          f"{f.cables:,} cables for {cables:,} links")
+        switch = _entry(catalog, "switches", f.switch, Switch)
+        if f.items and switch is not None:
+            cage = 0 if switch.co_packaged_optics else switch.ports_per_cage
+            modules = sum(math.ceil(e / cage) for e in network.compute_link_ends_by_tier(derived)) if cage else 0
+            what = f"{modules:,} switch-side modules ({switch.ports_per_cage} ports per cage)" if cage else "no switch-side modules (co-packaged optics)"
+        else:
+            modules, what = 2 * sum(derived), "two module ends per link"
+        if f.transceivers < modules:
+            yield finding("NET-010", f"{path}.fabric.transceivers", f.transceivers, modules, "transceivers",
+                          f"{f.transceivers:,} transceivers; {sum(derived):,} links need at least {what}")
+
+
+def _site_tier_lengths_m(site, std, limits) -> list[float]:
+    """Longest run per tier re-derived from the halls the design states (blueprint.network.tier_lengths_m)."""
+    f = site.fabric
+    su_max = max((r for h in site.halls for r in h.su_racks), default=0)
+    racks_per_row = max((h.racks_per_row for h in site.halls), default=1) or 1
+    hall_m2 = max((h.white_space_m2 for h in site.halls), default=0.0)
+    fabric_halls = max((len(c.halls) for c in f.compute_fabrics), default=len(site.halls))
+    return network.tier_lengths_m(min(racks_per_row, su_max), math.ceil(su_max / racks_per_row), hall_m2, fabric_halls,
+                                  max(len(f.compute_fabrics), 1), len(f.tiers), limits.rack_pitch_m, std.row_pitch_m,
+                                  std.cable_drop_m)
+
+
+@rule("NET-011", "network", "optics and cables reach across the hall geometry", "error",
+      "A module or cable shorter than the run it must span cannot carry the link: in-row multimode stops at ~50 m, DR "
+      "single-mode at 500 m, copper DAC at ~3 m.",
+      "ℓ_tier (from rows, hall area and buildings) ≤ reach(module, cable, co-packaged optics)",
+      kind="engineering", basis="module reach ratings (IEEE 802.3: SR 50 m on OM4, DR 500 m, FR 2 km; DAC ~3 m) against runs from the design's hall geometry")
+def optics_reach(design: Design, catalog: Catalog):
+    from tokenfab.catalog.models import Cable, Transceiver
+
+    std, limits = _standards(catalog), _facility_limits(catalog)
+    if std is None or limits is None:
+        return
+    for _, site, path in _sites(design):
+        f = site.fabric
+        if not f.items:
+            continue
+        lengths = _site_tier_lengths_m(site, std, limits)
+        switch = _entry(catalog, "switches", f.switch, Switch)
+        for i, tier in enumerate(f.tiers):
+            length = lengths[min(i, len(lengths) - 1)]
+            reaches = []
+            name = f.transceiver_by_tier[i] if i < len(f.transceiver_by_tier) else ""
+            module = _entry(catalog, "transceivers", name, Transceiver) if name else None
+            if module is not None and module.reach_m:
+                reaches.append((module.reach_m, module.name))
+            if switch is not None and switch.co_packaged_optics and switch.optics_reach_m:
+                reaches.append((switch.optics_reach_m, f"{switch.name} co-packaged optics"))
+            if i == 0 and f.nic_transceiver:
+                nic = _entry(catalog, "transceivers", f.nic_transceiver, Transceiver)
+                if nic is not None and nic.reach_m:
+                    reaches.append((nic.reach_m, nic.name))
+            for reach, what in reaches:
+                if _exceeds(length, reach):
+                    yield finding("NET-011", _tier_path(path, tier), length, reach, "m",
+                                  f"{tier.name} links run up to {length:,.0f} m but {what} reaches {reach:,.0f} m")
+        inside = max(lengths[: len(f.tiers)], default=0.0)
+        dci_m = lengths[-1] if f.dci_links and len(lengths) > len(f.tiers) else 0.0
+        for item in f.items:
+            if item.kind != "cable" or item.network not in ("compute", "dci"):
+                continue
+            cable = _entry(catalog, "cables", item.item, Cable)
+            need = dci_m if item.network == "dci" else inside
+            if cable is not None and cable.reach_m and _exceeds(need, cable.reach_m) and need > 0:
+                yield finding("NET-011", f"{path}.fabric.items[{item.network}:{item.item}]", need, cable.reach_m, "m",
+                              f"{item.item} ({cable.kind}) carries {cable.reach_m:g} m; the {item.network} links run up to {need:,.0f} m")
+        if dci_m:
+            dci_reach = max((m.reach_m or 0.0 for it in f.items if it.network == "dci" and it.kind == "transceiver"
+                             for m in [_entry(catalog, "transceivers", it.item, Transceiver)] if m is not None), default=0.0)
+            if dci_reach and _exceeds(dci_m, dci_reach):
+                yield finding("NET-011", f"{path}.fabric.dci", dci_m, dci_reach, "m",
+                              f"DCI trunks between buildings run up to {dci_m:,.0f} m; its longest-reach module reaches {dci_reach:,.0f} m")
+
+
+@rule("NET-012", "network", "compute fabrics within operators' size and depth", "error",
+      "Beyond about 100k GPUs or three tiers per plane a single fabric has no operating precedent: hop count, optics "
+      "per GPU and failure domain grow; operators add planes or buildings joined by a DCI instead.",
+      "G_fabric ≤ G_max (catalog standards); tiers per plane ≤ 3",
+      kind="engineering", basis="operators' largest single fabrics (xAI Colossus 100k GPUs on one Spectrum-X fabric; Lambda 128k) and the three-tier practice of multi-plane designs")
+def fabric_size_and_depth(design: Design, catalog: Catalog):
+    std = _standards(catalog)
+    limit = std.compute_fabric_gpus_max if std else None
+    for _, site, path in _sites(design):
+        f = site.fabric
+        fabrics = f.compute_fabrics or []
+        for c in fabrics:
+            where = f"{path}.fabric.compute[{c.index}]"
+            if limit is not None and c.gpus > limit:
+                yield finding("NET-012", where, c.gpus, limit, "GPUs",
+                              f"compute fabric {c.index} joins {c.gpus:,} GPUs in one fabric; operators stop near {limit:,}")
+            if len(c.tiers) > network.MAX_TIERS_PER_PLANE:
+                yield finding("NET-012", where, len(c.tiers), network.MAX_TIERS_PER_PLANE, "tiers",
+                              f"compute fabric {c.index} has {len(c.tiers)} tiers per plane; add a plane or a building instead")
+        if not fabrics and len(f.tiers) > network.MAX_TIERS_PER_PLANE:
+            yield finding("NET-012", f"{path}.fabric", len(f.tiers), network.MAX_TIERS_PER_PLANE, "tiers",
+                          f"the fabric has {len(f.tiers)} tiers in one plane")

@@ -219,23 +219,37 @@ def site_it_power_sums(design: Design, catalog: Catalog):
                           f"site IT power {site.power.it_power_max_kw:,.1f} kW but halls + network = {derived:,.1f} kW")
 
 
-@rule("PWR-013", "power", "network power matches the fabric", "error",
+@rule("PWR-013", "power", "network power matches the networks' parts", "error",
       "Switch and optics power is IT load; leaving it out undersizes power and cooling.",
-      "P_network = N_switch · P_switch + N_xcvr · P_xcvr",
-      kind="consistency", basis="the design's own numbers: network power from the catalog's switch and optic draws")
+      "P_network = Σ_items n · P_item (catalog draw); compute switches ≥ Σ tiers",
+      kind="consistency", basis="the design's own numbers: network power from the catalog's switch and module draws")
 def network_power_matches_fabric(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
         f = site.fabric
+        derived, what = _network_draw_kw(f, catalog)
+        stated = site.power.network_power_kw
+        if _differs(stated, derived) or _differs(f.switch_power_kw + f.transceiver_power_kw, derived):
+            yield finding("PWR-013", f"{path}.power", stated, derived, "kW",
+                          f"network power {stated:,.1f} kW but {what} draw {derived:,.1f} kW")
+
+
+def _network_draw_kw(f, catalog: Catalog) -> tuple[float, str]:
+    """Draw of every counted network part at the catalog's figure (the design's own where the catalog lacks it)."""
+    if not f.items:  # a design written before network items: the compute fabric alone
         switch = _entry(catalog, "switches", f.switch, Switch)
         xcvr = _entry(catalog, "transceivers", f.transceiver, Transceiver)
         switches = sum(t.switches for t in f.tiers)
         switch_kw = switches * switch.maximum_draw_w / 1000.0 if switch else f.switch_power_kw
         xcvr_kw = f.transceivers * xcvr.maximum_draw_w / 1000.0 if xcvr else f.transceiver_power_kw
-        derived = switch_kw + xcvr_kw
-        stated = site.power.network_power_kw
-        if _differs(stated, derived) or _differs(f.switch_power_kw + f.transceiver_power_kw, derived):
-            yield finding("PWR-013", f"{path}.power", stated, derived, "kW",
-                          f"network power {stated:,.1f} kW but {switches:,} × {f.switch} and {f.transceivers:,} × {f.transceiver} draw {derived:,.1f} kW")
+        return switch_kw + xcvr_kw, f"{switches:,} × {f.switch} and {f.transceivers:,} × {f.transceiver}"
+    total_w = 0.0
+    for item in f.items:
+        model = {"switch": Switch, "transceiver": Transceiver}.get(item.kind)
+        entry = _entry(catalog, "switches" if item.kind == "switch" else "transceivers", item.item, model) if model else None
+        total_w += item.count * (entry.maximum_draw_w if entry else item.draw_w)
+    switches = sum(i.count for i in f.items if i.kind == "switch")
+    modules = sum(i.count for i in f.items if i.kind == "transceiver")
+    return total_w / 1000.0, f"{switches:,} switches and {modules:,} modules of {len({i.network for i in f.items})} networks"
 
 
 @rule("PWR-014", "power", "PUE is facility over IT power", "error",

@@ -80,3 +80,21 @@ def freeze_protection(design: Design, catalog: Catalog):
             yield finding("SAFE-004", f"{path}.cooling", coldest, freeze_c, "°C",
                           f"coldest nights reach {coldest:.1f} °C; {c.coolant} freezes at {freeze_c:.0f} °C",
                           severity="error" if fluid is None else None)
+
+
+@rule("SAFE-005", "safety", "fire detection, suppression and leak detection present", "error",
+      "A white space without early smoke detection and automatic suppression, or a liquid-cooled hall without leak "
+      "detection, cannot be insured or occupied, and a leak at a manifold goes unseen until equipment fails.",
+      "every hall: detection ≠ none, suppression ≠ none; liquid heat > 0 ⇒ leak detection ≠ none",
+      kind="engineering", basis="NFPA 75 (2024) ch. 8 and NFPA 76 (detection, sprinklers in ITE rooms); ASHRAE TC 9.9 Liquid Cooling Guidelines (leak detection)")
+def life_safety_present(design: Design, catalog: Catalog):
+    for _, site, path in _sites(design):
+        for h, hall in enumerate(site.halls):
+            needed = [("fire detection", hall.fire_detection), ("fire suppression", hall.fire_suppression)]
+            if hall.liquid_heat_kw > 0:
+                needed.append(("leak detection", hall.leak_detection))
+            for what, system in needed:
+                if not system.strip() or system.strip().lower() == "none":
+                    yield finding("SAFE-005", f"{path}.hall[{h}]", system or "none", "present", "",
+                                  f"hall {h} states no {what}"
+                                  + (f" while carrying {hall.liquid_heat_kw:,.0f} kW of liquid heat" if what == "leak detection" else ""))
