@@ -36,6 +36,9 @@ KINDS = ("wave", "concurrency", "disaggregated", "latency", "qps")
 FALLBACK_LENGTHS = {"gpt-j": (871, 82), "gpt-oss": (4000, 1278)}
 """(ISL, OSL) for rows that leave them blank, by model family. Estimates: GPT-J runs the CNN/DailyMail set
 of the llama3.1-8b benchmark (871 / 82 in its rows); gpt-oss as perf.yaml's mlperf-v6.0 point."""
+BENCHMARK_BEAMS = {("mlperf", "gpt-j"): 4}
+"""Beam width of benchmarks that decode with beam search (MLPerf GPT-J: 4 beams, mlcommons/inference
+language/gpt-j reference implementation); every beam is a decoded sequence."""
 DEFAULT_LENGTHS = (1024, 512)
 """(ISL, OSL) for any other row that leaves them blank (estimate)."""
 NOMINAL_LENGTH_MEAN = 0.9
@@ -145,11 +148,12 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
     max_tokens = row.max_num_tokens or prof.max_num_tokens
     graphs_off = "cuda_graphs_disabled" in row.flags or prof.cuda_graph_max_batch == 0
     mtp = row.spec_decoding not in ("", "none")
+    beams = BENCHMARK_BEAMS.get((row.source_kind, row.model_family), 1)
     out = []
     for layout in _layouts(row, s):
         attn_tp, n, ep, pp = layout
         gpus = n * pp
-        cap = _kv_cap(s, layout, isl + osl)
+        cap = _kv_cap(s, layout, isl + osl) / beams
         if cap < 1:
             continue
         base = {
@@ -161,6 +165,7 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
             "isl": isl,
             "osl": osl,
             "draft": MTP_DRAFT_TOKENS if mtp else 0,
+            "beams": float(beams),
             "mtp": float(mtp),
             "system_gpus": row.system_gpus or gpus,
             "p_attn_tp": attn_tp,
@@ -229,7 +234,9 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
                 }
             )
         elif row.concurrency:
-            b = row.concurrency * gpus / max(row.system_gpus or gpus, gpus)
+            # InferenceX aggregated values are per GPU of one tp x pp replica carrying the whole concurrency
+            # (concurrency x tok/s/user / value = tp on the development corpus's aggregated rows).
+            b = row.concurrency
             out.append(base | {"kind": "concurrency", "b": b, "chunk": isl, "pre_mix": b * isl / osl})
         else:  # server without a latency limit we can read: saturated capacity times the load factor
             out.append(
@@ -255,9 +262,9 @@ def _phase(group, s: RowSetup, phase: str) -> dict[str, np.ndarray]:
             s.precision,
             s.system,
             s.gpu,
-            g["b"],
+            g["b"] * g["beams"] / g["pp"],
             g["isl"] + g["osl"] / 2,
-            g["pre_mix"],
+            g["pre_mix"] / g["pp"],
             g["isl"],
             g["attn_tp"],
             g["n"],

@@ -47,20 +47,22 @@ def element_throughput(
     t_chunk = step_time_s(el.work["chunk"], el.peak, v)
     t_first = step_time_s(el.work["first"], el.peak, v)
     a = np.where(c["mtp"] > 0, v["mtp_tokens"], 1.0)
-    b, isl, osl = c["b"], c["isl"], c["osl"]
-    wave = b * osl / ((b * isl / c["chunk"]) * t_chunk + osl * t_dec / a) / c["gpus"]
-    conc = b * osl / (t_first + osl * t_dec / a) / c["gpus"]
-    dis_dec = c["conc"] * osl / (t_first + osl * t_dec / a)
+    b, isl, osl, pp = c["b"], c["isl"], c["osl"], c["pp"]
+    # pp micro-batches of b/pp sequences are in flight: every sequence advances once per pp stage-steps.
+    t_round = pp * t_dec / a
+    wave = b * osl / ((b * isl / c["chunk"]) * t_chunk + osl * t_round) / c["gpus"]
+    conc = b * osl / (pp * t_first + osl * t_round) / c["gpus"]
+    dis_dec = c["conc"] * osl / (c["p_pp"] * t_first + osl * t_round)
     dis_pre = c["workers"] * c["chunk"] / t_chunk * osl / isl
     disagg = np.minimum(dis_dec, dis_pre) / c["system_gpus"]
-    latency = a * b / t_dec / c["gpus"]
+    latency = b / t_round / c["gpus"]
     k = el.kind
     out = np.select(
         [k == WAVE, k == CONC, k == DISAGG, k == LATENCY, k == QPS], [wave, conc, disagg, latency, wave]
     )
     out = out * np.where(c["load"] > 0, v["load"], 1.0)
     out = np.where(k == QPS, np.minimum(out, c["offered"]), out)
-    feasible = (k != LATENCY) | (t_dec / a <= v["headroom"] * c["limit_s"])
+    feasible = (k != LATENCY) | (t_round <= v["headroom"] * c["limit_s"])
     return out, feasible
 
 
