@@ -131,6 +131,8 @@ class SiteSpec(_Strict):
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=2000)
     system: str
     cooling: CoolingChoice = CoolingChoice.auto
+    coolant_supply_temp_c: float | None = Field(default=None, ge=10, le=60,
+                                                description="rack coolant supply (e.g. the vendor's figure); default: the system's maximum")
     trim_chiller: bool | None = Field(default=None, description="trim chiller beside dry coolers; default: when the design day needs it")
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
     power: PowerSpec = Field(default_factory=PowerSpec)

@@ -195,3 +195,23 @@ def test_fault_levels_and_voltage_drop_are_computed():
     assert d.lv_interrupting_ka >= d.lv_fault_ka
     assert 0 < d.voltage_drop_pct < 3.0
     assert power.busway_voltage_drop_pct(1000, 20, 0.03, 0.0, 400, 1.0) == pytest.approx(3 ** 0.5 * 1000 * 0.03e-3 * 20 / 400 * 100)
+
+
+def test_a_stated_coolant_supply_drives_the_plant(catalog):
+    """At a 27 °C supply (instead of the W40 estimate) Ashburn needs chillers: PUE ~1.21 and ~6 % fewer GPUs."""
+    warm = build(catalog, grid_mw=100, climate="ashburn-va")
+    cool = build(catalog, grid_mw=100, climate="ashburn-va", coolant_supply_temp_c=27)
+    assert cool.sites[0].cooling.heat_rejection == "chiller"
+    assert cool.sites[0].cooling.supply_temp_source.startswith("spec")
+    assert warm.sites[0].cooling.supply_temp_source.startswith("gb200-nvl72")
+    assert 1.18 < cool.sites[0].metrics.pue_design < 1.24
+    assert 0.90 < cool.sites[0].metrics.gpus / warm.sites[0].metrics.gpus < 0.97
+    assert errors(cool, catalog) == []
+
+
+def test_coolant_supply_above_the_systems_limit_is_bad_input(catalog):
+    from tokenfab.blueprint.compile import CompileError
+
+    with pytest.raises(CompileError, match="supply limit") as raised:
+        build(catalog, coolant_supply_temp_c=50)
+    assert raised.value.loc == ("sites", 0, "coolant_supply_temp_c")

@@ -55,7 +55,8 @@ def _size_it(parts: Parts, site: SiteSpec) -> int:
 
     With `it_mw`, the racks' provisioned power fits the IT budget. With `grid_mw`, the design-day facility
     power (IT + network + cooling + losses) fits the grid connection: iterate
-    :math:`P_{IT} = P_{grid} / PUE(P_{IT})` to a fixed point, then step down until it fits.
+    :math:`P_{IT} = P_{grid} / PUE(P_{IT})` to a fixed point, then step down until it fits and up while it
+    still does.
     """
     system = parts.system
     if site.it_mw is not None:
@@ -71,6 +72,9 @@ def _size_it(parts: Parts, site: SiteSpec) -> int:
         ratio = day.facility_kw / (day.it_kw - day.network_kw)
     while domains > 0 and _estimated_design_day(parts, site, domains).facility_kw > grid_kw:
         domains -= max(1, domains // 500)
+    # the fixed point can settle a step low (the fabric's fixed share raises a small site's ratio): fill up
+    while domains > 0 and _estimated_design_day(parts, site, domains + max(1, domains // 500)).facility_kw <= grid_kw:
+        domains += max(1, domains // 500)
     return domains
 
 

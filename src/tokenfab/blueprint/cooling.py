@@ -345,4 +345,6 @@ def cooling_design(
         spray_hours_per_year=annual.spray_hours,
         air_supply_temp_c=AIR_SIDE_CHILLED_WATER_C + parts.limits.crah_approach_k,
         heat_rejection_module_kw=module_kw,
+        supply_temp_source=("spec: coolant_supply_temp_c" if parts.rack_supply_temp_c != parts.system.supply_temp_max_c
+                            else f"{parts.system.name}: {parts.system.sources.get('supply_temp_max_c', parts.system.sources.get('*', ''))}"),
     )

@@ -216,6 +216,7 @@ class CoolingDesign(_Data):
     spray_hours_per_year: float = Field(default=0.0, description="hours a hybrid dry cooler sprays")
     air_supply_temp_c: float | None = Field(default=None, description="air supplied to the racks' air-cooled parts")
     heat_rejection_module_kw: float = Field(default=2000.0, description="size of one heat-rejection module")
+    supply_temp_source: str = Field(default="", description="where the rack supply temperature comes from")
 
 
 class FabricTier(_Data):

@@ -80,6 +80,8 @@ class Parts:
     """800 V DC distribution: SSTs feed DC busway, DC storage replaces the UPS; MV/LV transformers feed mechanical."""
     sst: Transformer | None
     trim_chiller: bool
+    rack_supply_temp_c: float | None = None
+    """Coolant supply at the rack: the spec's (a vendor's figure for this deployment) or the system's maximum."""
     mv_lv_options: tuple[Transformer, ...] = ()
     substation_options: tuple[Transformer, ...] = ()
     ups_options: tuple[Ups, ...] = ()
@@ -87,8 +89,9 @@ class Parts:
 
     @property
     def facility_supply_temp_c(self) -> float:
-        """Facility-water supply: the rack's maximum supply less the CDU approach."""
-        return self.system.supply_temp_max_c - self.cdus[0].approach_k
+        """Facility-water supply: the rack's supply (the spec's or the system's maximum) less the CDU approach."""
+        rack_c = self.rack_supply_temp_c if self.rack_supply_temp_c is not None else self.system.supply_temp_max_c
+        return rack_c - self.cdus[0].approach_k
 
 
 def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> Parts:
@@ -128,7 +131,11 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         raise CompileError(loc, "the catalog has no chiller plant")
     dc = _wants_dc(site, system, limits)
     ups, busway, sst = _distribution_parts(catalog, site, system, dc, ssts, loc)
-    facility_supply_c = system.supply_temp_max_c - cdus[0].approach_k
+    if site.coolant_supply_temp_c is not None and site.coolant_supply_temp_c > system.supply_temp_max_c:
+        raise CompileError((*loc, "coolant_supply_temp_c"),
+                           f"{site.coolant_supply_temp_c:g} °C is above {system.name}'s {system.supply_temp_max_c:g} °C supply limit")
+    rack_supply_c = site.coolant_supply_temp_c if site.coolant_supply_temp_c is not None else system.supply_temp_max_c
+    facility_supply_c = rack_supply_c - cdus[0].approach_k
     liquid_plant = choose_liquid_plant(site, plants, facility_supply_c, climate, (*loc, "cooling"))
     site_mw = site.grid_mw if site.grid_mw is not None else site.it_mw * 1.3
     generators = sorted(catalog.all("generators", Generator), key=lambda g: g.rating_kw)
@@ -161,6 +168,7 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         dc=dc,
         sst=sst,
         trim_chiller=_wants_trim_chiller(site, liquid_plant, facility_supply_c, climate),
+        rack_supply_temp_c=rack_supply_c,
         mv_lv_options=tuple(mv_lv),
         substation_options=tuple(substations),
         ups_options=tuple(u for u in catalog.all("ups", Ups) if u.name.startswith("dc-") == dc and u.efficiency == ups.efficiency),

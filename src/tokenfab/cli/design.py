@@ -52,6 +52,10 @@ def summary_table(design: Design) -> Table:
     row("network modules", lambda s: f"{bom_count(s, category='network', unit='transceiver'):,}")
     row("power units", lambda s: bom_counts_text(s, category="power", unit="unit"))
     row("power redundancy", lambda s: s.power.redundancy)
+    row("grid service / distribution", lambda s: f"{s.power.grid.service.upper()} {s.power.grid.voltage_kv:g} kV / "
+        f"{s.power.distribution.kind}" if s.power.grid and s.power.distribution else "")
+    row("facility capex $M/MW IT", lambda s: f"{s.metrics.facility_capex_usd_per_mw / 1e6:.2f} ({s.metrics.market})"
+        if s.metrics.facility_capex_usd_per_mw else "")
     for precision in ("fp4", "fp8", "bf16"):
         if precision in m.peak_pflops:
             row(f"peak dense {precision.upper()} EFLOPS", lambda s, p=precision: f"{s.metrics.peak_pflops.get(p, 0) / 1000:,.1f}", f"{m.peak_pflops[precision] / 1000:,.1f}")
