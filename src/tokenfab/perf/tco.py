@@ -16,6 +16,7 @@ REFERENCE_IT_MW = 20.0
 """IT load of the reference design `tokens` prices a system at [MW] (a mid-size single-hall site)."""
 
 _CACHE: dict[tuple[int, str, str], tuple[object, CostBasis]] = {}
+_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ def reference_cost_basis(catalog, system: str, region: str) -> CostBasis:
             pue_annual=site.metrics.pue_annual,
             spec=spec,
         )
-        _CACHE[key] = (catalog, basis)  # the catalog is held so its id is not reused
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))  # oldest first
+        _CACHE[key] = (catalog, basis)  # the catalog is held so its id is not reused while cached
     return _CACHE[key][1]
 
 
