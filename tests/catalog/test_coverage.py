@@ -40,24 +40,79 @@ CORPUS_MODELS = {
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": "llama-4-scout",
 }
 CORPUS_GPUS = {
-    "h100-sxm": "h100-sxm", "h200": "h200-sxm", "b200": "b200", "a100-sxm": "a100-sxm", "l40s": "l40s",
-    "mi355x": "mi355x", "gb200": "b200-gb200", "gb300": "b300-gb300", "gh200": "gh200-96gb",
-    "rtx-pro-6000-blackwell-server": "rtx-pro-6000-blackwell-server", "a100-pcie": "a100-pcie", "mi300x": "mi300x",
-    "gh200-96gb": "gh200-96gb", "h200-nvl": "h200-nvl", "h100-nvl": "h100-nvl", "gh200-144gb": "gh200-144gb",
-    "h100-pcie": "h100-pcie", "mi350x": "mi350x", "mi325x": "mi325x", "b300": "b300",
+    "h100-sxm": "h100-sxm",
+    "h200": "h200-sxm",
+    "b200": "b200",
+    "a100-sxm": "a100-sxm",
+    "l40s": "l40s",
+    "mi355x": "mi355x",
+    "gb200": "b200-gb200",
+    "gb300": "b300-gb300",
+    "gh200": "gh200-96gb",
+    "rtx-pro-6000-blackwell-server": "rtx-pro-6000-blackwell-server",
+    "a100-pcie": "a100-pcie",
+    "mi300x": "mi300x",
+    "gh200-96gb": "gh200-96gb",
+    "h200-nvl": "h200-nvl",
+    "h100-nvl": "h100-nvl",
+    "gh200-144gb": "gh200-144gb",
+    "h100-pcie": "h100-pcie",
+    "mi350x": "mi350x",
+    "mi325x": "mi325x",
+    "b300": "b300",
 }
 # Issue 11 item 3: the families served at scale.
 REQUIRED_MODELS = {
-    "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "llama-3.1-70b",
-    "llama-3.1-405b", "llama-3.3-70b", "llama-4-scout", "llama-4-maverick", "mixtral-8x7b", "mixtral-8x22b",
-    "mistral-7b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "qwen2.5-72b", "qwen3-8b", "qwen3-32b",
-    "qwen3-30b-a3b", "qwen3-235b-a22b", "deepseek-v3", "deepseek-r1", "gpt-oss-20b", "gpt-oss-120b", "gpt-j-6b",
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "llama-3-8b",
+    "llama-3-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.3-70b",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "mistral-7b",
+    "qwen2.5-7b",
+    "qwen2.5-14b",
+    "qwen2.5-32b",
+    "qwen2.5-72b",
+    "qwen3-8b",
+    "qwen3-32b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "deepseek-v3",
+    "deepseek-r1",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
+    "gpt-j-6b",
     "falcon-180b",
 }
 REQUIRED_GPUS = {
-    "a100-sxm", "a100-pcie", "l40s", "h100-sxm", "h100-pcie", "h100-nvl", "h200-sxm", "h200-nvl", "gh200-96gb",
-    "gh200-144gb", "b200", "b300", "b200-gb200", "b300-gb300", "rtx-pro-6000-blackwell-server", "rubin", "mi300x",
-    "mi325x", "mi350x", "mi355x",
+    "a100-sxm",
+    "a100-pcie",
+    "l40s",
+    "h100-sxm",
+    "h100-pcie",
+    "h100-nvl",
+    "h200-sxm",
+    "h200-nvl",
+    "gh200-96gb",
+    "gh200-144gb",
+    "b200",
+    "b300",
+    "b200-gb200",
+    "b300-gb300",
+    "rtx-pro-6000-blackwell-server",
+    "rubin",
+    "mi300x",
+    "mi325x",
+    "mi350x",
+    "mi355x",
 }
 
 
@@ -65,7 +120,9 @@ DOCUMENT = re.compile(r"https?://|\b[\w.-]+\.(com|org|net|io|ai|co\.kr)\b|system
 
 
 def corpus_path() -> Path:
-    base = os.environ.get("TOKENFAB_DATA_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    base = (
+        os.environ.get("TOKENFAB_DATA_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    )
     return Path(base) / "perf-corpus" / "perf-points.csv"
 
 
@@ -138,7 +195,9 @@ def test_gpu_datasheet_figures_name_a_document(name):
     for field in ("hbm_gb", "hbm_bandwidth_tb_s", "dense_tflops", "tdp_w", "nvlink_bandwidth_gb_s"):
         source = gpu.source_of(field)
         assert source, f"{name}.{field} has no source"
-        assert gpu.is_estimate(field) or DOCUMENT.search(source), f"{name}.{field}: {source!r} names no document"
+        assert gpu.is_estimate(field) or DOCUMENT.search(source), (
+            f"{name}.{field}: {source!r} names no document"
+        )
     assert "bf16" in gpu.dense_tflops
     # dense figures keep the tensor-core ratios: FP8 twice BF16, FP4 at least FP8
     if "fp8" in gpu.dense_tflops:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenfab.blueprint.cost import system_usd_per_gpu_hour, usd_per_million_tokens
+from tokenfab.blueprint.cost import usd_per_million_tokens
 from tokenfab.catalog.models import Gpu, LlmModel, Precision, Region, System
+from tokenfab.perf.power import node_overhead_power_w_per_gpu
 from tokenfab.perf.results import PerfInputError, TokenCurve, TokenPoint, pareto_front_mask, point_at
 from tokenfab.perf.serving import (
     CONCURRENCY_GRID,
@@ -28,6 +29,7 @@ from tokenfab.perf.serving import (
     serving_context,
     step,
 )
+from tokenfab.perf.tco import reference_cost_basis
 
 __all__ = [
     "CONCURRENCY_GRID",
@@ -65,6 +67,7 @@ def estimate(
     max_concurrency: int | None = None,
     region: str = DEFAULT_REGION,
     pue: float = DEFAULT_PUE,
+    usd_per_gpu_hour: float | None = None,
     engine: str = DEFAULT_ENGINE,
     spec_decoding: str = "none",
 ) -> TokenCurve:
@@ -92,6 +95,9 @@ def estimate(
         Highest sequences in flight per replica (a server's max batch; the engine's max batch caps it too).
     region, pue : str, float
         For $ per token and carbon.
+    usd_per_gpu_hour : float, optional
+        Price of a GPU-hour [$]; default the TCO of the reference design of `system` in `region`
+        (`tokenfab.perf.tco`), the figure `tokenfab design` gives for it.
     engine : str
         Engine whose limits apply (``tensorrt-llm``, ``dynamo``, ``vllm``, ``sglang``; catalog engine_profiles).
     spec_decoding : str
@@ -116,7 +122,7 @@ def estimate(
             f"{model} at {prec.value} does not fit on {system} "
             + ("with the pinned layout" if pinned else "in any layout tried (tp, ep, pp)")
         )
-    usd_gpu_h = system_usd_per_gpu_hour(catalog, system, region, pue)
+    usd_gpu_h = usd_per_gpu_hour if usd_per_gpu_hour is not None else _reference_usd_per_gpu_hour(catalog, system, region)
     columns = _point_columns(
         cols, model, system, prec, isl, osl, sys_, gpu, reg, pue, usd_gpu_h, ttft_ms, itl_ms
     )
@@ -141,6 +147,14 @@ def estimate(
         engine=ctx.profile.name,
         spec_decoding=spec_decoding,
     )
+
+
+def _reference_usd_per_gpu_hour(catalog, system: str, region: str) -> float:
+    """The TCO per GPU-hour of the reference design of `system` in `region` (`perf.tco`)."""
+    try:
+        return reference_cost_basis(catalog, system, region).usd_per_gpu_hour
+    except (KeyError, ValueError) as exc:
+        raise PerfInputError(str(exc.args[0])) from None
 
 
 def _resolve(catalog, model, system, region, precision):
@@ -200,7 +214,7 @@ def _point_columns(
     total_gpu = out_gpu * (1.0 + isl / osl)
     power = cols["power_w"]
     provisioned_kw = sys_.rack_power_max_kw / sys_.gpus_per_rack * pue
-    host_w = max(sys_.rack_power_nominal_kw * 1000.0 / sys_.gpus_per_rack - gpu.tdp_w, 0.0)
+    host_w = node_overhead_power_w_per_gpu(sys_.rack_power_nominal_kw, sys_.gpus_per_rack, gpu.tdp_w)
     count = len(out_gpu)
     usd_at_one = usd_per_million_tokens(usd_gpu_h, 1.0)  # $/M scales as 1 / rate
     return {

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenfab.catalog.models import EngineProfile, Gpu, LlmModel, PerfCalibration, Precision, System
+from tokenfab.catalog.models import (
+    EngineProfile,
+    Gpu,
+    LlmModel,
+    PerfCalibration,
+    PowerModel,
+    Precision,
+    System,
+)
 from tokenfab.perf.calibration import calibration_for, compute_precision
 from tokenfab.perf.engines import engine_profile, profiles_from
 from tokenfab.perf.parallelism import link_bandwidth_gb_s, max_concurrency_per_replica
@@ -42,7 +50,7 @@ from tokenfab.perf.params import (
     from_theta,
     initial_theta,
 )
-from tokenfab.perf.power import capped_clock_fraction, gpu_power_w, step_time_at_clock_s
+from tokenfab.perf.power import power_model_for, step_clock_and_power
 from tokenfab.perf.roofline import kv_bytes_per_sequence
 from tokenfab.perf.step import phase_work, step_components
 
@@ -65,7 +73,9 @@ class ServingContext:
     system: System
     gpu: Gpu
     cal: PerfCalibration
-    """power-model factors (per architecture)"""
+    """DVFS exponent (per architecture)"""
+    power: PowerModel
+    """board power against load: serving floor and compute / HBM weights (per architecture)"""
     precision: Precision
     peak: dict
     values: dict
@@ -100,6 +110,7 @@ def serving_context(
         system=sys_,
         gpu=gpu,
         cal=calibration_for(catalog, gpu.architecture),
+        power=power_model_for(catalog, gpu.architecture),
         precision=prec,
         peak={
             "gemm_flops": gpu.dense_tflops[cprec] * 1e12,
@@ -139,36 +150,10 @@ def step(
     v = dict(ctx.values)
     v["eager"] = np.where(seqs > ctx.profile.cuda_graph_max_batch, v["eager"], 1.0)
     tc, tm, other = step_components(work, ctx.peak, v)
-    cal, gpu = ctx.cal, ctx.gpu
-    cap = ctx.power_cap_w if ctx.power_cap_w is not None else gpu.tdp_w
-    compute_busy, memory_busy = tc.sum(axis=0), tm.sum(axis=0)
-    clock = capped_clock_fraction(
-        tc,
-        tm,
-        other,
-        compute_busy,
-        memory_busy,
-        1.0,
-        1.0,
-        gpu.idle_power_w,
-        gpu.tdp_w,
-        cap,
-        cal.power_compute_weight,
-        cal.power_memory_weight,
-        cal.clock_power_exponent,
+    clock, t, power = step_clock_and_power(
+        tc, tm, other, ctx.gpu, ctx.power, ctx.cal.clock_power_exponent, ctx.power_cap_w
     )
-    t = step_time_at_clock_s(tc, tm, other, clock)
-    power = gpu_power_w(
-        compute_busy / t,
-        memory_busy / t,
-        gpu.idle_power_w,
-        gpu.tdp_w,
-        cal.power_compute_weight,
-        cal.power_memory_weight,
-        clock,
-        cal.clock_power_exponent,
-    )
-    return {"time_s": t, "power_w": np.minimum(power, cap), "clock": clock}
+    return {"time_s": t, "power_w": power, "clock": clock}
 
 
 def _powers_of_two(limit: int) -> list[int]:
