@@ -5,6 +5,7 @@
 Writes ``src/tokenfab/catalog/data/perf-fit.yaml`` (kind perf_fits: global parameters, corpus file and
 SHA-256, leave-one-family-out summary when --cv) and ``perf-fit-generations.yaml`` (kind
 perf_generation_params: one entry per GPU generation). Method: docs/perf.md, perf/fit.py.
+The board-power model is fitted on the step's busy times: run ``scripts/fit_power.py`` after this script.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def main(argv=None) -> int:
         [_fit_entry(params, args.corpus, int(data.usable.sum()), cv)],
         args.corpus,
     )
-    print(f"wrote {DATA / 'perf-fit.yaml'} and perf-fit-generations.yaml ({time.perf_counter() - t0:.1f} s)")
+    print(f"wrote {DATA / 'perf-fit.yaml'} and perf-fit-generations.yaml ({time.perf_counter() - t0:.1f} s); "
+          "now re-run scripts/fit_power.py (power is fitted on these step times)")
     return 0
 
 

@@ -140,10 +140,10 @@ def step_components(
             work["attn_bytes"] / (v["mem"] * bw),
         ]
     )
-    # Compute and memory traffic overlap imperfectly: the dominant one stretches to the p-norm of both.
+    # Compute and memory traffic overlap imperfectly: a step takes the p-norm of the two instead of the
+    # larger; the excess is kept apart (in `other`) so the busy times the power model sees stay the roofline's.
     p = v["overlap_p"]
-    both = (tc**p + tm**p) ** (1.0 / p)
-    tc, tm = np.where(tc >= tm, both, tc), np.where(tc >= tm, tm, both)
+    stretch = ((tc**p + tm**p) ** (1.0 / p) - np.maximum(tc, tm)).sum(axis=0)
     other = work["comm_nvlink_s"] / v["link_nvlink"] + work["comm_scaleout_s"] / v["link_scaleout"]
     other = (
         other
@@ -151,7 +151,7 @@ def step_components(
         + v["step_s"]
         + work["layers"] * v["layer_s"] * v["eager"]
     )
-    other = other + work["sequences"] * v["seq_s"] + work["moe_tokens"] * v["moe_tok_s"]
+    other = other + work["sequences"] * v["seq_s"] + work["moe_tokens"] * v["moe_tok_s"] + stretch
     return k * tc, k * tm, k * other
 
 
