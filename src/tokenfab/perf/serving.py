@@ -58,9 +58,10 @@ PREFILL_BATCH_TOKENS = 8192
 """Prompt tokens per prefill-pool step in disaggregated serving (a compute-bound chunk) [-]."""
 
 CONCURRENCY_GRID = np.unique(
-    np.concatenate([np.round(np.geomspace(1, 8192, 48)), 2.0 ** np.arange(14)]).astype(int)
+    np.concatenate([np.round(np.geomspace(1, 65536, 56)), 2.0 ** np.arange(17)]).astype(int)
 )
-"""Sequences in flight per replica that the search tries [-]."""
+"""Sequences in flight per replica that the search tries [-] (beyond the engine's max batch only for
+attention data parallelism, where the max batch holds per rank)."""
 
 SPEC_DECODING = ("none", "mtp")
 
@@ -173,15 +174,20 @@ def layouts(ctx: ServingContext, tp_pin, ep_pin, pp_pin, conc_pin, conc_max=None
     else:
         eps = [ep_pin or 1]
     pps = [pp_pin] if pp_pin else [1, 2, 4]
-    limit = min(conc_max or ctx.profile.max_batch, ctx.profile.max_batch)
+    dp_max = max(eps) if model.is_moe else 1
+    limit = ctx.profile.max_batch * dp_max if conc_max is None else min(conc_max, ctx.profile.max_batch * dp_max)
     concs = [conc_pin] if conc_pin else [c for c in CONCURRENCY_GRID.tolist() if c <= limit]
     grid = np.array(np.meshgrid(tps, eps, pps, concs, indexing="ij")).reshape(4, -1).astype(float)
     tp, ep, pp, conc = grid
+    # The engine's max batch holds per attention rank: a replica runs max_batch x (n / tp) x pp sequences.
+    keep = conc_pin is not None or conc <= ctx.profile.max_batch * np.maximum(tp, ep) / tp * pp
+    if conc_max is not None:
+        keep = keep & (conc <= conc_max)
     if model.is_moe and not ep_pin:
         # Expert groups beyond the NVLink domain only make sense as whole stages of wide EP.
-        keep = (ep <= domain) | (tp == 1)
-        tp, ep, pp, conc = tp[keep], ep[keep], pp[keep], conc[keep]
-    return tp, ep, pp, conc
+        keep = keep & ((ep <= domain) | (tp == 1))
+    keep = np.broadcast_to(keep, tp.shape)
+    return tp[keep], ep[keep], pp[keep], conc[keep]
 
 
 def _fitting(ctx: ServingContext, isl, osl, pins, conc_max):
