@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 import tokenfab.cli.tokens  # noqa: F401
@@ -64,6 +65,33 @@ def test_points_json_rows_and_summary(tmp_path):
         assert s[key]
     # a dense 8B model at FP8 on one H200 offline: tens of thousands of tokens/s, not hundreds or millions
     assert 5_000 < by_id["A1"]["predicted"] < 80_000
+
+
+def test_latency_and_total_throughput_rows_are_predicted(tmp_path):
+    base = ROWS[1].replace("A2,", "L{n},", 1)
+    rows = [
+        base.replace("{n}", "1").replace("output_tok_s_per_gpu,1200", "itl_ms,30"),
+        base.replace("{n}", "2").replace("output_tok_s_per_gpu,1200", "ttft_ms,200"),
+        base.replace("{n}", "3").replace("output_tok_s_per_gpu,1200", "total_tok_s_per_gpu,2400"),
+        base.replace("{n}", "4"),
+        base.replace("{n}", "5").replace("output_tok_s_per_gpu,1200", "joules_per_token,1"),
+    ]
+    doc = json.loads(run("--points", str(write(tmp_path, rows)), "--json").output)
+    got = {r["id"]: r for r in doc["rows"]}
+    itl, ttft, total, out = (got[f"L{n}"]["predicted"] for n in (1, 2, 3, 4))
+    assert 1 < itl < 1000 and 1 < ttft < 10_000
+    # InferenceX total = output x (ISL + OSL) / OSL (lengths at the mean of the [0.8 L, L] draw)
+    assert total == pytest.approx(out * 2, rel=1e-9)
+    # every concurrent sequence emits a token each ITL: output per GPU <= concurrency / ITL / GPUs
+    assert out <= 64 / (itl / 1000) / 8 * 1.0001
+    assert "unknown metric" in got["L5"]["reason"]
+    assert set(doc["summary"]["metric"]) == {
+        "itl_ms",
+        "ttft_ms",
+        "total_tok_s_per_gpu",
+        "output_tok_s_per_gpu",
+        "joules_per_token",
+    }
 
 
 def test_points_without_value_column_and_csv_out(tmp_path):

@@ -72,6 +72,8 @@ def run_points(points: Path, catalog, as_json: bool, out: Path | None) -> None:
         )
         for name in ("scenario", "source", "gpu", "model_family", "precision"):
             console.print(summary_table(f"by {name}", s[name]))
+    if s.get("metric"):
+        console.print(summary_table("every metric (latencies and total throughput too)", s["metric"]))
     else:
         console.print(f"{len(rows)} rows predicted (no `value` column: no errors)")
     u = s["unpredictable"]

@@ -33,6 +33,7 @@ from tokenfab.perf.params import MTP_DRAFT_TOKENS, PRECISIONS
 from tokenfab.perf.step import WORK_KEYS, phase_work
 
 KINDS = ("wave", "concurrency", "disaggregated", "latency", "qps")
+METRICS = ("output_tok_s_per_gpu", "total_tok_s_per_gpu", "itl_ms", "ttft_ms")
 FALLBACK_LENGTHS = {"gpt-j": (871, 82), "gpt-oss": (4000, 1278)}
 """(ISL, OSL) for rows that leave them blank, by model family. Estimates: GPT-J runs the CNN/DailyMail set
 of the llama3.1-8b benchmark (871 / 82 in its rows); gpt-oss as perf.yaml's mlperf-v6.0 point."""
@@ -89,8 +90,8 @@ def resolve_row(catalog, row: PointRow) -> RowSetup | str:
     precision = serving_precision(row.precision, gpu, r.blank_precision.get(row.gpu))
     if precision is None:
         return f"unknown precision {row.precision!r}"
-    if not row.is_throughput:
-        return f"metric {row.metric!r} is not predicted (throughput rows only)"
+    if row.metric not in METRICS:
+        return f"unknown metric {row.metric!r} (known: {', '.join(METRICS)})"
     try:
         profile = engine_profile(profiles_from(catalog), row.engine, row.engine_version, row.source_kind)
     except KeyError as exc:

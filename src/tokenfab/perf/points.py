@@ -1,11 +1,13 @@
 """Batch prediction of measured points (`tokenfab tokens --points`) and error summaries.
 
-Each row is predicted under its own conditions with the catalog's fitted parameters; the error is
+Each row is predicted under its own conditions with the catalog's fitted parameters: its own metric
+(output or input+output tokens/s per GPU, median ITL or TTFT); the error is
 
 .. math:: e = \\frac{\\hat{y} - y}{y}
 
 and summaries give, per group (source, GPU, model family, precision, regime), the median, 90th
-percentile and maximum of :math:`|e|` and the coverage (rows predicted / rows given). Rows that cannot be
+percentile and maximum of :math:`|e|` and the coverage (rows predicted / rows given), over the
+output-throughput rows (the fitted metric); ``summary.metric`` gives the same per metric. Rows that cannot be
 predicted are counted and named with the reason, never dropped.
 """
 
@@ -14,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from tokenfab.perf.corpus import PointRow
-from tokenfab.perf.features import build_elements
+from tokenfab.perf.features import METRICS, build_elements
 from tokenfab.perf.params import ParamSet, from_catalog, from_theta, initial_theta
-from tokenfab.perf.predict import row_predictions
+from tokenfab.perf.predict import row_metric_predictions
 
 GROUPINGS = {
     "source": lambda r: r.source_kind or "?",
@@ -65,7 +67,8 @@ def predict_points(catalog, rows: list[PointRow], params: ParamSet | None = None
     """
     params = params or from_catalog(catalog) or from_theta(initial_theta())
     elements = build_elements(catalog, rows)
-    predicted = row_predictions(elements, params)
+    metric = np.array([METRICS.index(r.metric) if r.metric in METRICS else 0 for r in rows], dtype=int)
+    predicted = row_metric_predictions(elements, params, metric)
     out_rows, reasons = [], {}
     for i, r in enumerate(rows):
         p = predicted[i]
@@ -88,12 +91,20 @@ def predict_points(catalog, rows: list[PointRow], params: ParamSet | None = None
         out_rows.append(item)
     throughput = np.array([r.is_throughput for r in rows], dtype=bool)
     has_value = np.array([r.value is not None for r in rows], dtype=bool)
-    summary = summarise(rows, predicted, throughput & has_value) if has_value.any() else {}
+    summary = summarise(rows, predicted, throughput & has_value) if (throughput & has_value).any() else {}
+    if has_value.any():
+        measured = np.array([r.value if r.value is not None else np.nan for r in rows], dtype=float)
+        errors = predicted / measured - 1.0
+        names = np.array([r.metric for r in rows], dtype=object)
+        summary["metric"] = {
+            m: error_stats(errors[has_value & (names == m)], int((has_value & (names == m)).sum()))
+            for m in sorted({r.metric for r in rows if r.value is not None})
+        }
     summary["unpredictable"] = {
         "count": len(elements.unpredictable),
         "throughput_rows": int(sum(1 for i in elements.unpredictable if rows[i].is_throughput)),
         "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-        "ids": [rows[i].id for i in sorted(elements.unpredictable) if rows[i].is_throughput],
+        "ids": [rows[i].id for i in sorted(elements.unpredictable)],
     }
     summary["parameters"] = params.meta or {"corpus": "initial values (no fit in the catalog)"}
     return {"rows": out_rows, "summary": summary}

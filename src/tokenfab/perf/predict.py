@@ -35,9 +35,9 @@ def _values(el: Elements, params: ParamSet) -> dict[str, np.ndarray]:
 
 
 def element_throughput(
-    el: Elements, params: ParamSet, values: dict | None = None
+    el: Elements, params: ParamSet, values: dict | None = None, latencies: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(output tok/s per GPU, feasible) per element."""
+    """(output tok/s per GPU, feasible) per element; fills `latencies` (``itl_ms``, ``ttft_ms``) if given."""
     v = dict(values if values is not None else _values(el, params))
     c = el.cols
     eager = v["eager"]
@@ -63,6 +63,11 @@ def element_throughput(
     out = out * np.where(c["load"] > 0, v["load"], 1.0)
     out = np.where(k == QPS, np.minimum(out, c["offered"]), out)
     feasible = (k != LATENCY) | (t_round <= v["headroom"] * c["limit_s"])
+    if latencies is not None:
+        # TTFT: one prompt's prefill (pp stages) plus half a decode round of waiting; waves: the first chunk
+        first = np.where(k == DISAGG, c["p_pp"] * t_first, pp * t_first + 0.5 * t_round)
+        latencies["ttft_ms"] = np.where((k == WAVE) | (k == QPS), t_chunk, first) * 1e3
+        latencies["itl_ms"] = t_round * 1e3
     return out, feasible
 
 
@@ -82,4 +87,25 @@ def row_predictions(el: Elements, params: ParamSet, values: dict | None = None) 
         starts,
     )
     pred[rows] = np.where(np.isfinite(best), best, fallback)
+    return pred
+
+
+def row_metric_predictions(el: Elements, params: ParamSet, metric: np.ndarray) -> np.ndarray:
+    """Each row's own metric (`metric`: index in `perf.features.METRICS` per row), read at its best element (highest
+    feasible output throughput); NaN for rows without elements."""
+    pred = np.full(el.n_rows, np.nan)
+    if not len(el.row):
+        return pred
+    lat: dict = {}
+    out, ok = element_throughput(el, params, None, lat)
+    score = np.where(ok, out, -1.0 / np.maximum(el.cols["b"], 1e-9))
+    order = np.lexsort((score, el.row))
+    last = order[np.r_[el.row[order][1:] != el.row[order][:-1], True]]
+    c = el.cols
+    per_element = np.select(
+        [metric[el.row] == 0, metric[el.row] == 1, metric[el.row] == 2],
+        [out, out * (c["isl"] + c["osl"]) / c["osl"], lat["itl_ms"]],
+        lat["ttft_ms"],
+    )
+    pred[el.row[last]] = per_element[last]
     return pred
