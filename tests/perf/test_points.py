@@ -155,3 +155,29 @@ def test_mtp_raises_per_user_rate_at_same_batch(tmp_path):
     preds = {r["id"]: r["predicted"] for r in json.loads(result.output)["rows"]}
     assert preds["A2"] > preds["A9"] * 1.2
     assert np.isfinite(preds["A2"])
+
+
+def test_any_blank_or_unknown_field_is_a_counted_row_or_a_one_line_error(tmp_path):
+    """Robustness for rows the fit never saw: blank each column in turn, or put an unknown name in it."""
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.perf.points import predict_points
+
+    catalog = load_catalog()
+    header = HEADER.split(",")
+    for base in (ROWS[0], ROWS[1], ROWS[4]):
+        cells = next(csv.reader([base]))
+        for k, name in enumerate(header):
+            for junk in ("", "zz-unknown"):
+                mutated = list(cells)
+                mutated[k] = junk
+                path = write(tmp_path, [",".join(f'"{c}"' for c in mutated)])
+                try:
+                    rows = load_points(path)
+                except PointsFileError as exc:
+                    assert f":2: {name}:" in str(exc) and "\n" not in str(exc)
+                    continue
+                doc = predict_points(catalog, rows)
+                (row,) = doc["rows"]
+                assert row["predicted"] is None or row["predicted"] > 0, (name, junk)
+                if row["predicted"] is None:
+                    assert row["reason"] and doc["summary"]["unpredictable"]["count"] == 1

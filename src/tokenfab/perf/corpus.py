@@ -169,13 +169,10 @@ def _bool(path, line, name, text):
 
 def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
     get = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-    for name in ("id", "model", "gpu", "scenario", "metric"):
-        if not get.get(name):
-            raise PointsFileError(f"{path}:{line}: {name}: empty")
-    if get["scenario"] not in SCENARIOS:
-        raise PointsFileError(
-            f"{path}:{line}: scenario: unknown {get['scenario']!r} (known: {', '.join(SCENARIOS)})"
-        )
+    # Structure is checked here (file error); names the catalog or the model may not know (model, GPU,
+    # scenario, metric, precision) make a row unpredictable instead, counted and named by the predictor.
+    if not get.get("id"):
+        raise PointsFileError(f"{path}:{line}: id: empty")
     ints = {n: _number(path, line, n, get.get(n), integer=True) for n in ("system_gpus", "tp", "pp", "ep")}
     floats = {n: _number(path, line, n, get.get(n)) for n in ("isl", "osl", "concurrency", "tok_s_per_user")}
     value = _number(path, line, "value", get.get("value")) if has_value else None
@@ -197,13 +194,13 @@ def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
         source=get.get("source", ""),
         engine=get.get("engine", ""),
         engine_version=get.get("engine_version", ""),
-        model=get["model"],
+        model=get.get("model", ""),
         model_family=get.get("model_family", ""),
         precision=get.get("precision", "").lower(),
-        gpu=get["gpu"].lower(),
+        gpu=get.get("gpu", "").lower(),
         dp_attention=_bool(path, line, "dp_attention", get.get("dp_attention")),
-        scenario=get["scenario"],
-        metric=get["metric"],
+        scenario=get.get("scenario", ""),
+        metric=get.get("metric", ""),
         value=value,
         notes=notes,
         flags=flags,

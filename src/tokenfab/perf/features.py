@@ -26,7 +26,7 @@ import numpy as np
 from tokenfab.catalog.models import EngineProfile, Gpu, LlmModel, Precision, System
 from tokenfab.perf.aliases import resolver_for, serving_precision
 from tokenfab.perf.calibration import compute_precision
-from tokenfab.perf.corpus import PointRow
+from tokenfab.perf.corpus import SCENARIOS, PointRow
 from tokenfab.perf.engines import engine_profile, profiles_from
 from tokenfab.perf.parallelism import max_concurrency_per_replica
 from tokenfab.perf.params import MTP_DRAFT_TOKENS, PRECISIONS
@@ -77,6 +77,8 @@ class Elements:
 
 def resolve_row(catalog, row: PointRow) -> RowSetup | str:
     """The catalog entries a row means, or the reason it cannot be predicted."""
+    if row.scenario not in SCENARIOS:
+        return f"unknown scenario {row.scenario!r} (known: {', '.join(SCENARIOS)})"
     r = resolver_for(catalog)
     model_name = r.model(row.model)
     if model_name is None:
