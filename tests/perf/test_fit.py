@@ -43,7 +43,7 @@ def test_fit_recovers_predictions_generated_by_known_parameters():
     assert not elements.unpredictable
     truth = initial_theta()
     s = slices()
-    truth[s["gen_global"]] += np.log([0.8, 1.3, 1.0, 0.9, 1.2, 1.1, 0.9, 1.5, 0.7, 1.0])
+    truth[s["gen_global"]] += np.log([0.8, 1.3, 1.0, 0.9, 1.0, 1.0, 1.2, 1.1, 0.9, 1.5, 0.7, 1.0])
     truth[s["glob"].start + GLOBAL_KEYS.index("moe_tok_s")] += np.log(2.0)
     data = fit_data(rows, elements)
     measured = predict_with(data, from_theta(truth))
@@ -88,4 +88,4 @@ def test_catalog_parameters_load_for_every_generation_in_use():
     assert params is not None and params.meta["sha"]
     for gpu in CATALOG.all("gpus", Gpu):
         gi = params.gen_index(gpu.architecture)
-        assert np.all(params.gen[gi, :7] <= 1.0) and np.all(params.gen[gi] > 0)
+        assert np.all(params.gen[gi, :9] <= 1.0) and np.all(params.gen[gi] > 0)

@@ -560,7 +560,7 @@ class PerfGenerationParams(SourcedEntry):
 
     generation: str
     gemm_efficiency: dict[Precision, float] = Field(description="dense linear GEMMs, sustained / peak, per precision")
-    moe_gemm_efficiency: float = Field(gt=0, le=1)
+    moe_gemm_efficiency: dict[Precision, float] = Field(description="routed-expert GEMMs, per weight precision")
     attention_efficiency: float = Field(gt=0, le=1)
     memory_efficiency: float = Field(gt=0, le=1)
     moe_memory_efficiency: float = Field(gt=0, le=1)

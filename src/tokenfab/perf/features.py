@@ -338,7 +338,7 @@ def build_elements(catalog, rows: list[PointRow]) -> Elements:
                 },
                 "index": {
                     "gen": np.full(m, s.gpu.architecture, dtype=object),
-                    "prec": np.full(m, PRECISIONS.index(cprec)),
+                    "prec": np.full(m, PRECISIONS.index(s.precision)),
                     "backend": np.full(m, s.profile.backend, dtype=object),
                 },
             }

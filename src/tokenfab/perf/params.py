@@ -23,7 +23,9 @@ GEN_KEYS = (
     "gemm_bf16",
     "gemm_fp8",
     "gemm_fp4",
-    "moe_gemm",
+    "moe_bf16",
+    "moe_fp8",
+    "moe_fp4",
     "attn",
     "mem",
     "moe_mem",
@@ -31,8 +33,9 @@ GEN_KEYS = (
     "layer_s",
     "seq_s",
 )
-"""Parameters with one value per GPU generation (GEMM efficiency also per precision)."""
-EFFICIENCY_KEYS = frozenset(GEN_KEYS[:7])
+"""Parameters with one value per GPU generation (dense and expert GEMM efficiency also per weight
+precision: FP4 weights dequantised on a GPU without FP4 tensor cores get their own efficiency)."""
+EFFICIENCY_KEYS = frozenset(GEN_KEYS[:9])
 GLOBAL_KEYS = (
     "link_nvlink",
     "link_scaleout",
@@ -65,7 +68,9 @@ INITIAL = {
     "gemm_bf16": 0.6,
     "gemm_fp8": 0.5,
     "gemm_fp4": 0.5,
-    "moe_gemm": 0.3,
+    "moe_bf16": 0.3,
+    "moe_fp8": 0.3,
+    "moe_fp4": 0.3,
     "attn": 0.4,
     "mem": 0.8,
     "moe_mem": 0.7,
@@ -109,11 +114,13 @@ class ParamSet:
         return self.backends.index(backend) if backend in self.backends else self.backends.index("generic")
 
     def values(self, gi, pi, bi) -> dict[str, np.ndarray]:
-        """Values for elements with generation `gi`, GEMM precision `pi` (index in PRECISIONS) and
+        """Values for elements with generation `gi`, weight precision `pi` (index in PRECISIONS) and
         backend `bi` (index arrays), named as `perf.step.step_time_s` expects them."""
         g = self.gen[gi]
         out = {k: g[:, j] for j, k in enumerate(GEN_KEYS)}
-        out["gemm"] = g[np.arange(len(gi)), np.asarray(pi)]
+        rows = np.arange(len(gi))
+        out["gemm"] = g[rows, np.asarray(pi)]
+        out["moe_gemm"] = g[rows, 3 + np.asarray(pi)]
         for j, k in enumerate(GLOBAL_KEYS):
             out[k] = np.full(len(gi), self.glob[j])
         out["engine"] = self.engine[bi]
@@ -198,7 +205,7 @@ def generation_entries(params: ParamSet, fitted_on: dict[str, int]) -> list[dict
                 "description": f"fitted efficiency factors, {g}",
                 "generation": g,
                 "gemm_efficiency": {p.value: round(v[f"gemm_{p.value}"], 4) for p in PRECISIONS},
-                "moe_gemm_efficiency": round(v["moe_gemm"], 4),
+                "moe_gemm_efficiency": {p.value: round(v[f"moe_{p.value}"], 4) for p in PRECISIONS},
                 "attention_efficiency": round(v["attn"], 4),
                 "memory_efficiency": round(v["mem"], 4),
                 "moe_memory_efficiency": round(v["moe_mem"], 4),
@@ -225,7 +232,8 @@ def from_catalog(catalog) -> ParamSet | None:
         e = by_gen.get(name) or by_gen.get("default")
         rows.append(
             [e.gemm_efficiency.get(p, min(e.gemm_efficiency.values())) for p in PRECISIONS]
-            + [e.moe_gemm_efficiency, e.attention_efficiency, e.memory_efficiency, e.moe_memory_efficiency]
+            + [e.moe_gemm_efficiency.get(p, min(e.moe_gemm_efficiency.values())) for p in PRECISIONS]
+            + [e.attention_efficiency, e.memory_efficiency, e.moe_memory_efficiency]
             + [e.step_overhead_ms * 1e-3, e.layer_overhead_us * 1e-6, e.sequence_overhead_us * 1e-6]
         )
     glob = [

@@ -101,7 +101,7 @@ def serving_context(
     one = np.zeros(1, dtype=int)
     values = params.values(
         one + params.gen_index(gpu.architecture),
-        one + PRECISIONS.index(cprec),
+        one + PRECISIONS.index(prec),
         one + params.backend_index(profile.backend),
     )
     mtp = spec == "mtp"
