@@ -155,107 +155,63 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
     out = []
     for layout in _layouts(row, s):
         attn_tp, n, ep, pp = layout
-        gpus = n * pp
         # KV for the whole ISL + OSL of each admitted sequence (the mean context fitted worse, cross-validated)
         cap = _kv_cap(s, layout, isl + osl) / beams
         if cap < 1:
             continue
         base = {
-            "attn_tp": attn_tp,
-            "n": n,
-            "ep": ep,
-            "pp": pp,
-            "gpus": gpus,
-            "isl": isl,
-            "osl": osl,
-            "draft": MTP_DRAFT_TOKENS if mtp else 0,
-            "beams": float(beams),
-            "mtp": float(mtp),
-            "system_gpus": row.system_gpus or gpus,
-            "p_attn_tp": attn_tp,
-            "p_n": n,
-            "p_ep": ep,
-            "p_pp": pp,
-            "workers": 1.0,
-            "limit_s": np.inf,
-            "offered": np.inf,
-            "load": 0.0,
-            "conc": 0.0,
-        }
+            "attn_tp": attn_tp, "n": n, "ep": ep, "pp": pp, "gpus": n * pp, "isl": isl, "osl": osl,
+            "draft": MTP_DRAFT_TOKENS if mtp else 0, "beams": float(beams), "mtp": float(mtp),
+            "system_gpus": row.system_gpus or n * pp, "p_attn_tp": attn_tp, "p_n": n, "p_ep": ep, "p_pp": pp,
+            "workers": 1.0, "limit_s": np.inf, "offered": np.inf, "load": 0.0, "conc": 0.0,
+        }  # fmt: skip
         wave_b = float(max(1, min(max_batch, max_tokens, cap)))
-        if row.scenario == "static_batch":
-            b = float(row.concurrency or wave_b)
-            out.append(base | {"kind": "wave", "b": b, "chunk": b * isl, "pre_mix": 0.0})
-        elif row.scenario == "offline_max_throughput":
-            out.append(
-                base | {"kind": "wave", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0}
-            )
-        elif row.scenario == "server" and row.qps is not None:
-            out.append(
-                base
-                | {
-                    "kind": "qps",
-                    "b": wave_b,
-                    "chunk": min(max_tokens, wave_b * isl),
-                    "pre_mix": 0.0,
-                    "offered": row.qps * osl / (row.system_gpus or gpus),
-                    "load": 1.0,
-                }
-            )
-        elif row.scenario in ("server", "interactive") and row.tpot_limit_ms and row.concurrency is None:
-            for b in np.unique(np.round(np.geomspace(1, wave_b, LATENCY_BATCHES))):
-                out.append(
-                    base
-                    | {
-                        "kind": "latency",
-                        "b": float(b),
-                        "chunk": isl,
-                        "pre_mix": b * isl / osl,
-                        "limit_s": row.tpot_limit_ms * 1e-3,
-                        "load": 1.0,
-                    }
-                )
-        elif row.disaggregation is not None and row.concurrency:
-            d = row.disaggregation
-            pn = max(d.prefill_gpus // max(d.prefill_workers, 1), 1)
-            p_attn = 1 if d.prefill_dp_attention else d.prefill_tp
-            p_ep = (pn if d.prefill_dp_attention else d.prefill_ep) if s.model.is_moe else 1
-            b = row.concurrency / max(d.decode_workers, 1)
-            out.append(
-                base
-                | {
-                    "kind": "disaggregated",
-                    "b": b,
-                    "chunk": max(isl, float(max_tokens)),
-                    "pre_mix": 0.0,
-                    "p_attn_tp": p_attn,
-                    "p_n": pn,
-                    "p_ep": p_ep,
-                    "p_pp": 1,
-                    "workers": float(d.prefill_workers),
-                    "conc": row.concurrency,
-                    "system_gpus": float(d.prefill_gpus + d.decode_gpus),
-                }
-            )
-        elif row.concurrency:
-            # InferenceX aggregated values are per GPU of one tp x pp replica carrying the whole concurrency
-            # (concurrency x tok/s/user / value = tp on the development corpus's aggregated rows).
-            b = row.concurrency
-            out.append(base | {"kind": "concurrency", "b": b, "chunk": isl, "pre_mix": b * isl / osl})
-        else:  # server without a latency limit we can read: saturated capacity times the load factor
-            out.append(
-                base
-                | {
-                    "kind": "wave",
-                    "b": wave_b,
-                    "chunk": min(max_tokens, wave_b * isl),
-                    "pre_mix": 0.0,
-                    "load": 1.0,
-                }
-            )
-        for e in out:
-            e.setdefault("eager_decode", float(graphs_off or e["b"] > prof.cuda_graph_max_batch))
+        wave = {"kind": "wave", "b": wave_b, "chunk": min(max_tokens, wave_b * isl), "pre_mix": 0.0}
+        out += [base | e for e in _scenario_elements(row, s, wave, isl, osl, max_tokens, n * pp)]
+    for e in out:
+        e["eager_decode"] = float(graphs_off or e["b"] > prof.cuda_graph_max_batch)
     return out
+
+
+def _scenario_elements(row: PointRow, s: RowSetup, wave: dict, isl, osl, max_tokens, gpus) -> list[dict]:
+    """The load(s) a row ran at, for one layout (see the module docstring)."""
+    if row.scenario == "static_batch":
+        b = float(row.concurrency or wave["b"])
+        return [wave | {"b": b, "chunk": b * isl}]
+    if row.scenario == "offline_max_throughput":
+        return [wave]
+    if row.scenario == "server" and row.qps is not None:
+        return [wave | {"kind": "qps", "offered": row.qps * osl / (row.system_gpus or gpus), "load": 1.0}]
+    if row.tpot_limit_ms and row.concurrency is None:
+        limit = row.tpot_limit_ms * 1e-3
+        return [
+            {
+                "kind": "latency",
+                "b": float(b),
+                "chunk": isl,
+                "pre_mix": b * isl / osl,
+                "limit_s": limit,
+                "load": 1.0,
+            }
+            for b in np.unique(np.round(np.geomspace(1, wave["b"], LATENCY_BATCHES)))
+        ]
+    if row.disaggregation is not None and row.concurrency:
+        d = row.disaggregation
+        pn = max(d.prefill_gpus // max(d.prefill_workers, 1), 1)
+        p_ep = (pn if d.prefill_dp_attention else d.prefill_ep) if s.model.is_moe else 1
+        return [{
+            "kind": "disaggregated", "b": row.concurrency / max(d.decode_workers, 1),
+            "chunk": max(isl, float(max_tokens)), "pre_mix": 0.0, "p_attn_tp": 1 if d.prefill_dp_attention else d.prefill_tp,
+            "p_n": pn, "p_ep": p_ep, "p_pp": 1, "workers": float(d.prefill_workers), "conc": row.concurrency,
+            "system_gpus": float(d.prefill_gpus + d.decode_gpus),
+        }]  # fmt: skip
+    if row.concurrency:
+        # InferenceX aggregated values are per GPU of one tp x pp replica carrying the whole concurrency
+        # (concurrency x tok/s/user / value = tp on the development corpus's aggregated rows).
+        b = row.concurrency
+        return [{"kind": "concurrency", "b": b, "chunk": isl, "pre_mix": b * isl / osl}]
+    # server without a latency limit we can read: saturated capacity times the load factor
+    return [wave | {"load": 1.0}]
 
 
 def _phase(group, s: RowSetup, phase: str) -> dict[str, np.ndarray]:
