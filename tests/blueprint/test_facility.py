@@ -215,3 +215,15 @@ def test_coolant_supply_above_the_systems_limit_is_bad_input(catalog):
     with pytest.raises(CompileError, match="supply limit") as raised:
         build(catalog, coolant_supply_temp_c=50)
     assert raised.value.loc == ("sites", 0, "coolant_supply_temp_c")
+
+
+def test_dc_distributed_redundant_site_without_generators(catalog):
+    """Vera Rubin on 800 V DC, 4-make-3 SST blocks, no generators with 20 min ride-through: only the Tier III warning."""
+    design = build(catalog, grid_mw=50, climate="phoenix-az", system="vera-rubin-nvl72", fabric="auto",
+                   power={"topology": "distributed_redundant", "distributed_make": 4, "distribution": "dc_800v",
+                          "generators": False, "ups_ride_through_min": 20})
+    site = design.sites[0]
+    sst = next(s for s in site.power.stages if s.stage == "sst")
+    assert site.power.topology == "DR 4/3" and sst.units_installed * 3 == sst.units_carrying * 4
+    findings = check(design, catalog)
+    assert [(f.rule_id, f.severity) for f in findings] == [("PWR-024", "warning")]

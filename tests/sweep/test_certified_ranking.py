@@ -36,3 +36,20 @@ def test_report_lists_failing_points_first(tmp_path):
     assert "1 point(s) fail certification" in text and "COOL-004,NET-011" in text
     assert text.index("fail certification") < text.index("Pareto front")
     assert "pareto_tokens_per_mw" in files
+
+
+def test_the_certified_column_marks_points():
+    frame = _frame().assign(certified=[False, True, False, True, True])
+    assert certified_mask(frame).tolist() == [False, True, False, True, False]
+
+
+def test_a_swept_point_that_fails_certification_is_marked(catalog):
+    from tokenfab.blueprint.compile import compile
+    from tokenfab.spec import FactorySpec
+    from tokenfab.sweep.evaluate import certify_columns
+
+    spec = FactorySpec.model_validate({"name": "big", "sites": [
+        {"name": "s", "grid_mw": 400, "climate": "dublin-ie", "system": "gb300-nvl72", "limits": {"hall_it_mw_max": 400}}]})
+    columns = certify_columns(compile(spec, catalog), None, catalog)
+    assert columns["certified"] is False and columns["certify_failed_rules"] == "NET-012"
+    assert columns["certify_engineering_errors"] == 1

@@ -175,8 +175,8 @@ def heat_rejection_power_kw(
     Fans follow the fan affinity law on the approach available: airflow scales with the design approach over
     the approach available, power with its cube,
     :math:`P_{fan} = P_{fan,d}\\,\\min(1, (a_d / a)^3)`, floored at 10 % (minimum fan speed).
-    A dry cooler that cannot reach the supply temperature (above its design day) runs an adiabatic/trim
-    chiller for the shortfall. A chiller plant adds compressor power :math:`f_{comp}\\,Q/COP`.
+    A hybrid dry cooler that sprays runs its fans at full speed. A dry or hybrid cooler that cannot reach the
+    supply temperature runs a trim chiller for the shortfall. A chiller plant adds compressor power :math:`f_{comp}\\,Q/COP`.
     """
     heat_mw = heat_kw / 1000.0
     pumps = plant.pump_power_kw_per_mw * heat_mw
@@ -184,8 +184,7 @@ def heat_rejection_power_kw(
         design_approach = max(supply_temp_c - design_dry_bulb_c, plant.approach_k)
         available = supply_temp_c - dry_bulb_c
         if plant.kind == HeatRejectionKind.hybrid_dry_cooler and available < plant.approach_k:
-            # sprayed: the coil sees air near the wet-bulb
-            available = max(available, supply_temp_c - wet_bulb_c - (plant.wet_approach_k or 0.0) + plant.approach_k)
+            available = 0.0  # sprayed: the fans run flat out while the pads cool the inlet air
     else:
         design_approach = max(supply_temp_c - design_wet_bulb_c, plant.approach_k)
         available = supply_temp_c - wet_bulb_c

@@ -145,25 +145,26 @@ def management_networks(parts: Parts, counts: SiteCounts) -> tuple[list[AuxNetwo
     """The storage + in-band and out-of-band networks of the site, with their parts."""
     from tokenfab.blueprint import network
 
-    std, system = parts.standards, parts.system
+    std = parts.standards
     items: list[NetworkItem] = []
     sus = len(counts.su_racks)
-    nodes_per_su = system.nodes_per_scalable_unit
     # out-of-band: 1 GbE for every BMC and managed tray; each access switch has two uplinks into the converged
     # fabric, which carries them as endpoints
     oob_switch = _switch(parts, std.oob_switch)
     ports = counts.nodes * std.oob_ports_per_node + counts.racks * std.oob_ports_per_rack
     access = math.ceil(ports / oob_switch.ports)
-    # storage + in-band: a non-blocking fat tree of the converged switch at the storage port speed
+    # storage + in-band: a non-blocking fat tree of the converged switch at the storage port speed, built for the
+    # nodes installed (the full-SU rule of the RAs is the compute fabric's), storage ports per SU and OOB uplinks
     conv = _switch(parts, std.converged_switch)
-    e_su = (nodes_per_su * std.inband_storage_ports_per_node + std.storage_ports_per_scalable_unit
-            + math.ceil(OOB_UPLINKS_PER_SWITCH * access / max(sus, 1)))
+    endpoints = (counts.nodes * std.inband_storage_ports_per_node + std.storage_ports_per_scalable_unit * sus
+                 + OOB_UPLINKS_PER_SWITCH * access)
     radix = network.effective_radix(conv.ports, conv.port_gbps, std.inband_storage_port_gbps)
+    e_su = math.ceil(endpoints / max(sus, 1))
     tree = network.fat_tree(e_su, sus, radix, 1.0)
-    tiers = [FabricTier(tier=i + 1, name=network.TIER_NAMES[i] if i < len(network.TIER_NAMES) else f"tier-{i + 1}",
+    tiers = [FabricTier.model_construct(tier=i + 1, name=network.TIER_NAMES[i] if i < len(network.TIER_NAMES) else f"tier-{i + 1}",
                         switches=tree.switches_by_tier[i], downlinks_per_switch=tree.downlinks_by_tier[i],
                         uplinks_per_switch=tree.uplinks_by_tier[i]) for i in range(tree.tiers)]
-    converged = AuxNetwork(name="storage+in-band", switch=conv.name, endpoints=e_su * sus,
+    converged = AuxNetwork.model_construct(name="storage+in-band", switch=conv.name, endpoints=e_su * sus,
                            link_gbps=std.inband_storage_port_gbps, tiers=tiers, links=tree.links)
     items.append(_item(converged.name, "switch", conv.name, tree.switches, conv.cost_usd, conv.maximum_draw_w))
     modules = _modules(parts)
@@ -179,8 +180,8 @@ def management_networks(parts: Parts, counts: SiteCounts) -> tuple[list[AuxNetwo
         items.append(_item(converged.name, "transceiver", switch_module.name, math.ceil(ends / switch_module.ports),
                            switch_module.cost_usd, switch_module.maximum_draw_w))
     items.append(_item(converged.name, "cable", parts.cable.name, tree.links, parts.cable.cost_usd_per_link, 0.0))
-    oob = AuxNetwork(name="oob", switch=oob_switch.name, endpoints=ports, link_gbps=oob_switch.port_gbps,
-                     tiers=[FabricTier(tier=1, name="leaf", switches=access, downlinks_per_switch=oob_switch.ports,
+    oob = AuxNetwork.model_construct(name="oob", switch=oob_switch.name, endpoints=ports, link_gbps=oob_switch.port_gbps,
+                     tiers=[FabricTier.model_construct(tier=1, name="leaf", switches=access, downlinks_per_switch=oob_switch.ports,
                                        uplinks_per_switch=OOB_UPLINKS_PER_SWITCH)],
                      links=ports + OOB_UPLINKS_PER_SWITCH * access)
     items.append(_item("oob", "switch", oob_switch.name, access, oob_switch.cost_usd, oob_switch.maximum_draw_w))

@@ -208,6 +208,8 @@ def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: flo
 
     Each fabric sends :math:`\\lceil E_f / r \\rceil` trunk links up; border switches use half their ports
     towards the fabric and half up; super-spine switches face the fabrics with every port. One fabric: none.
+    The fabric's own top tier is not resized for the border links (they are 1/r of its endpoint links;
+    an approximation that undercounts the top tier by at most that share).
     """
     if len(endpoints_per_plane) <= 1:
         return 0, 0, 0
@@ -291,7 +293,7 @@ def _tier_name(i: int) -> str:
 
 
 def _tiers(tree: FatTree, multiple: int = 1) -> list[FabricTier]:
-    return [FabricTier(tier=i + 1, name=_tier_name(i), switches=tree.switches_by_tier[i] * multiple,
+    return [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=tree.switches_by_tier[i] * multiple,
                        downlinks_per_switch=tree.downlinks_by_tier[i], uplinks_per_switch=tree.uplinks_by_tier[i])
             for i in range(tree.tiers)]
 
@@ -317,10 +319,10 @@ def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int)
             totals_links[i] += tree.links_by_tier[i] * plan.planes
         gpus = min(sus * gpus_per_su, gpus_left)
         gpus_left -= gpus
-        compute_fabrics.append(ComputeFabric(index=index, halls=halls, scalable_units=sus, gpus=gpus,
+        compute_fabrics.append(ComputeFabric.model_construct(index=index, halls=halls, scalable_units=sus, gpus=gpus,
                                              endpoints_per_plane=plan.endpoints_per_su * sus, tiers=_tiers(tree),
                                              links_by_tier=list(tree.links_by_tier)))
-    tiers = [FabricTier(tier=i + 1, name=_tier_name(i), switches=totals_switches[i],
+    tiers = [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=totals_switches[i],
                         downlinks_per_switch=largest.downlinks_by_tier[i] if i < largest.tiers else 0,
                         uplinks_per_switch=largest.uplinks_by_tier[i] if i < largest.tiers else 0)
              for i in range(depth)]

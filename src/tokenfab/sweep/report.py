@@ -53,6 +53,8 @@ def certified_mask(frame: pd.DataFrame) -> np.ndarray:
     """Points that passed certification (no error finding) and ran without error; every point when the sweep
     did not run the certify stage."""
     mask = np.ones(len(frame), dtype=bool)
+    if "certified" in frame:
+        mask &= frame["certified"].fillna(False).astype(bool).to_numpy()
     if "certify_errors" in frame:
         errors = pd.to_numeric(frame["certify_errors"], errors="coerce").to_numpy(dtype=float)
         mask &= np.nan_to_num(errors, nan=1.0) == 0
@@ -276,9 +278,10 @@ def _table(frame: pd.DataFrame, columns) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
+        number = float(value)
+        if not math.isfinite(number):
             return "–"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{number:.4g}" if abs(number) < 1000 else f"{number:,.0f}"
     return "–" if value is None else str(value)
 
 

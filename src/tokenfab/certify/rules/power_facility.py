@@ -233,7 +233,7 @@ def _fuel_rate(catalog: Catalog, name: str | None) -> float | None:
 
 @rule("PWR-025", "power", "UPS ride-through bridges generator start", "error",
       "The batteries must carry the load until the generators start and take it, with margin for a failed start and retransfer.",
-      "t_ride = E_battery / P_UPS ≥ 5 min",
+      "t_ride = E_battery (n_carry / n_installed) / P_IT ≥ 5 min",
       kind="engineering", basis="NFPA 110 Type 10 start plus practice (estimate; catalog facility_limits)")
 def ups_ride_through(design: Design, catalog: Catalog):
     limits = _limits(catalog)
@@ -242,7 +242,10 @@ def ups_ride_through(design: Design, catalog: Catalog):
         if s is None or limits is None or not s.generators:
             continue
         load_kw = site.power.it_power_max_kw
-        minutes = s.battery_kwh / load_kw * 60.0 if load_kw > 0 else math.inf
+        storage = _stage(site, "ups") or _stage(site, "sst")
+        # after the worst failure only the carrying units' batteries hold the load (one side of a 2N system)
+        share = storage.units_carrying / storage.units_installed if storage and storage.units_carrying and storage.units_installed else 1.0
+        minutes = s.battery_kwh * share / load_kw * 60.0 if load_kw > 0 else math.inf
         if _exceeds(limits.ups_ride_through_min_min, minutes):
             yield finding("PWR-025", f"{path}.power.standby", round(minutes, 2), limits.ups_ride_through_min_min, "min",
                           f"{s.battery_kwh:,.0f} kWh of batteries carry {load_kw / 1000:,.1f} MW of IT for {minutes:.1f} min")
