@@ -13,16 +13,14 @@ import pytest
 
 from tests.conftest import compiled_example
 from tokenfab.export.fabric import inventory_links
-from tokenfab.export.names import inventory
 from tokenfab.export.slurm import (
     block_sizes,
-    expand_hostlist,
     export_slurm,
-    hostlist,
     parse_conf,
     slurm_conf,
     topology_tree_conf,
 )
+from tokenfab.names import expand_hostlist, hostlist, inventory
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 SLURMCTLD = "/usr/sbin/slurmctld"
