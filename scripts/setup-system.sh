@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real: a PostgreSQL server,
-# Debian's Chromium (for Playwright), Slurm's controller (for the export and environment tests) and
-# OpenSM (to parse the InfiniBand partitions.conf of tenant environments).
+# Debian's Chromium (for Playwright) and Slurm's controller (for the export tests).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurm-client)
-[ -x /usr/sbin/opensm ] || need+=(opensm)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

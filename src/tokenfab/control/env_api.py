@@ -34,6 +34,12 @@ def create_environment(
     return service.create_environment(principal, body)
 
 
+@router.get("/design")
+def design(service: ServiceDep, principal: CurrentPrincipal) -> dict:
+    """The design this control plane serves (for rendering an environment's manifests on the client)."""
+    return service.design.model_dump(mode="json")
+
+
 @router.get("/check", response_model=s.EnvironmentCheck)
 def check_environments(service: ServiceDep, principal: OperatorPrincipal) -> s.EnvironmentCheck:
     """The isolation invariant: no shared node, domain, partition key or VLAN; residency held (operator)."""
@@ -63,6 +69,8 @@ def upgrade_environment(
 
 
 @router.delete("/{env}", response_model=s.EnvironmentPublic)
-def delete_environment(service: ServiceDep, principal: CurrentPrincipal, env: EnvParam) -> s.EnvironmentPublic:
+def delete_environment(
+    service: ServiceDep, principal: CurrentPrincipal, env: EnvParam
+) -> s.EnvironmentPublic:
     """Tear the environment down and give back its nodes, partition key and VLAN."""
     return service.delete_environment(principal, env)

@@ -79,6 +79,24 @@ def resource_flavors(design: Design) -> list[dict]:
     return flavors
 
 
+def cluster_queue(name: str, flavor: str, gpus: int) -> dict:
+    """A `ClusterQueue` admitting up to ``gpus`` GPUs of one flavor (a tenant environment's nodes)."""
+    return {
+        "apiVersion": KUEUE_API_VERSION,
+        "kind": "ClusterQueue",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": {},
+            "resourceGroups": [
+                {
+                    "coveredResources": [GPU_RESOURCE],
+                    "flavors": [{"name": flavor, "resources": [{"name": GPU_RESOURCE, "nominalQuota": gpus}]}],
+                }
+            ],
+        },
+    }
+
+
 def node_labels(inv: Inventory) -> list[tuple[str, dict[str, str]]]:
     """(hostname, labels) for every node, in fleet id order."""
     fleet = inv.fleet
