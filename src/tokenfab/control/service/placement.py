@@ -185,12 +185,13 @@ def process_queue(memory: FactoryMemory, session: Session, principal: Principal)
     ).all()
     free_gpus = int(memory.scheduler.free_gpus(Level.site).sum())
     for row, tenant in queued:
-        if row.gpus > free_gpus:  # cannot fit anywhere now
+        inside = bool(row.spec.get("environment"))  # its environment's held GPUs are not counted free
+        if row.gpus > free_gpus and not inside:  # cannot fit anywhere now
             if row.queue_reason.startswith(("requeued", "evicted")) and "waiting" not in row.queue_reason:
                 row.queue_reason += f"; waiting: needs {row.gpus} GPUs, {free_gpus} free"
             continue
         if try_place(memory, session, row, tenant):
-            free_gpus -= row.gpus
+            free_gpus -= 0 if inside else row.gpus
             placed.append(row.id)
             audit(
                 session,

@@ -1,0 +1,89 @@
+"""A real slurmctld on loopback for the tests (Debian's; scripts/setup-system.sh installs it): its settings
+and a context manager that starts it, waits until `scontrol` gets answers and stops it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+SLURMCTLD = "/usr/sbin/slurmctld"
+SCONTROL = shutil.which("scontrol") or "/usr/bin/scontrol"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def controller_settings(folder: Path) -> str:
+    """slurm.conf lines for a controller on 127.0.0.1 with its state under ``folder``."""
+    return "\n".join(
+        [
+            "SlurmctldHost=localhost",
+            "SlurmctldAddr=127.0.0.1",
+            f"SlurmctldPort={free_port()}",
+            f"SlurmdPort={free_port()}",
+            "AuthType=auth/none",
+            "CredType=cred/none",
+            "SlurmUser=root",
+            f"StateSaveLocation={folder / 'state'}",
+            f"SlurmdSpoolDir={folder / 'spool'}",
+            f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
+            f"SlurmctldLogFile={folder / 'slurmctld.log'}",
+            "MpiDefault=none",
+            "MailProg=/bin/true",
+            "ProctrackType=proctrack/linuxproc",
+            "",
+        ]
+    )
+
+
+def skip_without_slurmctld() -> None:
+    if not Path(SLURMCTLD).exists():
+        pytest.skip(f"{SLURMCTLD} not installed (scripts/setup-system.sh installs it)")
+    if os.geteuid() != 0:
+        pytest.skip("slurmctld with SlurmUser=root needs root")
+
+
+@contextmanager
+def running_slurmctld(
+    folder: Path, conf: Path, ready_args: tuple[str, ...] = ("show", "config")
+) -> Iterator[dict]:
+    """Start slurmctld on ``conf`` in the foreground; yield the environment for `scontrol` once it answers
+    ``scontrol ready_args``; stop it at the end."""
+    (folder / "state").mkdir(exist_ok=True)
+    (folder / "spool").mkdir(exist_ok=True)
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    daemon = subprocess.Popen(
+        [SLURMCTLD, "-D", "-i", "-f", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        answered = False
+        while time.monotonic() < deadline and daemon.poll() is None:
+            result = subprocess.run([SCONTROL, *ready_args], capture_output=True, text=True, env=env)
+            if result.returncode == 0:
+                answered = True
+                break
+            time.sleep(0.5)
+        log = folder / "slurmctld.log"
+        assert answered, (
+            f"slurmctld did not answer; log tail:\n{log.read_text()[-2000:] if log.exists() else ''}"
+        )
+        yield env
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
