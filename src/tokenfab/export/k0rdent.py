@@ -246,7 +246,13 @@ def validate(objects: dict[str, Any], schema_dir: Path) -> list[str]:
             f"{obj['kind']}: {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(obj)
         ]
     deployment = objects["cluster_deployment"]
-    template = next(t for t in TEMPLATE_VERSIONS if deployment["spec"]["template"].startswith(t + "-"))
+    named = deployment.get("spec", {}).get("template", "")
+    template = next((t for t in TEMPLATE_VERSIONS if named == template_object_name(t)), None)
+    if template is None:
+        return [
+            *problems,
+            f"ClusterDeployment: spec/template {named!r} is none of {sorted(TEMPLATE_VERSIONS)}",
+        ]
     values_schema = json.loads(
         (schema_dir / "cluster-templates" / template / "values.schema.json").read_text()
     )
