@@ -136,7 +136,12 @@ class FactoryMemory:
             .order_by(EnvironmentRow.created_at)
         )
         for env, tenant_name in rows:
-            self.environments.hold(env.id, tenant_name, list(env.domains))
+            adding = (
+                (env.intent or {}).get("target", {}).get("domains", [])
+            )  # a scale-up in flight holds those too
+            self.environments.hold(
+                env.id, tenant_name, list(env.domains) + [d for d in adding if d not in env.domains]
+            )
             self.note_environment(env.id, tenant_name)
 
     def note_environment(self, env_id: str, tenant_name: str) -> None:
@@ -168,7 +173,10 @@ class FactoryMemory:
                 self.scheduler.restore(
                     request,
                     Placement(
-                        workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / MILLI_PER_GPU
+                        workload.id,
+                        np.asarray([node]),
+                        np.zeros(1, dtype=np.int64),
+                        share.milli / MILLI_PER_GPU,
                     ),
                 )
                 sched_slot = self.scheduler.allocation(workload.id).share_slot
@@ -185,9 +193,12 @@ class FactoryMemory:
         used = self.scheduler.share_used_milli[node]
         for sched_slot in np.flatnonzero((used > 0) & (used < MILLI_PER_GPU)).tolist():
             room = MILLI_PER_GPU - int(used[sched_slot])
-            filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / MILLI_PER_GPU)
+            filler = Request(
+                id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / MILLI_PER_GPU
+            )
             self.scheduler.restore(
-                filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / MILLI_PER_GPU)
+                filler,
+                Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / MILLI_PER_GPU),
             )
             fillers.append(filler.id)
         return fillers
