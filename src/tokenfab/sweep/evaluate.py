@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,10 +86,13 @@ def design_columns(design) -> dict[str, Any]:
 
 
 def certify_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
-    """Counts of certification findings by severity, and the rules that failed."""
+    """Whether the point is certified, counts of findings by severity, and the rules that failed.
+
+    A point with any error finding is marked ``certified = False``; the report never ranks it
+    (`sweep.report.certified_mask`)."""
     from tokenfab.certify.check import check
 
-    findings = list(check(design))
+    findings = list(check(design, catalog))
     severities = [str(getattr(f.severity, "value", f.severity)) for f in findings]
     failed = sorted(
         {
@@ -100,6 +102,9 @@ def certify_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
         }
     )
     return {
+        "certified": "error" not in severities,
+        "certify_engineering_errors": sum(1 for f, s in zip(findings, severities, strict=True)
+                                          if s == "error" and getattr(f, "kind", "") == "engineering"),
         "certify_errors": severities.count("error"),
         "certify_warnings": severities.count("warning"),
         "certify_infos": severities.count("info"),
@@ -149,6 +154,8 @@ def tokens_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
         first = first or operating
         tokens_per_s += site.metrics.gpus * operating.tokens_per_s_per_gpu_output
         gpu_power_w += site.metrics.gpus * operating.gpu_power_w
+    if first is None:
+        raise ValueError("the design has no site to price")
     gpus = design.metrics.gpus
     per_gpu = tokens_per_s / gpus if gpus else 0.0
     return {
@@ -199,17 +206,9 @@ def scenario_inputs(workload_path: str):
     Read in the parent when the sweep is planned (bad input is an InputError there), so forked pool
     workers start with them; Ray workers read them on their first simulated point.
     """
-    import csv
+    from tokenfab.twin.workload import load_workload_inputs
 
-    from tokenfab.traces.llm import read_trace, shared_data_dir
-    from tokenfab.twin.workload import load_workload
-
-    path = Path(workload_path)
-    workload = load_workload(path)
-    traces = {s.trace: read_trace(s.trace, path.parent) for s in workload.inference.services}
-    acme = shared_data_dir() / "acme" / "cluster_summary.csv"
-    rows = list(csv.DictReader(acme.open(encoding="utf-8"))) if acme.is_file() else None
-    return workload, traces, rows
+    return load_workload_inputs(workload_path)
 
 
 _STAGE_COLUMNS: dict[str, Callable[..., dict[str, Any]]] = {
