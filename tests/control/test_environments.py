@@ -213,3 +213,26 @@ def test_interrupted_operations_finish_when_the_service_opens(row_design, tmp_pa
     assert reopened.check_environments().ok
     assert sorted(reopened.memory.environments.domains_of(listed["a"].id)) == listed["a"].domains
     reopened.close()
+
+
+def test_a_drained_rack_stays_its_environments(api):
+    acme, globex = api.tenant("acme"), api.tenant("globex")
+    env = api.client.post(ENVS, headers=acme, json={"name": "k", "domains": 1}).json()
+    rack = int(api.service.memory.node_rack[env["node_ids"][0]])
+    node = env["node_ids"][0]
+    assert api.client.post(f"/api/v1/nodes/{node}/fail", headers=api.op).status_code == 200
+    _check_ok(api)
+    # the rest of the factory fills up; the environment's healthy nodes are not taken
+    for i in range(5):
+        api.submit(globex, name=f"g{i}", gpus=72)
+    queued = api.submit(globex, name="more", gpus=4)
+    assert queued["state"] == "queued"
+    for w in api.client.get("/api/v1/workloads", headers=globex).json()["data"]:
+        if w["placement"]:
+            assert not set(w["placement"]["node_ids"]) & set(env["node_ids"])
+    assert api.client.post(f"/api/v1/nodes/{node}/return", headers=api.op).status_code == 200
+    assert api.client.post(f"/api/v1/racks/{rack}/drain", headers=api.op).status_code == 200
+    assert api.client.post(f"/api/v1/racks/{rack}/return", headers=api.op).status_code == 200
+    _check_ok(api)
+    inside = api.submit(acme, name="full", gpus=72, environment="k")
+    assert inside["state"] == "running" and set(inside["placement"]["node_ids"]) == set(env["node_ids"])

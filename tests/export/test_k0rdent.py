@@ -155,7 +155,7 @@ def test_env_manifests_cli_writes_every_file(row, tmp_path, monkeypatch):
         assert first[1]["url"].endswith("/Actions/ComputerSystem.Reset")
         assert first[1]["body"] == {"ResetType": "PowerCycle"}
         listed = runner.invoke(app, ["env", "list", "--json"])
-        assert listed.exit_code == 0 and [e["id"] for e in json.loads(listed.stdout)] == [env["id"]]
+        assert listed.exit_code == 0 and [e["id"] for e in json.loads(listed.stdout)["data"]] == [env["id"]]
         assert runner.invoke(app, ["env", "list"]).exit_code == 0
         checked = runner.invoke(app, ["env", "check", "--json"])
         assert checked.exit_code == 0 and json.loads(checked.stdout)["ok"]
