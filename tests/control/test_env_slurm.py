@@ -1,14 +1,27 @@
 """A tenant Slurm environment on a real slurmctld (Debian's, on loopback): create, scale and delete the
-partition and its reservation through the control plane, reading slurmctld's answers back each time."""
+partition and its reservation through the control plane, reading slurmctld's answers back each time; where
+Debian's slurmd is installed, one slurmd plays the environment's first node and a batch job submitted to
+the tenant's partition and reservation runs there."""
 
 from __future__ import annotations
 
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from control_helpers import open_api
 
-from tests.export.slurmctld import SCONTROL, controller_settings, running_slurmctld, skip_without_slurmctld
+from tests.export.slurmctld import (
+    SCONTROL,
+    SLURMD,
+    SLURMD_SETTINGS,
+    controller_settings,
+    placeholder_gres_conf,
+    running_slurmctld,
+    running_slurmd,
+    skip_without_slurmctld,
+)
 from tokenfab.control.service.slurmctl import parse_one_line
 from tokenfab.export.slurm import export_slurm, slurm_conf
 from tokenfab.names import expand_hostlist, inventory
@@ -28,10 +41,9 @@ def test_tenant_partition_on_a_real_slurmctld(row_design, tmp_path, monkeypatch)
     skip_without_slurmctld()
     inv = inventory(row_design)
     conf = tmp_path / "slurm.conf"
-    conf.write_text(controller_settings(tmp_path) + slurm_conf(inv, node_addr="127.0.0.1"))
-    for name, text in export_slurm(row_design).items():
-        if name in ("topology.conf", "gres.conf"):
-            (tmp_path / name).write_text(text)
+    conf.write_text(controller_settings(tmp_path) + SLURMD_SETTINGS + slurm_conf(inv, node_addr="127.0.0.1"))
+    (tmp_path / "topology.conf").write_text(export_slurm(row_design)["topology.conf"])
+    (tmp_path / "gres.conf").write_text(placeholder_gres_conf(tmp_path, inv.node_names, 4))
     monkeypatch.setenv("TOKENFAB_SLURM_CONF", str(conf))
     with running_slurmctld(tmp_path, conf) as env:
         topology_before = subprocess.run(
@@ -49,6 +61,9 @@ def test_tenant_partition_on_a_real_slurmctld(row_design, tmp_path, monkeypatch)
         assert partition["State"] == "UP"
         reservation = _show(env, "reservation", "acme-hpc-res")
         assert reservation is not None and set(expand_hostlist(reservation["Nodes"])) == set(created["nodes"])
+
+        if Path(SLURMD).exists():
+            _job_lands_in_the_partition(tmp_path, conf, env, created["nodes"][0])
 
         scaled = api.client.post(f"{ENVS}/hpc/scale", headers=acme, json={"domains": 3}).json()
         assert scaled["state"] == "ready" and len(scaled["nodes"]) == 3 * len(created["nodes"])
@@ -82,3 +97,40 @@ def test_tenant_partition_on_a_real_slurmctld(row_design, tmp_path, monkeypatch)
         assert api.client.get(f"{ENVS}/check", headers=api.op).json()["ok"]
         api.client.close()
         api.service.close()
+
+
+def _job_lands_in_the_partition(folder: Path, conf: Path, env: dict[str, str], node: str) -> None:
+    """A batch job submitted to the tenant's partition and reservation runs on the environment's node."""
+    output = folder / "job.out"
+    with running_slurmd(folder, conf, node, env):
+        submitted = subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "-p",
+                "acme-hpc",
+                "--reservation=acme-hpc-res",
+                "-N1",
+                "-w",
+                node,
+                "-o",
+                str(output),
+                "--wrap",
+                "echo partition=$SLURM_JOB_PARTITION node=$SLURMD_NODENAME",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        job = submitted.stdout.strip().split(";")[0]
+        deadline = time.monotonic() + 30
+        shown = {}
+        while time.monotonic() < deadline:
+            shown = _show(env, "job", job) or {}
+            if shown.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED"):
+                break
+            time.sleep(0.5)
+        assert shown.get("JobState") == "COMPLETED", shown
+        assert shown["Partition"] == "acme-hpc" and shown["NodeList"] == node
+        assert output.read_text().split() == ["partition=acme-hpc", f"node={node}"]

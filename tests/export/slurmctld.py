@@ -47,6 +47,53 @@ def controller_settings(folder: Path) -> str:
     )
 
 
+SLURMD = "/usr/sbin/slurmd"
+SLURMD_SETTINGS = (
+    "SlurmdParameters=config_overrides\nTaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\n"
+)
+"""What one slurmd standing in for a design node needs here: the node's configured CPUs, memory and GPUs are
+taken as they are (this machine has fewer), no cgroups."""
+
+
+def placeholder_gres_conf(folder: Path, node_names: list[str], gpus: int) -> str:
+    """gres.conf naming ``gpus`` placeholder device files under ``folder`` (this machine has no GPUs; slurmd
+    only needs the files to exist to count them)."""
+    for index in range(gpus):
+        (folder / f"gpu{index}").touch()
+    return "".join(
+        f"NodeName={name} Name=gpu Count={gpus} File={folder}/gpu[0-{gpus - 1}]\n" for name in node_names
+    )
+
+
+@contextmanager
+def running_slurmd(folder: Path, conf: Path, node: str, env: dict) -> Iterator[None]:
+    """One slurmd on loopback playing design node ``node``, until it is idle; stopped at the end."""
+    log = (folder / f"slurmd-{node}.out").open("w")
+    daemon = subprocess.Popen(
+        [SLURMD, "-D", "-N", node, "-f", str(conf)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and daemon.poll() is None:
+            shown = subprocess.run(
+                [SCONTROL, "show", "node", node, "-o"], capture_output=True, text=True, env=env
+            )
+            if "State=IDLE" in shown.stdout or "State=RESERVED" in shown.stdout:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"slurmd for {node} did not register: {shown.stdout[:400]}")
+        yield
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+
+
 def skip_without_slurmctld() -> None:
     if not Path(SLURMCTLD).exists():
         pytest.skip(f"{SLURMCTLD} not installed (scripts/setup-system.sh installs it)")
