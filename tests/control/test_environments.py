@@ -236,3 +236,31 @@ def test_a_drained_rack_stays_its_environments(api):
     _check_ok(api)
     inside = api.submit(acme, name="full", gpus=72, environment="k")
     assert inside["state"] == "running" and set(inside["placement"]["node_ids"]) == set(env["node_ids"])
+
+
+def test_environments_on_postgresql(row_design, pg_url):
+    """The same store rules on PostgreSQL: the migration, the pools' primary keys, resume on open."""
+    api = open_api(row_design, pg_url)
+    try:
+        acme, globex = api.tenant("acme"), api.tenant("globex")
+        a = api.client.post(ENVS, headers=acme, json={"name": "a", "domains": 2}).json()
+        g = api.client.post(ENVS, headers=globex, json={"name": "g", "domains": 1, "kind": "vm"}).json()
+        assert a["state"] == g["state"] == "ready" and a["pkey"] != g["pkey"] and a["vlan"] != g["vlan"]
+        job = api.submit(acme, name="j", gpus=8, environment="a")
+        assert set(job["placement"]["node_ids"]) <= set(a["node_ids"])
+        assert api.client.delete(f"{ENVS}/a", headers=acme).status_code == 409  # a workload runs inside
+        envs.request_delete(api.service, api.service.authenticate(api.op["Authorization"][7:]), g["id"])
+        _check_ok(api)
+    finally:
+        api.client.close()
+        api.service.close()
+    reopened = ControlService.open(row_design, pg_url).service
+    try:
+        states = {
+            e.name: e.state
+            for e in reopened.list_environments(reopened.authenticate(api.op["Authorization"][7:])).data
+        }
+        assert states == {"a": "ready", "g": "deleted"}
+        assert reopened.check_environments().ok
+    finally:
+        reopened.close()
