@@ -264,3 +264,40 @@ def test_environments_on_postgresql(row_design, pg_url):
         assert reopened.check_environments().ok
     finally:
         reopened.close()
+
+
+def test_whole_racks_on_a_design_with_small_nvlink_domains(tmp_path):
+    """On HGX nodes (an NVLink domain is one node) an environment may reserve whole racks instead."""
+    from tokenfab.blueprint.compile import compile
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.spec import parse_spec
+
+    spec = {
+        "name": "hgx",
+        "sites": [{"name": "a", "it_mw": 1.15, "climate": "ashburn-va", "system": "hgx-h100"}],
+    }
+    design = compile(parse_spec(spec), load_catalog())
+    api = open_api(design, f"sqlite:///{tmp_path / 'hgx.db'}")
+    try:
+        fleet = api.service.fleet
+        acme = api.tenant("acme")
+        env = api.client.post(ENVS, headers=acme, json={"name": "r", "unit": "rack", "domains": 2}).json()
+        assert env["state"] == "ready" and env["unit"] == "rack" and len(env["racks"]) == 2
+        whole = {int(n) for r in env["racks"] for n in (fleet.node_rack == r).nonzero()[0]}
+        assert set(env["node_ids"]) == whole and len(env["domains"]) > 2
+        _check_ok(api)
+        grown = api.client.post(f"{ENVS}/r/scale", headers=acme, json={"domains": 3}).json()
+        assert len(grown["racks"]) == 3 and set(grown["racks"]) > set(env["racks"])
+        shrunk = api.client.post(f"{ENVS}/r/scale", headers=acme, json={"domains": 1}).json()
+        assert shrunk["racks"] == env["racks"][:1]
+        assert set(shrunk["node_ids"]) == {
+            int(n) for n in (fleet.node_rack == shrunk["racks"][0]).nonzero()[0]
+        }
+        _check_ok(api)
+        too_many = api.client.post(
+            ENVS, headers=acme, json={"name": "x", "unit": "rack", "domains": fleet.n_racks + 1}
+        )
+        assert too_many.status_code == 422 and "racks asked" in too_many.json()["error"]
+    finally:
+        api.client.close()
+        api.service.close()

@@ -53,7 +53,8 @@ def _show(envs: list[dict], title: str, as_json: bool, one: bool = True) -> None
 @env_app.command("create")
 def create(
     name: str,
-    domains: Annotated[int, typer.Option("--domains", help="whole NVLink domains to reserve")],
+    domains: Annotated[int, typer.Option("--domains", help="whole NVLink domains (or racks: --unit rack)")],
+    unit: Annotated[str, typer.Option("--unit", help="size in whole NVLink domains or whole racks")] = "domain",
     kind: Annotated[str, typer.Option("--kind", help="kubernetes, vm, slurm or baremetal")] = "kubernetes",
     template: Annotated[str | None, typer.Option("--template", help="k0rdent cluster template")] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="operators: the owner")] = None,

@@ -358,18 +358,29 @@ class EnvironmentCreate(_In):
         description="k0rdent cluster template (kubernetes: remote-cluster or openstack-standalone-cp; "
         "vm: kubevirt-standalone-cp or kubevirt-hosted-cp); default by kind",
     )
-    domains: int = Field(ge=1, le=100_000, description="whole NVLink domains to reserve")
-    version: str = Field(default="v1.32.5+k0s.1", pattern=VERSION_PATTERN, description="Kubernetes/OS version")
+    domains: int = Field(
+        ge=1, le=100_000, description="whole NVLink domains (or racks, with unit rack) to reserve"
+    )
+    unit: Literal["domain", "rack"] = Field(
+        default="domain", description="reserve whole domains or whole racks"
+    )
+    version: str = Field(
+        default="v1.32.5+k0s.1", pattern=VERSION_PATTERN, description="Kubernetes/OS version"
+    )
     storage_tb: float = Field(default=10.0, ge=0, le=1e6, description="storage quota [TB]")
-    sites: list[int] | None = Field(default=None, max_length=1000, description="within the tenant's residency")
-    halls: list[int] | None = Field(default=None, max_length=10000, description="within the tenant's residency")
+    sites: list[int] | None = Field(
+        default=None, max_length=1000, description="within the tenant's residency"
+    )
+    halls: list[int] | None = Field(
+        default=None, max_length=10000, description="within the tenant's residency"
+    )
     request_key: str | None = Field(
         default=None, pattern=KEY_PATTERN, description="client key: a retried request with it changes nothing"
     )
 
 
 class EnvironmentScale(_In):
-    domains: int = Field(ge=1, le=100_000)
+    domains: int = Field(ge=1, le=100_000, description="the new size, in the environment's unit")
 
 
 class EnvironmentUpgrade(_In):
@@ -385,7 +396,9 @@ class EnvironmentPublic(_Out):
     version: str
     state: Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
     reason: str
+    unit: Literal["domain", "rack"]
     domains: list[int]
+    racks: list[int]
     node_ids: list[int]
     nodes: list[str] = Field(description="hostnames (tokenfab.names)")
     gpus: int

@@ -257,6 +257,8 @@ class EnvironmentRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(8), default="domain")
+    """What the environment is sized in: whole NVLink domains or whole racks."""
     domains: Mapped[list[int]] = mapped_column(JSON)
     storage_tb: Mapped[float] = mapped_column()
     state: Mapped[str] = mapped_column(String(16), index=True)

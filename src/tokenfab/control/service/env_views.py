@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -87,7 +88,9 @@ def env_public(
         version=row.version,
         state=row.state,
         reason=row.reason,
+        unit=row.unit,
         domains=list(row.domains),
+        racks=sorted({int(fleet.domain_rack[d]) for d in row.domains}),
         node_ids=node_ids,
         nodes=[names[n] for n in node_ids],
         gpus=int(fleet.node_gpus[node_ids].sum()) if node_ids else 0,
@@ -159,6 +162,10 @@ def _problems(state: ServiceState, envs, node_rows, pkeys, vlans, inside) -> lis
         whole = {int(n) for d in env.domains for n in (fleet.node_domain == d).nonzero()[0]}
         if env.state != "updating" and held != whole:
             problems.append(f"{env.id}: its nodes are not exactly its NVLink domains {env.domains}")
+        if env.unit == "rack":
+            racks = {int(fleet.domain_rack[d]) for d in env.domains}
+            if set(env.domains) != {int(d) for d in np.flatnonzero(np.isin(fleet.domain_rack, list(racks)))}:
+                problems.append(f"{env.id}: reserved by rack but does not hold whole racks {sorted(racks)}")
         for domain in env.domains:
             if domain in domain_owner:
                 problems.append(f"domain {domain} is in {domain_owner[domain]} and {env.id}")

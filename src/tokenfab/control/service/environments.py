@@ -99,16 +99,30 @@ def _check_residency(fleet, tenant: TenantRow, body: s.EnvironmentCreate):
     return sites, halls
 
 
-def _reserve(state: ServiceState, env_id: str, tenant: str, n_domains: int, sites, halls) -> list[int]:
-    """Reserve domains through the scheduler or refuse (nothing changed): over quota 422, no room 409."""
-    if n_domains > state.fleet.n_domains:
-        raise Invalid(f"{n_domains} NVLink domains asked; the factory has {state.fleet.n_domains}", "domains")
-    taken = state.memory.environments.reserve(env_id, tenant, n_domains, sites, halls)
+def _reserve(state: ServiceState, env_id: str, tenant: str, n: int, sites, halls, unit: str) -> list[int]:
+    """Reserve ``n`` whole domains (or racks) through the scheduler or refuse, nothing changed: over quota
+    422, no room 409."""
+    fleet = state.fleet
+    available = fleet.n_racks if unit == "rack" else fleet.n_domains
+    if n > available:
+        raise Invalid(f"{n} {unit}s asked; the factory has {available}", "domains")
+    taken = state.memory.environments.reserve(env_id, tenant, n, sites, halls, whole_racks=unit == "rack")
     if isinstance(taken, str):
         if "quota" in taken:
             raise Invalid(f"over quota: {taken}", "domains")
-        raise Conflict(f"no room for {n_domains} whole NVLink domain(s): {taken}", "domains")
+        what = "rack" if unit == "rack" else "NVLink domain"
+        raise Conflict(f"no room for {n} whole {what}(s): {taken}", "domains")
     return taken
+
+
+def size_groups(state: ServiceState, row: EnvironmentRow) -> list[list[int]]:
+    """The environment's domains grouped in its unit (one domain, or the domains of one rack), in order."""
+    if row.unit != "rack":
+        return [[d] for d in row.domains]
+    groups: dict[int, list[int]] = {}
+    for domain in row.domains:
+        groups.setdefault(int(state.fleet.domain_rack[domain]), []).append(domain)
+    return list(groups.values())
 
 
 def _add_nodes(state: ServiceState, session: Session, env_id: str, domains: list[int]) -> None:
@@ -155,7 +169,7 @@ def request_create(state: ServiceState, principal: Principal, body: s.Environmen
             )
         sites, halls = _check_residency(state.fleet, tenant, body)
         env_id = f"e-{secrets.token_hex(6)}"
-        domains = _reserve(state, env_id, tenant.name, body.domains, sites, halls)
+        domains = _reserve(state, env_id, tenant.name, body.domains, sites, halls, body.unit)
         now = utc_now()
         row = EnvironmentRow(
             id=env_id,
@@ -164,6 +178,7 @@ def request_create(state: ServiceState, principal: Principal, body: s.Environmen
             kind=body.kind,
             template=template,
             version=body.version,
+            unit=body.unit,
             domains=domains,
             storage_tb=body.storage_tb,
             state=EnvironmentState.requested,
@@ -203,24 +218,27 @@ def request_scale(state: ServiceState, principal: Principal, env_id: str, body: 
         if row.state != EnvironmentState.ready:
             raise Conflict(f"environment {row.name} is {row.state}; scale it when ready", "state")
         current = list(row.domains)
-        if body.domains == len(current):
+        groups = size_groups(state, row)
+        if body.domains == len(groups):
             return row.id
-        if body.domains > len(current):
+        if body.domains > len(groups):
             residency = state.memory.residency.get(tenant, (None, None))
-            added = _reserve(state, row.id, tenant, body.domains - len(current), *residency)
+            added = _reserve(state, row.id, tenant, body.domains - len(groups), *residency, row.unit)
             _add_nodes(state, session, row.id, added)
             session.flush()
             target = current + added
             state.memory.note_environment(row.id, tenant)
         else:
-            free = state.memory.environments.free_domains(row.id)
-            drop = [d for d in reversed(current) if d in free][: len(current) - body.domains]
-            if len(drop) < len(current) - body.domains:
+            free = set(state.memory.environments.free_domains(row.id))
+            droppable = [group for group in reversed(groups) if set(group) <= free]
+            need = len(groups) - body.domains
+            if len(droppable) < need:
                 raise Conflict(
-                    f"only {len(free)} of {len(current)} NVLink domains are free of workloads; cannot shrink "
+                    f"only {len(droppable)} of {len(groups)} {row.unit}s are free of workloads; cannot shrink "
                     f"to {body.domains}",
                     "domains",
                 )
+            drop = {d for group in droppable[:need] for d in group}
             target = [d for d in current if d not in drop]
         row.intent = _intent(session, "scale", {"domains": target}, {"domains": current})
         _transition(session, principal, row, EnvironmentState.updating, "environment.scale")

@@ -19,7 +19,7 @@ import numpy as np
 
 from tokenfab.fleet import Fleet
 from tokenfab.sched.scheduler import Scheduler
-from tokenfab.sched.types import Placement, Request, Unplaceable
+from tokenfab.sched.types import Level, Placement, Request, Unplaceable
 
 HOLD_PRIORITY = 1 << 30
 """Priority of a hold: above any workload's, so nothing preempts an environment."""
@@ -52,29 +52,45 @@ class EnvironmentHolds:
         self,
         env_id: str,
         tenant: str,
-        n_domains: int,
+        n: int,
         allowed_sites: tuple[int, ...] | None,
         allowed_halls: tuple[int, ...] | None,
+        whole_racks: bool = False,
     ) -> list[int] | str:
-        """Reserve ``n_domains`` more whole free domains for ``env_id`` (quota, residency and isolation
-        checked by the scheduler); the domains taken, or why not."""
-        size = int(self.fleet.domain_gpus.max())
-        probe = Request(
-            id=f"{env_id}:reserve",
-            gpus=n_domains * size,
-            tenant=tenant,
-            whole_domains=True,
-            exclusive_domains=True,
-            preemptible=False,
-            priority=HOLD_PRIORITY,
-            allowed_sites=allowed_sites,
-            allowed_halls=allowed_halls,
-        )
-        result = self.scheduler.place(probe)
-        if isinstance(result, Unplaceable):
-            return result.reason
-        domains = self.scheduler.domain_of_request(probe.id).tolist()
-        self.scheduler.release(probe.id)
+        """Reserve ``n`` more whole free domains for ``env_id`` (quota, residency and isolation checked by
+        the scheduler), or with ``whole_racks`` every domain of ``n`` whole free racks (one placement per
+        rack, kept inside it: ``level=rack``, required); the domains taken, or why not."""
+        if whole_racks:
+            size = int(np.bincount(self.fleet.domain_rack, weights=self.fleet.domain_gpus).max())
+            probes = [(f"{env_id}:reserve-r{i}", size, Level.rack) for i in range(n)]
+        else:
+            probes = [(f"{env_id}:reserve", n * int(self.fleet.domain_gpus.max()), None)]
+        placed: list[str] = []
+        refusal = None
+        for probe_id, gpus, level in probes:
+            probe = Request(
+                id=probe_id,
+                gpus=gpus,
+                tenant=tenant,
+                whole_domains=True,
+                level=level,
+                level_required=level is not None,
+                exclusive_domains=True,
+                preemptible=False,
+                priority=HOLD_PRIORITY,
+                allowed_sites=allowed_sites,
+                allowed_halls=allowed_halls,
+            )
+            result = self.scheduler.place(probe)
+            if isinstance(result, Unplaceable):
+                refusal = result.reason
+                break
+            placed.append(probe_id)
+        domains = [d for probe_id in placed for d in self.scheduler.domain_of_request(probe_id).tolist()]
+        for probe_id in placed:
+            self.scheduler.release(probe_id)
+        if refusal is not None:
+            return refusal
         self.hold(env_id, tenant, domains)
         return domains
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("template", sa.String(length=64), nullable=False),
         sa.Column("version", sa.String(length=32), nullable=False),
+        sa.Column("unit", sa.String(length=8), nullable=False),
         sa.Column("domains", sa.JSON(), nullable=False),
         sa.Column("storage_tb", sa.Float(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
