@@ -159,7 +159,7 @@ def _problems(state: ServiceState, envs, node_rows, pkeys, vlans, inside) -> lis
             problems.append(
                 f"{env.id} holds {pkeys[env.id]} partition keys and {vlans[env.id]} VLANs, not 1 and 1"
             )
-        whole = {int(n) for d in env.domains for n in (fleet.node_domain == d).nonzero()[0]}
+        whole = {int(n) for d in env.domains for n in memory.environments.domain_nodes[d]}
         if env.state != "updating" and held != whole:
             problems.append(f"{env.id}: its nodes are not exactly its NVLink domains {env.domains}")
         if env.unit == "rack":

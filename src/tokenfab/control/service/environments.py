@@ -126,9 +126,9 @@ def size_groups(state: ServiceState, row: EnvironmentRow) -> list[list[int]]:
 
 
 def _add_nodes(state: ServiceState, session: Session, env_id: str, domains: list[int]) -> None:
-    fleet = state.fleet
+    domain_nodes = state.memory.environments.domain_nodes
     for domain in domains:
-        for node in (fleet.node_domain == domain).nonzero()[0].tolist():
+        for node in domain_nodes[domain].tolist():
             session.add(EnvironmentNodeRow(node_id=node, environment_id=env_id, domain=domain))
 
 
@@ -297,10 +297,9 @@ def _snapshot(state: ServiceState, session: Session, row: EnvironmentRow) -> env
     intent = row.intent or {}
     target = intent.get("target", {})
     previous = intent.get("previous", {})
-    fleet = state.fleet
     domains = target.get("domains", row.domains)
     new_domains = [d for d in domains if d not in previous.get("domains", [])]
-    nodes_of = [(fleet.node_domain == d).nonzero()[0].tolist() for d in range(fleet.n_domains)]
+    nodes_of = state.memory.environments.domain_nodes
     tenant = session.get(TenantRow, row.tenant_id).name
     pkey = session.scalar(select(EnvironmentPkeyRow.pkey).where(EnvironmentPkeyRow.environment_id == row.id))
     vlan = session.scalar(select(EnvironmentVlanRow.vlan).where(EnvironmentVlanRow.environment_id == row.id))
@@ -310,8 +309,8 @@ def _snapshot(state: ServiceState, session: Session, row: EnvironmentRow) -> env
         name=row.name,
         kind=row.kind,
         op=intent.get("op", ""),
-        nodes=[names[n] for d in domains for n in nodes_of[d]],
-        new_nodes=[names[n] for d in new_domains for n in nodes_of[d]],
+        nodes=[names[n] for d in domains for n in nodes_of[d].tolist()],
+        new_nodes=[names[n] for d in new_domains for n in nodes_of[d].tolist()],
         pkey=pkey,
         vlan=vlan,
         storage_tb=row.storage_tb,

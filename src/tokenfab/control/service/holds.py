@@ -29,6 +29,13 @@ def hold_id(env_id: str, domain: int) -> str:
     return f"{env_id}:d{domain}"
 
 
+def nodes_by_domain(fleet: Fleet) -> list[np.ndarray]:
+    """The nodes of every NVLink domain (one sort, O(nodes log nodes))."""
+    order = np.argsort(fleet.node_domain, kind="stable")
+    bounds = np.searchsorted(fleet.node_domain[order], np.arange(fleet.n_domains + 1))
+    return [order[bounds[d] : bounds[d + 1]] for d in range(fleet.n_domains)]
+
+
 @dataclass
 class Hold:
     tenant: str
@@ -42,7 +49,7 @@ class EnvironmentHolds:
         self.fleet = fleet
         self.scheduler = scheduler
         self.holds: dict[str, Hold] = {}
-        self.domain_nodes = [np.flatnonzero(fleet.node_domain == d) for d in range(fleet.n_domains)]
+        self.domain_nodes = nodes_by_domain(fleet)
 
     def domains_of(self, env_id: str) -> list[int]:
         hold = self.holds.get(env_id)
