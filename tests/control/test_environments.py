@@ -301,3 +301,23 @@ def test_whole_racks_on_a_design_with_small_nvlink_domains(tmp_path):
     finally:
         api.client.close()
         api.service.close()
+
+
+def test_concurrent_retries_make_one_environment(api):
+    """The same request sent eight times at once: one environment, carried out once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api.tenant("acme")
+    operator = api.service.authenticate(api.op["Authorization"][7:])
+    body = s.EnvironmentCreate(name="once", tenant="acme", domains=1, request_key="k-1")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.service.create_environment(operator, body), range(8)))
+    assert len({a.id for a in answers}) == 1
+    final = api.service.get_environment(operator, answers[0].id)
+    assert final.state == "ready" and len(final.nodes) == 18
+    with api.service.sessions() as session:
+        readies = session.scalar(
+            select(func.count()).select_from(AuditRow).where(AuditRow.action == "environment.ready")
+        )
+    assert readies == 1
+    _check_ok(api)

@@ -18,6 +18,7 @@ recorded, so a crash leaves no environment half made. Every state change is in t
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Any
 
 from sqlalchemy import func, select
@@ -351,8 +352,25 @@ def _record_step(
     state.mutate(_op)
 
 
+_RUNNING_LOCK = threading.Lock()
+
+
 def carry_out(state: ServiceState, principal: Principal, env_id: str) -> None:
-    """Run the steps of ``env_id``'s operation in flight, then finish it; roll it back if a step fails."""
+    """Run the steps of ``env_id``'s operation in flight, then finish it; roll it back if a step fails.
+    One caller at a time per environment: another one (a retried request) returns at once."""
+    running: set[str] = state.__dict__.setdefault("_environments_running", set())
+    with _RUNNING_LOCK:
+        if env_id in running:
+            return
+        running.add(env_id)
+    try:
+        _carry_out(state, principal, env_id)
+    finally:
+        with _RUNNING_LOCK:
+            running.discard(env_id)
+
+
+def _carry_out(state: ServiceState, principal: Principal, env_id: str) -> None:
     while True:
         snap, step = _next_step(state, env_id)
         if snap is None:
@@ -393,7 +411,9 @@ def _give_back(state: ServiceState, session: Session, row: EnvironmentRow, domai
 def _finish(state: ServiceState, principal: Principal, env_id: str) -> None:
     def _op(session: Session) -> None:
         row = session.get(EnvironmentRow, env_id)
-        intent = row.intent or {}
+        if row.intent is None:  # finished already (by a concurrent caller)
+            return
+        intent = row.intent
         op, target = intent.get("op"), intent.get("target", {})
         if op == "delete":
             _give_back(state, session, row, None)
@@ -481,7 +501,7 @@ def resume_all(state: ServiceState) -> list[str]:
 
 def create(state: ServiceState, principal: Principal, body: s.EnvironmentCreate) -> s.EnvironmentPublic:
     env_id = request_create(state, principal, body)
-    carry_out(state, principal, env_id)
+    carry_out(state, principal, env_id)  # a retried request finds it done (or under way) and only reads
     return get(state, principal, env_id)
 
 
