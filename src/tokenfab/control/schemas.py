@@ -32,6 +32,13 @@ class Message(_Out):
     message: str
 
 
+class HealthStatus(_Out):
+    """`/healthz`: the server answers and its database does."""
+
+    message: str
+    database: Literal["ok"]
+
+
 class ErrorBody(_Out):
     """Every 4xx answer: what was wrong, and which field when one is to blame."""
 

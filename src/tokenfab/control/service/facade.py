@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import text
+
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
@@ -41,6 +43,11 @@ class ControlService(ServiceState):
             token = initialise_store(session, design, service.memory)
         service.rebuild()
         return Opened(service, token)
+
+    def ping_database(self) -> None:
+        """``SELECT 1`` on the store; raises SQLAlchemy's error when it does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     # identity and tokens
     def authenticate(self, token: str) -> Principal | None:
