@@ -22,6 +22,8 @@ err_console = Console(stderr=True)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_CANNOT_START = 3
+"""A service cannot start (its port is taken, its database unreachable)."""
 
 
 def fail_bad_input(message: str) -> NoReturn:

@@ -182,8 +182,12 @@ class GuardMiddleware:
         token = bearer_token(scope)
         if token is None:
             self.limiter.wait_s(failures_key)
-            await send_error(send, 401, "missing bearer token (Authorization: Bearer <token>)",
-                             {"WWW-Authenticate": "Bearer"})
+            await send_error(
+                send,
+                401,
+                "missing bearer token (Authorization: Bearer <token>)",
+                {"WWW-Authenticate": "Bearer"},
+            )
             return None
         try:
             principal = await run_in_threadpool(self.authenticate, token)
@@ -202,8 +206,12 @@ class GuardMiddleware:
 
     async def _too_many(self, send: Send, wait_s: float) -> None:
         rate = self.limiter.rate_per_s
-        await send_error(send, 429, f"rate limit of {rate:g} requests/s exceeded; retry after {wait_s:.2f} s",
-                         {"Retry-After": str(max(1, math.ceil(wait_s)))})
+        await send_error(
+            send,
+            429,
+            f"rate limit of {rate:g} requests/s exceeded; retry after {wait_s:.2f} s",
+            {"Retry-After": str(max(1, math.ceil(wait_s)))},
+        )
 
 
 # --- the server -----------------------------------------------------------------------------------
