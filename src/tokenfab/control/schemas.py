@@ -21,7 +21,7 @@ HealthAction = Literal["cordon", "drain", "fail", "return"]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Out(BaseModel):

@@ -23,6 +23,7 @@ from tokenfab.control.service.placement import (
     try_place,
     workload_facts,
 )
+from tokenfab.control.service.redact import reason_for_tenant
 from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import (
@@ -119,8 +120,10 @@ def workload_public(
     row: WorkloadRow,
     tenant: str,
     placement: PlacementRow | None | bool = False,
+    viewer: Principal | None = None,
 ) -> s.WorkloadPublic:
-    """A workload as the API shows it; ``placement`` False: look its active placement up."""
+    """A workload as the API shows ``viewer`` (a tenant reads its queue reason redacted, `redact`);
+    ``placement`` False: look its active placement up."""
     if placement is False:
         placement = active_placements(session, [row.id]).get(row.id)
     placement_public = None
@@ -146,7 +149,9 @@ def workload_public(
         priority=row.priority,
         on_failure=row.on_failure,
         state=row.state,
-        queue_reason=row.queue_reason,
+        queue_reason=row.queue_reason
+        if viewer is None or viewer.is_operator
+        else reason_for_tenant(row.queue_reason),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         placement=placement_public,
@@ -188,7 +193,7 @@ def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) ->
         if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant.name, placed.row if placed else None)
+        return workload_public(memory, session, row, tenant.name, placed.row if placed else None, principal)
 
     return state.mutate(_op)
 
@@ -218,7 +223,7 @@ def cancel(state: ServiceState, principal: Principal, workload_id: str) -> s.Wor
                 process_queue(memory, session, principal)
             sample(memory, session)
         active = row.state in ACTIVE_STATES  # a cancelled or failed workload holds no placement
-        return workload_public(memory, session, row, tenant, False if active else None)
+        return workload_public(memory, session, row, tenant, False if active else None, principal)
 
     return state.mutate(_op)
 
@@ -260,7 +265,7 @@ def scale(
         )
         process_queue(memory, session, principal)
         sample(memory, session)
-        return workload_public(memory, session, row, tenant)
+        return workload_public(memory, session, row, tenant, False, principal)
 
     return state.mutate(_op)
 
@@ -271,7 +276,7 @@ def scale(
 def get_workload(state: ServiceState, principal: Principal, workload_id: str) -> s.WorkloadPublic:
     with state.sessions() as session:
         row, tenant = visible_workload(session, principal, workload_id)
-        return workload_public(state.memory, session, row, tenant)
+        return workload_public(state.memory, session, row, tenant, False, principal)
 
 
 def list_workloads(
@@ -287,7 +292,7 @@ def list_workloads(
         rows = list(session.execute(query.order_by(WorkloadRow.created_at.desc()).limit(limit)))
         placements = active_placements(session, [row.id for row, _ in rows])
         data = [
-            workload_public(state.memory, session, row, tenant, placements.get(row.id, False))
+            workload_public(state.memory, session, row, tenant, placements.get(row.id, False), principal)
             for row, tenant in rows
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
@@ -305,7 +310,7 @@ def queue(state: ServiceState, principal: Principal) -> s.WorkloadsPublic:
         if not principal.is_operator:
             query = query.where(WorkloadRow.tenant_id == principal.tenant_id)
         data = [
-            workload_public(state.memory, session, row, tenant, None)
+            workload_public(state.memory, session, row, tenant, None, principal)
             for row, tenant in session.execute(query.limit(1000))
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
