@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tokenfab.cli.app import EXIT_CANNOT_START, app, console, err_console, fail_bad_input, print_json
+from tokenfab.cli.app import EXIT_SERVICE, app, console, err_console, fail_bad_input, print_json
 
 admin_app = typer.Typer(
     help="Administer a control plane's store directly: reset-token.", no_args_is_help=True
@@ -41,7 +41,7 @@ def reset_token(
         err_console.print(
             f"[bold red]error:[/] cannot open the store {db}: {first_line}", highlight=False, soft_wrap=True
         )
-        raise typer.Exit(EXIT_CANNOT_START) from None
+        raise typer.Exit(EXIT_SERVICE) from None
     if as_json:
         print_json({"data": {"token": token, "role": "operator", "name": name}})
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokenfab.cli.app import EXIT_CANNOT_START, app, console, err_console, fail_bad_input
+from tokenfab.cli.app import EXIT_SERVICE, app, console, err_console, fail_bad_input
 
 
 @app.command("serve")
@@ -67,7 +67,7 @@ def listen_socket(host: str, port: int):
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(EXIT_CANNOT_START) from None
+        raise typer.Exit(EXIT_SERVICE) from None
     return sock
 
 
@@ -89,7 +89,7 @@ def open_store(factory, db: str):
         err_console.print(
             f"[bold red]error:[/] cannot open the store {db}: {first_line}", highlight=False, soft_wrap=True
         )
-        raise typer.Exit(EXIT_CANNOT_START) from None
+        raise typer.Exit(EXIT_SERVICE) from None
 
 
 def announce_bootstrap(token: str | None, db: str) -> None:
