@@ -75,10 +75,11 @@ def supplied_token_problem(token: str) -> str | None:
     parsed = parse_token(token)
     if parsed is None:
         return f"not a token of the form {TOKEN_PREFIX}_<12 hex characters>_<secret>"
-    if len(parsed[1].strip("0123456789abcdef")) != 0:
+    token_id, secret = parsed
+    if token_id.strip("0123456789abcdef"):
         return "the token id is not 12 lower-case hex characters"
-    if len(parsed[2]) < MIN_SECRET_CHARS:
-        return f"its secret has {len(parsed[2])} characters; at least {MIN_SECRET_CHARS} are needed"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"its secret has {len(secret)} characters; at least {MIN_SECRET_CHARS} are needed"
     return None
 
 
