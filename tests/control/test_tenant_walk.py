@@ -40,6 +40,8 @@ class Tenant:
     workloads: dict[str, dict] = field(default_factory=dict)
     strings: set[str] = field(default_factory=set)
     numbers: set[float] = field(default_factory=set)
+    figures: set[str] = field(default_factory=set)
+    """Its figures as a page prints them."""
 
     def submit(self, api, **body) -> dict:
         workload = api.submit(self.headers, **body)
@@ -57,6 +59,8 @@ def _scene(api) -> tuple[Tenant, Tenant, float]:
         tenant.strings |= {tenant.name, tenant.token_id, f"{tenant.name}-token"}
     globex.numbers |= {4321, 137, 0.137, 12345.678, 12345.678 * 4 * 2}
     acme.numbers |= {271, 0.271, 400}
+    globex.figures |= {"4321", "4,321", "12345.678", "12,345.678", "98,765", "98765", "0.137"}
+    acme.figures |= {"0.271"}
     globex.submit(api, name="globex-train", gpus=37)
     globex.submit(api, name="globex-serve", kind="inference", gpus=4, replicas=2, tokens_per_s_per_gpu=12345.678)
     globex.submit(api, name="globex-nb", kind="small", gpu_fraction=0.137, cpu_cores=3, memory_gb=17)
