@@ -129,11 +129,12 @@ class Simulation:
         return self.finish()
 
     def finish(self) -> Run:
-        """The `Run` so far: the whole run once `run` returned or `step_until` reached the horizon."""
+        """The `Run`, once `step_until` reached the horizon (`run` calls it); between steps read `state`."""
         from tokenfab.twin.metrics import summarise
 
-        if self.done:
-            self.state.advance(self.horizon_s)
+        if not self.done:
+            raise RuntimeError(f"the run is at {self.reached_s:g} s of {self.horizon_s:g} s: step to the horizon first")
+        self.state.advance(self.horizon_s)
         state, workload = self.state, self.workload
         run = make_run(state, workload.name, self.policy, self.seed, self.days, self.n_initial, self.events_handled)
         if workload.inference.request_level:
@@ -145,7 +146,7 @@ class Simulation:
         from tokenfab.twin.request_level import simulate_service_requests
 
         workload, services = self.workload, self.state.services
-        index = [s.name for s in services].index(workload.inference.request_level)
+        index = [s.name for s in services].index(str(workload.inference.request_level))
         spec = workload.inference.services[index]
         grid_events = self.state.grid.events
         windowed = workload.inference.request_level_window == "grid_event" and grid_events
