@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tokenfab.blueprint.design import Design, SiteDesign
 from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.inputs import design_from_path, named_output_dir
 from tokenfab.io.atomic import write_text_atomic
 
 
@@ -109,7 +109,7 @@ def design_command(
     design = design_from_path(spec, catalog_dir)
     findings = None if no_certify else _certify(design, catalog_dir)
     errors = [f for f in findings or [] if f.severity == "error"]
-    out_dir = out or Path("out") / design.name
+    out_dir = out or named_output_dir(design.name)
     design_path = write_design(design, out_dir)
     report_path = None
     if report:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from tokenfab.blueprint.design import Design
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.inputs import design_from_path, named_output_dir
 from tokenfab.io.atomic import open_atomic, write_text_atomic
 
 export_app = typer.Typer(
@@ -80,7 +80,7 @@ def _run_export(
     build: Callable[[Design], dict],
 ) -> None:
     design = design_from_path(design_path, catalog_dir)
-    out_dir = out or Path("out") / design.name / tool
+    out_dir = out or named_output_dir(design.name, tool)
     if as_json:
         files = build(design)
     else:

@@ -11,6 +11,17 @@ from tokenfab.cli.app import fail_bad_input
 from tokenfab.io.yamlfile import InputError
 from tokenfab.spec import load_spec
 
+OUT_DIR = Path("out")
+"""Where commands write when no --out is given: ``out/<name>/…``."""
+
+
+def named_output_dir(name: str, *below: str, base: Path = OUT_DIR) -> Path:
+    """``base/<name>/<below…>``, refusing (exit 2) a name that would lead outside ``base`` (``../x``, an
+    absolute path): a file's name never chooses where outside the output folder the command writes."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        fail_bad_input(f"name {name!r}: an output name is one folder name (letters, digits, . _ -), not a path")
+    return base.joinpath(name, *below)
+
 
 def compile_spec_file(path: Path, catalog: Catalog) -> Design:
     """Load and compile a spec; every failure exits 2 with file, line and field."""

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, print_json
+from tokenfab.cli.inputs import named_output_dir
 from tokenfab.io.yamlfile import InputError
 
 TABLE_ROWS = 15
@@ -64,7 +65,7 @@ def sweep_command(
         plan = plan_sweep(sweep_file)
     except InputError as exc:
         fail_bad_input(str(exc))
-    out_dir = out or Path("out") / plan.name
+    out_dir = out or named_output_dir(plan.name)
     for note in plan.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
