@@ -163,37 +163,40 @@ def workload_public(
 
 
 def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
-    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer."""
+    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer.
+
+    What needs no lock is done before the writer is asked: the shape checks, the owner's lookup (tenants
+    are never deleted) and the row's fields; the writer only places, records and audits."""
     memory = state.memory
     check_workload_shape(memory, body)
+    with state.sessions() as session:
+        tenant = owner_for(session, principal, body.tenant)
+        tenant_id, tenant_name = tenant.id, tenant.name
+    fields = {
+        "tenant_id": tenant_id,
+        "name": body.name,
+        "kind": body.kind,
+        "spec": body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"}),
+        "gpus": body.gpus * body.replicas if body.kind == "inference" else body.gpus,
+        "priority": body.priority,
+        "on_failure": body.on_failure,
+        "state": WorkloadState.queued,
+        "queue_reason": "",
+    }
 
     def _op(session: Session) -> s.WorkloadPublic:
-        tenant = owner_for(session, principal, body.tenant)
         now = utc_now()
-        row = WorkloadRow(
-            id=f"w-{secrets.token_hex(6)}",
-            tenant_id=tenant.id,
-            name=body.name,
-            kind=body.kind,
-            spec=body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"}),
-            gpus=body.gpus * body.replicas if body.kind == "inference" else body.gpus,
-            priority=body.priority,
-            on_failure=body.on_failure,
-            state=WorkloadState.queued,
-            queue_reason="",
-            created_at=now,
-            updated_at=now,
-        )
+        row = WorkloadRow(id=f"w-{secrets.token_hex(6)}", created_at=now, updated_at=now, **fields)
         session.add(row)
         session.flush()
-        placed = try_place(memory, session, row, tenant.name, principal)
+        placed = try_place(memory, session, row, tenant_name, principal)
         audit(
-            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant.id
+            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant_id
         )
         if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant.name, placed.row if placed else None, principal)
+        return workload_public(memory, session, row, tenant_name, placed.row if placed else None, principal)
 
     return state.mutate(_op)
 
