@@ -8,7 +8,9 @@ import socket
 import time
 
 import httpx
+import pytest
 from control_helpers import ThreadServer, bearer, open_api
+from test_dashboard import browser  # noqa: F401  (the fixture)
 
 from tokenfab.settings import Settings
 
@@ -139,3 +141,21 @@ def test_authentication_comes_before_the_body(api):
                                headers={**bearer("tf_000000000000_" + "y" * 43), "Content-Type": "application/json"})
     assert response.status_code == 401
     assert api.client.post("/api/v1/workloads", content=b"{not json", headers=api.op).status_code == 422
+
+
+@pytest.mark.xdist_group("control_e2e")
+def test_api_docs_render_offline_under_the_csp(browser, row_design, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    with ThreadServer(row_design, f"sqlite:///{tmp_path / 'c.db'}") as server:
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
+        page.goto(f"{server.url}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("tokenfab control plane")
+        expect(page.locator(".opblock-summary-path", has_text="/api/v1/workloads").first).to_be_visible()
+        assert not outside, outside  # every asset from this server
+        assert not [p for p in problems if "Content Security Policy" in p], problems

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +24,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from swagger_ui_bundle import swagger_ui_path
 
 from tokenfab.blueprint.design import Design
 from tokenfab.control import schemas as s
@@ -42,6 +42,8 @@ from tokenfab.control.service import (
 from tokenfab.settings import Settings, load_settings
 
 WEB_DIR = Path(__file__).parent / "web"
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI 5 (its script and style), as the fastapi-offline package ships it: the docs need no network."""
 logger = logging.getLogger("tokenfab.control")
 API_PREFIX = "/api/v1"
 
@@ -417,11 +419,11 @@ def create_app(
     for router in (me, tenants, tokens, workloads, queue, inventory, power, reports, ops):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> FileResponse:
-        """Interactive API docs (Swagger UI from the swagger-ui-bundle package: no network needed)."""
+        """Interactive API docs (Swagger UI bundled by the fastapi-offline package: no network needed)."""
         return FileResponse(WEB_DIR / "docs.html")
 
     app.add_middleware(GuardMiddleware, authenticate=service.authenticate, settings=settings)
