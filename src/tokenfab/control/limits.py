@@ -168,7 +168,7 @@ class GuardMiddleware:
             principal = await self._principal(scope, send)
             if principal is None:
                 return
-            scope.setdefault("state", {})["principal"] = principal
+            scope["state"] = {**scope.get("state", {}), "principal": principal}  # this request's own
         await self.app(scope, limited_receive(receive, limit, self.settings.body_timeout_s), send)
 
     async def _principal(self, scope: Scope, send: Send) -> Any:
