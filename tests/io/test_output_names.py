@@ -77,3 +77,17 @@ def test_a_factory_too_large_to_hold_is_one_line(in_tmp):
     path.write_text(json.dumps(design))
     _one_line_exit_2(runner.invoke(app, ["export", "slurm", str(path)]), "design.json", "racks", "at most")
     assert sorted(os.listdir(in_tmp)) == ["design.json", "huge.yaml"]
+
+
+def test_an_oversized_input_file_is_one_line_unread(in_tmp):
+    from tokenfab.blueprint.design import MAX_DESIGN_JSON_BYTES
+    from tokenfab.io.yamlfile import MAX_YAML_BYTES
+
+    spec = in_tmp / "big.yaml"
+    with spec.open("wb") as handle:
+        handle.truncate(MAX_YAML_BYTES + 1)  # sparse: nothing to read, only its size
+    design = in_tmp / "big.json"
+    with design.open("wb") as handle:
+        handle.truncate(MAX_DESIGN_JSON_BYTES + 1)
+    _one_line_exit_2(runner.invoke(app, ["design", str(spec)]), "big.yaml", "at most")
+    _one_line_exit_2(runner.invoke(app, ["export", "slurm", str(design)]), "big.json", "at most")

@@ -17,14 +17,17 @@ MAX_DESIGN_GPUS = 5_000_000
 control plane hold per-GPU and per-node arrays, so a larger factory is split into several designs."""
 MAX_DESIGN_RACKS = MAX_DESIGN_GPUS // 4
 """Racks one design may hold (a rack holds at least one 4-GPU node)."""
+MAX_DESIGN_JSON_BYTES = 64 << 20
+"""Largest design.json read [bytes] (a 1 GW design is 0.45 MB: counts, not objects)."""
 
 
 def design_size_problem(gpus: int, racks: int) -> str | None:
     """Why a design of ``gpus`` GPUs in ``racks`` racks is too large to hold, else None."""
+    split = "split the factory into several designs"
     if gpus > MAX_DESIGN_GPUS:
-        return f"{gpus:,} GPUs; a design holds at most {MAX_DESIGN_GPUS:,} (split the factory into several designs)"
+        return f"{gpus:,} GPUs; a design holds at most {MAX_DESIGN_GPUS:,} ({split})"
     if racks > MAX_DESIGN_RACKS:
-        return f"{racks:,} racks; a design holds at most {MAX_DESIGN_RACKS:,} (split the factory into several designs)"
+        return f"{racks:,} racks; a design holds at most {MAX_DESIGN_RACKS:,} ({split})"
     return None
 
 
@@ -406,17 +409,14 @@ class Design(_Data):
 def load_design(path) -> Design:
     """Read a design.json; malformed or inconsistent JSON raises InputError naming the file and field."""
     import json
-    from pathlib import Path
 
     from pydantic import ValidationError
 
-    from tokenfab.io.yamlfile import InputError, format_loc
+    from tokenfab.io.yamlfile import InputError, format_loc, read_input_text
 
     text_path = str(path)
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{text_path}: file not found") from None
+        raw = json.loads(read_input_text(path, MAX_DESIGN_JSON_BYTES))
     except json.JSONDecodeError as exc:
         raise InputError(f"{text_path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     try:
