@@ -21,7 +21,7 @@ HealthAction = Literal["cordon", "drain", "fail", "return"]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Out(BaseModel):
@@ -30,6 +30,13 @@ class _Out(BaseModel):
 
 class Message(_Out):
     message: str
+
+
+class HealthStatus(_Out):
+    """`/healthz`: the server answers and its database does."""
+
+    message: str
+    database: Literal["ok"]
 
 
 class ErrorBody(_Out):
