@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real: a PostgreSQL server,
-# Debian's Chromium (for Playwright), Slurm's controller (for the export tests) and wrk (the control
-# plane's load benchmark).
+# Debian's Chromium (for Playwright), Slurm's controller (for the export tests), slurmd (one daemon
+# playing a tenant environment's node, so a job lands in the tenant's partition), hyperfine (for the
+# start-up benchmark, bench/bench_startup.py) and wrk (the control plane's load benchmark).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurm-client)
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+[ -x /usr/sbin/slurmd ] || need+=(slurmd)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""

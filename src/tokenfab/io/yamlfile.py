@@ -19,7 +19,9 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["InputError", "LocatedYaml", "format_loc", "load_located_yaml", "parse_located_yaml"]
+__all__ = [
+    "InputError", "LocatedYaml", "format_loc", "load_located_yaml", "parse_located_yaml", "read_input_text",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class LocatedYaml:
         return line
 
     def error(self, loc: Sequence[str | int], message: str) -> InputError:
-        return InputError(f"{self.path}:{self.line_of(loc)}: {format_loc(loc)}: {message}")
+        """One line naming the file, the line (when the node tree is known) and the field."""
+        where = f"{self.path}:{self.line_of(loc)}" if self.root is not None else self.path
+        return InputError(f"{where}: {format_loc(loc)}: {message}")
 
     def validation_error(self, exc: ValidationError, prefix: Sequence[str | int] = ()) -> InputError:
         """The first pydantic error of `exc` as a one-line InputError."""
@@ -78,11 +82,19 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return text or "(document)"
 
 
-def load_located_yaml(path: str | Path) -> LocatedYaml:
-    """Parse `path`; a syntax error becomes an InputError naming the file and line."""
+MAX_YAML_BYTES = 16 << 20
+"""Largest YAML input (spec, workload, sweep, catalog) read [bytes]; the largest example is a few KB."""
+
+
+def read_input_text(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> str:
+    """The UTF-8 text of an input file; `InputError` (one line) when it is absent, unreadable, not text or
+    larger than ``max_bytes`` (checked before reading it)."""
     path_text = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{path_text}: {size:,} bytes; an input file has at most {max_bytes:,}")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path_text}: file not found") from None
     except IsADirectoryError:
@@ -91,7 +103,11 @@ def load_located_yaml(path: str | Path) -> LocatedYaml:
         raise InputError(f"{path_text}: not UTF-8 text") from None
     except OSError as exc:
         raise InputError(f"{path_text}: cannot read: {exc.strerror or exc}") from None
-    return parse_located_yaml(text, path_text)
+
+
+def load_located_yaml(path: str | Path) -> LocatedYaml:
+    """Parse `path`; a syntax error becomes an InputError naming the file and line."""
+    return parse_located_yaml(read_input_text(path, MAX_YAML_BYTES), str(path))
 
 
 def parse_located_yaml(text: str, path_text: str, what: str = "YAML") -> LocatedYaml:

@@ -126,17 +126,25 @@ def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp, ep, pp) -> n
     return (dense / tp + experts / n) / np.asarray(pp, dtype=float)
 
 
-def kv_capacity_bytes_per_gpu(gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp) -> np.ndarray:
+def kv_capacity_bytes_per_gpu(
+    gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp, kv_fraction: float | None = None
+) -> np.ndarray:
     """HBM left for the KV cache on one GPU after weights and workspace [B] (negative: does not fit).
 
     .. math:: M_{KV} = u\\,M_{HBM} - W_{GPU} - M_{act}
+
+    With an engine's `kv_fraction` (TensorRT-LLM ``kv_cache_free_gpu_mem_fraction``, SGLang
+    ``mem_fraction_static``) the cache takes that share of what weights and workspace leave:
+    :math:`M_{KV} = f\\,(M_{HBM} - W_{GPU} - M_{act})`.
     """
-    usable = HBM_USABLE_FRACTION * gpu.hbm_gb * 1e9
-    return usable - weight_bytes_per_gpu(model, precision, tp, ep, pp) - ACTIVATION_RESERVE_GB * 1e9
+    free = gpu.hbm_gb * 1e9 - weight_bytes_per_gpu(model, precision, tp, ep, pp) - ACTIVATION_RESERVE_GB * 1e9
+    if kv_fraction is not None:
+        return np.where(free > 0, kv_fraction * free, free)
+    return free - (1.0 - HBM_USABLE_FRACTION) * gpu.hbm_gb * 1e9
 
 
 def max_concurrency_per_replica(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp, context_tokens
+    gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp, context_tokens, kv_fraction: float | None = None
 ) -> np.ndarray:
     """Sequences of `context_tokens` whose KV cache fits in one replica (PagedAttention-style, [2]_).
 
@@ -149,7 +157,7 @@ def max_concurrency_per_replica(
     n = np.maximum(tp, np.asarray(ep, dtype=float))
     dp = n / tp
     kv_split = np.minimum(tp, model.num_kv_heads) if model.attention == "gqa" else np.ones_like(tp)
-    free = kv_capacity_bytes_per_gpu(gpu, model, precision, tp, ep, pp)
+    free = kv_capacity_bytes_per_gpu(gpu, model, precision, tp, ep, pp, kv_fraction)
     per_seq = kv_bytes_per_sequence(model, precision, context_tokens)
     cap = np.floor(np.maximum(free, 0.0) * dp * kv_split * np.asarray(pp, dtype=float) / per_seq)
     return cap

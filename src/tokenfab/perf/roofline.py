@@ -95,12 +95,12 @@ def model_shape(model: LlmModel) -> ModelShape:
         attention_per_layer = h * model.head_dim * (2 * model.num_heads + 2 * model.num_kv_heads)
     if model.is_moe:
         moe_layers = n_layers - model.dense_layers
-        dense_ffn = model.dense_layers * 3 * h * model.ffn_size
-        expert = 3 * h * model.expert_ffn_size
+        dense_ffn = model.dense_layers * model.ffn_matrices * h * model.ffn_size
+        expert = model.ffn_matrices * h * model.expert_ffn_size
         shared = moe_layers * (model.shared_experts * expert + h * model.num_experts)
     else:
         moe_layers, expert, shared = 0, 0.0, 0.0
-        dense_ffn = n_layers * 3 * h * model.ffn_size
+        dense_ffn = n_layers * model.ffn_matrices * h * model.ffn_size
     vocab = model.vocab_size * h
     return ModelShape(
         attention_params=float(attention_per_layer * n_layers),

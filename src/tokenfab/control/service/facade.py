@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import make_engine, upgrade_to_head
-from tokenfab.control.service import factory_view, health, metrics, power, tenants, tokens, views, workloads
+from tokenfab.control.service import (
+    env_views,
+    environments,
+    factory_view,
+    health,
+    metrics,
+    power,
+    tenants,
+    tokens,
+    views,
+    workloads,
+)
 from tokenfab.control.service.bootstrap import initialise_store
 from tokenfab.control.service.errors import NotFound
 from tokenfab.control.service.state import ServiceState
@@ -47,7 +58,13 @@ class ControlService(ServiceState):
         with service.sessions.begin() as session:
             token = initialise_store(session, design, service.memory)
         service.rebuild()
+        environments.resume_all(service)  # finish or roll back what a crash interrupted
         return Opened(service, token)
+
+    def ping_database(self) -> None:
+        """``SELECT 1`` on the store; raises SQLAlchemy's error when it does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     # identity and tokens
     def authenticate(self, token: str) -> Principal | None:
@@ -106,6 +123,33 @@ class ControlService(ServiceState):
 
     def queue(self, principal: Principal) -> s.WorkloadsPublic:
         return workloads.queue(self, principal)
+
+    # tenant environments
+    def create_environment(self, principal: Principal, body: s.EnvironmentCreate) -> s.EnvironmentPublic:
+        return environments.create(self, principal, body)
+
+    def scale_environment(
+        self, principal: Principal, env_id: str, body: s.EnvironmentScale
+    ) -> s.EnvironmentPublic:
+        return environments.scale(self, principal, env_id, body)
+
+    def upgrade_environment(
+        self, principal: Principal, env_id: str, body: s.EnvironmentUpgrade
+    ) -> s.EnvironmentPublic:
+        return environments.upgrade(self, principal, env_id, body)
+
+    def delete_environment(self, principal: Principal, env_id: str) -> s.EnvironmentPublic:
+        return environments.delete(self, principal, env_id)
+
+    def get_environment(self, principal: Principal, env_id: str) -> s.EnvironmentPublic:
+        return environments.get(self, principal, env_id)
+
+    def list_environments(self, principal: Principal) -> s.EnvironmentsPublic:
+        return env_views.list_environments(self, principal)
+
+    def check_environments(self) -> s.EnvironmentCheck:
+        """(operator)"""
+        return env_views.check(self)
 
     # health and power
     def change_health(

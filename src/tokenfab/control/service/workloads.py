@@ -26,10 +26,13 @@ from tokenfab.control.service.placement import (
     try_place,
     workload_facts,
 )
+from tokenfab.control.service.redact import reason_for_tenant
 from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import (
     ACTIVE_STATES,
+    EnvironmentRow,
+    EnvironmentState,
     PlacementRow,
     TenantRow,
     WorkloadRow,
@@ -96,20 +99,41 @@ def check_small_shape(memory: FactoryMemory, body: s.WorkloadCreate) -> None:
 # ------------------------------------------------------------------ who may see and own what
 
 
-def owner_for(
-    memory: FactoryMemory, session: Session, principal: Principal, tenant_name: str | None
-) -> tuple[int, str]:
-    """The tenant a submission is for (id, name): the caller's own, or the one an operator names."""
+def owner_for(session: Session, principal: Principal, tenant_name: str | None) -> TenantRow:
+    """The tenant a submission is for: the caller's own, or the one an operator names."""
     if principal.is_operator:
         if tenant_name is None:
             raise Invalid("operators submit on behalf of a tenant: name it", "tenant")
-        tenant_id = memory.tenant_ids.get(tenant_name)
-        if tenant_id is None:
-            tenant_id = find_tenant(session, tenant_name, field="tenant").id
-        return tenant_id, tenant_name
+        return find_tenant(session, tenant_name, field="tenant")
     if tenant_name is not None and tenant_name != principal.tenant_name:
         raise NotFound(f"tenant {tenant_name} not found", "tenant")
-    return principal.tenant_id, principal.tenant_name
+    return session.get(TenantRow, principal.tenant_id)
+
+
+def owner_of(state: ServiceState, principal: Principal, tenant_name: str | None) -> tuple[int, str]:
+    """`owner_for` as (id, name), before the writer is asked (tenants are never deleted or renamed): from
+    the principal or the memory's tenant ids; the store is read only for a name memory does not know."""
+    if principal.is_operator and tenant_name is not None:
+        tenant_id = state.memory.tenant_ids.get(tenant_name)
+        if tenant_id is not None:
+            return tenant_id, tenant_name
+    elif not principal.is_operator and tenant_name in (None, principal.tenant_name):
+        return principal.tenant_id, principal.tenant_name
+    with state.sessions() as session:
+        tenant = owner_for(session, principal, tenant_name)
+        return tenant.id, tenant.name
+
+
+def ready_environment_id(session: Session, tenant: TenantRow, name: str) -> str:
+    """The id of the tenant's ready environment ``name`` (a workload runs inside it); else refused."""
+    env = session.scalar(
+        select(EnvironmentRow).where(EnvironmentRow.tenant_id == tenant.id, EnvironmentRow.live_name == name)
+    )
+    if env is None:
+        raise NotFound(f"environment {name} not found", "environment")
+    if env.state != EnvironmentState.ready:
+        raise Conflict(f"environment {name} is {env.state}, not ready", "environment")
+    return env.id
 
 
 def visible_workload(session: Session, principal: Principal, workload_id: str) -> tuple[WorkloadRow, str]:
@@ -127,8 +151,10 @@ def workload_public(
     row: WorkloadRow,
     tenant: str,
     placement: PlacementRow | None | bool = False,
+    viewer: Principal | None = None,
 ) -> s.WorkloadPublic:
-    """A workload as the API shows it; ``placement`` False: look its active placement up."""
+    """A workload as the API shows ``viewer`` (a tenant reads its queue reason redacted, `redact`);
+    ``placement`` False: look its active placement up."""
     if placement is False:
         placement = active_placements(session, [row.id]).get(row.id)
     placement_public = None
@@ -154,7 +180,9 @@ def workload_public(
         priority=row.priority,
         on_failure=row.on_failure,
         state=row.state,
-        queue_reason=row.queue_reason,
+        queue_reason=row.queue_reason
+        if viewer is None or viewer.is_operator
+        else reason_for_tenant(row.queue_reason),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         placement=placement_public,
@@ -166,15 +194,20 @@ def workload_public(
 
 
 def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
-    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer."""
+    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer.
+
+    What needs no lock is done before the writer is asked (the shape checks, the row's fields); the
+    writer only places, records and audits."""
     check_workload_shape(state.memory, body)
-    return state.mutate(submit_operation(state.memory, principal, body))
+    owner = owner_of(state, principal, body.tenant)
+    return state.mutate(submit_operation(state.memory, principal, body, owner))
 
 
 async def submit_async(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
     """`submit` for a caller on the event loop (no thread waits for the commit)."""
     check_workload_shape(state.memory, body)
-    return await state.mutate_async(submit_operation(state.memory, principal, body))
+    owner = owner_of(state, principal, body.tenant)
+    return await state.mutate_async(submit_operation(state.memory, principal, body, owner))
 
 
 _ids = random.Random(os.urandom(16))
@@ -184,22 +217,26 @@ WORKLOAD_COLUMNS = tuple(column.name for column in WorkloadRow.__table__.columns
 
 
 def submit_operation(
-    memory: FactoryMemory, principal: Principal, body: s.WorkloadCreate
+    memory: FactoryMemory, principal: Principal, body: s.WorkloadCreate, owner: tuple[int, str]
 ) -> Callable[[Session], s.WorkloadPublic]:
-    """The writer's operation for a submission whose shape is checked; its rows are inserted with the
-    batch (`pending`), not through the ORM's unit of work."""
+    """The writer's operation for a submission whose shape and owner (id, name) are checked; its rows are
+    inserted with the batch (`pending`), not through the ORM's unit of work."""
+    tenant_id, tenant_name = owner
     spec = body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"})
     gpus = body.gpus * body.replicas if body.kind == "inference" else body.gpus
 
     def _op(session: Session) -> s.WorkloadPublic:
-        tenant_id, tenant_name = owner_for(memory, session, principal, body.tenant)
         now = utc_now()
+        row_spec = spec
+        if body.environment is not None:
+            owner = find_tenant(session, tenant_name)
+            row_spec = {**spec, "environment": ready_environment_id(session, owner, body.environment)}
         row = WorkloadRow(
             id=f"w-{_ids.getrandbits(48):012x}",
             tenant_id=tenant_id,
             name=body.name,
             kind=body.kind,
-            spec=spec,
+            spec=row_spec,
             gpus=gpus,
             priority=body.priority,
             on_failure=body.on_failure,
@@ -216,7 +253,7 @@ def submit_operation(
         if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant_name, placed.row if placed else None)
+        return workload_public(memory, session, row, tenant_name, placed.row if placed else None, principal)
 
     return _op
 
@@ -246,7 +283,7 @@ def cancel(state: ServiceState, principal: Principal, workload_id: str) -> s.Wor
                 process_queue(memory, session, principal)
             sample(memory, session)
         active = row.state in ACTIVE_STATES  # a cancelled or failed workload holds no placement
-        return workload_public(memory, session, row, tenant, False if active else None)
+        return workload_public(memory, session, row, tenant, False if active else None, principal)
 
     return state.mutate(_op)
 
@@ -288,7 +325,7 @@ def scale(
         )
         process_queue(memory, session, principal)
         sample(memory, session)
-        return workload_public(memory, session, row, tenant)
+        return workload_public(memory, session, row, tenant, False, principal)
 
     return state.mutate(_op)
 
@@ -299,7 +336,7 @@ def scale(
 def get_workload(state: ServiceState, principal: Principal, workload_id: str) -> s.WorkloadPublic:
     with state.sessions() as session:
         row, tenant = visible_workload(session, principal, workload_id)
-        return workload_public(state.memory, session, row, tenant)
+        return workload_public(state.memory, session, row, tenant, False, principal)
 
 
 def list_workloads(
@@ -315,7 +352,7 @@ def list_workloads(
         rows = list(session.execute(query.order_by(WorkloadRow.created_at.desc()).limit(limit)))
         placements = active_placements(session, [row.id for row, _ in rows])
         data = [
-            workload_public(state.memory, session, row, tenant, placements.get(row.id, False))
+            workload_public(state.memory, session, row, tenant, placements.get(row.id, False), principal)
             for row, tenant in rows
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
@@ -333,7 +370,7 @@ def queue(state: ServiceState, principal: Principal) -> s.WorkloadsPublic:
         if not principal.is_operator:
             query = query.where(WorkloadRow.tenant_id == principal.tenant_id)
         data = [
-            workload_public(state.memory, session, row, tenant, None)
+            workload_public(state.memory, session, row, tenant, None, principal)
             for row, tenant in session.execute(query.limit(1000))
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
