@@ -14,6 +14,7 @@ from tokenfab.cli import replay_openb  # noqa: F401
 from tokenfab.cli import export  # noqa: F401
 from tokenfab.cli import sweep  # noqa: F401
 from tokenfab.cli import control  # noqa: F401
+from tokenfab.cli import emulate  # noqa: F401
 # isort: on
 from tokenfab.cli.app import app
 
