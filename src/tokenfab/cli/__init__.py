@@ -12,6 +12,7 @@ from tokenfab.cli import tokens  # noqa: F401
 from tokenfab.cli import simulate  # noqa: F401
 from tokenfab.cli import replay_openb  # noqa: F401
 from tokenfab.cli import export  # noqa: F401
+from tokenfab.cli import export_prometheus  # noqa: F401
 from tokenfab.cli import sweep  # noqa: F401
 from tokenfab.cli import control  # noqa: F401
 from tokenfab.cli import emulate  # noqa: F401
