@@ -97,8 +97,22 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+    prometheus: Annotated[
+        str | None, typer.Option("--prometheus", help="Prometheus URL the operations loop reads")
+    ] = None,
+    ops_poll_s: Annotated[float, typer.Option("--ops-poll-s", min=0.1, help="how often it reads")] = 15.0,
+    ops_cooldown_s: Annotated[
+        float, typer.Option("--ops-scale-cooldown-s", min=0, help="wait between scale-outs of one service")
+    ] = 300.0,
+    ops_settle_s: Annotated[
+        float, typer.Option("--ops-power-settle-s", min=0, help="wait after a power action before the next")
+    ] = 60.0,
+    ops_rate_window: Annotated[str, typer.Option("--ops-rate-window", help="PromQL rate window")] = "1m",
 ) -> None:
-    """Run the control plane (API + dashboard) for a design; a new database prints an operator token once."""
+    """Run the control plane (API + dashboard) for a design; a new database prints an operator token once.
+
+    With ``--prometheus`` the operations loop reads telemetry there and acts on Alertmanager's webhooks
+    (``POST /api/v1/ops/alerts``, an operator token as bearer)."""
     import uvicorn
     from sqlalchemy.exc import ArgumentError
 
@@ -130,7 +144,15 @@ def serve(
         highlight=False,
     )
     app_ = create_app(factory, db, service=opened.service)
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    from tokenfab.control.ops.controller import OpsController, OpsSettings
+
+    app_.state.ops = OpsController(opened.service, OpsSettings(prometheus, ops_poll_s, ops_cooldown_s, ops_settle_s,
+                                                               ops_rate_window))
+    app_.state.ops.start()
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    finally:
+        app_.state.ops.stop()
 
 
 # --- client commands ------------------------------------------------------------------------------

@@ -289,9 +289,10 @@ def healthz() -> s.Message:
 
 
 @ops.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
-def metrics(service: ServiceDep, principal: CurrentPrincipal) -> str:
-    """Prometheus text exposition (operator)."""
-    return service.metrics_text(principal)
+def metrics(request: Request, service: ServiceDep, principal: CurrentPrincipal) -> str:
+    """Prometheus text exposition (operator): the store's gauges and the operations loop's."""
+    ops = getattr(request.app.state, "ops", None)
+    return service.metrics_text(principal) + (ops.telemetry.text() if ops is not None else "")
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -353,6 +354,9 @@ def create_app(design: Design, db_url: str, *, service: ControlService | None = 
     install_error_handlers(app)
     for router in (me, tenants, tokens, workloads, queue, inventory, power, reports, ops):
         app.include_router(router)
+    from tokenfab.control.ops.router import router as ops_loop  # imports this module's dependencies
+
+    app.include_router(ops_loop)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tokenfab.control.ops.policy import cdu_of_rack
 from tokenfab.emulate import latency
 from tokenfab.emulate.workload import EmulatedWorkload
 from tokenfab.fleet import from_design
@@ -129,8 +130,9 @@ class EmulatedFactory:
         self.cdu_pump_ok = np.ones(len(self.cdu_hall), dtype=bool)
         rack_in_hall = np.arange(fleet.n_racks) - np.searchsorted(self.rack_hall, self.rack_hall)
         hall_racks = np.bincount(self.rack_hall, minlength=len(halls))
-        self.rack_cdu = (np.searchsorted(self.cdu_hall, self.rack_hall)
-                         + rack_in_hall * installed[self.rack_hall] // np.maximum(hall_racks[self.rack_hall], 1))
+        self.rack_cdu = np.searchsorted(self.cdu_hall, self.rack_hall) + np.asarray(
+            [cdu_of_rack(int(r), int(hall_racks[h]), int(installed[h])) for r, h in zip(rack_in_hall, self.rack_hall, strict=True)],
+            dtype=np.int64)
         self.hall_supply_c = self.hall_supply_base_c.copy()
         self.hall_return_c = self.hall_supply_base_c.copy()
         self.cdu_heat_kw = np.zeros(len(self.cdu_hall))
