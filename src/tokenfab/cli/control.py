@@ -108,6 +108,9 @@ def serve(
         float, typer.Option("--ops-power-settle-s", min=0, help="wait after a power action before the next")
     ] = 60.0,
     ops_rate_window: Annotated[str, typer.Option("--ops-rate-window", help="PromQL rate window")] = "1m",
+    ops_time_scale: Annotated[
+        float, typer.Option("--ops-time-scale", min=0.01, help="simulated s per wall s of an emulated factory")
+    ] = 1.0,
 ) -> None:
     """Run the control plane (API + dashboard) for a design; a new database prints an operator token once.
 
@@ -147,7 +150,7 @@ def serve(
     from tokenfab.control.ops.controller import OpsController, OpsSettings
 
     app_.state.ops = OpsController(opened.service, OpsSettings(prometheus, ops_poll_s, ops_cooldown_s, ops_settle_s,
-                                                               ops_rate_window))
+                                                               ops_rate_window, ops_time_scale))
     app_.state.ops.start()
     try:
         uvicorn.run(app_, host=host, port=port, log_level=log_level)

@@ -23,6 +23,9 @@ def export_prometheus_command(
     alertmanager: Annotated[str, typer.Option("--alertmanager", help="host:port of Alertmanager")] = "127.0.0.1:9093",
     token_file: Annotated[str, typer.Option("--token-file", help="file holding the control-plane token")] = "control-token",
     scrape_interval_s: Annotated[float, typer.Option("--scrape-interval-s", min=0.1, max=3600)] = 15.0,
+    dcgm_scrape_interval_s: Annotated[
+        float | None, typer.Option("--dcgm-scrape-interval-s", min=0.1, max=3600, help="DCGM jobs (default: as all)")
+    ] = None,
     evaluation_interval_s: Annotated[float, typer.Option("--evaluation-interval-s", min=0.1, max=3600)] = 15.0,
     group_wait_s: Annotated[float, typer.Option("--group-wait-s", min=0, max=3600)] = 30.0,
     time_scale: Annotated[float, typer.Option("--time-scale", min=1, max=100000, help="divide rule windows by this")] = 1.0,
@@ -45,7 +48,8 @@ def export_prometheus_command(
         if not host or not port.isdigit():
             fail_bad_input(f"{name}: expected host:port, got {value!r}")
     ep = Endpoints(emulator=emulator, control=control, alertmanager=alertmanager, control_token_file=token_file,
-                   scrape_interval_s=scrape_interval_s, evaluation_interval_s=evaluation_interval_s,
+                   scrape_interval_s=scrape_interval_s, dcgm_scrape_interval_s=dcgm_scrape_interval_s,
+                   evaluation_interval_s=evaluation_interval_s,
                    group_wait_s=group_wait_s, group_interval_s=max(group_wait_s, 1.0) if time_scale > 1 else 300.0,
                    time_scale=time_scale)
     _run_export("prometheus", design, out, as_json, catalog_dir,

@@ -119,7 +119,8 @@ def services_of(workload_spec) -> list[tuple[str, str]]:
 def export_files(design: Design, services: list[tuple[str, str]], ep: Endpoints, per_hall: bool = False) -> dict[str, str]:
     """Every file of the export: prometheus.yml (or one per hall + global), rules, alertmanager.yml."""
     dump = lambda doc: yaml.safe_dump(doc, sort_keys=False, width=200)  # noqa: E731
-    rules = rule_files(ep.time_scale)
+    slowest = max(ep.scrape_interval_s, ep.dcgm_scrape_interval_s or 0.0)
+    rules = rule_files(ep.time_scale, 4 * slowest if ep.time_scale > 1 else 0.0)
     files = {f"rules/{name}": text for name, text in rules.items()}
     rule_paths = [f"rules/{name}" for name in rules]
     if per_hall:

@@ -13,8 +13,9 @@ Burn-rate alerts follow the multiwindow, multi-burn-rate form of the Google SRE 
 6x over 6 h and 30 m; ticket at 3x over 1 d and 2 h, or 1x over 3 d and 6 h. The burn rate is the error
 ratio over the budget :math:`1 - objective`.
 
-`rules(time_scale)` divides every window and ``for`` duration by `time_scale`, so a factory emulated
-at N times real time is watched with windows N times shorter (time_scale=1 gives the shipped files).
+`rule_files(time_scale, floor_s)` divides every window and ``for`` duration by `time_scale` (not below
+`floor_s`), so a factory emulated at N times real time is watched with windows N times shorter
+(time_scale=1 gives the shipped files).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def duration(seconds: float) -> str:
     return f"{max(1, int(round(seconds * 1000)))}ms"
 
 
-def _window(name: str, scale: float) -> str:
-    return duration(SLO_WINDOWS_S[name] / scale)
+def _window(name: str, scale: float, floor_s: float = 0.0) -> str:
+    return duration(max(SLO_WINDOWS_S[name] / scale, floor_s))
 
 
 def _good_ratio(window: str) -> str:
@@ -57,8 +58,8 @@ def _good_ratio(window: str) -> str:
     return f"{good} / {total}"
 
 
-def recording_rules(scale: float = 1.0) -> dict:
-    rate = duration(60 / scale) if scale > 1 else "1m"
+def recording_rules(scale: float = 1.0, floor_s: float = 0.0) -> dict:
+    rate = duration(max(60 / scale, floor_s)) if scale > 1 else "1m"
     rules = [
         {"record": "tokenfab:service_output_tokens:rate1m",
          "expr": f"sum by (service, tenant) (rate(vllm:generation_tokens_total[{rate}]))"},
@@ -73,7 +74,7 @@ def recording_rules(scale: float = 1.0) -> dict:
                 "expr": f"histogram_quantile({q}, sum by (service, tenant, le) (rate(vllm:{metric}_bucket[{rate}])))",
             })
     for name in SLO_WINDOWS_S:
-        w = _window(name, scale)
+        w = _window(name, scale, floor_s)
         rules.append({"record": f"slo:ttft_errors:ratio_rate{name}", "expr": f"1 - ({_good_ratio(w)})"})
     rules += [
         {"record": "slo:ttft_attainment:ratio_rate5m", "expr": "1 - slo:ttft_errors:ratio_rate5m"},
@@ -89,7 +90,7 @@ def recording_rules(scale: float = 1.0) -> dict:
     return {"groups": [{"name": "tokenfab-recording", "rules": rules}]}
 
 
-def _burn_alert(severity: str, pairs: list[tuple[float, str, str]], scale: float) -> dict:
+def _burn_alert(severity: str, pairs: list[tuple[float, str, str]]) -> dict:
     budget = 1 - SLO_OBJECTIVE
     terms = [
         f"(slo:ttft_errors:ratio_rate{long} > {rate:g} * {budget:.4g} and slo:ttft_errors:ratio_rate{short} > {rate:g} * {budget:.4g})"
@@ -108,9 +109,9 @@ def _burn_alert(severity: str, pairs: list[tuple[float, str, str]], scale: float
     }
 
 
-def alert_rules(scale: float = 1.0) -> dict:
+def alert_rules(scale: float = 1.0, floor_s: float = 0.0) -> dict:
     def d(seconds: float) -> str:
-        return duration(seconds / scale)
+        return duration(max(seconds / scale, floor_s))
 
     xid = " or ".join(f"DCGM_FI_DEV_XID_ERRORS == {c}" for c in XID_CODES)
     gpu = ["GpuXidError", "GpuDoubleBitEcc", "NvlinkErrors", "GpuOverheating", "GpuTelemetryLost", "RackExporterDown"]
@@ -130,9 +131,10 @@ def alert_rules(scale: float = 1.0) -> dict:
          "for": d(60), "labels": {"severity": "warning", "action": "none"},
          "annotations": {"summary": "{{ $labels.Hostname }} GPU {{ $labels.gpu }} at {{ $value }} °C"}},
         {"alert": gpu[4],
-         "expr": (f"max by (Hostname, rack, hall) (max_over_time(DCGM_FI_DEV_GPU_TEMP[{d(600)}]))"
-                  " unless max by (Hostname, rack, hall) (DCGM_FI_DEV_GPU_TEMP)"),
-         "labels": {"severity": "critical", "action": "drain_node"},
+         "expr": (f"(max by (Hostname, rack, hall) (max_over_time(DCGM_FI_DEV_GPU_TEMP[{d(600)}]))"
+                  " unless max by (Hostname, rack, hall) (DCGM_FI_DEV_GPU_TEMP))"
+                  ' and on (rack) (max by (rack) (up{job="dcgm"}) == 1)'),
+         "for": d(30), "labels": {"severity": "critical", "action": "drain_node"},
          "annotations": {"summary": "{{ $labels.Hostname }} stopped reporting (node down)"}},
         {"alert": gpu[5], "expr": 'up{job="dcgm"} == 0', "for": d(30),
          "labels": {"severity": "critical", "action": "drain_rack"},
@@ -154,14 +156,15 @@ def alert_rules(scale: float = 1.0) -> dict:
     ]
     pages = [(r, long, short) for sev, r, long, short in BURN_RATES if sev == "page"]
     tickets = [(r, long, short) for sev, r, long, short in BURN_RATES if sev == "ticket"]
-    slo = [_burn_alert("page", pages, scale), _burn_alert("ticket", tickets, scale)]
+    slo = [_burn_alert("page", pages), _burn_alert("ticket", tickets)]
     return {"groups": [{"name": "tokenfab-gpu-facility", "rules": rules}, {"name": "tokenfab-slo", "rules": slo}]}
 
 
-def rule_files(scale: float = 1.0) -> dict[str, str]:
-    """File name → YAML text of the recording and alerting rules."""
+def rule_files(scale: float = 1.0, floor_s: float = 0.0) -> dict[str, str]:
+    """File name → YAML text of the recording and alerting rules; no window or ``for`` below `floor_s`
+    (a few scrape intervals, so every window holds samples enough for a rate)."""
     head = "# Generated by `tokenfab export prometheus` (tokenfab.export.prometheus_rules); do not edit by hand.\n"
     if scale != 1.0:
-        head += f"# Windows and `for` durations divided by {scale:g} (an emulated factory at {scale:g}x).\n"
+        head += f"# Windows and `for` durations divided by {scale:g} (an emulated factory at {scale:g}x), {floor_s:g} s at least.\n"
     dump = lambda doc: head + yaml.safe_dump(doc, sort_keys=False, width=200, allow_unicode=True)  # noqa: E731
-    return {"recording.yml": dump(recording_rules(scale)), "alerts.yml": dump(alert_rules(scale))}
+    return {"recording.yml": dump(recording_rules(scale, floor_s)), "alerts.yml": dump(alert_rules(scale, floor_s))}

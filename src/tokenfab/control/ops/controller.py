@@ -50,6 +50,9 @@ class OpsSettings:
     scale_cooldown_s: float = 300.0
     power_settle_s: float = 60.0
     rate_window: str = "1m"
+    time_scale: float = 1.0
+    """Simulated seconds per wall second of the telemetry (an emulated factory); rates read from Prometheus
+    are per wall second and are divided by it [-]."""
     train_power_fraction: float = 0.85
     """Uncapped training draw as a share of TDP (the twin's `PowerSpec` default) [-]."""
     train_floor_fraction: float = 0.6
@@ -262,13 +265,15 @@ class OpsController:
             return {}
         sel, w = f'{{service="{name}"}}', self.settings.rate_window
         try:
+            k = self.settings.time_scale
             requests = policy.finite(self.prom.value(f"sum(rate(vllm:request_success_total{sel}[{w}]))"))
             tokens = policy.finite(self.prom.value(f"sum(rate(vllm:generation_tokens_total{sel}[{w}]))"))
+            growth = policy.finite(self.prom.value(f"sum(deriv(vllm:num_requests_waiting{sel}[{w}]))"))
             return {
-                "requests_per_s": requests,
+                "requests_per_s": requests / k,
                 "tokens_per_request": tokens / requests if requests > 0 else 1.0,
                 "backlog": policy.finite(self.prom.value(f"sum(vllm:num_requests_waiting{sel})")),
-                "backlog_growth_per_s": policy.finite(self.prom.value(f"sum(deriv(vllm:num_requests_waiting{sel}[{w}]))")),
+                "backlog_growth_per_s": growth / k,
                 "errors_5m": self.prom.value(f"slo:ttft_errors:ratio_rate5m{sel}"),
             }
         except PrometheusError as exc:
