@@ -28,6 +28,9 @@ def export_prometheus_command(
     ] = None,
     evaluation_interval_s: Annotated[float, typer.Option("--evaluation-interval-s", min=0.1, max=3600)] = 15.0,
     group_wait_s: Annotated[float, typer.Option("--group-wait-s", min=0, max=3600)] = 30.0,
+    repeat_interval_s: Annotated[
+        float, typer.Option("--repeat-interval-s", min=1, max=86400 * 7, help="Alertmanager re-notification")
+    ] = 4 * 3600.0,
     time_scale: Annotated[float, typer.Option("--time-scale", min=1, max=100000, help="divide rule windows by this")] = 1.0,
     per_hall: Annotated[bool, typer.Option("--per-hall", help="one Prometheus per hall + a federating one")] = False,
 ) -> None:
@@ -51,6 +54,7 @@ def export_prometheus_command(
                    scrape_interval_s=scrape_interval_s, dcgm_scrape_interval_s=dcgm_scrape_interval_s,
                    evaluation_interval_s=evaluation_interval_s,
                    group_wait_s=group_wait_s, group_interval_s=max(group_wait_s, 1.0) if time_scale > 1 else 300.0,
+                   repeat_interval_s=repeat_interval_s,
                    time_scale=time_scale)
     _run_export("prometheus", design, out, as_json, catalog_dir,
                 lambda d: export_files(d, services_of(spec), ep, per_hall=per_hall))

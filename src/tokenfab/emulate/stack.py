@@ -55,8 +55,9 @@ class Stack:
     dcgm_scrape_interval_s: float | None = None
     evaluation_interval_s: float = 1.0
     group_wait_s: float = 0.2
+    repeat_interval_s: float = 3.0
     ops_poll_s: float = 1.0
-    scale_cooldown_s: float = 20.0
+    scale_cooldown_s: float = 8.0
     power_settle_s: float = 3.0
     rate_window: str = "5s"
     control_args: list[str] = field(default_factory=list)
@@ -124,6 +125,7 @@ class Stack:
              "--alertmanager", f"127.0.0.1:{self.ports['alertmanager']}", "--token-file", str(self.workdir / "control-token"),
              "--scrape-interval-s", str(self.scrape_interval_s), "--evaluation-interval-s", str(self.evaluation_interval_s),
              "--group-wait-s", str(self.group_wait_s), "--time-scale", str(self.time_scale), "--json",
+             "--repeat-interval-s", str(self.repeat_interval_s),
              *(["--dcgm-scrape-interval-s", str(self.dcgm_scrape_interval_s)] if self.dcgm_scrape_interval_s else [])],
             capture_output=True, text=True, timeout=120, cwd=self.workdir)
         if export.returncode != 0:
@@ -181,7 +183,8 @@ def main() -> None:  # pragma: no cover - `make ops-stack`
     speed = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
     workdir = Path(tempfile.mkdtemp(prefix="tokenfab-ops-"))
     stack = Stack(workdir, design, workload, speed=speed, time_scale=speed, scrape_interval_s=5.0,
-                  evaluation_interval_s=5.0, group_wait_s=5.0, ops_poll_s=5.0, rate_window="1m").start()
+                  evaluation_interval_s=5.0, group_wait_s=5.0, repeat_interval_s=300.0, ops_poll_s=5.0,
+                  rate_window="1m").start()
     print(f"control plane {stack.url('control')}  (operator token {stack.operator_token})")
     print(f"emulator      {stack.url('emulator')}/state")
     print(f"prometheus    {stack.url('prometheus')}")
