@@ -5,17 +5,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: run test bench lint setup system-deps clean prometheus alertmanager ops-stack ops-rules
+.PHONY: run test bench lint lock setup system-deps clean prometheus alertmanager ops-stack ops-rules
 OPS_DESIGN ?= examples/site-10mw.yaml
 OPS_WORKLOAD ?= examples/workload-mixed.yaml
 OPS_OUT ?= $(OUT)/ops
 OPS_SPEED ?= 1
 
-$(STAMP): pyproject.toml
+# Dependencies come from requirements.lock (pip-compile of pyproject.toml's ranges), so CI and users get
+# the same set; `make lock` refreshes it after a change to pyproject.toml.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[server,ray,dev]'
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(VENV)/bin/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras \
+		--extra server --extra ray --extra dev -o requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
@@ -33,6 +40,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

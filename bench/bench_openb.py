@@ -20,7 +20,7 @@ import pandas as pd
 from machine import machine_line
 
 from tokenfab.cli.replay_openb import parse_seeds
-from tokenfab.sched.gpushare import POLICIES, Cluster, Workload, replay_seeds
+from tokenfab.fgd import REPLAY_POLICIES, Cluster, PodSet, replay_seeds
 from tokenfab.traces.openb import read_node_list, read_pod_list
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +63,8 @@ def main() -> int:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     started = time.time()
     for trace in traces:
-        workload = Workload.from_pod_list(read_pod_list(openb / f"openb_pod_list_{trace}.csv"), cluster)
-        for name, policy in POLICIES.items():
+        workload = PodSet.from_pod_list(read_pod_list(openb / f"openb_pod_list_{trace}.csv"), cluster)
+        for name, policy in REPLAY_POLICIES.items():
             t0 = time.perf_counter()
             summary = replay_seeds(cluster, workload, name, seeds, processes=args.jobs)
             seconds = time.perf_counter() - t0
@@ -94,7 +94,7 @@ def main() -> int:
         "| policy | " + " | ".join(traces) + " |",
         "|---|" + "---:|" * len(traces),
     ]
-    for name in POLICIES:
+    for name in REPLAY_POLICIES:
         cells = []
         for trace in traces:
             r = results[trace, name]
@@ -110,7 +110,7 @@ def main() -> int:
         "| policy | " + " | ".join(traces) + " |",
         "|---|" + "---:|" * len(traces),
     ]
-    for name in POLICIES:
+    for name in REPLAY_POLICIES:
         lines.append(f"| {name} | " + " | ".join(f"{results[t, name]['seconds']:.1f}" for t in traces) + " |")
     default = traces[0]
     lines += [
@@ -120,7 +120,7 @@ def main() -> int:
         "| policy | " + " | ".join(str(level) for level in CURVE_LEVELS) + " |",
         "|---|" + "---:|" * len(CURVE_LEVELS),
     ]
-    for name in POLICIES:
+    for name in REPLAY_POLICIES:
         s = results[default, name]["summary"]
         lines.append(f"| {name} | " + " | ".join(fmt(s.allocated_at(level)) for level in CURVE_LEVELS) + " |")
     lines.append("")

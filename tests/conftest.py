@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "examples"
-SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA_DIR = Path(os.environ.get("TOKENFAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+"""The public data folder, where `tokenfab.traces.llm.shared_data_dir` finds it (worktrees set the variable)."""
 
 
 @lru_cache(maxsize=16)

@@ -76,7 +76,7 @@ def test_dashboard_login_submit_map_drain(browser, row_design, tmp_path):
         expect(tile).to_have_attribute("data-health", "draining")
         expect(tile).to_have_attribute("data-used", "0")
         expect(page.locator('#rack-detail .node[data-health="draining"]')).to_have_count(
-            int((server.service.node_rack == rack).sum()))
+            int((server.service.fleet.node_rack == rack).sum()))
         # the drained job was requeued and placed elsewhere, never back on the drained rack
         expect(row).to_have_attribute("data-state", "running")
         expect(page.locator("#audit")).to_contain_text("rack.drain")

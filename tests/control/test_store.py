@@ -107,7 +107,7 @@ def test_a_second_allocation_of_a_gpu_slot_cannot_commit(api):
         session.flush()
 
     with pytest.raises(IntegrityError):
-        api.service._mutate(double_allocate)
+        api.service.mutate(double_allocate)
     assert (api.service.fleet.node_free_gpus == free_before).all(), "memory was rebuilt from the store"
     after = api.submit(acme, name="after", gpus=4)
     assert after["state"] == "running"

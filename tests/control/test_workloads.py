@@ -82,9 +82,9 @@ def test_reopening_the_store_rebuilds_the_same_state(row_design, tmp_path):
     assert np.array_equal(after.fleet.node_free_gpus, before.fleet.node_free_gpus)
     assert np.array_equal(after.fleet.node_health, before.fleet.node_health)
     assert np.array_equal(after.fleet.domain_tenant >= 0, before.fleet.domain_tenant >= 0)
-    assert np.array_equal(after.slot_used, before.slot_used)
+    assert np.array_equal(after.memory.slot_used, before.memory.slot_used)
     for level in ("domain", "rack", "su", "hall", "site"):
         assert np.array_equal(after.scheduler.free_gpus(level), before.scheduler.free_gpus(level)), level
     assert after.scheduler.used_gpus_by_tenant() == before.scheduler.used_gpus_by_tenant()
-    assert after.scheduler.quotas.quotas_gpus == {"acme": 150}
+    assert after.scheduler.quotas_gpus() == {"acme": 150}
     after.engine.dispose()

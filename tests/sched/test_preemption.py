@@ -39,7 +39,7 @@ def test_evicts_the_cheapest_victim(policy):
     assert isinstance(p, Placement)
     # without a clock every victim costs its GPUs (8); ties go to the most recently placed: d3
     assert p.evicted == ["d3"]
-    assert sched.last_eviction.victims == ("d3",) and sched.last_eviction.gpus_freed == 8
+    assert p.eviction.victims == ("d3",) and p.eviction.gpus_freed == 8
     assert sched.allocation("d3") is None and sched.allocation("x") is not None
     assert set(sched.fleet.node_domain[p.nodes].tolist()) == {3}
 
@@ -49,7 +49,7 @@ def test_cost_is_gpu_hours_lost_with_a_clock():
     p = sched.place(Request("x", 8, priority=1), allow_preemption=True, now_s=3600.0)
     # placed at 0, 100 and 300 s: d3 (300 s) has run the least, so it loses the fewest GPU-hours
     assert p.evicted == ["d3"]
-    assert sched.last_eviction.lost_gpu_hours == pytest.approx(8 * (3600 - 300) / 3600)
+    assert p.eviction.lost_gpu_hours == pytest.approx(8 * (3600 - 300) / 3600)
 
 
 def test_never_evicts_equal_priority_or_non_preemptible():
@@ -72,7 +72,7 @@ def test_fewest_gpu_hours_over_fewest_victims():
     p = sched.place(Request("x", 8, priority=1, level=Level.domain, level_required=True),
                     allow_preemption=True, now_s=3600.0)
     assert sorted(p.evicted) == ["s1", "s2"]  # 2 × 4 GPUs × 600 s < 8 GPUs × 3600 s
-    assert sched.last_eviction.lost_gpu_hours == pytest.approx(8 * 600 / 3600)
+    assert p.eviction.lost_gpu_hours == pytest.approx(8 * 600 / 3600)
 
 
 def test_failed_preemption_leaves_state_untouched():

@@ -105,7 +105,7 @@ def check_state(sched: Scheduler) -> None:
     shares = np.zeros_like(sched.share_used_milli)
     tenants_in_domain: dict[int, set[str]] = {}
     exclusive_in_domain: dict[int, set[str]] = {}
-    for held in sched._allocations.values():
+    for held in sched.held():
         np.add.at(whole, held.placement.nodes, held.placement.gpus_per_node)
         if held.share_slot >= 0:
             shares[held.placement.nodes[0], held.share_slot] += held.share_milli
@@ -131,7 +131,7 @@ def check_state(sched: Scheduler) -> None:
     np.testing.assert_array_equal(sched.free.su_max, fresh.su_max)
     # quotas book equals the allocations
     used: dict[str, int] = {}
-    for held in sched._allocations.values():
+    for held in sched.held():
         used[held.request.tenant] = used.get(held.request.tenant, 0) + held.milli
     assert {t: m for t, m in sched.quotas.used_milli.items() if m} == {t: m for t, m in used.items() if m}
 

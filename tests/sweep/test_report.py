@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from tokenfab.sweep_report import effect_sizes, eta_squared, levels_of, pareto_rows, write_report
+from tokenfab.sweep.report import effect_sizes, eta_squared, levels_of, pareto_rows, write_report
 
 
 def test_eta_squared_hand_checked():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tokenfab.twin.invariants import check_invariants, same_result
-from tokenfab.twin.run import simulate
+from tokenfab.twin.run import Simulation, simulate
 from tokenfab.twin.workload import WorkloadSpec
 
 
@@ -95,6 +95,23 @@ def test_same_seed_same_result_and_other_seed_differs(design_1mw, traces, acme_r
         assert check_invariants(run) == []
     assert same_result(runs[0], runs[1])
     assert not same_result(runs[0], runs[2])
+
+
+def test_a_run_taken_in_steps_is_the_run_taken_whole(design_1mw, traces, acme_rows, catalog):
+    workload = stress_workload(failures={"rate_multiplier": 500})
+    inputs = dict(seed=5, traces=traces, acme_rows=acme_rows, catalog=catalog)
+    whole = simulate(design_1mw, workload, 0.1, **inputs)
+    stepped = Simulation(design_1mw, workload, 0.1, **inputs)
+    seen = []
+    for t_s in np.arange(0.0, stepped.horizon_s + 1000.0, 777.0):
+        stepped.step_until(t_s)
+        state = stepped.state
+        assert stepped.now_s == min(t_s, stepped.horizon_s) and state.now_s <= stepped.now_s
+        seen.append((state.training.gpus, state.n_inf, state.facility_kw))
+    assert stepped.done and len(set(seen)) > 3, "the state is readable between steps and changes"
+    run = stepped.finish()
+    assert same_result(run, whole) and run.events_handled == whole.events_handled
+    assert run.energy_kwh == whole.energy_kwh and check_invariants(run) == []
 
 
 @pytest.mark.parametrize("policy", ["first_fit", "best_fit", "topology_packing", "fragmentation_aware"])

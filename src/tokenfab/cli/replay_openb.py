@@ -16,14 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.sched.gpushare import (
+from tokenfab.fgd import (
     DEFAULT_INFLATION_RATIO,
-    POLICIES,
+    REPLAY_POLICIES,
     TIE_BREAKS,
     Cluster,
+    PodSet,
     ReplaySummary,
-    Workload,
-    get_policy,
+    replay_policy,
     replay_seeds,
 )
 from tokenfab.traces.openb import TraceFormatError, read_node_list, read_pod_list
@@ -81,7 +81,7 @@ def _fmt(value: float) -> str:
 def replay_openb(
     nodes: Path = typer.Option(..., "--nodes", help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)"),
     pods: Path = typer.Option(..., "--pods", help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec])"),
-    policy: str = typer.Option("fgd", "--policy", help=f"placement policy: {', '.join(POLICIES)} or all"),
+    policy: str = typer.Option("fgd", "--policy", help=f"placement policy: {', '.join(REPLAY_POLICIES)} or all"),
     seeds: str = typer.Option("42-51", "--seeds", help="seeds: a range 42-51, a list 1,2,3 or both"),
     inflation: float = typer.Option(DEFAULT_INFLATION_RATIO, "--inflation", help="top the pods up to this × cluster GPU"),
     tie_break: str = typer.Option("node-order", "--tie-break",
@@ -95,12 +95,12 @@ def replay_openb(
     except ValueError as exc:
         fail_bad_input(f"--seeds: {exc}")
     if policy.strip().lower() == "all":
-        policy_names = list(POLICIES)
+        policy_names = list(REPLAY_POLICIES)
     else:
         try:
-            policy_names = [get_policy(policy).name]
+            policy_names = [replay_policy(policy).name]
         except KeyError:
-            fail_bad_input(f"--policy: unknown policy {policy!r} (choose from {', '.join(POLICIES)} or all)")
+            fail_bad_input(f"--policy: unknown policy {policy!r} (choose from {', '.join(REPLAY_POLICIES)} or all)")
     if not 0 < inflation <= 10:
         fail_bad_input(f"--inflation: expected a ratio in (0, 10], got {inflation}")
     if tie_break not in TIE_BREAKS:
@@ -115,7 +115,7 @@ def replay_openb(
     cluster = Cluster.from_node_list(node_list)
     if cluster.total_gpu_milli == 0:
         fail_bad_input(f"{nodes}: the node list has no GPUs")
-    workload = Workload.from_pod_list(pod_list, cluster)
+    workload = PodSet.from_pod_list(pod_list, cluster)
     if int(workload.gpu_milli_total.sum()) == 0:
         fail_bad_input(f"{pods}: the pod list asks for no GPU")
     processes = jobs or min(len(seed_list), os.cpu_count() or 1)

@@ -57,7 +57,7 @@ def sweep_command(
 ) -> None:
     """Run a sweep: each point is designed, certified and priced in tokens; rows resume after interruption."""
     from tokenfab.sweep import plan_sweep, results_frame, run_sweep, write_results
-    from tokenfab.sweep_report import objective_of, write_report
+    from tokenfab.sweep.report import objective_of, write_report
 
     sweep_file, ray_address = _split_address(sweep_file, ray_address, ray)
     try:

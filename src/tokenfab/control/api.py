@@ -1,8 +1,10 @@
 """The control plane's HTTP API (FastAPI): thin routes over `service.ControlService`.
 
-Every route but `/healthz` (and the static dashboard files) needs ``Authorization: Bearer <token>``.
-Errors are JSON: ``{"error": ..., "field": ...}`` with 401 (no or bad token), 403 (operator only),
-404 (absent, or another tenant's), 409 (conflict), 422 (invalid input, naming the field).
+Every route but `/healthz` (and the static dashboard files) needs ``Authorization: Bearer <token>``:
+the `CurrentPrincipal` dependency; operator-only routes depend on `OperatorPrincipal` instead, so the
+authorisation of a route is read from its signature. Errors are JSON: ``{"error": ..., "field": ...}``
+with 401 (no or bad token), 403 (operator only), 404 (absent, or another tenant's), 409 (conflict),
+422 (invalid input, naming the field); `STATUS_OF_ERROR` maps the service's refusals to these.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tokenfab.blueprint.design import Design
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
-from tokenfab.control.service import ControlService, ServiceError
+from tokenfab.control.service import (
+    Conflict,
+    ControlService,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unauthenticated,
+)
 
 WEB_DIR = Path(__file__).parent / "web"
 API_PREFIX = "/api/v1"
@@ -29,8 +39,18 @@ API_PREFIX = "/api/v1"
 _bearer = HTTPBearer(auto_error=False, description="an API token: `tf_<id>_<secret>`")
 
 
-class Unauthorized(ServiceError):
-    status = 401
+STATUS_OF_ERROR: dict[type[ServiceError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+}
+"""HTTP status of each kind of refusal (a plain `ServiceError` is a 400)."""
+
+
+def status_of(error: ServiceError) -> int:
+    return next((code for kind, code in STATUS_OF_ERROR.items() if isinstance(error, kind)), 400)
 
 
 def get_service(request: Request) -> ControlService:
@@ -44,14 +64,23 @@ def get_principal(
     service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
     principal = service.authenticate(credentials.credentials)
     if principal is None:
-        raise Unauthorized("invalid, expired or revoked token")
+        raise Unauthenticated("invalid, expired or revoked token")
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_operator(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_operator:
+        raise Forbidden("this needs an operator token")
+    return principal
+
+
+OperatorPrincipal = Annotated[Principal, Depends(require_operator)]
 NameParam = Annotated[str, PathParam(max_length=64)]
 IdParam = Annotated[int, PathParam(ge=0, le=s.MAX_ID)]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorBody} for code in (401, 403, 404, 409, 422)}
@@ -82,7 +111,7 @@ def list_tenants(service: ServiceDep, principal: CurrentPrincipal) -> s.TenantsP
 
 
 @tenants.post("", response_model=s.TenantPublic, status_code=201)
-def create_tenant(service: ServiceDep, principal: CurrentPrincipal, body: s.TenantCreate) -> s.TenantPublic:
+def create_tenant(service: ServiceDep, principal: OperatorPrincipal, body: s.TenantCreate) -> s.TenantPublic:
     """Create a tenant with a quota and residency (operator)."""
     return service.create_tenant(principal, body)
 
@@ -95,7 +124,7 @@ def get_tenant(service: ServiceDep, principal: CurrentPrincipal, name: NameParam
 
 @tenants.patch("/{name}", response_model=s.TenantPublic)
 def update_tenant(
-    service: ServiceDep, principal: CurrentPrincipal, name: NameParam, body: s.TenantUpdate
+    service: ServiceDep, principal: OperatorPrincipal, name: NameParam, body: s.TenantUpdate
 ) -> s.TenantPublic:
     """Change a tenant's quota or residency (operator)."""
     return service.update_tenant(principal, name, body)
@@ -111,14 +140,14 @@ def list_tokens(service: ServiceDep, principal: CurrentPrincipal) -> s.TokensPub
 
 
 @tokens.post("", response_model=s.TokenCreated, status_code=201)
-def create_token(service: ServiceDep, principal: CurrentPrincipal, body: s.TokenCreate) -> s.TokenCreated:
+def create_token(service: ServiceDep, principal: OperatorPrincipal, body: s.TokenCreate) -> s.TokenCreated:
     """Create a token; the answer holds its secret, shown this once (operator)."""
     return service.create_token(principal, body)
 
 
 @tokens.delete("/{token_id}", response_model=s.TokenPublic)
 def revoke_token(
-    service: ServiceDep, principal: CurrentPrincipal, token_id: Annotated[str, PathParam(max_length=32)]
+    service: ServiceDep, principal: OperatorPrincipal, token_id: Annotated[str, PathParam(max_length=32)]
 ) -> s.TokenPublic:
     """Revoke a token (operator)."""
     return service.revoke_token(principal, token_id)
@@ -212,7 +241,7 @@ def list_nodes(
 @inventory.post("/nodes/{node_id}/{action}", response_model=s.HealthResult)
 def node_health(
     service: ServiceDep,
-    principal: CurrentPrincipal,
+    principal: OperatorPrincipal,
     node_id: IdParam,
     action: HealthActionParam,
     body: s.HealthChange | None = None,
@@ -224,7 +253,7 @@ def node_health(
 @inventory.post("/racks/{rack_id}/{action}", response_model=s.HealthResult)
 def rack_health(
     service: ServiceDep,
-    principal: CurrentPrincipal,
+    principal: OperatorPrincipal,
     rack_id: IdParam,
     action: HealthActionParam,
     body: s.HealthChange | None = None,
@@ -237,19 +266,19 @@ power = APIRouter(prefix=f"{API_PREFIX}/power", tags=["power"], responses=ERRORS
 
 
 @power.get("", response_model=s.PowerStatus)
-def get_power(service: ServiceDep, principal: CurrentPrincipal) -> s.PowerStatus:
+def get_power(service: ServiceDep, principal: OperatorPrincipal) -> s.PowerStatus:
     """Facility cap, current draw and recent grid events (operator)."""
-    return service.power(principal)
+    return service.power()
 
 
 @power.put("/cap", response_model=s.PowerStatus)
-def set_power_cap(service: ServiceDep, principal: CurrentPrincipal, body: s.PowerCap) -> s.PowerStatus:
+def set_power_cap(service: ServiceDep, principal: OperatorPrincipal, body: s.PowerCap) -> s.PowerStatus:
     """Set or lift the facility power cap (operator)."""
     return service.set_power_cap(principal, body)
 
 
 @power.post("/events", response_model=s.PowerStatus)
-def grid_event(service: ServiceDep, principal: CurrentPrincipal, body: s.GridEvent) -> s.PowerStatus:
+def grid_event(service: ServiceDep, principal: OperatorPrincipal, body: s.GridEvent) -> s.PowerStatus:
     """Inject a grid event (curtailment to a cap, or restore) and see the factory's response (operator)."""
     return service.grid_event(principal, body)
 
@@ -265,10 +294,10 @@ def usage(service: ServiceDep, principal: CurrentPrincipal) -> s.UsagePublic:
 
 @reports.get("/telemetry", response_model=s.TelemetryPublic)
 def telemetry(
-    service: ServiceDep, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+    service: ServiceDep, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500
 ) -> s.TelemetryPublic:
     """Power draw, allocated GPUs and tokens per second over time (operator)."""
-    return service.telemetry(principal, limit)
+    return service.telemetry(limit)
 
 
 @reports.get("/audit", response_model=s.AuditsPublic)
@@ -289,10 +318,10 @@ def healthz() -> s.Message:
 
 
 @ops.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
-def metrics(request: Request, service: ServiceDep, principal: CurrentPrincipal) -> str:
+def metrics(request: Request, service: ServiceDep, principal: OperatorPrincipal) -> str:
     """Prometheus text exposition (operator): the store's gauges and the operations loop's."""
     ops = getattr(request.app.state, "ops", None)
-    return service.metrics_text(principal) + (ops.telemetry.text() if ops is not None else "")
+    return service.metrics_text() + (ops.telemetry.text() if ops is not None else "")
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -312,10 +341,10 @@ def _field_of(loc: tuple | list) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        message = exc.message
-        if exc.field and exc.status == 422 and not message.startswith(exc.field):
+        status, message = status_of(exc), exc.message
+        if exc.field and status == 422 and not message.startswith(exc.field):
             message = f"{exc.field}: {message}"
-        return _error(exc.status, message, exc.field)
+        return _error(status, message, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,7 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenfab.sched.types import Policy
+from tokenfab.sched.types import Level, Policy
+
+NARROWEST_FIRST: tuple[Level | None, ...] = (Level.domain, Level.su, Level.hall, Level.site, None)
+"""Levels a gang without a level is tried at by a `narrowest_level` policy (None: the whole fleet)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,22 @@ class PlacementPolicy:
     """Fill the fullest nodes of a domain first (else lowest node id first)."""
     narrowest_level: bool
     """Keep a gang without a level inside the narrowest level that holds it."""
+    one_domain_first: bool = False
+    """Without `narrowest_level`: try one NVLink domain before the whole fleet when the gang fits one."""
+    lowest_ids_first: bool = False
+    """Several domains are taken in ascending id order (a fleet-wide search then needs only the SUs up
+    to the one where the running capacity reaches the request)."""
+    last_whole_domain_from_fewest_whole_su: bool = False
+    """Whole domains in a group: the last one comes from the SU with the fewest whole-free domains (lowest
+    id on ties), not the next by id."""
+
+    def gang_levels(self, need: int, max_domain_gpus: int) -> tuple[Level | None, ...]:
+        """The levels a gang of ``need`` GPUs without a level of its own is tried at, in order."""
+        if self.narrowest_level:
+            return NARROWEST_FIRST
+        if self.one_domain_first and need <= max_domain_gpus:
+            return (Level.domain, None)  # the fleet-wide search would pick the same domain
+        return (None,)
 
 
 # ---- groups -------------------------------------------------------------------------------------
@@ -168,16 +187,18 @@ POLICIES: dict[Policy, PlacementPolicy] = {
     p.name: p
     for p in (
         PlacementPolicy(Policy.first_fit, "lowest ids first (baseline)", _first_group, _first_domain, _ascending,
-                        tightest_domain=False, su_tie_break="id", pack_nodes=False, narrowest_level=False),
+                        tightest_domain=False, su_tie_break="id", pack_nodes=False, narrowest_level=False,
+                        lowest_ids_first=True),
         PlacementPolicy(Policy.best_fit, "tightest group and domain that fit", _tightest_group, _tightest_domain,
                         _largest_first, tightest_domain=True, su_tie_break="id", pack_nodes=True,
-                        narrowest_level=False),
+                        narrowest_level=False, one_domain_first=True),
         PlacementPolicy(Policy.topology_packing, "fill the fullest domain that fits; keep whole domains and units "
                         "free for large gangs", _fullest_group, _fullest_domain, _partial_first,
                         tightest_domain=True, su_tie_break="free", pack_nodes=True, narrowest_level=True),
         PlacementPolicy(Policy.fragmentation_aware, "minimise the increase of the fragmentation measure",
                         _tightest_group, _least_fragmenting_domain, _partial_first_least_fragmenting,
-                        tightest_domain=True, su_tie_break="whole", pack_nodes=True, narrowest_level=True),
+                        tightest_domain=True, su_tie_break="whole", pack_nodes=True, narrowest_level=True,
+                        last_whole_domain_from_fewest_whole_su=True),
     )
 }
 """The four placement policies by name."""

@@ -20,8 +20,8 @@ is a heuristic that is exact for one victim:
 The cheaper of (1) and (2) wins. Every trial releases victims and puts them back exactly, so the state
 after planning equals the state before it.
 
-Tenant scope: a scheduler with the attribute ``preempt_within_tenant = True`` (set by the control plane)
-lets a request evict only allocations of its own tenant; other tenants' work is never a candidate.
+Tenant scope: a scheduler built with ``preempt_within_tenant=True`` (the control plane's) lets a request
+evict only allocations of its own tenant; other tenants' work is never a candidate.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tokenfab.sched.quota import MILLI_PER_GPU
-from tokenfab.sched.types import Request
+from tokenfab.sched.types import Eviction, Request
 
 if TYPE_CHECKING:
-    from tokenfab.sched.scheduler import Allocation, Eviction, Scheduler
+    from tokenfab.sched.scheduler import Allocation, Scheduler
 
 SINGLE_TRIES = 64
 """How many single victims, cheapest first, are tried on their own."""
@@ -56,11 +56,9 @@ def lost_gpu_hours(held: Allocation, now_s: float | None) -> float:
 
 def plan(scheduler: Scheduler, request: Request, now_s: float | None = None) -> Eviction | None:
     """The victims to evict so that ``request`` fits, or None if no allowed set of victims frees a
-    placement. Leaves the scheduler's state as it found it."""
-    from tokenfab.sched.scheduler import Eviction
-
-    within_tenant = bool(getattr(scheduler, "preempt_within_tenant", False))
-    candidates = [h for h in scheduler._allocations.values() if may_evict(request, h.request, within_tenant)]
+    placement. Leaves the scheduler's state as it found it (every test runs in a `Scheduler.trial`)."""
+    within_tenant = scheduler.preempt_within_tenant
+    candidates = [h for h in scheduler.held() if may_evict(request, h.request, within_tenant)]
     if not candidates:
         return None
     cost = {h.request.id: lost_gpu_hours(h, now_s) for h in candidates}
@@ -87,42 +85,31 @@ def plan(scheduler: Scheduler, request: Request, now_s: float | None = None) -> 
 
 
 def _fits_without(scheduler: Scheduler, request: Request, victims: list[Allocation]) -> bool:
-    for held in victims:
-        scheduler._apply(held, -1)
-    try:
-        return not isinstance(scheduler._find(request), str)
-    finally:
-        for held in reversed(victims):
-            scheduler._apply(held, +1)
+    with scheduler.trial() as trial:
+        for held in victims:
+            trial.release(held)
+        return trial.fits(request)
 
 
 def _greedy(scheduler: Scheduler, request: Request, candidates: list[Allocation]) -> list[Allocation] | None:
-    released: list[Allocation] = []
-    fits = False
-    batch = 1
-    position = 0
-    try:
+    """Release victims cheapest first, in doubling batches, until the request fits; then put back every
+    one that is not needed, most expensive first. The minimal set left, or None."""
+    with scheduler.trial() as trial:
+        batch = 1
+        position = 0
+        fits = False
         while position < len(candidates):
             for held in candidates[position:position + batch]:
-                scheduler._apply(held, -1)
-                released.append(held)
+                trial.release(held)
             position += batch
             batch *= 2
-            if not isinstance(scheduler._find(request), str):
+            if trial.fits(request):
                 fits = True
                 break
         if not fits:
             return None
-        # prune: put back every victim that is not needed, most expensive first
-        needed: list[Allocation] = []
-        for held in reversed(released):
-            scheduler._apply(held, +1)
-            if isinstance(scheduler._find(request), str):
-                scheduler._apply(held, -1)
-                needed.append(held)
-        chosen = list(reversed(needed))
-        released = needed
-        return chosen
-    finally:
-        for held in reversed(released):
-            scheduler._apply(held, +1)
+        for held in reversed(list(trial.released)):
+            trial.put_back(held)
+            if not trial.fits(request):
+                trial.release(held)
+        return list(reversed(trial.released))

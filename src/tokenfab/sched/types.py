@@ -6,7 +6,7 @@ The scheduler itself (`tokenfab.sched.scheduler.Scheduler`) works on a `tokenfab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -69,19 +69,40 @@ class Request:
     allowed_halls: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Eviction:
+    """What a preempting placement cost: the evicted requests and the work they lose."""
+
+    request_id: str
+    victims: tuple[str, ...]
+    gpus_freed: int
+    lost_gpu_hours: float
+    """Σ over victims of GPUs × hours since placement (GPUs held, i.e. one hour each, without a clock)."""
+
+
 @dataclass
 class Placement:
-    """Where a request landed: parallel arrays of node index and GPUs taken on that node."""
+    """Where a request landed: parallel arrays of node index and GPUs taken on that node.
+
+    A fractional request holds ``gpu_fraction`` of the scheduler's shared GPU ``share_slot`` of
+    ``nodes[0]``. A placement that preempted other work carries its ``eviction``.
+    """
 
     request_id: str
     nodes: np.ndarray
     gpus_per_node: np.ndarray
     gpu_fraction: float = 0.0
-    evicted: list[str] = field(default_factory=list)
+    eviction: Eviction | None = None
+    share_slot: int = -1
 
     @property
     def gpus(self) -> int:
         return int(self.gpus_per_node.sum())
+
+    @property
+    def evicted(self) -> list[str]:
+        """Ids of the requests this placement evicted (in the order they were chosen)."""
+        return [] if self.eviction is None else list(self.eviction.victims)
 
 
 @dataclass(frozen=True)

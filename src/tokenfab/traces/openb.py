@@ -12,7 +12,7 @@ Workloads with Fragmentation Gradient Descent", USENIX ATC'23):
 
 The readers validate every row and raise :class:`TraceFormatError` (a ``ValueError``) with a one-line
 message naming the file, the line and the field. They do no scheduling; see
-:mod:`tokenfab.sched.gpushare` for the placement engine.
+:mod:`tokenfab.fgd` for the placement engine.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""The twin's events, one class per kind. Each `handle(sim)` calls the simulation state and returns the
-events it causes (never pushes them).
+"""The twin's events, and the order of events that share an instant.
+
+Each event kind lives with the part of the twin it acts on (`tokenfab.twin.training`,
+`tokenfab.twin.facility`, `tokenfab.twin.response`; `Tick` here). An event's ``handle(state)`` changes the
+state and *returns* the events it causes; it never pushes them (the loop in `tokenfab.twin.engine` does).
 
 Same-time order (``rank``, lower first), chosen so that capacity and power freed at an instant are seen by
 everything that wants them at that instant:
@@ -27,129 +30,22 @@ Ties within a rank keep the order in which they were scheduled (the queue's sequ
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tokenfab.twin.engine import Event
+from tokenfab.twin.facility import CduFailure, CduRepair, Failure, Repair
+from tokenfab.twin.inference import autoscale
+from tokenfab.twin.response import GridEventEnd, GridEventStart, PowerResponse, respond
+from tokenfab.twin.result import record
+from tokenfab.twin.training import Checkpoint, JobArrival, JobFinish, JobStart, Schedule, want_schedule
 
-
-class Repair(Event):
-    rank = 0
-    __slots__ = ("component", "nodes_key")
-
-    def __init__(self, time_s: float, component: str, nodes_key: int) -> None:
-        super().__init__(time_s)
-        self.component = component
-        self.nodes_key = nodes_key
-
-    def handle(self, sim):
-        return sim.repair(self.time_s, self.component, self.nodes_key)
-
-
-class CduRepair(Event):
-    rank = 1
-    __slots__ = ("hall", "units")
-
-    def __init__(self, time_s: float, hall: int, units: int) -> None:
-        super().__init__(time_s)
-        self.hall = hall
-        self.units = units
-
-    def handle(self, sim):
-        return sim.cdu_change(self.time_s, self.hall, -self.units)
-
-
-class GridEventEnd(Event):
-    rank = 2
-    __slots__ = ("cut_fraction",)
-
-    def __init__(self, time_s: float, cut_fraction: float) -> None:
-        super().__init__(time_s)
-        self.cut_fraction = cut_fraction
-
-    def handle(self, sim):
-        return sim.grid_event_end(self.time_s, self.cut_fraction)
-
-
-class JobFinish(Event):
-    rank = 3
-    __slots__ = ("job_id", "epoch", "speed_epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int, speed_epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
-        self.speed_epoch = speed_epoch
-
-    def handle(self, sim):
-        return sim.finish_job(self.time_s, self.job_id, self.epoch, self.speed_epoch)
-
-
-class Checkpoint(Event):
-    rank = 4
-    __slots__ = ("job_id", "epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
-
-    def handle(self, sim):
-        return sim.checkpoint_job(self.time_s, self.job_id, self.epoch)
-
-
-class Failure(Event):
-    rank = 5
-    __slots__ = ("component", "unit", "repair_s")
-
-    def __init__(self, time_s: float, component: str, unit: int, repair_s: float) -> None:
-        super().__init__(time_s)
-        self.component = component
-        self.unit = unit
-        self.repair_s = repair_s
-
-    def handle(self, sim):
-        return sim.fail(self.time_s, self.component, self.unit, self.repair_s)
-
-
-class CduFailure(Event):
-    rank = 6
-    __slots__ = ("hall", "units", "repair_s")
-
-    def __init__(self, time_s: float, hall: int, units: int, repair_s: float) -> None:
-        super().__init__(time_s)
-        self.hall = hall
-        self.units = units
-        self.repair_s = repair_s
-
-    def handle(self, sim):
-        return [*sim.cdu_change(self.time_s, self.hall, self.units), CduRepair(self.time_s + self.repair_s, self.hall, self.units)]
-
-
-class GridEventStart(Event):
-    rank = 7
-    __slots__ = ("cut_fraction", "duration_s", "respond_within_s")
-
-    def __init__(self, time_s: float, cut_fraction: float, duration_s: float, respond_within_s: float) -> None:
-        super().__init__(time_s)
-        self.cut_fraction = cut_fraction
-        self.duration_s = duration_s
-        self.respond_within_s = respond_within_s
-
-    def handle(self, sim):
-        return sim.grid_event_start(self.time_s, self.cut_fraction, self.duration_s, self.respond_within_s)
-
-
-class PowerResponse(Event):
-    rank = 8
-    __slots__ = ("stage",)
-
-    def __init__(self, time_s: float, stage: str) -> None:
-        super().__init__(time_s)
-        self.stage = stage
-
-    def handle(self, sim):
-        return sim.respond_to_power(self.time_s, self.stage)
+if TYPE_CHECKING:
+    from tokenfab.twin.state import TwinState
 
 
 class Tick(Event):
+    """The control interval: inference demand and autoscaling, the power loop, one row of the time series."""
+
     rank = 9
     __slots__ = ("index",)
 
@@ -157,58 +53,55 @@ class Tick(Event):
         super().__init__(time_s)
         self.index = index
 
-    def handle(self, sim):
-        return sim.tick(self.time_s, self.index)
+    def handle(self, state: TwinState) -> list[Event]:
+        t = self.time_s
+        state.tick_index = self.index
+        for svc, predicted_requests_per_s in state.inference.observe(self.index):
+            autoscale(state, t, svc, predicted_requests_per_s)
+        events: list[Event] = []
+        if t >= state.grid.response_pending_until_s:
+            # the tick's control loop; right after a grid event the timed response owns the power
+            events += respond(state, t, "tick")
+        state.refresh()
+        record(state, t)
+        events += want_schedule(state.training, t)
+        if t < state.horizon_s - 1e-9:
+            events.append(Tick(min(t + state.tick_s, state.horizon_s), self.index + 1))
+        return events
 
 
-class JobArrival(Event):
-    rank = 10
-    __slots__ = ("index",)
+EVENT_KINDS: tuple[type[Event], ...] = (
+    Repair,
+    CduRepair,
+    GridEventEnd,
+    JobFinish,
+    Checkpoint,
+    Failure,
+    CduFailure,
+    GridEventStart,
+    PowerResponse,
+    Tick,
+    JobArrival,
+    Schedule,
+    JobStart,
+)
+EVENT_RANKS = {cls.__name__: cls.rank for cls in EVENT_KINDS}
+"""Rank of every event kind by name (lower first at the same instant)."""
 
-    def __init__(self, time_s: float, index: int) -> None:
-        super().__init__(time_s)
-        self.index = index
-
-    def handle(self, sim):
-        return sim.arrive(self.time_s, self.index)
-
-
-class Schedule(Event):
-    rank = 11
-    __slots__ = ()
-
-    def handle(self, sim):
-        return sim.schedule_pass(self.time_s)
-
-
-class JobStart(Event):
-    rank = 12
-    __slots__ = ("job_id", "epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
-
-    def handle(self, sim):
-        return sim.start_job(self.time_s, self.job_id, self.epoch)
-
-
-EVENT_RANKS = {
-    cls.__name__: cls.rank
-    for cls in (
-        Repair,
-        CduRepair,
-        GridEventEnd,
-        JobFinish,
-        Checkpoint,
-        Failure,
-        CduFailure,
-        GridEventStart,
-        PowerResponse,
-        Tick,
-        JobArrival,
-        Schedule,
-        JobStart,
-    )
-}
+__all__ = [
+    "EVENT_KINDS",
+    "EVENT_RANKS",
+    "CduFailure",
+    "CduRepair",
+    "Checkpoint",
+    "Failure",
+    "GridEventEnd",
+    "GridEventStart",
+    "JobArrival",
+    "JobFinish",
+    "JobStart",
+    "PowerResponse",
+    "Repair",
+    "Schedule",
+    "Tick",
+]

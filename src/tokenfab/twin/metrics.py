@@ -33,9 +33,10 @@ def size_class(gpus: np.ndarray, gpus_per_domain: int) -> np.ndarray:
     return np.digitize(domains, [1.0 - 1e-9, 1.0 + 1e-9, 8.0 + 1e-9, 64.0 + 1e-9])
 
 
-def job_table(sim, n_initial: int) -> dict[str, np.ndarray]:
-    """One row per job that arrived: sizes, times (NaN when not reached), interruptions, lost work."""
-    jobs = list(sim.jobs.values())
+def job_table(training, n_initial: int) -> dict[str, np.ndarray]:
+    """One row per job that arrived (`training`: the twin's `Training`): sizes, times (NaN when not reached),
+    interruptions, lost work."""
+    jobs = list(training.jobs.values())
     nan = float("nan")
     return {
         "id": np.asarray([j.id for j in jobs], dtype=object),
@@ -82,16 +83,17 @@ def delay_by_size(jobs: dict[str, np.ndarray], horizon_s: float, gpus_per_domain
     return rows
 
 
-def summarise(run, sim, figures) -> dict:
-    """The headline figures of a run (the ``summary`` block of run.json)."""
+def summarise(run, state, figures) -> dict:
+    """The headline figures of a run (the ``summary`` block of run.json) from its final `TwinState`."""
+    training, meter = state.training, state.meter
     total_gpu_h = run.total_gpus * run.horizon_s / 3600.0
     hours = {k: v / 3600.0 for k, v in run.gpu_seconds.items()}
-    lost_h = {k: v / 3600.0 for k, v in sim.lost_gpu_s.items()}
-    inference_busy_h = sim.inference_busy_gpu_s / 3600.0
+    lost_h = {k: v / 3600.0 for k, v in training.lost_gpu_s.items()}
+    inference_busy_h = meter.inference_busy_gpu_s / 3600.0
     useful_h = max(hours["training"] - sum(lost_h.values()), 0.0) + inference_busy_h
     series = run.series
-    served = float(sim.tokens_served.sum())
-    demanded = float(sim.tokens_demanded.sum())
+    served = float(meter.tokens_served.sum())
+    demanded = float(meter.tokens_demanded.sum())
     energy_mwh = run.energy_kwh / 1000.0
     inference_cost = hours["inference"] * figures.usd_per_gpu_hour
     out = {
@@ -112,10 +114,10 @@ def summarise(run, sim, figures) -> dict:
         "jobs_arrived": int((~run.jobs["initial"]).sum()) if len(run.jobs["gpus"]) else 0,
         "jobs_initial": int(run.jobs["initial"].sum()) if len(run.jobs["gpus"]) else 0,
         "jobs_finished": int(np.sum(~np.isnan(run.jobs["finish_s"]))) if len(run.jobs["gpus"]) else 0,
-        "jobs_waiting_at_end": int(len(sim.queue)),
+        "jobs_waiting_at_end": int(len(training.queue)),
         "interruptions": int(run.jobs["interruptions"].sum()) if len(run.jobs["gpus"]) else 0,
-        "jobs_paused_for_power": int(sim.paused_jobs),
-        "failures": dict(sim.failure_counts),
+        "jobs_paused_for_power": int(training.paused_jobs),
+        "failures": dict(state.health.failure_counts),
         "by_size": delay_by_size(run.jobs, run.horizon_s, figures.gpus_per_domain) if len(run.jobs["gpus"]) else [],
         "output_tokens_served": served,
         "output_tokens_demanded": demanded,
@@ -123,8 +125,8 @@ def summarise(run, sim, figures) -> dict:
         "energy_mwh": energy_mwh,
         "facility_power_mean_mw": energy_mwh / (run.horizon_s / 3600.0),
         "facility_power_peak_mw": float(run.power_step_kw.max() / 1000.0) if len(run.power_step_kw) else 0.0,
-        "facility_cap_mw": sim.base_cap_kw / 1000.0,
-        "over_cap_mwh": sim.over_cap_kwh / 1000.0,
+        "facility_cap_mw": state.grid.base_cap_kw / 1000.0,
+        "over_cap_mwh": meter.over_cap_kwh / 1000.0,
         "carbon_t": run.energy_kwh * figures.carbon_g_per_kwh / 1e6,
         "energy_cost_usd": run.energy_kwh * figures.price_usd_per_kwh,
         "ownership_cost_usd": total_gpu_h * figures.usd_per_gpu_hour,

@@ -17,7 +17,7 @@ Training is compute-bound. Its uncapped draw is a share of TDP; under a cap :mat
 because dynamic power at full compute use scales as :math:`f \\cdot f^{\\gamma - 1}` (the token model's
 power law, `tokenfab.perf.power.gpu_power_w`, with :math:`u_c \\propto f`); training speed is :math:`f`.
 
-A grid event cuts the facility cap. The response (`tokenfab.twin.run.Simulation.respond_to_power`), in
+A grid event cuts the facility cap. The response (`tokenfab.twin.response.respond`), in
 order: cap training GPUs down to a floor (after ``cap_latency_s``); cap inference GPUs only to caps whose
 capacity still covers demand with SLO-meeting rates; then pause flexible training jobs, those with the
 newest checkpoint first (after ``pause_latency_s``); then other training. Inference is never paused.

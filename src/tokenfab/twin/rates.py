@@ -61,35 +61,7 @@ def service_rates(
     if not fits:
         return fallback_service_rates(catalog, model, system, isl, osl, ttft_ms, itl_ms, cap_fractions)
     best = max(fits, key=lambda p: p.tokens_per_s_per_gpu_total)
-    rows = []
-    for fraction in cap_fractions:
-        cap_w = fraction * gpu.tdp_w
-        pinned = estimate(
-            catalog,
-            model,
-            system,
-            isl=isl,
-            osl=osl,
-            ttft_ms=ttft_ms,
-            itl_ms=itl_ms,
-            power_cap_w=cap_w if fraction < 1.0 else None,
-            tp=best.tp,
-            ep=best.ep,
-            pp=best.pp,
-            concurrency=best.concurrency,
-        )
-        point = pinned.points[0]
-        rows.append(
-            (
-                cap_w,
-                point.tokens_per_s_per_gpu_output,
-                point.tokens_per_s_per_gpu_total,
-                point.gpu_power_w,
-                point.ttft_ms,
-                point.itl_ms,
-                point.ttft_ms <= ttft_ms and point.itl_ms <= itl_ms,
-            )
-        )
+    rows = [_pinned_row(catalog, model, system, isl, osl, ttft_ms, itl_ms, best, f, gpu.tdp_w) for f in cap_fractions]
     table = np.array(rows, dtype=float)
     return ServiceRates(
         power_cap_w=table[:, 0],
@@ -102,6 +74,38 @@ def service_rates(
         gpus_per_replica=best.gpus_per_replica,
         concurrency=best.concurrency,
         source=f"perf.estimate tp={best.tp} ep={best.ep} pp={best.pp} concurrency={best.concurrency}",
+    )
+
+
+def _pinned_row(catalog, model: str, system: str, isl: int, osl: int, ttft_ms: float, itl_ms: float, best,
+                fraction: float, tdp_w: float) -> tuple:
+    """One row of the table: the layout `best` re-evaluated under a cap of `fraction` × TDP."""
+    from tokenfab.perf import estimate
+
+    cap_w = fraction * tdp_w
+    pinned = estimate(
+        catalog,
+        model,
+        system,
+        isl=isl,
+        osl=osl,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        power_cap_w=cap_w if fraction < 1.0 else None,
+        tp=best.tp,
+        ep=best.ep,
+        pp=best.pp,
+        concurrency=best.concurrency,
+    )
+    point = pinned.points[0]
+    return (
+        cap_w,
+        point.tokens_per_s_per_gpu_output,
+        point.tokens_per_s_per_gpu_total,
+        point.gpu_power_w,
+        point.ttft_ms,
+        point.itl_ms,
+        point.ttft_ms <= ttft_ms and point.itl_ms <= itl_ms,
     )
 
 

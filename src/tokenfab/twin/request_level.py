@@ -86,65 +86,14 @@ def simulate_service_requests(
     start_tick = int(start_s // tick_s) if start_s is not None else None
     first, last = busiest_window(demand * tick_s * fraction, max_requests, start_tick)
     replicas = replicas_all * fraction
-    counts = np.zeros(len(demand), dtype=np.int64)
-    counts[first:last] = rng.poisson(demand[first:last] * tick_s * fraction)
-    starts = np.arange(len(demand)) * tick_s
-    arrival = (
-        np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)])
-        if counts.sum()
-        else np.zeros(0)
-    )
-    arrival.sort()
-    pick = rng.integers(0, len(trace.input_tokens), len(arrival))
-    isl = trace.input_tokens[pick].astype(float)
-    osl = trace.output_tokens[pick].astype(float)
+    arrival, isl, osl = _draw_requests(trace, demand * tick_s * fraction, first, last, tick_s, horizon_s, rng)
     cap_rows = np.searchsorted(rates.power_cap_w, np.asarray(power_cap_w_per_tick) - 1e-6)
     cap_rows = np.minimum(cap_rows, len(rates.power_cap_w) - 1)
-    ttft_op_s = rates.ttft_ms[cap_rows] / 1000.0
-    itl_op_s = rates.itl_ms[cap_rows] / 1000.0
     capacity = np.round(replicas * slots_per_replica).astype(np.int64)
-    ttft = np.empty(len(arrival))
-    itl = np.empty(len(arrival))
-    heap: list[tuple[float, int]] = []
-    busy_until = np.zeros(int(capacity.max()) if len(capacity) else 0)
-    alive = np.zeros(len(busy_until), dtype=bool)
-    current = 0
-    tick_of = np.minimum((arrival // tick_s).astype(np.int64), len(capacity) - 1)
-    applied = first - 1
-    if first > 0:
-        current = int(capacity[first - 1])
-        for slot in range(current):
-            alive[slot] = True
-            heapq.heappush(heap, (first * tick_s, slot))
-    mean_isl = float(service.isl)
-    for i in range(len(arrival)):
-        k = tick_of[i]
-        while applied < k:
-            applied += 1
-            new = int(capacity[applied])
-            boundary = applied * tick_s
-            if new > current:
-                for slot in range(current, new):
-                    if not alive[slot]:
-                        alive[slot] = True
-                        heapq.heappush(heap, (max(boundary, busy_until[slot]), slot))
-            current = new
-        a = arrival[i]
-        while heap and heap[0][1] >= current:
-            _, slot = heapq.heappop(heap)
-            alive[slot] = False
-        if not heap:
-            ttft[i] = np.inf
-            itl[i] = itl_op_s[k]
-            continue
-        free_at, slot = heapq.heappop(heap)
-        start = max(a, free_at)
-        prefill = ttft_op_s[k] * isl[i] / mean_isl
-        ttft[i] = start - a + prefill
-        itl[i] = itl_op_s[k]
-        done = start + prefill + osl[i] * itl_op_s[k]
-        busy_until[slot] = done
-        heapq.heappush(heap, (done, slot))
+    ttft, itl = _serve_in_slots(
+        arrival, isl, float(service.isl), osl, capacity, first, tick_s, rates.ttft_ms[cap_rows] / 1000.0,
+        rates.itl_ms[cap_rows] / 1000.0,
+    )
     ok = (ttft * 1000.0 <= service.ttft_target_ms) & (itl * 1000.0 <= service.itl_target_ms)
     finite = ttft[np.isfinite(ttft)]
     return {
@@ -162,3 +111,69 @@ def simulate_service_requests(
         "itl_target_ms": service.itl_target_ms,
         "unserved": int(np.sum(~np.isfinite(ttft))),
     }
+
+
+def _draw_requests(trace, expected_per_tick: np.ndarray, first: int, last: int, tick_s: float, horizon_s: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson arrivals in ticks ``[first, last)``, sorted, with input and output lengths drawn from the trace."""
+    counts = np.zeros(len(expected_per_tick), dtype=np.int64)
+    counts[first:last] = rng.poisson(expected_per_tick[first:last])
+    starts = np.arange(len(expected_per_tick)) * tick_s
+    arrival = (
+        np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)])
+        if counts.sum()
+        else np.zeros(0)
+    )
+    arrival.sort()
+    pick = rng.integers(0, len(trace.input_tokens), len(arrival))
+    return arrival, trace.input_tokens[pick].astype(float), trace.output_tokens[pick].astype(float)
+
+
+def _serve_in_slots(arrival: np.ndarray, isl: np.ndarray, mean_isl: float, osl: np.ndarray, capacity: np.ndarray, first: int,
+                    tick_s: float, ttft_op_s: np.ndarray, itl_op_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TTFT and ITL of every request served first-come first-served by the slots alive at its tick [s].
+
+    A slot serves one request at a time: prefill takes the operating TTFT scaled by the request's input
+    length over the mean (`mean_isl`), then one ITL per output token. Slots above the tick's capacity
+    retire once free; a request finding none alive is unserved (TTFT = inf).
+    """
+    ttft = np.empty(len(arrival))
+    itl = np.empty(len(arrival))
+    heap: list[tuple[float, int]] = []
+    busy_until = np.zeros(int(capacity.max()) if len(capacity) else 0)
+    alive = np.zeros(len(busy_until), dtype=bool)
+    current = 0
+    tick_of = np.minimum((arrival // tick_s).astype(np.int64), len(capacity) - 1)
+    applied = first - 1
+    if first > 0:
+        current = int(capacity[first - 1])
+        for slot in range(current):
+            alive[slot] = True
+            heapq.heappush(heap, (first * tick_s, slot))
+    for i in range(len(arrival)):
+        k = tick_of[i]
+        while applied < k:
+            applied += 1
+            new = int(capacity[applied])
+            if new > current:
+                for slot in range(current, new):
+                    if not alive[slot]:
+                        alive[slot] = True
+                        heapq.heappush(heap, (max(applied * tick_s, busy_until[slot]), slot))
+            current = new
+        a = arrival[i]
+        while heap and heap[0][1] >= current:
+            _, slot = heapq.heappop(heap)
+            alive[slot] = False
+        itl[i] = itl_op_s[k]
+        if not heap:
+            ttft[i] = np.inf
+            continue
+        free_at, slot = heapq.heappop(heap)
+        start = max(a, free_at)
+        prefill = ttft_op_s[k] * isl[i] / mean_isl
+        ttft[i] = start - a + prefill
+        done = start + prefill + osl[i] * itl_op_s[k]
+        busy_until[slot] = done
+        heapq.heappush(heap, (done, slot))
+    return ttft, itl

@@ -205,12 +205,9 @@ class OpsController:
 
     def audit(self, principal: Principal, action: str, target: str, before: dict | None, after: dict | None) -> None:
         """An audit entry for an action the service does not record itself (limits, derates, pauses)."""
-        service = self.service
+        from tokenfab.control.service.state import audit
 
-        def _op(session):
-            service._audit(session, principal, action, target, before, after)
-
-        service._mutate(_op)
+        self.service.mutate(lambda session: audit(session, principal, action, target, before, after))
 
     def _drain_node(self, principal: Principal, plan: Planned) -> tuple[dict, bool]:
         node = int(plan.element)

@@ -13,10 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from tokenfab.control.api import API_PREFIX, ERRORS, CurrentPrincipal
+from tokenfab.control.api import API_PREFIX, ERRORS, CurrentPrincipal, OperatorPrincipal
 from tokenfab.control.ops.alerts import WebhookIn
 from tokenfab.control.ops.controller import OpsController, OpsSettings
-from tokenfab.control.service import Forbidden
 
 router = APIRouter(prefix=f"{API_PREFIX}/ops", tags=["operations loop"], responses=ERRORS)
 
@@ -38,24 +37,20 @@ def receive_alerts(ops: Ops, principal: CurrentPrincipal, body: WebhookIn) -> di
 
 
 @router.get("/desired")
-def desired_state(ops: Ops, principal: CurrentPrincipal) -> dict:
+def desired_state(ops: Ops, principal: OperatorPrincipal) -> dict:
     """Placements, the training GPU power limit and derated racks, for node agents to apply."""
     return ops.desired(principal)
 
 
 @router.get("/actions")
-def actions(ops: Ops, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
+def actions(ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
     """The loop's recent actions, newest last, with the time from alert to action."""
-    if not principal.is_operator:
-        raise Forbidden("operator only")
     data = list(ops.actions)[-limit:]
     return {"data": data, "count": len(data)}
 
 
 @router.get("/history")
-def history(ops: Ops, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
+def history(ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
     """Tokens/s, latency, SLO attainment and facility power the loop read from Prometheus, over time."""
-    if not principal.is_operator:
-        raise Forbidden("operator only")
     data = ops.telemetry.history_points(limit)
     return {"data": data, "count": len(data)}

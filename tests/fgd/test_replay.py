@@ -1,9 +1,10 @@
-"""The GPU-sharing placement engine and the FGD experiment replay (tokenfab.sched.gpushare)."""
+"""The GPU-sharing placement engine and the FGD experiment replay (tokenfab.fgd)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tokenfab import fgd as g
 from tokenfab.cli import app
-from tokenfab.sched import gpushare as g
 from tokenfab.traces.openb import NodeList, PodList, read_node_list, read_pod_list
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DATA_DIR = Path(os.environ.get("TOKENFAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 OPENB_DIR = DATA_DIR / "alibaba-openb"
 EXPECTED_CSV = DATA_DIR / "fgd-expected" / "analysis_allo_discrete.csv"
 
@@ -91,7 +92,7 @@ def small_fgd_setup():
     nodes = node_list([(8000, 10**6, 2, "T4")] * 3)
     cluster = g.Cluster.from_node_list(nodes)
     pods = pod_list([(1000, 1, 1, 500, ""), (1000, 1, 1, 1000, "")])
-    workload = g.Workload.from_pod_list(pods, cluster)
+    workload = g.PodSet.from_pod_list(pods, cluster)
     frag = g.fragmentation_model(g.typical_pods(workload), workload)
     return cluster, workload, frag
 
@@ -148,7 +149,7 @@ def test_filter_matches_brute_force(data, n_nodes, cpu, mem, kind, milli, spec):
     num, gm = {"cpu": (0, 0), "share": (1, milli), "whole1": (1, 1000), "whole2": (2, 1000), "whole4": (4, 1000)}[kind]
     pods = pod_list([(cpu, mem, num, gm, spec)])
     cluster = g.Cluster.from_node_list(nodes)
-    workload = g.Workload.from_pod_list(pods, cluster)
+    workload = g.PodSet.from_pod_list(pods, cluster)
     state = g.ClusterState.empty(cluster)
     for i in range(n_nodes):
         free = data.draw(st.lists(st.sampled_from([0, 150, 500, 999, 1000]), min_size=counts[i], max_size=counts[i]))
@@ -191,10 +192,10 @@ def small_random_case(seed: int = 7):
     return g.Cluster.from_node_list(node_list(node_rows)), pod_list([shapes[k] for k in picks])
 
 
-@pytest.mark.parametrize("policy", list(g.POLICIES))
+@pytest.mark.parametrize("policy", list(g.REPLAY_POLICIES))
 def test_replay_invariants_and_determinism(policy):
     cluster, pods = small_random_case()
-    workload = g.Workload.from_pod_list(pods, cluster)
+    workload = g.PodSet.from_pod_list(pods, cluster)
     result = g.replay(cluster, workload, policy, seed=3)
     again = g.replay(cluster, workload, policy, seed=3)
     assert np.array_equal(result.node_index, again.node_index)
@@ -232,7 +233,7 @@ def test_replay_invariants_and_determinism(policy):
 
 def test_arrival_order_tops_up_to_ratio():
     cluster, pods = small_random_case()
-    workload = g.Workload.from_pod_list(pods, cluster)
+    workload = g.PodSet.from_pod_list(pods, cluster)
     order = g.arrival_order(workload, cluster.total_gpu_milli, 1.3, np.random.default_rng(1))
     assert sorted(order[: workload.n_pods].tolist()) == list(range(workload.n_pods))
     total = workload.gpu_milli_total[order].sum()
@@ -254,12 +255,12 @@ def test_allocation_curve_buckets_by_rounded_arrived_pct():
 
 def test_unknown_policy():
     with pytest.raises(KeyError):
-        g.get_policy("nope")
+        g.replay_policy("nope")
 
 
 def test_tie_break_modes():
     cluster, pods = small_random_case()
-    workload = g.Workload.from_pod_list(pods, cluster)
+    workload = g.PodSet.from_pod_list(pods, cluster)
     ordered = g.replay(cluster, workload, "gpupacking", seed=5)
     shuffled = g.replay(cluster, workload, "gpupacking", seed=5, tie_break="random")
     assert np.array_equal(ordered.pod_index, shuffled.pod_index)
@@ -342,7 +343,7 @@ def openb_default():
     if not OPENB_DIR.is_dir() or not EXPECTED_CSV.is_file():
         pytest.skip(f"shared data not found at {DATA_DIR} (needs alibaba-openb/ and fgd-expected/)")
     cluster = g.Cluster.from_node_list(read_node_list(OPENB_DIR / "openb_node_list_gpu_node.csv"))
-    workload = g.Workload.from_pod_list(read_pod_list(OPENB_DIR / "openb_pod_list_default.csv"), cluster)
+    workload = g.PodSet.from_pod_list(read_pod_list(OPENB_DIR / "openb_pod_list_default.csv"), cluster)
     expected = pd.read_csv(EXPECTED_CSV)
     expected = expected[expected.workload == "openb_pod_list_default"]
     return cluster, workload, expected
@@ -351,7 +352,7 @@ def openb_default():
 @pytest.mark.parametrize("policy", ["bestfit", "gpupacking", "fgd"])
 def test_reproduces_published_seed_42(openb_default, policy):
     cluster, workload, expected = openb_default
-    label = g.get_policy(policy).published_label
+    label = g.replay_policy(policy).published_label
     published = float(expected[(expected.sc_policy == label) & (expected.seed == 42)]["100"].iloc[0])
     ours = g.allocation_curve(g.replay(cluster, workload, policy, seed=42))[100]
     assert abs(ours - published) <= 2.5, (policy, ours, published)

@@ -18,7 +18,13 @@ from tokenfab.perf.curve import pareto_front_mask
 
 OBJECTIVE = "usd_per_million_tokens"
 FALLBACK_OBJECTIVE = "usd_per_gpu_hour"
-IMPORTANCE_METRICS = ("usd_per_million_tokens", "usd_per_gpu_hour", "tokens_per_s_per_mw", "capex_usd", "pue_annual")
+IMPORTANCE_METRICS = (
+    "usd_per_million_tokens",
+    "usd_per_gpu_hour",
+    "tokens_per_s_per_mw",
+    "capex_usd",
+    "pue_annual",
+)
 NUMERIC_BINS = 5
 """A numeric parameter with more distinct values than this is grouped into this many quantile bins [-]."""
 MAX_COLOURS = 12
@@ -111,8 +117,18 @@ def _figure():
     return figure, figure.add_subplot()
 
 
-def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str, colour_by: str | None,
-                        title: str, xlabel: str, ylabel: str, path: Path, x_scale: float = 1.0) -> None:
+def _scatter_with_front(
+    rows: pd.DataFrame,
+    front: pd.DataFrame,
+    x: str,
+    y: str,
+    colour_by: str | None,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+    x_scale: float = 1.0,
+) -> None:
     figure, axes = _figure()
     levels = levels_of(rows[colour_by]) if colour_by else None
     if levels is None or levels.nunique() > MAX_COLOURS:
@@ -121,8 +137,16 @@ def _scatter_with_front(rows: pd.DataFrame, front: pd.DataFrame, x: str, y: str,
         groups = rows.groupby(levels.to_numpy())
     for label, group in groups:
         axes.scatter(group[x].astype(float) * x_scale, group[y].astype(float), s=22, alpha=0.75, label=label)
-    axes.plot(front[x].astype(float) * x_scale, front[y].astype(float), color="black", linewidth=1.2,
-              marker="o", markerfacecolor="none", markersize=9, label="Pareto front")
+    axes.plot(
+        front[x].astype(float) * x_scale,
+        front[y].astype(float),
+        color="black",
+        linewidth=1.2,
+        marker="o",
+        markerfacecolor="none",
+        markersize=9,
+        label="Pareto front",
+    )
     axes.set_xlabel(_plain(xlabel))
     axes.set_ylabel(_plain(ylabel))
     axes.set_title(_plain(title))
@@ -152,8 +176,9 @@ def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
     figure.savefig(path)
 
 
-def write_report(frame: pd.DataFrame, parameters, out_dir: str | Path, *, title: str,
-                 notes=()) -> dict[str, str]:
+def write_report(
+    frame: pd.DataFrame, parameters, out_dir: str | Path, *, title: str, notes=()
+) -> dict[str, str]:
     """Write the figures and ``report.html`` into `out_dir`; returns their paths by name."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +192,13 @@ def write_report(frame: pd.DataFrame, parameters, out_dir: str | Path, *, title:
     fronts: dict[str, pd.DataFrame] = {}
 
     for name, other, higher, xlabel, scale in (
-        ("pareto_tokens_per_mw", "tokens_per_s_per_mw", True, "output tokens/s per MW of facility power", 1.0),
+        (
+            "pareto_tokens_per_mw",
+            "tokens_per_s_per_mw",
+            True,
+            "output tokens/s per MW of facility power",
+            1.0,
+        ),
         ("pareto_capex", "capex_usd", False, "capex [$ billion]", 1e-9),
     ):
         rows = usable(frame, (cost, other))
@@ -176,8 +207,18 @@ def write_report(frame: pd.DataFrame, parameters, out_dir: str | Path, *, title:
         front = pareto_rows(frame, cost, other, higher)
         fronts[name] = front
         path = out / f"{name}.png"
-        _scatter_with_front(rows, front, other, cost, top, f"{_label(cost)} against {xlabel}", xlabel,
-                            _label(cost), path, scale)
+        _scatter_with_front(
+            rows,
+            front,
+            other,
+            cost,
+            top,
+            f"{_label(cost)} against {xlabel}",
+            xlabel,
+            _label(cost),
+            path,
+            scale,
+        )
         files[name] = str(path)
     if top is not None:
         path = out / "importance.png"
@@ -185,13 +226,18 @@ def write_report(frame: pd.DataFrame, parameters, out_dir: str | Path, *, title:
         files["importance"] = str(path)
 
     report = out / "report.html"
-    report.write_text(_html(frame, parameters, cost, effects, fronts, files, title, list(notes)), encoding="utf-8")
+    report.write_text(
+        _html(frame, parameters, cost, effects, fronts, files, title, list(notes)), encoding="utf-8"
+    )
     files["report"] = str(report)
     return files
 
 
 def _label(metric: str) -> str:
-    return {"usd_per_million_tokens": "$ per million output tokens", "usd_per_gpu_hour": "$ per GPU-hour"}.get(metric, metric)
+    return {
+        "usd_per_million_tokens": "$ per million output tokens",
+        "usd_per_gpu_hour": "$ per GPU-hour",
+    }.get(metric, metric)
 
 
 def _table(frame: pd.DataFrame, columns) -> str:
@@ -214,8 +260,18 @@ def _fmt(value) -> str:
 
 def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
     failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
-    metrics = [cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "usd_per_gpu_hour", "pue_annual",
-               "gpus", "it_mw", "certify_errors", "certify_warnings"]
+    metrics = [
+        cost,
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_mw",
+        "capex_usd",
+        "usd_per_gpu_hour",
+        "pue_annual",
+        "gpus",
+        "it_mw",
+        "certify_errors",
+        "certify_warnings",
+    ]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -227,8 +283,10 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
         f"Cost metric: <b>{html.escape(_label(cost))}</b> (lower is better).</p>",
     ]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-    for name, heading in (("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW"),
-                          ("pareto_capex", "Pareto front: cost against capex")):
+    for name, heading in (
+        ("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW"),
+        ("pareto_capex", "Pareto front: cost against capex"),
+    ):
         if name in files:
             parts.append(f"<h2>{heading}</h2><img src='{Path(files[name]).name}' alt='{heading}'>")
             parts.append(_table(fronts[name], [*parameters, *metrics]))
@@ -251,4 +309,12 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["effect_sizes", "eta_squared", "levels_of", "objective_of", "pareto_rows", "usable", "write_report"]
+__all__ = [
+    "effect_sizes",
+    "eta_squared",
+    "levels_of",
+    "objective_of",
+    "pareto_rows",
+    "usable",
+    "write_report",
+]

@@ -1,0 +1,285 @@
+"""The control plane's in-memory picture of the factory, rebuilt from the store when in doubt.
+
+It holds the fleet (from the design), the scheduler over it, a map of physical GPU slots mirroring the
+scheduler's counts (which slot of which node each workload holds, whole or shared), the residency and
+quota of every tenant, and the facility power cap. The store stays the truth: `FactoryMemory.rebuild`
+replays every active placement from it, on start and after a failed write.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tokenfab.blueprint.design import Design
+from tokenfab.control.store import (
+    GpuAllocationRow,
+    GpuShareRow,
+    Health,
+    Meta,
+    NodeRow,
+    PlacementRow,
+    TenantRow,
+    WorkloadRow,
+)
+from tokenfab.fleet import HEALTH_CORDONED, HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, from_design
+from tokenfab.sched.quota import MILLI_PER_GPU
+from tokenfab.sched.scheduler import Scheduler
+from tokenfab.sched.types import Placement, Policy, Request, WorkloadKind
+
+IDLE_POWER_FRACTION = 0.3
+"""estimate: share of a rack's nominal power drawn with no GPU allocated (fans, pumps, CPUs, idle GPUs)."""
+DEFAULT_TOKENS_PER_S_PER_GPU = 1000.0
+"""estimate: served tokens per second per GPU of an inference workload that does not state its own."""
+HEALTH_CODE = {
+    Health.ok: HEALTH_OK,
+    Health.cordoned: HEALTH_CORDONED,
+    Health.draining: HEALTH_DRAINING,
+    Health.failed: HEALTH_FAILED,
+}
+"""The store's health words → the fleet's health codes."""
+HEALTH_NAME = {code: health.value for health, code in HEALTH_CODE.items()}
+
+
+def tokens_per_s(row: WorkloadRow) -> float:
+    """Tokens per second an inference workload serves (0 for other kinds): GPUs × per-GPU rate."""
+    if row.kind != "inference":
+        return 0.0
+    per_gpu = row.spec.get("tokens_per_s_per_gpu")
+    return float(row.gpus) * float(DEFAULT_TOKENS_PER_S_PER_GPU if per_gpu is None else per_gpu)
+
+
+class FactoryMemory:
+    """Fleet, scheduler, GPU slot map, tenants' residency and the power cap of one factory."""
+
+    def __init__(self, design: Design):
+        self.design = design
+        self.fleet = fleet = from_design(design)
+        self.node_rack = fleet.node_rack
+        self.node_hall = fleet.node_hall
+        self.node_site = fleet.node_site
+        self.rack_hall = fleet.su_hall[fleet.rack_su]
+        self.rack_site = fleet.hall_site[self.rack_hall]
+        self.rack_gpus = np.bincount(self.node_rack, weights=fleet.node_gpus, minlength=fleet.n_racks).astype(
+            int
+        )
+        self.site_racks = np.bincount(self.rack_site, minlength=fleet.n_sites)
+        self.max_domain_gpus = int(fleet.domain_gpus.max()) if fleet.n_domains else 0
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty factory: every GPU free, every node healthy, no tenant known, no cap."""
+        fleet = self.fleet
+        fleet.node_free_gpus[:] = fleet.node_gpus
+        fleet.node_health[:] = HEALTH_OK
+        fleet.domain_tenant[:] = -1
+        self.scheduler = Scheduler(fleet, Policy.topology_packing, preempt_within_tenant=True)
+        self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
+        self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
+        """Physical GPU slots held whole by a workload."""
+        self.slot_share_milli = np.zeros(self.slot_used.shape, dtype=np.int32)
+        """milli-GPU held on each physical GPU slot by small workloads (0: not shared)."""
+        self.share_physical: dict[tuple[int, int], int] = {}
+        """(node, the scheduler's share slot) → the physical GPU slot it stands for."""
+        self.workload_share: dict[str, tuple[int, int, int, int]] = {}
+        """small workload → (node, scheduler share slot, physical slot, milli-GPU)."""
+        self.workload_tenant: dict[str, str] = {}
+        self.workload_tokens_per_s: dict[str, float] = {}
+        self.power_cap_kw: float | None = None
+
+    # ------------------------------------------------------------------ rebuild from the store
+
+    def rebuild(self, session: Session) -> None:
+        """Reset, then replay the store: node health, tenants, the power cap and every active placement."""
+        self.reset()
+        unhealthy: dict[str, list[int]] = {}
+        for node_id, health in session.execute(
+            select(NodeRow.id, NodeRow.health).where(NodeRow.health != Health.ok)
+        ):
+            unhealthy.setdefault(health, []).append(node_id)
+        for health, nodes in unhealthy.items():
+            self.scheduler.set_health(nodes, HEALTH_CODE[Health(health)])
+        for tenant in session.scalars(select(TenantRow)):
+            self.remember_tenant(tenant)
+        cap = session.get(Meta, "power_cap_kw")
+        self.power_cap_kw = float(cap.value) if cap is not None and cap.value != "" else None
+        rows = session.execute(
+            select(PlacementRow, WorkloadRow, TenantRow.name)
+            .join(WorkloadRow, PlacementRow.workload_id == WorkloadRow.id)
+            .join(TenantRow, WorkloadRow.tenant_id == TenantRow.id)
+            .where(PlacementRow.released_at.is_(None))
+            .order_by(PlacementRow.id)
+        )
+        for placement_row, workload, tenant_name in rows:
+            if workload.kind == WorkloadKind.small:
+                continue  # restored below, one shared GPU at a time
+            placement = Placement(
+                workload.id,
+                np.asarray(placement_row.node_ids, dtype=np.int64),
+                np.asarray(placement_row.gpus_per_node, dtype=np.int64),
+            )
+            self.scheduler.restore(self.request(workload, tenant_name, session), placement)
+            self.note_placed(workload, tenant_name)
+        for node_id, slot in session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot)):
+            self.slot_used[node_id, slot] = True
+        self._restore_shares(session)
+
+    def _restore_shares(self, session: Session) -> None:
+        """Put the small workloads back so that the scheduler's shared GPUs are the stored physical ones.
+
+        The scheduler's `restore` puts a share on the first shared GPU of its node with room, which could
+        merge two physical GPUs' shares into one. So the shares of each physical GPU are restored
+        together, while every other shared GPU of that node is topped up to a whole GPU by a temporary
+        filler allocation (released right after): the group must open a GPU of its own.
+        """
+        rows = session.execute(
+            select(GpuShareRow, WorkloadRow, TenantRow.name)
+            .join(WorkloadRow, GpuShareRow.workload_id == WorkloadRow.id)
+            .join(TenantRow, WorkloadRow.tenant_id == TenantRow.id)
+            .order_by(GpuShareRow.node_id, GpuShareRow.slot, GpuShareRow.placement_id)
+        ).all()
+        groups: dict[tuple[int, int], list] = {}
+        for share, workload, tenant_name in rows:
+            groups.setdefault((share.node_id, share.slot), []).append((share, workload, tenant_name))
+        for (node, physical), members in groups.items():
+            fillers = self._fill_open_shares(node)
+            for share, workload, tenant_name in members:
+                request = self.request(workload, tenant_name, session)
+                self.scheduler.restore(
+                    request,
+                    Placement(
+                        workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / 1000
+                    ),
+                )
+                sched_slot = self.scheduler.allocation(workload.id).share_slot
+                self.share_physical[(node, sched_slot)] = physical
+                self.workload_share[workload.id] = (node, sched_slot, physical, share.milli)
+                self.slot_share_milli[node, physical] += share.milli
+                self.note_placed(workload, tenant_name)
+            for filler_id in fillers:
+                self.scheduler.release(filler_id)
+
+    def _fill_open_shares(self, node: int) -> list[str]:
+        """Top every partly shared GPU of ``node`` up to a whole GPU with a filler; the fillers' ids."""
+        fillers = []
+        used = self.scheduler.share_used_milli[node]
+        for sched_slot in np.flatnonzero((used > 0) & (used < MILLI_PER_GPU)).tolist():
+            room = MILLI_PER_GPU - int(used[sched_slot])
+            filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / 1000)
+            self.scheduler.restore(
+                filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / 1000)
+            )
+            fillers.append(filler.id)
+        return fillers
+
+    # ------------------------------------------------------------------ tenants
+
+    def remember_tenant(self, tenant: TenantRow) -> None:
+        """Keep the scheduler's quota and the residency its requests carry in step with the store."""
+        self.scheduler.set_quota(tenant.name, tenant.quota_gpus)
+        self.residency[tenant.name] = (
+            tuple(tenant.allowed_sites) if tenant.allowed_sites is not None else None,
+            tuple(tenant.allowed_halls) if tenant.allowed_halls is not None else None,
+        )
+
+    def gpu_equivalents(self, tenant: str) -> float:
+        """GPUs a tenant holds, a share counting its fraction (what its quota is checked against)."""
+        return self.scheduler.gpu_equivalents(tenant)
+
+    def request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
+        """The scheduler's request for a stored workload, with its tenant's residency."""
+        if tenant_name not in self.residency:
+            self.remember_tenant(session.scalar(select(TenantRow).where(TenantRow.name == tenant_name)))
+        allowed_sites, allowed_halls = self.residency[tenant_name]
+        spec = row.spec
+        small = row.kind == "small"
+        return Request(
+            id=row.id,
+            gpus=row.gpus,
+            tenant=tenant_name,
+            kind=WorkloadKind(row.kind),
+            slice_gpus=spec.get("gpus", 0) if row.kind == "inference" else spec.get("slice_gpus", 0),
+            whole_domains=bool(spec.get("whole_domains", False)),
+            priority=row.priority,
+            preemptible=bool(spec.get("preemptible", True)),
+            exclusive_domains=True,
+            allowed_sites=allowed_sites,
+            allowed_halls=allowed_halls,
+            gpu_fraction=float(spec.get("gpu_fraction") or 0.0) if small else 0.0,
+            cpu_cores=float(spec.get("cpu_cores") or 0.0) if small else 0.0,
+            memory_gb=float(spec.get("memory_gb") or 0.0) if small else 0.0,
+        )
+
+    # ------------------------------------------------------------------ the GPU slot map
+
+    def note_placed(self, row: WorkloadRow, tenant_name: str) -> None:
+        self.workload_tenant[row.id] = tenant_name
+        self.workload_tokens_per_s[row.id] = tokens_per_s(row)
+
+    def take_whole_slots(self, node: int, take: int) -> np.ndarray:
+        """Claim ``take`` wholly free physical GPU slots of ``node`` (the scheduler has counted them)."""
+        whole_free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
+        slots = np.flatnonzero(whole_free[: self.fleet.node_gpus[node]])[:take]
+        if len(slots) < take:
+            raise RuntimeError(f"node {node}: scheduler and slot map disagree")
+        self.slot_used[node, slots] = True
+        return slots
+
+    def take_share(self, workload_id: str, node: int, milli: int) -> int:
+        """Map the scheduler's share slot of a placed small workload to a physical GPU slot (returned)."""
+        sched_slot = self.scheduler.allocation(workload_id).share_slot
+        physical = self.share_physical.get((node, sched_slot))
+        if physical is None:  # the scheduler opened a new shared GPU: take a physical GPU that is wholly free
+            free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)
+            candidates = np.flatnonzero(free[: self.fleet.node_gpus[node]])
+            if not len(candidates):
+                raise RuntimeError(f"node {node}: scheduler and slot map disagree on a shared GPU")
+            physical = int(candidates[0])
+            self.share_physical[(node, sched_slot)] = physical
+        self.slot_share_milli[node, physical] += milli
+        self.workload_share[workload_id] = (node, sched_slot, physical, milli)
+        return physical
+
+    def forget(self, workload_id: str) -> bool:
+        """Drop a released workload's share and bookkeeping (its whole slots are freed one by one with
+        `free_slot`); True when it held a share."""
+        share = self.workload_share.pop(workload_id, None)
+        if share is not None:
+            node, sched_slot, physical, milli = share
+            self.slot_share_milli[node, physical] -= milli
+            if self.scheduler.share_used_milli[node, sched_slot] == 0:
+                self.share_physical.pop((node, sched_slot), None)
+        self.workload_tenant.pop(workload_id, None)
+        self.workload_tokens_per_s.pop(workload_id, None)
+        return share is not None
+
+    def free_slot(self, node: int, slot: int) -> None:
+        self.slot_used[node, slot] = False
+
+    # ------------------------------------------------------------------ power draw
+
+    @property
+    def pue(self) -> float:
+        return float(self.design.metrics.pue_design)
+
+    def it_draw_kw(self) -> float:
+        """IT draw from the allocation state [kW]: a site's racks' nominal power scaled between an idle
+        share and full load by the share of its GPUs that are allocated,
+
+            P_it = Σ_sites N_racks · P_rack,nominal · (f_idle + (1 − f_idle) · G_alloc / G_installed)
+        """
+        fleet = self.fleet
+        used = (fleet.node_gpus - fleet.node_free_gpus).astype(np.float64)
+        used_by_site = np.bincount(self.node_site, weights=used, minlength=fleet.n_sites)
+        installed = np.bincount(self.node_site, weights=fleet.node_gpus, minlength=fleet.n_sites)
+        rack_kw = np.asarray([site.rack.power_nominal_kw for site in self.design.sites])
+        share = np.divide(used_by_site, installed, out=np.zeros_like(used_by_site), where=installed > 0)
+        return float(
+            np.sum(self.site_racks * rack_kw * (IDLE_POWER_FRACTION + (1 - IDLE_POWER_FRACTION) * share))
+        )
+
+    def facility_draw_kw(self) -> float:
+        """Facility draw [kW]: IT draw × design PUE."""
+        return self.it_draw_kw() * self.pue
+
