@@ -9,17 +9,29 @@ incrementally by the scheduler.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 
 from tokenfab.blueprint.design import Design
 
-HEALTH_OK = 0
-HEALTH_CORDONED = 1
-"""No new work is placed; running work stays."""
-HEALTH_DRAINING = 2
-"""No new work; running work is being moved off."""
-HEALTH_FAILED = 3
+
+class Health(IntEnum):
+    """A node's health: the fleet's ``node_health`` array holds the number, the store and the API the name."""
+
+    ok = 0
+    cordoned = 1
+    """No new work is placed; running work stays."""
+    draining = 2
+    """No new work; running work is being moved off."""
+    failed = 3
+
+
+# plain ints for array code (comparing a numpy scalar with an IntEnum member is ~30× slower)
+HEALTH_OK = Health.ok.value
+HEALTH_CORDONED = Health.cordoned.value
+HEALTH_DRAINING = Health.draining.value
+HEALTH_FAILED = Health.failed.value
 NO_TENANT = -1
 
 

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from sched_fleets import make_fleet, make_mixed_fleet
 
 from tokenfab.fleet import HEALTH_CORDONED, HEALTH_FAILED, HEALTH_OK, NO_TENANT
-from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.scheduler import Scheduler
 from tokenfab.sched.state import recount
 from tokenfab.sched.types import Level, Placement, Policy, Request, WorkloadKind
+from tokenfab.units import MILLI_PER_GPU
 
 TENANTS = ("a", "b", "c")
 LEVELS = (None, Level.domain, Level.rack, Level.su, Level.hall, Level.site, Level.node)

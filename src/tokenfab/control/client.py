@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 
+from tokenfab.settings import env_name, load_settings
+
 CREDENTIALS_PATH = Path("~/.config/tokenfab/credentials.json")
-TOKEN_ENV = "TOKENFAB_TOKEN"
-SERVER_ENV = "TOKENFAB_SERVER"
+TOKEN_ENV = env_name("token")
+SERVER_ENV = env_name("server")
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
@@ -52,8 +54,9 @@ def load_credentials(path: Path | None = None) -> dict[str, str]:
 def resolve(server: str | None, token: str | None) -> tuple[str, str | None]:
     """Server and token from the arguments, else the environment, else the saved credentials."""
     saved = load_credentials()
-    server = server or os.environ.get(SERVER_ENV) or saved.get("server") or DEFAULT_SERVER
-    token = token or os.environ.get(TOKEN_ENV) or saved.get("token")
+    settings = load_settings()
+    server = server or settings.server or saved.get("server") or DEFAULT_SERVER
+    token = token or settings.token or saved.get("token")
     return server.rstrip("/"), token
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tokenfab.fleet import Health
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -31,13 +33,6 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-class Health(StrEnum):
-    ok = "ok"
-    cordoned = "cordoned"
-    draining = "draining"
-    failed = "failed"
 
 
 class Role(StrEnum):
@@ -93,7 +88,7 @@ class NodeRow(Base):
     rack_id: Mapped[int] = mapped_column(ForeignKey("racks.id"), index=True)
     domain: Mapped[int] = mapped_column(Integer)
     gpus: Mapped[int] = mapped_column(Integer)
-    health: Mapped[str] = mapped_column(String(16), default=Health.ok)
+    health: Mapped[str] = mapped_column(String(16), default=Health.ok.name)
     health_reason: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 

@@ -79,13 +79,13 @@ from tokenfab.fgd.scorers import (
     gpu_packing_scores,
     replay_policy,
 )
-from tokenfab.traces.openb import GPU_MILLI_PER_GPU
+from tokenfab.units import MILLI_PER_GPU
 
 __all__ = [
     "CURVE_LEVELS_PCT",
     "DEFAULT_INFLATION_RATIO",
     "DEFAULT_TYPICAL_POD_POPULARITY",
-    "GPU_MILLI_PER_GPU",
+    "MILLI_PER_GPU",
     "MAX_NODE_SCORE",
     "MAX_SPEC_CPU_MILLI",
     "MAX_SPEC_GPU_MILLI",

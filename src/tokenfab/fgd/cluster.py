@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenfab.traces.openb import GPU_MILLI_PER_GPU, NodeList, PodList
+from tokenfab.traces.openb import NodeList, PodList
+from tokenfab.units import MILLI_PER_GPU
 
 MAX_SPEC_CPU_MILLI = 128_000
 """Largest node CPU in the openb cluster; the reference simulator normalises CPU by it."""
@@ -46,7 +47,7 @@ class Cluster:
 
     @property
     def total_gpu_milli(self) -> int:
-        return int(self.gpu_count.sum()) * GPU_MILLI_PER_GPU
+        return int(self.gpu_count.sum()) * MILLI_PER_GPU
 
     @classmethod
     def from_node_list(cls, nodes: NodeList) -> Cluster:
@@ -94,7 +95,7 @@ class PodSet:
     def from_pod_list(cls, pods: PodList, cluster: Cluster) -> PodSet:
         num_gpu = pods.num_gpu.astype(np.int64)
         is_gpu = num_gpu > 0
-        gpu_milli = np.where(is_gpu, np.clip(pods.gpu_milli, 0, GPU_MILLI_PER_GPU), 0).astype(np.int64)
+        gpu_milli = np.where(is_gpu, np.clip(pods.gpu_milli, 0, MILLI_PER_GPU), 0).astype(np.int64)
         spec_text = [_canonical_spec(s) if g else "" for s, g in zip(pods.gpu_spec, is_gpu, strict=True)]
         specs = ("",) + tuple(sorted({s for s in spec_text if s}))
         spec_index = {s: i for i, s in enumerate(specs)}
@@ -148,7 +149,7 @@ class PodRequest:
 
     @property
     def is_gpu_share(self) -> bool:
-        return self.num_gpu == 1 and 0 < self.gpu_milli < GPU_MILLI_PER_GPU
+        return self.num_gpu == 1 and 0 < self.gpu_milli < MILLI_PER_GPU
 
     @property
     def gpu_milli_total(self) -> int:
@@ -193,14 +194,14 @@ class ClusterState:
     @classmethod
     def empty(cls, cluster: Cluster) -> ClusterState:
         slots = np.arange(cluster.gpu_slots)
-        gpu_free = np.where(slots[None, :] < cluster.gpu_count[:, None], GPU_MILLI_PER_GPU, 0).astype(np.int64)
+        gpu_free = np.where(slots[None, :] < cluster.gpu_count[:, None], MILLI_PER_GPU, 0).astype(np.int64)
         return cls(
             cluster=cluster,
             cpu_free=cluster.cpu_milli.copy(),
             mem_free=cluster.memory_mib.copy(),
             gpu_free=gpu_free,
             gpu_free_total=gpu_free.sum(axis=1),
-            gpu_full_count=(gpu_free == GPU_MILLI_PER_GPU).sum(axis=1),
+            gpu_full_count=(gpu_free == MILLI_PER_GPU).sum(axis=1),
             gpu_free_max=gpu_free.max(axis=1),
             affinity_count=np.zeros((cluster.n_nodes, len(_AFFINITY_TAGS)), dtype=np.int64),
             version=np.zeros(cluster.n_nodes, dtype=np.int64),
@@ -244,12 +245,12 @@ def allocate(state: ClusterState, node: int, pod: PodRequest, gpu_index: int) ->
                 raise ValueError(f"GPU {gpu_index} of node {node} cannot fit {pod.gpu_milli} milli-GPU")
             row[gpu_index] -= pod.gpu_milli
         else:
-            free_slots = np.flatnonzero(row >= GPU_MILLI_PER_GPU)[: pod.num_gpu]
+            free_slots = np.flatnonzero(row >= MILLI_PER_GPU)[: pod.num_gpu]
             if len(free_slots) < pod.num_gpu:
                 raise ValueError(f"node {node} has fewer than {pod.num_gpu} free GPUs")
             row[free_slots] = 0
         state.gpu_free_total[node] = row.sum()
-        state.gpu_full_count[node] = int((row == GPU_MILLI_PER_GPU).sum())
+        state.gpu_full_count[node] = int((row == MILLI_PER_GPU).sum())
         state.gpu_free_max[node] = row.max()
         state.affinity_count[node, pod.affinity_tag] += 1
         state.allocated_gpu_milli += pod.gpu_milli_total

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.fgd.cluster import MAX_NODE_SCORE, PodSet
-from tokenfab.traces.openb import GPU_MILLI_PER_GPU
+from tokenfab.units import MILLI_PER_GPU
 
 DEFAULT_TYPICAL_POD_POPULARITY = 0.95
 """FGD's "typical pods" are the most frequent pod shapes that cover 95 % of the pods."""
@@ -178,6 +178,6 @@ def sigmoid_score(delta_scaled: np.ndarray, total_weight: int) -> np.ndarray:
 
     Integer truncation as in the reference ``FGDScorePlugin`` (many nodes tie; see :func:`replay` for ties).
     """
-    x = np.asarray(delta_scaled, dtype=np.float64) / (float(total_weight) * GPU_MILLI_PER_GPU)
+    x = np.asarray(delta_scaled, dtype=np.float64) / (float(total_weight) * MILLI_PER_GPU)
     with np.errstate(over="ignore"):
         return np.floor(MAX_NODE_SCORE / (1.0 + np.exp(-x))).astype(np.int64)

@@ -26,7 +26,7 @@ from tokenfab.fgd.fragmentation import (
     typical_pods,
     usable_gpu,
 )
-from tokenfab.traces.openb import GPU_MILLI_PER_GPU
+from tokenfab.units import MILLI_PER_GPU
 
 # --------------------------------------------------------------------------------------------
 # Policies
@@ -107,7 +107,7 @@ def gpu_packing_scores(gpu_free: np.ndarray, gpu_count: np.ndarray, pod: PodRequ
     n = len(gpu_count)
     if pod.num_gpu == 0:
         return np.zeros(n, dtype=np.int64)
-    full = (gpu_free == GPU_MILLI_PER_GPU).sum(axis=1)
+    full = (gpu_free == MILLI_PER_GPU).sum(axis=1)
     idle_node = full == gpu_count
     scores = np.empty(n, dtype=np.int64)
     scores[idle_node] = np.maximum(MAX_NODE_SCORE // 3 - full[idle_node], full[idle_node])
@@ -115,9 +115,9 @@ def gpu_packing_scores(gpu_free: np.ndarray, gpu_count: np.ndarray, pod: PodRequ
     if pod.is_gpu_share:
         rows = gpu_free[used]
         tightest = np.take_along_axis(rows, best_fit_gpu(rows, pod.gpu_milli)[:, None], axis=1)[:, 0]
-        shared = np.maximum(MAX_NODE_SCORE - (tightest * 100 // GPU_MILLI_PER_GPU) // 10, MAX_NODE_SCORE // 2)
+        shared = np.maximum(MAX_NODE_SCORE - (tightest * 100 // MILLI_PER_GPU) // 10, MAX_NODE_SCORE // 2)
         fresh = max(MAX_NODE_SCORE // 2 - 1, MAX_NODE_SCORE // 3)
-        scores[used] = np.where(tightest == GPU_MILLI_PER_GPU, fresh, shared)
+        scores[used] = np.where(tightest == MILLI_PER_GPU, fresh, shared)
     else:
         scores[used] = max(MAX_NODE_SCORE // 2 - pod.num_gpu, MAX_NODE_SCORE // 3)
     return scores
@@ -205,7 +205,7 @@ class FgdScorer(Scorer):
             return np.where(fits, before[:, None] - after, np.iinfo(np.int64).min), fits
         after_rows = rows.copy()
         if pod.num_gpu > 0:
-            full = after_rows >= GPU_MILLI_PER_GPU
+            full = after_rows >= MILLI_PER_GPU
             taken = full & (np.cumsum(full, axis=1) <= pod.num_gpu)
             after_rows[taken] = 0
         after = fragment_scaled(self.frag, after_rows, cpu_after, model, mem_after)

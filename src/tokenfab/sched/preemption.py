@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.types import Eviction, Request
+from tokenfab.units import MILLI_PER_GPU
 
 if TYPE_CHECKING:
     from tokenfab.sched.scheduler import Allocation, Scheduler

@@ -12,8 +12,7 @@ import math
 import numpy as np
 
 from tokenfab.fleet import NO_TENANT
-
-MILLI_PER_GPU = 1000
+from tokenfab.units import MILLI_PER_GPU
 
 
 class Quotas:

@@ -32,10 +32,11 @@ import numpy as np
 from tokenfab.fleet import HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, NO_TENANT, Fleet
 from tokenfab.sched import preemption
 from tokenfab.sched.policies import PlacementPolicy, get_policy
-from tokenfab.sched.quota import MILLI_PER_GPU, Quotas, Residency, exclusivity_mask
+from tokenfab.sched.quota import Quotas, Residency, exclusivity_mask
 from tokenfab.sched.search import Found, PlacementSearch
 from tokenfab.sched.state import FreeCounts, Topology, recount
 from tokenfab.sched.types import Eviction, Level, Placement, Policy, Request, Unplaceable
+from tokenfab.units import MILLI_PER_GPU
 
 __all__ = ["Allocation", "Eviction", "Scheduler", "Trial"]
 

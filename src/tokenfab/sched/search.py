@@ -17,8 +17,8 @@ import numpy as np
 
 from tokenfab.fleet import HEALTH_OK
 from tokenfab.sched.policies import NARROWEST_FIRST, DomainView
-from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.types import Level, Request, WorkloadKind
+from tokenfab.units import MILLI_PER_GPU
 
 if TYPE_CHECKING:
     from tokenfab.sched.scheduler import Scheduler

@@ -12,13 +12,13 @@ Bad files raise `InputError` naming the file and line.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tokenfab.io.yamlfile import InputError
+from tokenfab.settings import load_settings
 
 TRACE_FILES = {
     "azure-conv": "azure-llm/AzureLLMInferenceTrace_conv.csv",
@@ -56,9 +56,9 @@ class RequestTrace:
 
 def shared_data_dir() -> Path:
     """Where the public data lives: ``$TOKENFAB_DATA_DIR``, else ``<repo>/../shared/data``."""
-    env = os.environ.get("TOKENFAB_DATA_DIR")
-    if env:
-        return Path(env)
+    configured = load_settings().data_dir
+    if configured is not None:
+        return configured
     return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tokenfab.units import MILLI_PER_GPU
+
 NODE_COLUMNS: tuple[str, ...] = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
 POD_COLUMNS: tuple[str, ...] = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
 POD_OPTIONAL_COLUMNS: tuple[str, ...] = ("gpu_spec",)
-GPU_MILLI_PER_GPU = 1000
 
 
 class TraceFormatError(ValueError):
@@ -58,7 +59,7 @@ class NodeList:
     @property
     def total_gpu_milli(self) -> int:
         """Cluster GPU capacity in milli-GPU (1000 per GPU)."""
-        return int(self.gpu_count.sum()) * GPU_MILLI_PER_GPU
+        return int(self.gpu_count.sum()) * MILLI_PER_GPU
 
 
 @dataclass(frozen=True)
@@ -209,9 +210,9 @@ def read_pod_list(path: str | Path) -> PodList:
             raise _fail(path, line, "name", "empty pod name")
         n_gpu = _parse_nonnegative_int(path, line, "num_gpu", row["num_gpu"])
         g_milli = _parse_nonnegative_int(path, line, "gpu_milli", row["gpu_milli"])
-        if n_gpu > 0 and not 0 < g_milli <= GPU_MILLI_PER_GPU:
+        if n_gpu > 0 and not 0 < g_milli <= MILLI_PER_GPU:
             raise _fail(path, line, "gpu_milli", f"a GPU pod needs 1..1000 milli-GPU, got {g_milli}")
-        if n_gpu > 1 and g_milli != GPU_MILLI_PER_GPU:
+        if n_gpu > 1 and g_milli != MILLI_PER_GPU:
             raise _fail(path, line, "gpu_milli", f"a {n_gpu}-GPU pod must ask for whole GPUs (1000), got {g_milli}")
         spec = row["gpu_spec"].strip() if has_spec else ""
         if spec.lower() == "nan":

@@ -1,4 +1,9 @@
-"""Facility power in the twin: GPU power by state, the facility cap, grid events and CDU losses.
+"""Facility power: GPU power by state, the facility cap, grid events and CDU losses.
+
+This is the one facility power model of tokenfab: the twin applies it to its GPU states, and the control
+plane (`tokenfab.control.service.memory`) to its allocation state (allocated GPUs at the uncapped
+training draw, free GPUs idle, no parking), both with the figures `tokenfab.twin.facility.facility_figures`
+reduces a design to.
 
 IT power is the sum over GPUs of their board power by state, plus a host share per powered GPU, plus the
 fabric:
@@ -28,6 +33,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def it_power_w(
+    busy_power_w: float, idle_gpus: int, powered_gpus: int, idle_power_w: float, host_power_per_gpu_w: float
+) -> float:
+    """IT power without the fabric [W]: the busy GPUs' board power, plus the idle GPUs at idle power, plus
+    the host share of every powered GPU.
+
+    .. math:: P = P_{busy} + n_{idle} P_{idle} + n_{powered} P_{host}
+
+    (:math:`P_{busy} = n_{train} P_{train}(c_t) + \\sum_s n_s P_s(c_s, u_s)` in the module docstring;
+    idle GPUs of parked nodes count neither as idle nor as powered).
+    """
+    return busy_power_w + idle_gpus * idle_power_w + powered_gpus * host_power_per_gpu_w
+
+
+def it_power_kw(it_power_without_fabric_w: float, fabric_kw: float) -> float:
+    """IT power with the fabric [kW]: :math:`P_{IT} = P / 1000 + P_{fabric}`."""
+    return it_power_without_fabric_w / 1000.0 + fabric_kw
+
+
+def facility_power_kw(it_kw: float, pue: float) -> float:
+    """Facility power [kW]: :math:`P_{facility} = PUE \\cdot P_{IT}`."""
+    return it_kw * pue
 
 
 def training_gpu_power_w(cap_w: float, full_power_w: float) -> float:

@@ -124,8 +124,9 @@ class TwinState:
     def _it_w(self, p_train_w: float, inference_w: float, n_idle: int) -> float:
         parking = self.grid.parking
         powered = self.n_gpus - self.n_down - (n_idle if parking else 0)
-        idle_w = 0.0 if parking else n_idle * self.figures.gpu_idle_w
-        return self.training.gpus * p_train_w + inference_w + idle_w + powered * self.figures.host_w_per_gpu
+        busy_w = self.training.gpus * p_train_w + inference_w
+        fig = self.figures
+        return power.it_power_w(busy_w, 0 if parking else n_idle, powered, fig.gpu_idle_w, fig.host_w_per_gpu)
 
     def refresh(self) -> None:
         """Recompute the rates that hold until the next event (power, tokens, GPU states)."""
@@ -138,8 +139,8 @@ class TwinState:
             self.demand_rate = np.asarray(load.demanded, dtype=float)
             inference.dirty = False
         it_w = self._it_w(self.training.gpu_power_w(), self.inference_w, self.idle_gpus())
-        self.it_kw = it_w / 1000.0 + self.figures.fabric_kw
-        self.facility_kw = self.it_kw * self.figures.pue
+        self.it_kw = power.it_power_kw(it_w, self.figures.fabric_kw)
+        self.facility_kw = power.facility_power_kw(self.it_kw, self.figures.pue)
         self.meter.note_power(self.now_s, self.facility_kw)
         self.grid.note_compliance(self.now_s, self.facility_kw)
 

@@ -8,7 +8,6 @@ supply it, e.g. for a benchmark that starts the server itself).
 from __future__ import annotations
 
 import hashlib
-import os
 
 from sqlalchemy.orm import Session
 
@@ -19,16 +18,17 @@ from tokenfab.control.store import (
     ApiTokenRow,
     AuditRow,
     HallRow,
-    Health,
     Meta,
     NodeRow,
     RackRow,
     Role,
     SiteRow,
 )
+from tokenfab.fleet import Health
 from tokenfab.io.yamlfile import InputError
+from tokenfab.settings import env_name, load_settings
 
-BOOTSTRAP_TOKEN_ENV = "TOKENFAB_BOOTSTRAP_TOKEN"
+BOOTSTRAP_TOKEN_ENV = env_name("bootstrap_token")
 
 
 def design_fingerprint(design: Design) -> str:
@@ -53,7 +53,7 @@ def initialise_store(session: Session, design: Design, memory: FactoryMemory) ->
     session.add_all(
         [Meta(key="design_fingerprint", value=fingerprint), Meta(key="design_name", value=design.name)]
     )
-    token = os.environ.get(BOOTSTRAP_TOKEN_ENV) or None
+    token = load_settings().bootstrap_token
     parsed = parse_token(token) if token else None
     if parsed is None:
         parsed = (new_token_id(), new_secret())
@@ -89,7 +89,7 @@ def write_inventory(session: Session, memory: FactoryMemory) -> None:
             rack_id=int(memory.node_rack[i]),
             domain=int(fleet.node_domain[i]),
             gpus=int(fleet.node_gpus[i]),
-            health=Health.ok,
+            health=Health.ok.name,
             health_reason="",
         )
         for i in range(fleet.n_nodes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenfab.blueprint.design import Design
+from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import make_engine, upgrade_to_head
@@ -29,12 +30,13 @@ class ControlService(ServiceState):
     """The factory's control-plane state and every operation on it."""
 
     @classmethod
-    def open(cls, design: Design, db_url: str) -> Opened:
+    def open(cls, design: Design, db_url: str, catalog: Catalog | None = None) -> Opened:
         """Migrate the store, load or create the inventory, rebuild memory; a new store gets a bootstrap
-        operator token (returned once)."""
+        operator token (returned once). ``catalog``: the one the design was compiled with (default: the
+        built-in catalog), for the figures of the power model."""
         engine = make_engine(db_url)
         upgrade_to_head(engine)
-        service = cls(design, engine)
+        service = cls(design, engine, catalog)
         with service.sessions.begin() as session:
             token = initialise_store(session, design, service.memory)
         service.rebuild()

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.service.errors import NotFound
-from tokenfab.control.service.memory import HEALTH_CODE, FactoryMemory
+from tokenfab.control.service.memory import FactoryMemory
 from tokenfab.control.service.metrics import sample
 from tokenfab.control.service.placement import process_queue, release
 from tokenfab.control.service.state import ServiceState, audit
-from tokenfab.control.store import ACTIVE_STATES, Health, NodeRow, WorkloadRow, WorkloadState, utc_now
+from tokenfab.control.store import ACTIVE_STATES, NodeRow, WorkloadRow, WorkloadState, utc_now
+from tokenfab.fleet import Health
 
 HEALTH_OF_ACTION = {
     "cordon": Health.cordoned,
@@ -55,15 +56,15 @@ def change_health(
         before = Counter(row.health for row in node_rows)
         now = utc_now()
         for row in node_rows:
-            row.health = health
+            row.health = health.name
             row.health_reason = body.reason
             row.updated_at = now
         requeued, failed = [], []
-        for workload_id in memory.scheduler.set_health(nodes, HEALTH_CODE[health]):
+        for workload_id in memory.scheduler.set_health(nodes, health.value):
             workload = session.get(WorkloadRow, workload_id)
             if workload is None or workload.state not in ACTIVE_STATES:
                 continue
-            release(memory, session, workload, f"{where} {health}")
+            release(memory, session, workload, f"{where} {health.name}")
             workload.updated_at = now
             if health == Health.failed and workload.on_failure == "fail":
                 workload.state = WorkloadState.failed
@@ -71,14 +72,14 @@ def change_health(
                 failed.append(workload_id)
             else:
                 workload.state = WorkloadState.queued
-                workload.queue_reason = f"requeued: {where} {health}"
+                workload.queue_reason = f"requeued: {where} {health.name}"
                 requeued.append(workload_id)
-        after = {"health": health.value, "reason": body.reason, "requeued": requeued, "failed": failed}
+        after = {"health": health.name, "reason": body.reason, "requeued": requeued, "failed": failed}
         audit(
             session, principal, f"{level}.{action}", f"{level}/{element_id}", {"health": dict(before)}, after
         )
         process_queue(memory, session, principal)
         sample(memory, session)
-        return s.HealthResult(nodes=nodes.tolist(), health=health.value, requeued=requeued, failed=failed)
+        return s.HealthResult(nodes=nodes.tolist(), health=health.name, requeued=requeued, failed=failed)
 
     return state.mutate(_op)

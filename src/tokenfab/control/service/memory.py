@@ -13,33 +13,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tokenfab.blueprint.design import Design
+from tokenfab.catalog.load import Catalog
 from tokenfab.control.store import (
     GpuAllocationRow,
     GpuShareRow,
-    Health,
     Meta,
     NodeRow,
     PlacementRow,
     TenantRow,
     WorkloadRow,
 )
-from tokenfab.fleet import HEALTH_CORDONED, HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, from_design
-from tokenfab.sched.quota import MILLI_PER_GPU
+from tokenfab.fleet import HEALTH_DRAINING, HEALTH_FAILED, HEALTH_OK, Health, from_design
 from tokenfab.sched.scheduler import Scheduler
 from tokenfab.sched.types import Placement, Policy, Request, WorkloadKind
+from tokenfab.twin import power
+from tokenfab.twin.facility import facility_figures
+from tokenfab.twin.workload import PowerSpec
+from tokenfab.units import MILLI_PER_GPU
 
-IDLE_POWER_FRACTION = 0.3
-"""estimate: share of a rack's nominal power drawn with no GPU allocated (fans, pumps, CPUs, idle GPUs)."""
 DEFAULT_TOKENS_PER_S_PER_GPU = 1000.0
 """estimate: served tokens per second per GPU of an inference workload that does not state its own."""
-HEALTH_CODE = {
-    Health.ok: HEALTH_OK,
-    Health.cordoned: HEALTH_CORDONED,
-    Health.draining: HEALTH_DRAINING,
-    Health.failed: HEALTH_FAILED,
-}
-"""The store's health words → the fleet's health codes."""
-HEALTH_NAME = {code: health.value for health, code in HEALTH_CODE.items()}
 
 
 def tokens_per_s(row: WorkloadRow) -> float:
@@ -53,8 +46,12 @@ def tokens_per_s(row: WorkloadRow) -> float:
 class FactoryMemory:
     """Fleet, scheduler, GPU slot map, tenants' residency and the power cap of one factory."""
 
-    def __init__(self, design: Design):
+    def __init__(self, design: Design, catalog: Catalog):
         self.design = design
+        self.figures = facility_figures(design, catalog)
+        """The design reduced to what the facility power model needs (the twin's figures)."""
+        self.busy_gpu_power_w = PowerSpec().training_power_fraction * self.figures.gpu_tdp_w
+        """Board power of an allocated GPU [W]: the twin's default uncapped training draw."""
         self.fleet = fleet = from_design(design)
         self.node_rack = fleet.node_rack
         self.node_hall = fleet.node_hall
@@ -64,7 +61,6 @@ class FactoryMemory:
         self.rack_gpus = np.bincount(self.node_rack, weights=fleet.node_gpus, minlength=fleet.n_racks).astype(
             int
         )
-        self.site_racks = np.bincount(self.rack_site, minlength=fleet.n_sites)
         self.max_domain_gpus = int(fleet.domain_gpus.max()) if fleet.n_domains else 0
         self.reset()
 
@@ -95,11 +91,11 @@ class FactoryMemory:
         self.reset()
         unhealthy: dict[str, list[int]] = {}
         for node_id, health in session.execute(
-            select(NodeRow.id, NodeRow.health).where(NodeRow.health != Health.ok)
+            select(NodeRow.id, NodeRow.health).where(NodeRow.health != Health.ok.name)
         ):
             unhealthy.setdefault(health, []).append(node_id)
         for health, nodes in unhealthy.items():
-            self.scheduler.set_health(nodes, HEALTH_CODE[Health(health)])
+            self.scheduler.set_health(nodes, Health[health].value)
         for tenant in session.scalars(select(TenantRow)):
             self.remember_tenant(tenant)
         cap = session.get(Meta, "power_cap_kw")
@@ -149,7 +145,7 @@ class FactoryMemory:
                 self.scheduler.restore(
                     request,
                     Placement(
-                        workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / 1000
+                        workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / MILLI_PER_GPU
                     ),
                 )
                 sched_slot = self.scheduler.allocation(workload.id).share_slot
@@ -166,9 +162,9 @@ class FactoryMemory:
         used = self.scheduler.share_used_milli[node]
         for sched_slot in np.flatnonzero((used > 0) & (used < MILLI_PER_GPU)).tolist():
             room = MILLI_PER_GPU - int(used[sched_slot])
-            filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / 1000)
+            filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / MILLI_PER_GPU)
             self.scheduler.restore(
-                filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / 1000)
+                filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / MILLI_PER_GPU)
             )
             fillers.append(filler.id)
         return fillers
@@ -259,27 +255,36 @@ class FactoryMemory:
 
     # ------------------------------------------------------------------ power draw
 
-    @property
-    def pue(self) -> float:
-        return float(self.design.metrics.pue_design)
-
-    def it_draw_kw(self) -> float:
-        """IT draw from the allocation state [kW]: a site's racks' nominal power scaled between an idle
-        share and full load by the share of its GPUs that are allocated,
-
-            P_it = Σ_sites N_racks · P_rack,nominal · (f_idle + (1 − f_idle) · G_alloc / G_installed)
-        """
-        fleet = self.fleet
-        used = (fleet.node_gpus - fleet.node_free_gpus).astype(np.float64)
-        used_by_site = np.bincount(self.node_site, weights=used, minlength=fleet.n_sites)
-        installed = np.bincount(self.node_site, weights=fleet.node_gpus, minlength=fleet.n_sites)
-        rack_kw = np.asarray([site.rack.power_nominal_kw for site in self.design.sites])
-        share = np.divide(used_by_site, installed, out=np.zeros_like(used_by_site), where=installed > 0)
-        return float(
-            np.sum(self.site_racks * rack_kw * (IDLE_POWER_FRACTION + (1 - IDLE_POWER_FRACTION) * share))
+    def it_draw_kw(self, freed_gpus: int = 0) -> float:
+        """IT draw from the allocation state [kW], by the one facility power model (`tokenfab.twin.power`):
+        allocated GPUs at the uncapped training draw, free GPUs of healthy nodes idle, free GPUs of failed
+        or draining nodes down (no idle or host draw), the fabric always on. ``freed_gpus``: the draw if
+        that many allocated GPUs of healthy nodes were free."""
+        fleet, figures = self.fleet, self.figures
+        free = fleet.node_free_gpus
+        down_nodes = (fleet.node_health == HEALTH_FAILED) | (fleet.node_health == HEALTH_DRAINING)
+        down = int(free[down_nodes].sum()) if down_nodes.any() else 0
+        allocated = int(fleet.n_gpus - free.sum()) - freed_gpus
+        idle = fleet.n_gpus - allocated - down
+        it_w = power.it_power_w(
+            allocated * self.busy_gpu_power_w,
+            idle,
+            fleet.n_gpus - down,
+            figures.gpu_idle_w,
+            figures.host_w_per_gpu,
         )
+        return power.it_power_kw(it_w, figures.fabric_kw)
 
-    def facility_draw_kw(self) -> float:
-        """Facility draw [kW]: IT draw × design PUE."""
-        return self.it_draw_kw() * self.pue
+    def facility_draw_kw(self, freed_gpus: int = 0) -> float:
+        """Facility draw [kW]: IT draw × PUE (`tokenfab.twin.power.facility_power_kw`)."""
+        return power.facility_power_kw(self.it_draw_kw(freed_gpus), self.figures.pue)
 
+    def gpus_freed_by_release(self, workload_id: str) -> int:
+        """Physical GPUs that releasing a placed workload would free: its whole GPUs, or for a small
+        workload 1 if it is the only one on its shared GPU (else 0)."""
+        share = self.workload_share.get(workload_id)
+        if share is not None:
+            node, _sched_slot, physical, milli = share
+            return int(self.slot_share_milli[node, physical] == milli)
+        placement = self.scheduler.allocation(workload_id)
+        return 0 if placement is None else placement.gpus

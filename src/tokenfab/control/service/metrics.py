@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tokenfab.control.service.memory import HEALTH_NAME, FactoryMemory
+from tokenfab.control.service.memory import FactoryMemory
 from tokenfab.control.service.state import ServiceState
-from tokenfab.control.store import Health, TelemetryRow, WorkloadRow, WorkloadState, utc_now
+from tokenfab.control.store import TelemetryRow, WorkloadRow, WorkloadState, utc_now
+from tokenfab.fleet import Health
 
 Gauge = tuple[str, str, list[tuple[dict[str, Any], Any]]]
 
@@ -31,7 +32,7 @@ def sample(memory: FactoryMemory, session: Session) -> None:
 def gauges(memory: FactoryMemory, states: dict[str, int]) -> list[Gauge]:
     """(name, help, samples) of every gauge, from memory and the workload counts per state."""
     fleet = memory.fleet
-    health = Counter(HEALTH_NAME[int(h)] for h in fleet.node_health)
+    health = Counter(Health(int(h)).name for h in fleet.node_health)
     by_tenant = memory.scheduler.used_gpus_by_tenant()
     return [
         ("tokenfab_gpus_installed", "GPUs in the factory", [({}, fleet.n_gpus)]),
@@ -53,7 +54,7 @@ def gauges(memory: FactoryMemory, states: dict[str, int]) -> list[Gauge]:
         (
             "tokenfab_nodes",
             "nodes per health state",
-            [({"health": h.value}, health.get(h.value, 0)) for h in Health],
+            [({"health": h.name}, health.get(h.name, 0)) for h in Health],
         ),
         (
             "tokenfab_facility_power_draw_kw",

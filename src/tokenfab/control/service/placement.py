@@ -25,8 +25,8 @@ from tokenfab.control.store import (
     WorkloadState,
     utc_now,
 )
-from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.types import Level, Unplaceable, WorkloadKind
+from tokenfab.units import MILLI_PER_GPU
 
 QUEUE_ATTEMPTS_PER_PASS = 256
 """Queued workloads tried per pass of the queue (bounds the work one freed node can trigger)."""

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tokenfab.blueprint.design import Design
+from tokenfab.catalog.load import Catalog, load_catalog
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import session_factory
 from tokenfab.control.service.memory import FactoryMemory
@@ -29,12 +30,12 @@ T = TypeVar("T")
 class ServiceState:
     """One factory's control-plane state (store + in-memory scheduler over its fleet)."""
 
-    def __init__(self, design: Design, engine: Engine):
+    def __init__(self, design: Design, engine: Engine, catalog: Catalog | None = None):
         self.design = design
         self.engine = engine
         self.sessions = session_factory(engine)
         self.lock = threading.RLock()
-        self.memory = FactoryMemory(design)
+        self.memory = FactoryMemory(design, catalog if catalog is not None else load_catalog())
         self.writer = GroupCommitWriter(self.sessions, self.lock, self.rebuild)
 
     @property

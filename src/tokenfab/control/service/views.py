@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.service.errors import NotFound
-from tokenfab.control.service.memory import HEALTH_NAME, FactoryMemory, tokens_per_s
+from tokenfab.control.service.memory import FactoryMemory, tokens_per_s
 from tokenfab.control.service.state import ServiceState
 from tokenfab.control.service.workloads import workload_public
 from tokenfab.control.store import (
@@ -27,7 +27,7 @@ from tokenfab.control.store import (
     as_utc,
     utc_now,
 )
-from tokenfab.fleet import HEALTH_OK
+from tokenfab.fleet import HEALTH_OK, Health
 from tokenfab.sched.types import WorkloadKind
 
 
@@ -43,7 +43,7 @@ def rack_summaries(memory: FactoryMemory, principal: Principal) -> list[s.RackSu
     ).astype(int)
     health_by_rack = [Counter() for _ in range(fleet.n_racks)]
     for node in np.flatnonzero(fleet.node_health != HEALTH_OK):
-        health_by_rack[memory.node_rack[node]][HEALTH_NAME[int(fleet.node_health[node])]] += 1
+        health_by_rack[memory.node_rack[node]][Health(int(fleet.node_health[node])).name] += 1
     tenants_by_rack: list[Counter] = [Counter() for _ in range(fleet.n_racks)]
     for request_id, placement in memory.scheduler.allocations().items():
         if not _visible_to(memory, principal, request_id):

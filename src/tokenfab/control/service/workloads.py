@@ -34,8 +34,8 @@ from tokenfab.control.store import (
     as_utc,
     utc_now,
 )
-from tokenfab.sched.quota import MILLI_PER_GPU
 from tokenfab.sched.types import WorkloadKind
+from tokenfab.units import MILLI_PER_GPU
 
 # ------------------------------------------------------------------ shape checks
 
