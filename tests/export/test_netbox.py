@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from tokenfab.export.netbox import device_types, export_netbox
+from tokenfab.export.netbox import CSV_HEADERS, _csv, device_types, export_netbox
 
 # Column names of NetBox's bulk-import forms (netbox/dcim/forms/bulk_import.py, Meta.fields).
 IMPORT_FIELDS = {
@@ -152,6 +152,16 @@ def test_csv_columns_are_netbox_import_fields(netbox_files):
     for name, allowed in IMPORT_FIELDS.items():
         header = next(csv.reader(io.StringIO(netbox_files[name])))
         assert set(header) <= allowed, (name, set(header) - allowed)
+
+
+def test_csv_rows_are_keyed_by_their_header(netbox_files):
+    for name, header in CSV_HEADERS.items():
+        assert tuple(next(csv.reader(io.StringIO(netbox_files[name])))) == header, name
+    feeds = _rows(netbox_files["power-feeds.csv"])
+    assert feeds and all(f["rack"] in f["name"] and f["power_panel"].startswith(f["location"]) for f in feeds)
+    assert _csv(("a", "b"), [{"b": 2, "a": 1}]) == "a,b\n1,2\n", "values land under their column, whatever the key order"
+    with pytest.raises(ValueError, match=r"missing \['b'\], unexpected \['c'\]"):
+        _csv(("a", "b"), [{"a": 1, "c": 3}])
 
 
 def test_round_trip_counts(full_su_design, netbox_files):

@@ -7,8 +7,6 @@ DESIGN is a design.json or a spec YAML (compiled on the fly). The export functio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from rich.table import Table
 from tokenfab.blueprint.design import Design
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import design_from_path
-from tokenfab.io.atomic import write_text_atomic
+from tokenfab.io.atomic import open_atomic, write_text_atomic
 
 export_app = typer.Typer(
     name="export",
@@ -46,22 +44,13 @@ def design_counts(design: Design) -> dict[str, int]:
 
 
 def _write_chunks_atomic(path: Path, chunks: Iterable[str]) -> tuple[int, int]:
-    """Write text chunks to a temporary file beside `path`, fsync, rename; returns (bytes, lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write text chunks atomically as they come (`tokenfab.io.atomic.open_atomic`); returns (bytes, lines)."""
     size = lines = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk.encode("utf-8"))
-                lines += chunk.count("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_atomic(path) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            size += len(chunk.encode("utf-8"))
+            lines += chunk.count("\n")
     return size, lines
 
 

@@ -25,7 +25,7 @@ def build(design, workload_spec, catalog=None, start_hour: float = 12.0, seed: i
           base_dir: Path | None = None) -> Emulation:
     """The factory of `design` running `workload_spec` from `start_hour` of its first day."""
     from tokenfab.export.names import inventory
-    from tokenfab.twin.run import facility_figures
+    from tokenfab.twin.facility import facility_figures
 
     if catalog is None:
         from tokenfab.catalog.load import load_catalog

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from tokenfab.blueprint.design import Design, HallDesign, SiteDesign
 from tokenfab.catalog.load import Catalog
 from tokenfab.certify import RULES, Finding, check
+from tokenfab.io.atomic import write_text_atomic
 from tokenfab.report import figures
 
 PNG_DPI = 130
@@ -163,7 +164,5 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
         pue=pue,
     )
     path = out_dir / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, html)
     return path

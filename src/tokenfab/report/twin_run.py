@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenfab.io.atomic import write_text_atomic
+from tokenfab.io.atomic import atomic_path, write_text_atomic
 
 
 def _jsonable(value):
@@ -34,10 +34,8 @@ def write_parquet(columns: dict[str, np.ndarray], path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table({k: (v.astype(str) if v.dtype == object else v) for k, v in columns.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _plots(run, out_dir: Path) -> list[tuple[str, str]]:

@@ -149,6 +149,8 @@ def tokens_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
         first = first or operating
         tokens_per_s += site.metrics.gpus * operating.tokens_per_s_per_gpu_output
         gpu_power_w += site.metrics.gpus * operating.gpu_power_w
+    if first is None:
+        raise ValueError("the design has no site to price")
     gpus = design.metrics.gpus
     per_gpu = tokens_per_s / gpus if gpus else 0.0
     return {

@@ -125,9 +125,9 @@ def _execute_locally(
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    point = next(queue, None)
-                    if point is not None:
-                        pending.add(pool.submit(run_point, point, catalog_dirs))
+                    following = next(queue, None)
+                    if following is not None:
+                        pending.add(pool.submit(run_point, following, catalog_dirs))
                     yield future.result()
         except BaseException:
             for future in pending:

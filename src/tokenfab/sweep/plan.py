@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tokenfab.io.yamlfile import InputError, LocatedYaml
 from tokenfab.spec import FactorySpec, load_spec
@@ -62,14 +62,15 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         base_spec, _ = load_spec(base_path)
     except InputError as exc:
         raise doc.error(["base"], f"base spec {sweep.base!r}: {exc}") from None
+    scenario = sweep.scenario.model_dump(mode="json") if sweep.scenario else None
+    if scenario is not None:
+        scenario["workload"] = _workload_path(sweep_dir, scenario["workload"])
+        _check_workload(doc, scenario["workload"], ["scenario", "workload"])
     base = {
         "spec": base_spec.model_dump(mode="json"),
         "tokens": sweep.tokens.model_dump(mode="json") if sweep.tokens else None,
-        "scenario": sweep.scenario.model_dump(mode="json") if sweep.scenario else None,
+        "scenario": scenario,
     }
-    if base["scenario"] is not None:
-        base["scenario"]["workload"] = _workload_path(sweep_dir, sweep.scenario.workload)
-        _check_workload(doc, base["scenario"]["workload"], ["scenario", "workload"])
 
     targets = _checked_targets(doc, sweep, base, sweep_dir)
 
@@ -80,7 +81,7 @@ def plan_sweep(path: str | Path, stage_notes: dict[str, str | None] | None = Non
         wanted.append("simulate")
     stage_notes = available_stages(wanted) if stage_notes is None else stage_notes
     stages = tuple(s for s in wanted if stage_notes.get(s) is None)
-    notes = [stage_notes[s] for s in wanted if stage_notes.get(s)]
+    notes = [note for s in wanted if (note := stage_notes.get(s))]
 
     points, duplicates = _points(sweep, base, targets, sweep_dir, stages)
     if duplicates:
@@ -177,7 +178,8 @@ def _check_value(base: dict, target: str, inner: tuple, value: Any) -> str | Non
         set_path(trial, inner, value)
     except KeyError as exc:
         return f"path not in the {target}: {exc.args[0]}"
-    model = {"spec": FactorySpec, "tokens": TokensSettings, "scenario": ScenarioSettings}[target]
+    models: dict[str, type[BaseModel]] = {"spec": FactorySpec, "tokens": TokensSettings, "scenario": ScenarioSettings}
+    model = models[target]
     try:
         model.model_validate(trial)
     except ValidationError as exc:

@@ -252,9 +252,10 @@ def _table(frame: pd.DataFrame, columns) -> str:
 
 def _fmt(value) -> str:
     if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
+        number = float(value)
+        if not math.isfinite(number):
             return "–"
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{number:.4g}" if abs(number) < 1000 else f"{number:,.0f}"
     return "–" if value is None else str(value)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tokenfab.io.yamlfile import LocatedYaml, load_located_yaml
 
-SWEEP_VERSION = 1
+SWEEP_VERSION: Literal[1] = 1
 STAGES = ("design", "certify", "tokens", "simulate")
 
 

@@ -13,27 +13,32 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 
+@dataclass(slots=True, eq=False)
 class Event:
-    """Base of every event: a time [s] and a rank that orders events sharing that time."""
+    """Base of every event: a time [s] and a rank that orders events sharing that time.
 
+    An event kind is a small dataclass (``@dataclass(slots=True, eq=False)``) with its fields after
+    ``time_s`` and its ``rank`` as a class variable.
+    """
+
+    time_s: float
     rank: ClassVar[int] = 50
-    __slots__ = ("time_s",)
 
-    def __init__(self, time_s: float) -> None:
-        self.time_s = float(time_s)
+    def __post_init__(self) -> None:
+        self.time_s = float(self.time_s)
 
     def handle(self, state: Any) -> Iterable[Event]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def to_dict(self) -> dict:
-        out = {"event": type(self).__name__, "time_s": self.time_s}
-        for name in getattr(type(self), "__slots__", ()):
-            if name != "time_s":
-                value = getattr(self, name)
-                out[name] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+        out: dict = {"event": type(self).__name__}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
         return out
 
 

@@ -30,7 +30,8 @@ Ties within a rank keep the order in which they were scheduled (the queue's sequ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from tokenfab.twin.engine import Event
 from tokenfab.twin.facility import CduFailure, CduRepair, Failure, Repair
@@ -43,15 +44,12 @@ if TYPE_CHECKING:
     from tokenfab.twin.state import TwinState
 
 
+@dataclass(slots=True, eq=False)
 class Tick(Event):
     """The control interval: inference demand and autoscaling, the power loop, one row of the time series."""
 
-    rank = 9
-    __slots__ = ("index",)
-
-    def __init__(self, time_s: float, index: int) -> None:
-        super().__init__(time_s)
-        self.index = index
+    rank: ClassVar[int] = 9
+    index: int
 
     def handle(self, state: TwinState) -> list[Event]:
         t = self.time_s

@@ -10,7 +10,7 @@ checkpoint of a draining job, a scheduling pass); `failure_events` draws the fai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -216,42 +216,33 @@ def _drain(state: TwinState, t: float, request_ids) -> list[Event]:
     return events
 
 
+@dataclass(slots=True, eq=False)
 class Repair(Event):
-    rank = 0
-    __slots__ = ("component", "nodes_key")
-
-    def __init__(self, time_s: float, component: str, nodes_key: int) -> None:
-        super().__init__(time_s)
-        self.component = component
-        self.nodes_key = nodes_key
+    rank: ClassVar[int] = 0
+    component: str
+    nodes_key: int
 
     def handle(self, state: TwinState) -> list[Event]:
         nodes = state.health.close_failure(self.component, self.nodes_key)
         return [*apply_health(state, self.time_s, nodes), *want_schedule(state.training, self.time_s)]
 
 
+@dataclass(slots=True, eq=False)
 class CduRepair(Event):
-    rank = 1
-    __slots__ = ("hall", "units")
-
-    def __init__(self, time_s: float, hall: int, units: int) -> None:
-        super().__init__(time_s)
-        self.hall = hall
-        self.units = units
+    rank: ClassVar[int] = 1
+    hall: int
+    units: int
 
     def handle(self, state: TwinState) -> list[Event]:
         return cdu_change(state, self.time_s, self.hall, -self.units)
 
 
+@dataclass(slots=True, eq=False)
 class Failure(Event):
-    rank = 5
-    __slots__ = ("component", "unit", "repair_s")
-
-    def __init__(self, time_s: float, component: str, unit: int, repair_s: float) -> None:
-        super().__init__(time_s)
-        self.component = component
-        self.unit = unit
-        self.repair_s = repair_s
+    rank: ClassVar[int] = 5
+    component: str
+    unit: int
+    repair_s: float
 
     def handle(self, state: TwinState) -> list[Event]:
         t = self.time_s
@@ -260,15 +251,12 @@ class Failure(Event):
         return [*events, Repair(t + self.repair_s, self.component, key), *want_schedule(state.training, t)]
 
 
+@dataclass(slots=True, eq=False)
 class CduFailure(Event):
-    rank = 6
-    __slots__ = ("hall", "units", "repair_s")
-
-    def __init__(self, time_s: float, hall: int, units: int, repair_s: float) -> None:
-        super().__init__(time_s)
-        self.hall = hall
-        self.units = units
-        self.repair_s = repair_s
+    rank: ClassVar[int] = 6
+    hall: int
+    units: int
+    repair_s: float
 
     def handle(self, state: TwinState) -> list[Event]:
         t = self.time_s

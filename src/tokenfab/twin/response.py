@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from tokenfab.twin.engine import Event
 from tokenfab.twin.training import want_schedule
@@ -76,28 +76,22 @@ class Grid:
                 event["response_s"] = t - event["start_s"]
 
 
+@dataclass(slots=True, eq=False)
 class GridEventEnd(Event):
-    rank = 2
-    __slots__ = ("cut_fraction",)
-
-    def __init__(self, time_s: float, cut_fraction: float) -> None:
-        super().__init__(time_s)
-        self.cut_fraction = cut_fraction
+    rank: ClassVar[int] = 2
+    cut_fraction: float
 
     def handle(self, state: TwinState) -> list[Event]:
         state.grid.end_cut()
         return [*respond(state, self.time_s, "relax"), *want_schedule(state.training, self.time_s)]
 
 
+@dataclass(slots=True, eq=False)
 class GridEventStart(Event):
-    rank = 7
-    __slots__ = ("cut_fraction", "duration_s", "respond_within_s")
-
-    def __init__(self, time_s: float, cut_fraction: float, duration_s: float, respond_within_s: float) -> None:
-        super().__init__(time_s)
-        self.cut_fraction = cut_fraction
-        self.duration_s = duration_s
-        self.respond_within_s = respond_within_s
+    rank: ClassVar[int] = 7
+    cut_fraction: float
+    duration_s: float
+    respond_within_s: float
 
     def handle(self, state: TwinState) -> list[Event]:
         """The grid asks the facility to draw `cut_fraction` less than it draws now (and never above its cap)."""
@@ -112,13 +106,10 @@ class GridEventStart(Event):
         ]
 
 
+@dataclass(slots=True, eq=False)
 class PowerResponse(Event):
-    rank = 8
-    __slots__ = ("stage",)
-
-    def __init__(self, time_s: float, stage: str) -> None:
-        super().__init__(time_s)
-        self.stage = stage
+    rank: ClassVar[int] = 8
+    stage: str
 
     def handle(self, state: TwinState) -> list[Event]:
         return respond(state, self.time_s, self.stage)

@@ -145,7 +145,7 @@ class Simulation:
         from tokenfab.twin.request_level import simulate_service_requests
 
         workload, services = self.workload, self.state.services
-        index = [s.name for s in services].index(workload.inference.request_level)
+        index = [s.name for s in services].index(str(workload.inference.request_level))
         spec = workload.inference.services[index]
         grid_events = self.state.grid.events
         windowed = workload.inference.request_level_window == "grid_event" and grid_events

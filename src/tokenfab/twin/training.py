@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -193,15 +193,12 @@ def want_schedule(training: Training, t: float) -> list[Event]:
     return [Schedule(t)]
 
 
+@dataclass(slots=True, eq=False)
 class JobFinish(Event):
-    rank = 3
-    __slots__ = ("job_id", "epoch", "speed_epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int, speed_epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
-        self.speed_epoch = speed_epoch
+    rank: ClassVar[int] = 3
+    job_id: str
+    epoch: int
+    speed_epoch: int
 
     def handle(self, state: TwinState) -> list[Event]:
         t, training = self.time_s, state.training
@@ -215,16 +212,13 @@ class JobFinish(Event):
         return want_schedule(training, t)
 
 
+@dataclass(slots=True, eq=False)
 class Checkpoint(Event):
     """A draining job's next checkpoint: it saves its work and leaves its nodes."""
 
-    rank = 4
-    __slots__ = ("job_id", "epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
+    rank: ClassVar[int] = 4
+    job_id: str
+    epoch: int
 
     def handle(self, state: TwinState) -> list[Event]:
         t, training = self.time_s, state.training
@@ -238,13 +232,10 @@ class Checkpoint(Event):
         return []
 
 
+@dataclass(slots=True, eq=False)
 class JobArrival(Event):
-    rank = 10
-    __slots__ = ("index",)
-
-    def __init__(self, time_s: float, index: int) -> None:
-        super().__init__(time_s)
-        self.index = index
+    rank: ClassVar[int] = 10
+    index: int
 
     def handle(self, state: TwinState) -> list[Event]:
         training = state.training
@@ -256,11 +247,11 @@ class JobArrival(Event):
         return out
 
 
+@dataclass(slots=True, eq=False)
 class Schedule(Event):
     """A scheduling pass: queued jobs placed into the GPUs free now, within the power headroom."""
 
-    rank = 11
-    __slots__ = ()
+    rank: ClassVar[int] = 11
 
     def handle(self, state: TwinState) -> list[Event]:
         training = state.training
@@ -319,14 +310,11 @@ def training_request(job: TrainingJob) -> Request:
     )
 
 
+@dataclass(slots=True, eq=False)
 class JobStart(Event):
-    rank = 12
-    __slots__ = ("job_id", "epoch")
-
-    def __init__(self, time_s: float, job_id: str, epoch: int) -> None:
-        super().__init__(time_s)
-        self.job_id = job_id
-        self.epoch = epoch
+    rank: ClassVar[int] = 12
+    job_id: str
+    epoch: int
 
     def handle(self, state: TwinState) -> list[Event]:
         training = state.training

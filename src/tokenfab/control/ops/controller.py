@@ -74,7 +74,7 @@ class OpsController:
     def __init__(self, service: ControlService, settings: OpsSettings | None = None):
         from tokenfab.catalog.load import load_catalog
         from tokenfab.export.names import inventory
-        from tokenfab.twin.run import facility_figures
+        from tokenfab.twin.facility import facility_figures
 
         self.service = service
         self.settings = settings or OpsSettings()
