@@ -1,13 +1,15 @@
 """The emulated factory's state and physics, as arrays over GPUs, nodes, racks, halls and CDUs.
 
-Every GPU is a row (no Python object per GPU). A step of simulated length Δt:
+Every GPU is a row (no Python object per GPU). A step of simulated length Δt (the one facility power
+model, `tokenfab.twin.power`, applied GPU by GPU):
 
-* GPU board power by state (the twin's equations, `tokenfab.twin.power`): training at
+* GPU board power by state: training at
   :math:`\\min(c, P_{train})` with c the per-GPU limit in force, inference at
   :math:`P_{idle} + u (P_{s}(c) - P_{idle})` for the service's load share u at the token model's row for
   the limit, idle at :math:`P_{idle}`, nothing on a node that is down; a training gang with a GPU that
   fell off the bus (XID 79) or a node down stalls (all its GPUs idle);
-* facility power :math:`P_{fac} = PUE (\\sum P_{GPU} + n_{powered} P_{host} + P_{fabric})`;
+* facility power :math:`P_{fac} = PUE (\\sum P_{GPU} + n_{powered} P_{host} + P_{fabric})`
+  (`it_power_w`, `it_power_kw`, `facility_power_kw`);
 * coolant: a hall's CDUs each carry :math:`Q_{CDU} = Q_{hall} / N_{required}`; when the heat exceeds what
   the running CDUs carry, the supply temperature rises by
   :math:`\\Delta T = (Q - n_{run} Q_{CDU}) / (\\dot m c_p)`, and return is supply plus
@@ -30,6 +32,7 @@ from tokenfab.control.ops.policy import cdu_of_rack
 from tokenfab.emulate import latency
 from tokenfab.emulate.workload import EmulatedWorkload
 from tokenfab.fleet import from_design
+from tokenfab.twin import power as twin_power
 
 KIND_IDLE, KIND_TRAINING, KIND_INFERENCE = 0, 1, 2
 GPU_THERMAL_RESISTANCE_K_PER_W = 0.035
@@ -249,8 +252,11 @@ class EmulatedFactory:
             self.gpu_energy_mj += power * dt_s * 1000.0
             self._step_counters(dt_s, gpu_off)
             powered = self.n_gpus - int(gpu_off.sum())
-            self.it_kw = (float(power.sum()) + powered * self.fig.host_w_per_gpu) / 1000.0 + self.fig.fabric_kw
-            self.facility_kw = self.it_kw * self.fig.pue
+            idle = (power == self.idle_w) & ~gpu_off
+            busy_w = float(power[~idle].sum())
+            it_w = twin_power.it_power_w(busy_w, int(idle.sum()), powered, self.idle_w, self.fig.host_w_per_gpu)
+            self.it_kw = twin_power.it_power_kw(it_w, self.fig.fabric_kw)
+            self.facility_kw = twin_power.facility_power_kw(self.it_kw, self.fig.pue)
             self._step_cooling(power, gpu_off)
             self._track_grid()
             self.history.append(self.sample())
