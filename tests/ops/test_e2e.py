@@ -154,6 +154,19 @@ def test_operations_loop(stack: Stack):
             assert any(a["action"] == expected for a in audit), action
     numbers["reaction_s"] = {a["action"]: round(a["reaction_s"], 4) for a in actions}
 
+    # the control plane's own view: history read from Prometheus, and its /metrics
+    history = st.get("control", "/api/v1/ops/history")["data"]
+    assert len(history) > 10 and history[-1]["facility"]["power_w"] > 0
+    assert "slo_attainment_5m" in history[-1]["services"]["code/serving"]
+    metrics = httpx.get(st.url("control") + "/metrics", headers=st.auth(), timeout=10).text
+    for name in ('tokenfab_service_slo_attainment_ratio{service="code",tenant="serving",window="5m"}',
+                 'tokenfab_service_ttft_seconds{quantile="p99",service="chat",tenant="serving"}',
+                 "tokenfab_service_error_budget_remaining_ratio", 'tokenfab_tenant_output_tokens_per_second{tenant="serving"}',
+                 "tokenfab_tenant_gpus_allocated", "tokenfab_workloads", "tokenfab_ops_facility_power_watts",
+                 "tokenfab_ops_reaction_seconds_count"):
+        assert name in metrics, name
+    numbers["history_points"] = len(history)
+
     # bad webhooks: a clear 4xx, nothing changes
     count = len(audit)
     hook = {"version": "4", "groupKey": "g", "status": "firing", "receiver": "tokenfab-control",
