@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control", "sweep"]
+ORDER = ["compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control", "ops", "sweep"]
 
 
 def assemble() -> Path:
