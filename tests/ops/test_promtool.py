@@ -59,3 +59,48 @@ def test_burn_rates_are_the_workbooks():
     assert BURN_RATES == (("page", 14.4, "1h", "5m"), ("page", 6.0, "6h", "30m"),
                           ("ticket", 3.0, "1d", "2h"), ("ticket", 1.0, "3d", "6h"))
     assert duration(300) == "5m" and duration(0.5) == "500ms" and duration(86400) == "1d" and duration(90) == "90s"
+
+
+def _design(name: str):
+    from tokenfab.blueprint.compile import compile
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.spec import load_spec
+
+    return compile(load_spec(REPO / "examples" / f"{name}.yaml")[0], load_catalog())
+
+
+@needs_promtool
+def test_exported_configs_pass_promtool(tmp_path):
+    from tokenfab.export.prometheus import Endpoints, export_files
+
+    design = _design("site-10mw")
+    token = tmp_path / "control-token"
+    token.write_text("tf_x_y")
+    files = export_files(design, [("chat", "serving")], Endpoints(control_token_file=str(token)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(files["prometheus.yml"])
+    dcgm = next(job for job in config["scrape_configs"] if job["job_name"] == "dcgm")
+    assert len(dcgm["static_configs"]) == design.metrics.racks
+    hook = yaml.safe_load(files["alertmanager.yml"])["receivers"][0]["webhook_configs"][0]
+    assert hook["url"].endswith("/api/v1/ops/alerts") and hook["http_config"]["authorization"]["type"] == "Bearer"
+
+
+def test_per_hall_export_partitions_racks_and_federates():
+    from tokenfab.export.prometheus import FEDERATE_MATCH, Endpoints, export_files
+
+    design = _design("site-100mw")
+    files = export_files(design, [("chat", "serving")], Endpoints(), per_hall=True)
+    halls = sorted(name for name in files if name.startswith("prometheus-hall"))
+    assert len(halls) == 3
+    racks = []
+    for name in halls:
+        jobs = yaml.safe_load(files[name])["scrape_configs"]
+        racks += [c["labels"]["rack"] for c in next(j for j in jobs if j["job_name"] == "dcgm")["static_configs"]]
+    assert len(racks) == len(set(racks)) == design.metrics.racks
+    federate = yaml.safe_load(files["prometheus-global.yml"])["scrape_configs"][0]
+    assert federate["metrics_path"] == "/federate" and federate["params"]["match[]"] == list(FEDERATE_MATCH)
