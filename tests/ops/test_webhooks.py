@@ -135,3 +135,15 @@ def test_scale_cdu_helpers():
     assert replicas_within_quota(10, 2, 4, None, 8) == 10
     assert [cdu_of_rack(r, 8, 4) for r in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert derate_fraction(3, 4) == 0.75 and racks_to_stop(3, 2, 8) == 3 and racks_to_stop(3, 3, 8) == 0
+
+
+def test_dashboard_has_the_operations_card(api):
+    page = api.client.get("/").text
+    assert 'id="ops-card"' in page and "/static/ops.js" in page
+    script = api.client.get("/static/ops.js")
+    assert script.status_code == 200 and "ops/history" in script.text
+    history = api.client.get("/api/v1/ops/history", headers=api.op)
+    assert history.status_code == 200 and history.json()["count"] == 0  # no Prometheus in this app
+    lab = api.tenant("lab")
+    assert api.client.get("/api/v1/ops/history", headers=lab).status_code == 403
+    assert api.client.get("/api/v1/ops/desired", headers=lab).status_code == 403
