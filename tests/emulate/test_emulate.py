@@ -179,3 +179,30 @@ def test_placements_give_each_workload_its_own_gpus(emulation):
     recent = {m["workload"]: m for m in f.moves[-40:]}
     assert recent["a"]["to_nodes"] == [0, 1] and recent["b"]["to_nodes"] == [0]
     f.apply_placements(place_standalone(f, emulation.workload))
+
+
+def test_twin_driven_emulator_draws_what_the_twin_draws():
+    """Driven by the twin (placements, failures, demand, caps, parking), the emulator's per-GPU physics gives
+    the twin's facility power, hour by hour, through the grid event of the workload file."""
+    from tokenfab.traces.llm import shared_data_dir
+
+    if not (shared_data_dir() / "azure-llm").is_dir():
+        pytest.skip(f"request traces not found under {shared_data_dir()} (TOKENFAB_DATA_DIR)")
+    from tokenfab.blueprint.compile import compile
+    from tokenfab.catalog.load import load_catalog
+    from tokenfab.cli.simulate import load_inputs
+    from tokenfab.emulate.runner import TwinSource, apply_desired
+    from tokenfab.spec import load_spec
+    from tokenfab.twin.run import Simulation
+
+    catalog = load_catalog()
+    design = compile(load_spec(REPO / "examples" / "site-10mw.yaml")[0], catalog)
+    path = REPO / "examples" / "workload-mixed.yaml"
+    emu = build(design, load_workload(path), catalog, base_dir=path.parent)
+    spec, traces, rows = load_inputs(path)
+    source = TwinSource(Simulation(design, spec, 1.0, traces=traces, acme_rows=rows, catalog=catalog), emu.factory)
+    for hour in (12.0, 13.0, 17.2, 18.0, 20.0, 22.0):  # the grid event runs from 17 h to 20 h
+        emu.factory.t_s = hour * 3600.0 - 1.0
+        apply_desired(emu.factory, source.desired())
+        emu.factory.step(1.0)
+        assert emu.factory.facility_kw == pytest.approx(source.sim.state.facility_kw, rel=1e-6), hour

@@ -2,7 +2,9 @@
 
 It serves DCGM-exporter, vLLM and facility metrics, Redfish JSON and a fault-injection API
 (`tokenfab.emulate.server`). With ``--control URL --control-token TOKEN`` it registers its workload with the
-control plane and runs what the control plane places; without, it places the workload itself once.
+control plane and runs what the control plane places; without, the twin runs it (its own placement,
+failures, autoscaling and power response, stepped in real time); with ``--static``, the fleet scheduler
+places the workload once and nothing moves it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def emulate(
         str | None, typer.Option("--control-token", envvar="TOKENFAB_CONTROL_TOKEN", help="operator token")
     ] = None,
     step_s: Annotated[float, typer.Option("--step-wall-s", min=0.02, max=10, help="wall s between steps")] = 0.2,
+    static: Annotated[bool, typer.Option("--static", help="place once with the scheduler instead of the twin")] = False,
+    days: Annotated[float, typer.Option("--days", min=0.01, max=365, help="the twin's horizon")] = 2.0,
 ) -> None:
     """Run the factory in (accelerated) real time and serve its telemetry and fault API on loopback."""
     import uvicorn
@@ -55,8 +59,10 @@ def emulate(
             link.register(emu.workload)
         except Exception as exc:
             fail_bad_input(f"--control {control}: cannot register the workload: {exc}")
-    else:
+    elif static:
         emu.factory.apply_placements(place_standalone(emu.factory, emu.workload))
+    else:
+        link = _twin_source(factory_design, workload, emu, seed, max(days, start_hour / 24.0 + 0.5))
     runner = Runner(emu.factory, speed=speed, step_wall_s=step_s, link=link)
     if link:
         runner.sync_once()
@@ -70,3 +76,15 @@ def emulate(
         uvicorn.run(create_app(runner, emu.node_names, emu.rack_names), host=host, port=port, log_level="warning")
     finally:
         runner.stop()
+
+
+def _twin_source(design, workload_path: Path, emu, seed: int, days: float):
+    """The twin's run of the workload, advanced to the start hour (its placements so far)."""
+    from tokenfab.cli.simulate import load_inputs
+    from tokenfab.emulate.runner import TwinSource
+    from tokenfab.twin.run import Simulation
+
+    spec, traces, rows = load_inputs(workload_path)
+    sim = Simulation(design, spec, days, seed=seed, traces=traces, acme_rows=rows)
+    console.print(f"the twin runs to the start hour ({emu.factory.t_s / 3600:.1f} h)…", highlight=False)
+    return TwinSource(sim, emu.factory)

@@ -143,7 +143,7 @@ class DcgmView:
                 return None
             lo, hi = int(f.rack_first_gpu[rack]), int(f.rack_first_gpu[rack + 1])
             g = np.arange(lo, hi)
-            g = g[~f.node_down[f.gpu_node[g]]]  # a node that is down reports nothing
+            g = g[~f.nodes_off()[f.gpu_node[g]]]  # a node that is down reports nothing
             labels = []
             for i in g.tolist():
                 if i not in self._labels:

@@ -117,6 +117,12 @@ class EmulatedFactory:
         }
         self.node_down = np.zeros(fleet.n_nodes, dtype=bool)
         self.rack_down = np.zeros(fleet.n_racks, dtype=bool)
+        self.park_idle_nodes = False
+        """Idle nodes powered down (the twin does so during a grid event)."""
+        self.service_cap_w: dict[str, float] = {}
+        """Per-GPU power cap of an inference service set from outside (the twin's SLO-safe caps) [W]."""
+        self.node_failed_outside = np.zeros(fleet.n_nodes, dtype=bool)
+        """Nodes the driver (the twin) has failed: down like an injected fault."""
         # limits set by the control plane (DCGM power limits) and racks derated for cooling
         self.training_limit_w = self.tdp_w
         self.rack_limit_fraction = np.ones(fleet.n_racks)
@@ -228,7 +234,7 @@ class EmulatedFactory:
         """Advance the factory by `dt_s` simulated seconds (the equations in the module docstring)."""
         with self.lock:
             self.t_s += dt_s
-            node_off = self.node_down | self.rack_down[self.node_rack]
+            node_off = self.nodes_off()
             gpu_off = node_off[self.gpu_node]
             bad = gpu_off | self.gpu_broken
             n_w = len(self.workloads)
@@ -245,6 +251,9 @@ class EmulatedFactory:
             power[train] = train_w[train]
             util[train] = 97.0
             self._step_services(dt_s, limit_w, bad, power, util)
+            if self.park_idle_nodes:
+                busy_nodes = np.bincount(self.gpu_node[owned], minlength=self.fleet.n_nodes) > 0
+                gpu_off = gpu_off | ~busy_nodes[self.gpu_node]
             power[gpu_off] = 0.0
             util[gpu_off | self.gpu_broken] = 0.0
             self.gpu_power_w = power
@@ -273,7 +282,7 @@ class EmulatedFactory:
             mine = svc_of_gpu == i
             gpus = int(mine.sum())
             rates = svc.rates
-            mean_limit = float(limit_w[mine].mean()) if gpus else self.tdp_w
+            mean_limit = min(float(limit_w[mine].mean()) if gpus else self.tdp_w, self.service_cap_w.get(svc.name, self.tdp_w))
             row = int(np.searchsorted(rates.power_cap_w, mean_limit + 1e-6, side="right") - 1)
             row = min(max(row, 0), len(rates.power_cap_w) - 1)
             offered = svc.demand_requests_per_s(self.t_s)
@@ -337,6 +346,10 @@ class EmulatedFactory:
                     event["response_s"] = self.t_s - event["start_s"]
 
     # ------------------------------------------------------------------ views
+    def nodes_off(self) -> np.ndarray:
+        """Nodes that are down: injected, failed by the driver, or in a rack that is down [bool per node]."""
+        return self.node_down | self.node_failed_outside | self.rack_down[self.node_rack]
+
     def attainment(self, i: int) -> float:
         s = self.services[i]
         return s.good / s.requests if s.requests > 0 else 1.0

@@ -1,13 +1,16 @@
 """Running an emulated factory in (accelerated) real time, and where its placements come from.
 
 `Runner` steps the factory every `step_wall_s` wall seconds by the elapsed wall time times `speed`.
-Placements and limits come from one of two sources:
+Placements and limits come from one of three sources:
 
 * the control plane (`ControlLink`): at start the emulator registers its workload there (tenants, quota,
   one submission per service and job), then, every `sync_wall_s`, reads the desired state
   (``GET /api/v1/ops/desired``: workloads with their nodes, the training GPU power limit, derated racks)
   and runs exactly that, as node agents do;
-* standalone (`place_standalone`): the fleet scheduler (`tokenfab.sched`, the twin's and control plane's
+* the twin (`TwinSource`): the twin's own run (`tokenfab.twin.run.Simulation`), stepped to the
+  emulator's clock, places, fails, autoscales and caps as it does offline; its placements and training
+  power cap are applied like the control plane's (the twin in accelerated real time);
+* static (`place_standalone`): the fleet scheduler (`tokenfab.sched`, the twin's and control plane's
   code) places the workload once at start; nothing moves it afterwards.
 """
 
@@ -21,6 +24,7 @@ import numpy as np
 from tokenfab.emulate import faults
 from tokenfab.emulate.factory import EmulatedFactory
 from tokenfab.emulate.workload import EmulatedWorkload
+from tokenfab.fleet import HEALTH_FAILED
 from tokenfab.sched.scheduler import Scheduler
 from tokenfab.sched.types import Request, Unplaceable, WorkloadKind
 
@@ -90,8 +94,41 @@ class ControlLink:
         self.client.close()
 
 
+class TwinSource:
+    """The desired state from the twin itself, stepped to the emulator's clock (twin time = factory time)."""
+
+    def __init__(self, simulation, factory: EmulatedFactory):
+        self.sim = simulation
+        self.factory = factory
+
+    def desired(self) -> dict:
+        sim = self.sim
+        sim.step_until(self.factory.t_s)
+        state = sim.state
+        owner = state.inference.replica_owner
+        grouped: dict[str, dict] = {}
+        for request_id, placement in state.sched.allocations().items():
+            svc = owner.get(request_id)
+            key = svc.name if svc is not None else request_id
+            item = grouped.setdefault(key, {"id": key, "name": key, "kind": "inference" if svc else "training",
+                                            "tenant": svc.tenant if svc else "default", "node_ids": [], "gpus_per_node": []})
+            item["node_ids"] += placement.nodes.tolist()
+            item["gpus_per_node"] += placement.gpus_per_node.tolist()
+        demand = {svc.name: float(state.demand_rate[i]) / max(svc.osl, 1) for i, svc in enumerate(state.services)}
+        failed = np.flatnonzero(state.fleet.node_health == HEALTH_FAILED).tolist()
+        caps = {svc.name: float(svc.rates.power_cap_w[svc.cap_index]) for svc in state.services}
+        return {"workloads": list(grouped.values()), "training_limit_w": float(state.training.cap_w),
+                "failed_nodes": failed, "demand_requests_per_s": demand, "service_power_cap_w": caps,
+                "park_idle_nodes": bool(state.grid.parking)}
+
+    def close(self) -> None:
+        pass
+
+
 def apply_desired(factory: EmulatedFactory, desired: dict) -> None:
-    """Run what the control plane wants: its placements, the training power limit, derated racks."""
+    """Run what the control plane (or the twin) wants: its placements, the training power limit, derated
+    racks; from the twin also the nodes it has failed, each service's offered load and power cap, and
+    whether idle nodes are parked (powered down during a grid event)."""
     items = [w for w in desired.get("workloads", []) if w.get("node_ids")]
     factory.apply_placements(items)
     with factory.lock:
@@ -102,13 +139,21 @@ def apply_desired(factory: EmulatedFactory, desired: dict) -> None:
             if 0 <= int(rack) < len(fractions):
                 fractions[int(rack)] = float(fraction)
         factory.rack_limit_fraction = fractions
+        failed = np.zeros(factory.fleet.n_nodes, dtype=bool)
+        failed[np.asarray(desired.get("failed_nodes", []), dtype=np.int64)] = True
+        factory.node_failed_outside = failed
+        factory.park_idle_nodes = bool(desired.get("park_idle_nodes", False))
+        factory.service_cap_w = dict(desired.get("service_power_cap_w") or {})
+        for name, rate in (desired.get("demand_requests_per_s") or {}).items():
+            if name in factory.service_of_name:
+                factory.workload.services[factory.service_of_name[name]].demand_override = rate
 
 
 class Runner:
     """Steps the factory in accelerated real time and keeps it in line with the control plane."""
 
     def __init__(self, factory: EmulatedFactory, speed: float = 1.0, step_wall_s: float = 0.2,
-                 link: ControlLink | None = None, sync_wall_s: float = 0.25):
+                 link: ControlLink | TwinSource | None = None, sync_wall_s: float = 0.25):
         self.factory = factory
         self.speed = speed
         self.step_wall_s = step_wall_s

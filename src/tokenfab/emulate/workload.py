@@ -57,6 +57,8 @@ class EmulatedService:
     replicas_at_start: int
     priority: int
     demand_multiplier: float = 1.0
+    demand_override: float | None = None
+    """Offered request rate set from outside (the twin's demand when it drives the emulator) [1/s]."""
 
     @property
     def gpus_per_replica(self) -> int:
@@ -64,6 +66,8 @@ class EmulatedService:
 
     def demand_requests_per_s(self, t_s: float) -> float:
         """Offered request rate at simulated time `t_s` [1/s] (equation in the module docstring)."""
+        if self.demand_override is not None:
+            return self.demand_override * self.demand_multiplier
         d = float(daily_factor(t_s, self.trough_fraction, self.peak_hour))
         return self.peak_requests_per_s * d * self.demand_multiplier
 
