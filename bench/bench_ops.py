@@ -78,7 +78,7 @@ def scrape_load(name: str, workdir: Path, interval_s: float, rounds: int) -> dic
     try:
         log = open(workdir / f"{name}-emulator.log", "wb")  # noqa: SIM115
         logs.append(log)
-        emulator = subprocess.Popen([*py, "emulate", str(path), "--workload", str(WORKLOAD), "--port", str(emu_port)],
+        emulator = subprocess.Popen([*py, "emulate", str(path), "--workload", str(WORKLOAD), "--port", str(emu_port), "--static"],
                                     stdout=log, stderr=subprocess.STDOUT)
         procs.append(emulator)
         out = workdir / f"{name}-prom"

@@ -121,8 +121,8 @@ class EmulatedFactory:
         """Idle nodes powered down (the twin does so during a grid event)."""
         self.service_cap_w: dict[str, float] = {}
         """Per-GPU power cap of an inference service set from outside (the twin's SLO-safe caps) [W]."""
-        self.node_failed_outside = np.zeros(fleet.n_nodes, dtype=bool)
-        """Nodes the driver (the twin) has failed: down like an injected fault."""
+        self.node_unhealthy_outside = np.zeros(fleet.n_nodes, dtype=bool)
+        """Nodes the driver (the twin) has taken out of service: their free GPUs are off (as the twin counts)."""
         # limits set by the control plane (DCGM power limits) and racks derated for cooling
         self.training_limit_w = self.tdp_w
         self.rack_limit_fraction = np.ones(fleet.n_racks)
@@ -234,11 +234,11 @@ class EmulatedFactory:
         """Advance the factory by `dt_s` simulated seconds (the equations in the module docstring)."""
         with self.lock:
             self.t_s += dt_s
-            node_off = self.nodes_off()
-            gpu_off = node_off[self.gpu_node]
+            gpu_off = self.nodes_off()[self.gpu_node]
             bad = gpu_off | self.gpu_broken
             n_w = len(self.workloads)
             owned = self.gpu_workload >= 0
+            gpu_off = gpu_off | (self.node_unhealthy_outside[self.gpu_node] & ~owned)
             stalled = np.bincount(self.gpu_workload[owned & bad], minlength=n_w) > 0 if n_w else np.zeros(0, bool)
             self._stalled = stalled
             limit_w = np.minimum(self.tdp_w, self.tdp_w * self.rack_limit_fraction[self.gpu_rack])
@@ -347,8 +347,8 @@ class EmulatedFactory:
 
     # ------------------------------------------------------------------ views
     def nodes_off(self) -> np.ndarray:
-        """Nodes that are down: injected, failed by the driver, or in a rack that is down [bool per node]."""
-        return self.node_down | self.node_failed_outside | self.rack_down[self.node_rack]
+        """Nodes that are down: injected, or in a rack that is down [bool per node]."""
+        return self.node_down | self.rack_down[self.node_rack]
 
     def attainment(self, i: int) -> float:
         s = self.services[i]

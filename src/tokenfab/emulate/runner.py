@@ -24,7 +24,7 @@ import numpy as np
 from tokenfab.emulate import faults
 from tokenfab.emulate.factory import EmulatedFactory
 from tokenfab.emulate.workload import EmulatedWorkload
-from tokenfab.fleet import HEALTH_FAILED
+from tokenfab.fleet import HEALTH_OK
 from tokenfab.sched.scheduler import Scheduler
 from tokenfab.sched.types import Request, Unplaceable, WorkloadKind
 
@@ -115,10 +115,10 @@ class TwinSource:
             item["node_ids"] += placement.nodes.tolist()
             item["gpus_per_node"] += placement.gpus_per_node.tolist()
         demand = {svc.name: float(state.demand_rate[i]) / max(svc.osl, 1) for i, svc in enumerate(state.services)}
-        failed = np.flatnonzero(state.fleet.node_health == HEALTH_FAILED).tolist()
+        unhealthy = np.flatnonzero(state.fleet.node_health != HEALTH_OK).tolist()
         caps = {svc.name: float(svc.rates.power_cap_w[svc.cap_index]) for svc in state.services}
         return {"workloads": list(grouped.values()), "training_limit_w": float(state.training.cap_w),
-                "failed_nodes": failed, "demand_requests_per_s": demand, "service_power_cap_w": caps,
+                "unhealthy_nodes": unhealthy, "demand_requests_per_s": demand, "service_power_cap_w": caps,
                 "park_idle_nodes": bool(state.grid.parking)}
 
     def close(self) -> None:
@@ -127,7 +127,7 @@ class TwinSource:
 
 def apply_desired(factory: EmulatedFactory, desired: dict) -> None:
     """Run what the control plane (or the twin) wants: its placements, the training power limit, derated
-    racks; from the twin also the nodes it has failed, each service's offered load and power cap, and
+    racks; from the twin also the nodes it has taken out of service (their free GPUs are off), each service's offered load and power cap, and
     whether idle nodes are parked (powered down during a grid event)."""
     items = [w for w in desired.get("workloads", []) if w.get("node_ids")]
     factory.apply_placements(items)
@@ -139,9 +139,9 @@ def apply_desired(factory: EmulatedFactory, desired: dict) -> None:
             if 0 <= int(rack) < len(fractions):
                 fractions[int(rack)] = float(fraction)
         factory.rack_limit_fraction = fractions
-        failed = np.zeros(factory.fleet.n_nodes, dtype=bool)
-        failed[np.asarray(desired.get("failed_nodes", []), dtype=np.int64)] = True
-        factory.node_failed_outside = failed
+        unhealthy = np.zeros(factory.fleet.n_nodes, dtype=bool)
+        unhealthy[np.asarray(desired.get("unhealthy_nodes", []), dtype=np.int64)] = True
+        factory.node_unhealthy_outside = unhealthy
         factory.park_idle_nodes = bool(desired.get("park_idle_nodes", False))
         factory.service_cap_w = dict(desired.get("service_power_cap_w") or {})
         for name, rate in (desired.get("demand_requests_per_s") or {}).items():
