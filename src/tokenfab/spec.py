@@ -28,8 +28,30 @@ class Redundancy(StrEnum):
 class CoolingChoice(StrEnum):
     auto = "auto"
     dry_cooler = "dry_cooler"
+    hybrid_dry_cooler = "hybrid_dry_cooler"
     cooling_tower = "cooling_tower"
     chiller = "chiller"
+
+
+class PowerTopology(StrEnum):
+    """How power blocks back each other up (the failure analysis takes the worst single failure per block)."""
+
+    auto = "auto"
+    """From `redundancy.power`: N, N+1 (per block) or 2N (per hall)."""
+    n = "N"
+    n_plus_1 = "N+1"
+    distributed_redundant = "distributed_redundant"
+    """n-make-(n-1): blocks in groups of `distributed_make`; any n-1 of a group carry its load."""
+    block_redundant = "block_redundant"
+    """Active blocks plus a catcher block per `catcher_group_max`, reached by static transfer switches."""
+    two_n = "2N"
+
+
+class Distribution(StrEnum):
+    auto = "auto"
+    """800 V DC when the rack draws more than AC busway serves (catalog facility_limits), else AC."""
+    ac = "ac"
+    dc_800v = "dc_800v"
 
 
 class FabricChoice(StrEnum):
@@ -37,6 +59,9 @@ class FabricChoice(StrEnum):
     infiniband_ndr = "infiniband_ndr"
     infiniband_xdr = "infiniband_xdr"
     spectrum_x = "spectrum_x"
+
+
+FabricOptics = Literal["auto", "pluggable", "cpo"]
 
 
 class _Strict(BaseModel):
@@ -64,6 +89,33 @@ class RedundancySpec(_Strict):
     cooling: Redundancy = Redundancy.n_plus_1
 
 
+class PowerSpec(_Strict):
+    """Power-chain choices: block topology, standby generation and ride-through, AC or 800 V DC."""
+
+    topology: PowerTopology = PowerTopology.auto
+    distributed_make: int = Field(default=4, ge=3, le=8, description="n of an n-make-(n-1) group")
+    catcher_group_max: int = Field(default=6, ge=2, le=12, description="active blocks per catcher block")
+    generators: bool = Field(default=True, description="standby generators per block; false: UPS ride-through only")
+    fuel_autonomy_h: float = Field(default=24.0, gt=0, le=720)
+    ups_ride_through_min: float = Field(default=5.0, gt=0, le=240)
+    distribution: Distribution = Distribution.auto
+
+
+class LoadProfileSpec(_Strict):
+    """The IT load the design will see, for energy and opex (default: the economics' inference-fleet figure)."""
+
+    it_load_fraction: float | None = Field(default=None, gt=0, le=1, description="mean IT draw / provisioned")
+    hourly_it_load_fraction: list[float] | None = Field(default=None, min_length=24, max_length=24)
+
+    @model_validator(mode="after")
+    def _one_profile(self) -> LoadProfileSpec:
+        if self.it_load_fraction is not None and self.hourly_it_load_fraction is not None:
+            raise ValueError("give it_load_fraction or hourly_it_load_fraction, not both")
+        if self.hourly_it_load_fraction and not all(0 < f <= 1 for f in self.hourly_it_load_fraction):
+            raise ValueError("hourly_it_load_fraction values must be in (0, 1]")
+        return self
+
+
 class LimitsSpec(_Strict):
     hall_it_mw_max: float = Field(default=40.0, gt=0, le=500, description="largest IT load one hall holds")
     racks_per_row: int = Field(default=16, ge=1, le=100)
@@ -79,9 +131,17 @@ class SiteSpec(_Strict):
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=2000)
     system: str
     cooling: CoolingChoice = CoolingChoice.auto
+    coolant_supply_temp_c: float | None = Field(default=None, ge=10, le=60,
+                                                description="rack coolant supply (e.g. the vendor's figure); default: the system's maximum")
+    trim_chiller: bool | None = Field(default=None, description="trim chiller beside dry coolers; default: when the design day needs it")
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
+    power: PowerSpec = Field(default_factory=PowerSpec)
+    load: LoadProfileSpec = Field(default_factory=LoadProfileSpec)
+    market: str | None = Field(default=None, description="construction market; defaults to the climate's")
     fabric: FabricChoice = FabricChoice.auto
     fabric_oversubscription: float = Field(default=1.0, ge=1.0, le=8.0, description="leaf downlinks : uplinks")
+    fabric_planes: int | None = Field(default=None, ge=1, le=8, description="scale-out planes; default: one per switch-port-speed share of the NIC (a 1.6 T NIC on 800 G switches: 2)")
+    fabric_optics: FabricOptics = Field(default="auto", description="switch optics: pluggable, cpo (co-packaged), or auto (cpo for 1.6 T NICs)")
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @model_validator(mode="after")
@@ -129,10 +189,14 @@ def parse_spec(data: dict) -> FactorySpec:
 __all__ = [
     "ClimateSpec",
     "CoolingChoice",
+    "Distribution",
     "FabricChoice",
     "FactorySpec",
     "InputError",
     "LimitsSpec",
+    "LoadProfileSpec",
+    "PowerSpec",
+    "PowerTopology",
     "Redundancy",
     "RedundancySpec",
     "SiteSpec",

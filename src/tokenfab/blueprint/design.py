@@ -70,6 +70,10 @@ class HallDesign(_Data):
     area_m2: float
     floor_load_kg_per_m2: float
     air_system_capacity_kw: float
+    floor: str = Field(default="slab-on-grade", description="slab-on-grade or raised (access floor)")
+    fire_detection: str = ""
+    fire_suppression: str = ""
+    leak_detection: str = Field(default="", description="required where the hall carries liquid heat")
 
 
 class PowerStage(_Data):
@@ -86,6 +90,82 @@ class PowerStage(_Data):
     efficiency: float
     loss_kw: float
     redundancy: str
+    units_carrying: int | None = Field(default=None, description="units that carry the load after the worst single failure")
+
+
+class PowerBlocks(_Data):
+    """One hall's power blocks: a block is a transformer with its UPS system (or SST) and generators."""
+
+    hall: int
+    block_kw: float = Field(description="usable capacity of one block (rating × loading limit)")
+    load_kw: float
+    blocks_required: int
+    blocks_installed: int
+    blocks_carrying: int = Field(description="blocks that carry the hall after its worst single block failure")
+
+
+class FailureCase(_Data):
+    """The worst single failure of one kind of unit, per block: what survives and how loaded it is."""
+
+    unit: str
+    element: str
+    load_kw: float
+    capacity_after_kw: float
+    loading_after: float
+    carried: bool
+
+
+class StandbyDesign(_Data):
+    """Standby generation (per block or per hall) with its fuel, or UPS ride-through alone."""
+
+    generators: bool
+    generator: str | None
+    generator_rating_kw: float
+    generators_installed: int
+    generators_carrying: int
+    generator_load_kw: float
+    fuel_l: float
+    fuel_autonomy_h: float
+    transfer_switches: int
+    ups_ride_through_min: float
+    battery_kwh: float
+
+
+class DistributionDesign(_Data):
+    """Row distribution (AC busway or 800 V DC busway) and the fault levels the switchgear must interrupt."""
+
+    kind: str = Field(description="ac or dc_800v")
+    busway: str
+    voltage_v: float
+    run_current_a: float = Field(description="current of the most loaded busway run")
+    ampacity_a: float
+    run_length_m: float
+    voltage_drop_pct: float
+    rack_current_a: float
+    tap_offs_per_rack: int
+    tap_off_current_a: float
+    tap_off_rating_a: float
+    lv_fault_ka: float
+    lv_interrupting_ka: float
+    mv_fault_ka: float
+    mv_interrupting_ka: float
+
+
+class GridDesign(_Data):
+    """The point of interconnection: service, short-circuit strength, power quality and load swings."""
+
+    service: str = Field(description="mv (utility MV service) or hv (owned HV/MV substation)")
+    voltage_kv: float
+    short_circuit_mva: float
+    power_factor: float
+    current_thd_pct: float
+    isc_to_load_ratio: float
+    voltage_thd_pct: float
+    load_swing_kw: float
+    storage_kwh: float
+    smoothing_window_s: float
+    ramp_fraction_per_min: float
+    load_loss_mw: float
 
 
 class PowerChainDesign(_Data):
@@ -98,6 +178,12 @@ class PowerChainDesign(_Data):
     misc_power_kw: float
     redundancy: str
     stages: list[PowerStage]
+    topology: str | None = None
+    blocks: list[PowerBlocks] = Field(default_factory=list)
+    failures: list[FailureCase] = Field(default_factory=list)
+    standby: StandbyDesign | None = None
+    distribution: DistributionDesign | None = None
+    grid: GridDesign | None = None
 
 
 class CoolingDesign(_Data):
@@ -126,6 +212,11 @@ class CoolingDesign(_Data):
     wue_l_per_kwh: float
     redundancy: str
     pue_by_outdoor_temp_c: list[tuple[float, float]] = Field(description="(dry-bulb °C, PUE) pairs")
+    trim_chiller_kw: float = Field(default=0.0, description="trim chiller capacity beside dry / hybrid coolers")
+    spray_hours_per_year: float = Field(default=0.0, description="hours a hybrid dry cooler sprays")
+    air_supply_temp_c: float | None = Field(default=None, description="air supplied to the racks' air-cooled parts")
+    heat_rejection_module_kw: float = Field(default=2000.0, description="size of one heat-rejection module")
+    supply_temp_source: str = Field(default="", description="where the rack supply temperature comes from")
 
 
 class FabricTier(_Data):
@@ -134,6 +225,40 @@ class FabricTier(_Data):
     switches: int
     downlinks_per_switch: int
     uplinks_per_switch: int
+
+
+class ComputeFabric(_Data):
+    """One building's (or hall group's) compute fabric: one fat tree per plane, the planes alike."""
+
+    index: int
+    halls: list[int] = Field(description="indices of the halls this fabric serves")
+    scalable_units: int
+    gpus: int
+    endpoints_per_plane: int
+    tiers: list[FabricTier] = Field(description="tiers of one plane")
+    links_by_tier: list[int] = Field(description="links of one plane from tier i to i+1; index 0 is node-to-leaf")
+
+
+class NetworkItem(_Data):
+    """A counted network part: switches, modules or cables of one network, priced and with its draw."""
+
+    network: str = Field(description="compute, dci, storage+in-band or oob")
+    kind: str = Field(description="switch, transceiver or cable")
+    item: str
+    count: int
+    unit_cost_usd: float
+    draw_w: float = 0.0
+
+
+class AuxNetwork(_Data):
+    """A network beside the compute fabric (storage + in-band, out-of-band), counted per the SuperPOD RA."""
+
+    name: str
+    switch: str
+    endpoints: int
+    link_gbps: int
+    tiers: list[FabricTier]
+    links: int
 
 
 class FabricDesign(_Data):
@@ -156,6 +281,23 @@ class FabricDesign(_Data):
     nvlink_domains: int
     gpus_per_nvlink_domain: int
     bisection_tbps: float
+    planes: int = Field(default=1, description="independent fat trees every GPU has a link into")
+    optics: str = Field(default="pluggable", description="pluggable or co-packaged (cpo) switch optics")
+    nic_transceiver: str | None = None
+    compute_fabric_gpus_max: int = 0
+    compute_fabrics: list[ComputeFabric] = Field(default_factory=list)
+    dci_switches: int = 0
+    dci_links: int = 0
+    dci_oversubscription: float = 1.0
+    aux_networks: list[AuxNetwork] = Field(default_factory=list)
+    link_length_m_by_tier: list[float] = Field(default_factory=list, description="longest link per tier; the last is the DCI when there is one")
+    transceiver_by_tier: list[str] = Field(default_factory=list, description="switch-side module per tier ('' for co-packaged)")
+    items: list[NetworkItem] = Field(default_factory=list, description="every counted network part, priced")
+
+    @property
+    def tiers_per_plane(self) -> int:
+        """Most tiers of any compute fabric's plane."""
+        return max((len(f.tiers) for f in self.compute_fabrics), default=len(self.tiers))
 
 
 class BomLine(_Data):
@@ -192,6 +334,9 @@ class SiteMetrics(_Data):
     water_m3_per_year: float
     usd_per_gpu_hour: float
     white_space_m2: float
+    market: str | None = None
+    facility_capex_usd_per_mw: float | None = Field(default=None, description="power + cooling + building per MW of IT")
+    it_load_fraction: float | None = Field(default=None, description="mean IT draw / provisioned, for energy")
 
 
 class SiteDesign(_Data):

@@ -24,10 +24,13 @@ class FabricKind(StrEnum):
     infiniband_ndr = "infiniband_ndr"
     infiniband_xdr = "infiniband_xdr"
     spectrum_x = "spectrum_x"
+    ethernet_oob = "ethernet_oob"
+    """out-of-band management (BMC) Ethernet (never a compute fabric)"""
 
 
 class HeatRejectionKind(StrEnum):
     dry_cooler = "dry_cooler"
+    hybrid_dry_cooler = "hybrid_dry_cooler"
     cooling_tower = "cooling_tower"
     chiller = "chiller"
 
@@ -146,18 +149,48 @@ class Switch(SourcedEntry):
     cost_usd: float = Field(gt=0)
     manufacturer: str = "NVIDIA"
     part_number: str = ""
+    ports_per_cage: int = Field(default=1, ge=1, description="logical ports one pluggable module serves (2: twin-port OSFP)")
+    co_packaged_optics: bool = Field(default=False, description="optics on the package: no switch-side modules; draw includes optics")
+    optics_reach_m: float | None = Field(default=None, gt=0, description="reach of co-packaged optics")
 
 
 class Transceiver(SourcedEntry):
-    gbps: int = Field(gt=0)
+    gbps: int = Field(gt=0, description="per logical port")
     maximum_draw_w: float = Field(ge=0)
     cost_usd: float = Field(ge=0)
     form_factor: str
+    ports: int = Field(default=1, ge=1, description="logical ports of one module (2: twin-port)")
+    reach_m: float | None = Field(default=None, gt=0, description="rated reach on its fibre")
 
 
 class Cable(SourcedEntry):
-    kind: Literal["fiber", "dac", "acc"]
+    kind: Literal["fiber", "dac", "acc", "copper"]
     cost_usd_per_link: float = Field(ge=0)
+    reach_m: float | None = Field(default=None, gt=0, description="longest link the medium carries")
+
+
+class Standards(SourcedEntry):
+    """Limits and counts from standards and reference architectures that are not one part's figures."""
+
+    compute_fabric_gpus_max: int = Field(gt=0, description="GPUs one compute fabric (a building) holds")
+    converged_switch: str = Field(description="switch of the storage + in-band Ethernet fabric")
+    oob_switch: str = Field(description="switch of the out-of-band management network")
+    dci_oversubscription: float = Field(ge=1, description="fabric bandwidth : DCI bandwidth between fabrics")
+    inband_storage_ports_per_node: int = Field(ge=0)
+    inband_storage_port_gbps: int = Field(gt=0)
+    storage_ports_per_scalable_unit: int = Field(ge=0)
+    oob_ports_per_node: int = Field(ge=0)
+    oob_ports_per_rack: int = Field(ge=0)
+    row_power_max_kw: float = Field(gt=0, description="most IT power one row of racks is fed and contained for")
+    row_pitch_m: float = Field(gt=0, description="rack row to rack row, aisles included")
+    cable_drop_m: float = Field(ge=0, description="vertical run plus slack at each end of a link")
+    row_length_max_m: float = Field(gt=0)
+    slab_point_load_kg_per_m2: float = Field(gt=0, description="rack weight on its own footprint a slab carries")
+    raised_floor_concentrated_load_n: float = Field(gt=0, description="one caster or foot on a raised-floor panel")
+    rack_feet: int = Field(gt=0)
+    fire_detection: str
+    fire_suppression: str
+    leak_detection: str
 
 
 class Cdu(SourcedEntry):
@@ -182,14 +215,20 @@ class HeatRejection(SourcedEntry):
     water_l_per_kwh_heat: float = Field(ge=0, description="water consumed per kWh of heat rejected")
     cost_usd_per_mw: float = Field(gt=0)
     footprint_m2_per_mw: float = Field(ge=0)
+    wet_approach_k: float | None = Field(default=None, ge=0, description="hybrid dry cooler: approach to wet-bulb when sprayed")
+    spray_water_l_per_kwh_heat: float | None = Field(default=None, ge=0, description="hybrid dry cooler: water per kWh while sprayed")
 
 
 class Transformer(SourcedEntry):
-    stage: Literal["substation", "mv_lv"]
+    """A transformer (substation HV/MV, unit substation MV/LV) or a solid-state transformer (MV AC to 800 V DC)."""
+
+    stage: Literal["substation", "mv_lv", "sst"]
     rating_mva: float = Field(gt=0)
     efficiency: float = Field(gt=0, le=1)
     max_loading_fraction: float = Field(gt=0, le=1)
     cost_usd: float = Field(gt=0)
+    impedance_pct: float = Field(default=6.0, gt=0, le=25, description="short-circuit impedance, % on own base")
+    secondary_voltage_v: float = Field(default=415.0, gt=0)
 
 
 class Ups(SourcedEntry):
@@ -197,12 +236,71 @@ class Ups(SourcedEntry):
     efficiency: float = Field(gt=0, le=1)
     max_loading_fraction: float = Field(gt=0, le=1)
     cost_usd: float = Field(gt=0)
+    battery_usd_per_kwh: float = Field(default=0.0, ge=0, description="installed battery energy")
+    current_thd_pct: float = Field(default=5.0, ge=0, description="input current distortion at full load")
 
 
 class Busway(SourcedEntry):
     rating_kw: float = Field(gt=0, description="one busway run")
     efficiency: float = Field(gt=0, le=1)
     cost_usd: float = Field(gt=0)
+    kind: Literal["ac", "dc"] = "ac"
+    voltage_v: float = Field(default=415.0, gt=0)
+    ampacity_a: float = Field(default=1600.0, gt=0)
+    tap_off_a: float = Field(default=250.0, gt=0, description="largest tap-off unit feeding one rack")
+    resistance_mohm_per_m: float = Field(default=0.03, gt=0, description="per phase (AC) or per pole (DC)")
+    reactance_mohm_per_m: float = Field(default=0.01, ge=0)
+
+
+class Generator(SourcedEntry):
+    """A standby generator set, with its fuel use and the transfer equipment of the block it backs."""
+
+    rating_kw: float = Field(gt=0)
+    max_loading_fraction: float = Field(gt=0, le=1)
+    fuel_l_per_kwh: float = Field(gt=0, description="at rated load")
+    start_time_s: float = Field(gt=0, description="start to accepting load")
+    cost_usd: float = Field(gt=0)
+    transfer_switch_cost_usd: float = Field(ge=0, description="ATS / paralleling section per block")
+    fuel_storage_usd_per_l: float = Field(ge=0)
+
+
+class FacilityLimits(SourcedEntry):
+    """Limits of the standards and grid codes a facility is certified against (all sourced)."""
+
+    mv_service_max_mw: float = Field(gt=0, description="largest load a utility serves at medium voltage")
+    mv_service_voltage_kv: float = Field(gt=0)
+    hv_service_voltage_kv: float = Field(gt=0)
+    mv_grid_short_circuit_mva: float = Field(gt=0)
+    hv_grid_short_circuit_mva: float = Field(gt=0)
+    transformer_loading_min_fraction: float = Field(ge=0, le=1)
+    busway_voltage_drop_max_pct: float = Field(gt=0)
+    busway_feed_length_m: float = Field(ge=0, description="switchboard to the start of the row")
+    rack_pitch_m: float = Field(gt=0)
+    lv_interrupting_ratings_ka: list[float] = Field(min_length=1)
+    mv_interrupting_ratings_ka: list[float] = Field(min_length=1)
+    dc_800v_rack_kw_min: float = Field(gt=0, description="rack power above which AC busway no longer serves")
+    voltage_thd_max_pct_by_kv: list[tuple[float, float]] = Field(min_length=1, description="(bus kV up to, THDv %)")
+    current_tdd_max_pct_by_ratio: list[tuple[float, float]] = Field(min_length=1, description="(Isc/IL up to, TDD %)")
+    power_factor_min: float = Field(gt=0, le=1)
+    load_swing_fraction: float = Field(ge=0, le=1, description="synchronous training swing as a share of IT")
+    ramp_max_fraction_per_min: float = Field(gt=0, description="load ramp at the point of interconnection")
+    load_loss_max_mw: float = Field(gt=0, description="largest single load loss the grid absorbs")
+    fuel_autonomy_min_h: float = Field(gt=0)
+    ups_ride_through_min_min: float = Field(gt=0, description="with generators: bridge to generator start")
+    ups_ride_through_no_generator_min_min: float = Field(gt=0)
+    air_supply_min_c: float
+    air_supply_max_c: float
+    crah_approach_k: float = Field(ge=0, description="air supply above chilled-water supply")
+
+
+class Market(SourcedEntry):
+    """A construction market (metro): cost per MW of critical load, land, and build time."""
+
+    construction_usd_per_mw_low: float = Field(gt=0)
+    construction_usd_per_mw_mid: float = Field(gt=0)
+    construction_usd_per_mw_high: float = Field(gt=0)
+    land_usd_per_acre: float = Field(ge=0)
+    country: str
 
 
 class Region(SourcedEntry):
@@ -225,6 +323,7 @@ class Climate(SourcedEntry):
     monthly_wet_bulb_c: list[float] = Field(min_length=12, max_length=12)
     daily_range_k: float = Field(ge=0, description="mean daily dry-bulb swing")
     region: str
+    market: str | None = Field(default=None, description="construction market (catalog markets)")
 
 
 class Economics(SourcedEntry):
@@ -246,6 +345,17 @@ class Economics(SourcedEntry):
     misc_load_fraction: float = Field(ge=0, le=0.2, description="lighting, offices, controls per IT kW")
     air_cooling_kw_per_kw_heat: float = Field(ge=0, description="CRAH fan power per kW of air-side heat")
     air_system_capacity_kw_per_m2: float = Field(gt=0, description="air heat a hall's air system removes")
+    us_mean_construction_usd_per_mw: float = Field(default=11.7e6, gt=0, description="the market index base")
+    soft_cost_fraction: float = Field(default=0.0, ge=0, le=1, description="design, permits, commissioning")
+    construction_months: float = Field(default=0.0, ge=0)
+    construction_interest_rate: float = Field(default=0.0, ge=0, lt=1)
+    spares_fraction_of_it: float = Field(default=0.0, ge=0, le=1)
+    acres_per_mw: float = Field(default=0.0, ge=0)
+    storage_tb_per_gpu: float = Field(default=0.0, ge=0)
+    storage_usd_per_tb: float = Field(default=0.0, ge=0)
+    storage_kw_per_pb: float = Field(default=0.0, ge=0)
+    inference_it_load_fraction: float = Field(default=1.0, gt=0, le=1, description="mean IT draw / provisioned")
+    mv_service_usd_per_mw: float = Field(default=0.0, ge=0, description="utility MV connection, per MW")
 
 
 class LlmModel(SourcedEntry):
@@ -356,9 +466,13 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "transformers": Transformer,
     "ups": Ups,
     "busways": Busway,
+    "generators": Generator,
+    "facility_limits": FacilityLimits,
+    "markets": Market,
     "regions": Region,
     "climates": Climate,
     "economics": Economics,
+    "standards": Standards,
     "models": LlmModel,
     "perf_calibrations": PerfCalibration,
     "perf_measurements": PerfMeasurement,

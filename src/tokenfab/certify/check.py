@@ -1,7 +1,10 @@
 """`check(design) -> list[Finding]`: run every certification rule over a design.
 
-Rules live in `tokenfab.certify.rules`, one pure function per rule, each registered with a stable id, an
-area, a title, a default severity and one sentence of why it matters. A rule re-derives what it checks from
+Rules live in the package `tokenfab.certify.rules` (one module per domain), one pure function per rule, each
+registered with a stable id, an area, a title, a default severity, one sentence of why it matters, and its
+kind: an **engineering** rule holds the design to a limit from outside the compiler (vendor rating, standard,
+climate), a **consistency** rule checks the design's numbers against each other or against the compiler's own
+sizing rule. Its `basis` says where the limit comes from. A rule re-derives what it checks from
 the numbers the design states (and the catalog's part figures), so a hand-edited `design.json` is judged on
 what it says, not on what the compiler would have produced.
 """
@@ -18,6 +21,8 @@ from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog, load_catalog
 
 Severity = Literal["error", "warning", "info"]
+Kind = Literal["engineering", "consistency"]
+KINDS: tuple[Kind, ...] = ("engineering", "consistency")
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -38,6 +43,12 @@ class Finding(BaseModel):
     message: str
     why: str = ""
     """One sentence on why the rule matters (from the registry)."""
+    kind: Kind = "consistency"
+    """``engineering``: a limit from outside the compiler (vendor, standard, climate); ``consistency``: the
+    design's own numbers, or the compiler's own rule, re-derived."""
+    basis: str = ""
+    """Where the limit comes from (a source for engineering rules; "the compiler's own rule: …" or "the
+    design's own numbers: …" for consistency checks)."""
 
 
 Rule = Callable[[Design, Catalog], Iterable[Finding]]
@@ -45,7 +56,7 @@ Rule = Callable[[Design, Catalog], Iterable[Finding]]
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """A registered rule: its stable id, area, title, default severity and why it matters."""
+    """A registered rule: its stable id, area, title, default severity, why it matters, kind and basis."""
 
     rule_id: str
     area: str
@@ -55,18 +66,25 @@ class RuleInfo:
     check: Rule
     limit: str = ""
     """The equation or limit, as documented in docs/certify.md."""
+    kind: Kind = "consistency"
+    basis: str = ""
 
 
 RULES: dict[str, RuleInfo] = {}
 
 
-def rule(rule_id: str, area: str, title: str, severity: Severity, why: str, limit: str = ""):
-    """Register a rule function under a stable id (decorator)."""
+def rule(rule_id: str, area: str, title: str, severity: Severity, why: str, limit: str = "", *,
+         kind: Kind, basis: str):
+    """Register a rule function under a stable id (decorator); every rule states its kind and basis."""
+    if kind not in KINDS:
+        raise ValueError(f"rule {rule_id}: kind must be one of {KINDS}, not {kind!r}")
+    if not basis:
+        raise ValueError(f"rule {rule_id}: state the basis of its limit")
 
     def register(func: Rule) -> Rule:
         if rule_id in RULES:
             raise ValueError(f"duplicate rule id {rule_id}")
-        RULES[rule_id] = RuleInfo(rule_id, area, title, severity, why, func, limit)
+        RULES[rule_id] = RuleInfo(rule_id, area, title, severity, why, func, limit, kind, basis)
         return func
 
     return register
@@ -92,6 +110,8 @@ def finding(
         unit=unit,
         message=message,
         why=info.why,
+        kind=info.kind,
+        basis=info.basis,
     )
 
 
@@ -116,7 +136,8 @@ def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str
             # report that the rule could not judge it rather than failing the whole check.
             findings.append(
                 Finding(rule_id=info.rule_id, severity="error", path="design", value=None, limit=None, unit="",
-                        message=f"could not evaluate ({type(exc).__name__}: {exc})", why=info.why)
+                        message=f"could not evaluate ({type(exc).__name__}: {exc})", why=info.why,
+                        kind=info.kind, basis=info.basis)
             )
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id, f.path))
 

@@ -12,12 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfab.catalog.load import load_catalog
-from tokenfab.certify import RULES, Finding, check
+from tokenfab.certify import KINDS, RULES, Finding, check
 from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import design_from_path
 from tokenfab.io.yamlfile import InputError
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+KIND_STYLE = {"engineering": "bold", "consistency": "dim"}
 
 
 def _number(value: float | str | None) -> str:
@@ -31,10 +32,11 @@ def _number(value: float | str | None) -> str:
 
 
 def findings_table(findings: list[Finding], title: str, why: bool = False) -> Table:
-    """A rich table of findings: severity, rule, element, value, limit and message (and why, if asked)."""
+    """A rich table of findings: severity, rule, kind, element, value, limit and message (and why, if asked)."""
     table = Table(title=title, title_justify="left", show_lines=why)
     table.add_column("severity")
     table.add_column("rule", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     table.add_column("element", overflow="fold")
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("limit", justify="right", no_wrap=True)
@@ -42,8 +44,8 @@ def findings_table(findings: list[Finding], title: str, why: bool = False) -> Ta
     for f in findings:
         message = Text(f.message)
         if why and f.why:
-            message.append(f"\n{f.why}", style="dim")
-        table.add_row(Text(f.severity, style=SEVERITY_STYLE[f.severity]), f.rule_id, f.path,
+            message.append(f"\n{f.why} Basis: {f.basis}.", style="dim")
+        table.add_row(Text(f.severity, style=SEVERITY_STYLE[f.severity]), f.rule_id, Text(f.kind, style=KIND_STYLE[f.kind]), f.path,
                       _with_unit(f.value, f.unit), _with_unit(f.limit, f.unit), message)
     return table
 
@@ -55,6 +57,11 @@ def _with_unit(value: float | str | None, unit: str) -> str:
 
 def counts_by_severity(findings: list[Finding]) -> dict[str, int]:
     return {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+
+
+def counts_by_kind(findings: list[Finding]) -> dict[str, int]:
+    """Findings per rule kind: engineering limits against consistency checks."""
+    return {k: sum(1 for f in findings if f.kind == k) for k in KINDS}
 
 
 @app.command("certify")
@@ -83,6 +90,7 @@ def certify_command(
                 "passed": passed,
                 "rules_checked": len(RULES),
                 "counts": counts,
+                "counts_by_kind": counts_by_kind(findings),
                 "findings": [f.model_dump(mode="json") for f in findings],
             }
         )
@@ -94,5 +102,11 @@ def certify_command(
             f"{verdict}: {design.name} against {len(RULES)} rules — "
             f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)"
         )
+        if findings:
+            kinds = counts_by_kind(findings)
+            console.print(
+                f"  {kinds['engineering']} engineering finding(s) (outside limits: vendor, standard, climate), "
+                f"{kinds['consistency']} consistency finding(s) (the design's own numbers or the compiler's own rules)"
+            )
     if not passed:
         raise typer.Exit(EXIT_FAILED)

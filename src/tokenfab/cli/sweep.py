@@ -136,6 +136,9 @@ def _json_value(value):
 
 
 def _best_table(frame, parameters, cost: str) -> Table:
+    """The best certified points; failing points are counted in the title, never ranked."""
+    from tokenfab.sweep.report import ranked
+
     columns = [*parameters, cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "pue_annual",
                "certify_errors"]
     columns = [c for c in columns if c in frame]
@@ -146,13 +149,15 @@ def _best_table(frame, parameters, cost: str) -> Table:
             break
         if optional in columns:
             columns.remove(optional)
-    ranked = frame.sort_values(cost, na_position="last") if cost in frame else frame
-    table = Table(title=f"best {min(TABLE_ROWS, len(frame))} of {len(frame)} points by {_HEADERS.get(cost, cost)}")
+    best = ranked(frame, cost)
+    failing = len(frame) - len(best)
+    note = f"; {failing} failing certification or with an error, not ranked" if failing else ""
+    table = Table(title=f"best {min(TABLE_ROWS, len(best))} of {len(best)} certified points by {_HEADERS.get(cost, cost)}{note}")
     for column in columns:
         header = column.rsplit(".", 1)[-1] if column in parameters else _HEADERS.get(column, column)
         table.add_column(header, justify="left" if column in parameters or column == "error" else "right",
                          overflow="fold")
-    for _, row in ranked.head(TABLE_ROWS).iterrows():
+    for _, row in best.head(TABLE_ROWS).iterrows():
         table.add_row(*(_cell(row[c], c) for c in columns))
     return table
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from tokenfab.blueprint.design import Design, HallDesign, SiteDesign
 from tokenfab.catalog.load import Catalog
-from tokenfab.certify import RULES, Finding, check
+from tokenfab.certify import KINDS, RULES, Finding, check
 from tokenfab.io.atomic import write_text_atomic
 from tokenfab.report import figures
 
@@ -155,6 +155,7 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
         cards=_cards(design),
         passed=counts["error"] == 0,
         counts=counts,
+        kind_counts={k: sum(1 for f in findings if f.kind == k) for k in KINDS},
         findings=shown,
         findings_left_out=max(0, len(findings) - MAX_FINDINGS_SHOWN),
         rules_checked=len(RULES),

@@ -87,10 +87,13 @@ def design_columns(design) -> dict[str, Any]:
 
 
 def certify_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
-    """Counts of certification findings by severity, and the rules that failed."""
+    """Whether the point is certified, counts of findings by severity, and the rules that failed.
+
+    A point with any error finding is marked ``certified = False``; the report never ranks it
+    (`sweep.report.certified_mask`)."""
     from tokenfab.certify.check import check
 
-    findings = list(check(design))
+    findings = list(check(design, catalog))
     severities = [str(getattr(f.severity, "value", f.severity)) for f in findings]
     failed = sorted(
         {
@@ -100,6 +103,9 @@ def certify_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
         }
     )
     return {
+        "certified": "error" not in severities,
+        "certify_engineering_errors": sum(1 for f, s in zip(findings, severities, strict=True)
+                                          if s == "error" and getattr(f, "kind", "") == "engineering"),
         "certify_errors": severities.count("error"),
         "certify_warnings": severities.count("warning"),
         "certify_infos": severities.count("info"),

@@ -49,12 +49,33 @@ def usable(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame[mask]
 
 
+def certified_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Points that passed certification (no error finding) and ran without error; every point when the sweep
+    did not run the certify stage."""
+    mask = np.ones(len(frame), dtype=bool)
+    if "certified" in frame:
+        mask &= frame["certified"].fillna(False).astype(bool).to_numpy()
+    if "certify_errors" in frame:
+        errors = pd.to_numeric(frame["certify_errors"], errors="coerce").to_numpy(dtype=float)
+        mask &= np.nan_to_num(errors, nan=1.0) == 0
+    if "error" in frame:
+        mask &= frame["error"].isna().to_numpy()
+    return mask
+
+
+def ranked(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Certified points by `cost`, lowest first; a point that fails certification is never ranked."""
+    rows = frame[certified_mask(frame)]
+    return rows.sort_values(cost, na_position="last") if cost in rows else rows
+
+
 def pareto_rows(frame: pd.DataFrame, cost: str, other: str, other_higher_is_better: bool) -> pd.DataFrame:
-    """Rows on the Pareto front of minimum `cost` against `other` (maximised or minimised), sorted by `other`.
+    """Certified rows on the Pareto front of minimum `cost` against `other` (maximised or minimised), sorted by
+    `other`. A point that fails certification is never on the front.
 
     Uses `tokenfab.perf.curve.pareto_front_mask` (both axes maximised) on ``(±other, -cost)``.
     """
-    rows = usable(frame, (cost, other))
+    rows = usable(frame[certified_mask(frame)], (cost, other))
     if rows.empty:
         return rows
     sign = 1.0 if other_higher_is_better else -1.0
@@ -130,6 +151,11 @@ def _scatter_with_front(
     x_scale: float = 1.0,
 ) -> None:
     figure, axes = _figure()
+    failing = rows[~certified_mask(rows)]
+    rows = rows[certified_mask(rows)]
+    if not failing.empty:
+        axes.scatter(failing[x].astype(float) * x_scale, failing[y].astype(float), s=30, marker="x", color="#b00020",
+                     alpha=0.8, label="fails certification (not ranked)")
     levels = levels_of(rows[colour_by]) if colour_by else None
     if levels is None or levels.nunique() > MAX_COLOURS:
         groups, colour_by = [("all points", rows)], None
@@ -261,6 +287,7 @@ def _fmt(value) -> str:
 
 def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
     failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
+    uncertified = frame[~certified_mask(frame) & (frame["error"].isna() if "error" in frame else True)]
     metrics = [
         cost,
         "tokens_per_s_per_gpu",
@@ -284,6 +311,11 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
         f"Cost metric: <b>{html.escape(_label(cost))}</b> (lower is better).</p>",
     ]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
+    if not uncertified.empty:
+        rule_column = ["certify_failed_rules"] if "certify_failed_rules" in frame else []
+        parts.append(f"<h2 class='fail'>{len(uncertified)} point(s) fail certification</h2>"
+                     "<p class='note'>They are never ranked and never on a Pareto front (red crosses in the figures).</p>")
+        parts.append(_table(uncertified, [*parameters, *rule_column, "certify_errors", cost]))
     for name, heading in (
         ("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW"),
         ("pareto_capex", "Pareto front: cost against capex"),
@@ -316,6 +348,8 @@ __all__ = [
     "levels_of",
     "objective_of",
     "pareto_rows",
+    "certified_mask",
+    "ranked",
     "usable",
     "write_report",
 ]
