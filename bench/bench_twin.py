@@ -27,12 +27,11 @@ RESULTS = REPO / "bench" / "results" / "twin.md"
 
 
 def one(spec: str, days: float, policy: str, seed: int, training_load: float | None = None) -> dict:
-    import csv
-
     from tokenfab.blueprint.compile import compile
     from tokenfab.catalog.load import load_catalog
     from tokenfab.spec import load_spec
-    from tokenfab.traces.llm import read_trace, shared_data_dir
+    from tokenfab.traces.acme import read_acme_rows
+    from tokenfab.traces.llm import read_trace
     from tokenfab.twin.invariants import check_invariants
     from tokenfab.twin.run import simulate
     from tokenfab.twin.workload import load_workload
@@ -44,7 +43,7 @@ def one(spec: str, days: float, policy: str, seed: int, training_load: float | N
     if training_load is not None:
         workload.training.load = training_load
     traces = {s.trace: read_trace(s.trace) for s in workload.inference.services}
-    rows = list(csv.DictReader((shared_data_dir() / "acme" / "cluster_summary.csv").open()))
+    rows = read_acme_rows()
     wall1, cpu1 = time.perf_counter(), time.process_time()
     run = simulate(design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, catalog=catalog)
     wall2, cpu2 = time.perf_counter(), time.process_time()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from tokenfab.traces.llm import shared_data_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "examples"
-SHARED_DATA_DIR = Path(os.environ.get("TOKENFAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+SHARED_DATA_DIR = shared_data_dir()
 """The public data folder, where `tokenfab.traces.llm.shared_data_dir` finds it (worktrees set the variable)."""
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,10 @@ from typer.testing import CliRunner
 
 from tokenfab import fgd as g
 from tokenfab.cli import app
+from tokenfab.traces.llm import shared_data_dir
 from tokenfab.traces.openb import NodeList, PodList, read_node_list, read_pod_list
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("TOKENFAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+DATA_DIR = shared_data_dir()
 OPENB_DIR = DATA_DIR / "alibaba-openb"
 EXPECTED_CSV = DATA_DIR / "fgd-expected" / "analysis_allo_discrete.csv"
 

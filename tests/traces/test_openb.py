@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tokenfab.traces.llm import shared_data_dir
 from tokenfab.traces.openb import TraceFormatError, read_node_list, read_pod_list
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OPENB_DIR = REPO_ROOT.parent / "shared" / "data" / "alibaba-openb"
+OPENB_DIR = shared_data_dir() / "alibaba-openb"
 
 NODES = "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,P100\nn1,96000,393216,8,G2\nn2,32000,65536,0,\n"
 PODS = (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +9,11 @@ import pytest
 from tokenfab.blueprint.compile import compile
 from tokenfab.catalog.load import load_catalog
 from tokenfab.spec import load_spec
+from tokenfab.traces.acme import ACME_SUMMARY, read_acme_rows
+from tokenfab.traces.llm import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("TOKENFAB_DATA_DIR") or REPO.parent / "shared" / "data")
+DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +44,7 @@ def traces():
 
 @pytest.fixture(scope="session")
 def acme_rows():
-    path = DATA / "acme" / "cluster_summary.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared data folder absent)")
-    return list(csv.DictReader(path.open(encoding="utf-8")))
+    rows = read_acme_rows(DATA)
+    if rows is None:
+        pytest.skip(f"{DATA / ACME_SUMMARY} not found (shared data folder absent)")
+    return rows

@@ -104,6 +104,9 @@ def test_a_run_taken_in_steps_is_the_run_taken_whole(design_1mw, traces, acme_ro
     stepped = Simulation(design_1mw, workload, 0.1, **inputs)
     seen = []
     for t_s in np.arange(0.0, stepped.horizon_s + 1000.0, 777.0):
+        if not stepped.done:
+            with pytest.raises(RuntimeError, match="step to the horizon"):
+                stepped.finish()
         stepped.step_until(t_s)
         state = stepped.state
         assert stepped.now_s == min(t_s, stepped.horizon_s) and state.now_s <= stepped.now_s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import typer
@@ -19,17 +18,12 @@ POLICIES = ("first_fit", "best_fit", "topology_packing", "fragmentation_aware")
 
 def load_inputs(workload_path: Path):
     """The workload, the request traces it names and the Acme rows (exits 2 on bad input)."""
-    from tokenfab.traces.llm import read_trace, shared_data_dir
-    from tokenfab.twin.workload import load_workload
+    from tokenfab.twin.workload import load_workload_inputs
 
     try:
-        workload = load_workload(workload_path)
-        traces = {s.trace: read_trace(s.trace, workload_path.parent) for s in workload.inference.services}
+        return load_workload_inputs(workload_path)
     except InputError as exc:
         fail_bad_input(str(exc))
-    acme = shared_data_dir() / "acme" / "cluster_summary.csv"
-    rows = list(csv.DictReader(acme.open(encoding="utf-8"))) if acme.is_file() else None
-    return workload, traces, rows
 
 
 def run_once(design, workload, traces, rows, days, policy, seed, check, show_progress: bool):

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -207,17 +206,9 @@ def scenario_inputs(workload_path: str):
     Read in the parent when the sweep is planned (bad input is an InputError there), so forked pool
     workers start with them; Ray workers read them on their first simulated point.
     """
-    import csv
+    from tokenfab.twin.workload import load_workload_inputs
 
-    from tokenfab.traces.llm import read_trace, shared_data_dir
-    from tokenfab.twin.workload import load_workload
-
-    path = Path(workload_path)
-    workload = load_workload(path)
-    traces = {s.trace: read_trace(s.trace, path.parent) for s in workload.inference.services}
-    acme = shared_data_dir() / "acme" / "cluster_summary.csv"
-    rows = list(csv.DictReader(acme.open(encoding="utf-8"))) if acme.is_file() else None
-    return workload, traces, rows
+    return load_workload_inputs(workload_path)
 
 
 _STAGE_COLUMNS: dict[str, Callable[..., dict[str, Any]]] = {

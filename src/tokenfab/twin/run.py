@@ -129,11 +129,12 @@ class Simulation:
         return self.finish()
 
     def finish(self) -> Run:
-        """The `Run` so far: the whole run once `run` returned or `step_until` reached the horizon."""
+        """The `Run`, once `step_until` reached the horizon (`run` calls it); between steps read `state`."""
         from tokenfab.twin.metrics import summarise
 
-        if self.done:
-            self.state.advance(self.horizon_s)
+        if not self.done:
+            raise RuntimeError(f"the run is at {self.reached_s:g} s of {self.horizon_s:g} s: step to the horizon first")
+        self.state.advance(self.horizon_s)
         state, workload = self.state, self.workload
         run = make_run(state, workload.name, self.policy, self.seed, self.days, self.n_initial, self.events_handled)
         if workload.inference.request_level:

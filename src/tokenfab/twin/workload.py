@@ -158,6 +158,19 @@ def load_workload(path: str | Path) -> WorkloadSpec:
         raise doc.validation_error(exc) from None
 
 
+def load_workload_inputs(path: str | Path) -> tuple[WorkloadSpec, dict, list[dict[str, str]] | None]:
+    """A workload file with what a run of it reads: the request traces it names (by name from the shared
+    data folder, or paths beside the file) and the Acme cluster rows (None when absent); InputError on bad
+    input."""
+    from tokenfab.traces.acme import read_acme_rows
+    from tokenfab.traces.llm import read_trace
+
+    path = Path(path)
+    workload = load_workload(path)
+    traces = {s.trace: read_trace(s.trace, path.parent) for s in workload.inference.services}
+    return workload, traces, read_acme_rows()
+
+
 # --- training generator -------------------------------------------------------------------------------
 
 
