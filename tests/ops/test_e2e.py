@@ -1,5 +1,5 @@
 """The operations loop end to end, on loopback, with the real parts: `tokenfab emulate` (a 10 MW design at
-5x), `tokenfab serve`, Debian's Prometheus and Alertmanager, wired by `tokenfab export prometheus`.
+4x), `tokenfab serve`, Debian's Prometheus and Alertmanager, wired by `tokenfab export prometheus`.
 
 It shows with numbers (printed, and written to ``ops-e2e.json`` in the test's folder):
 
@@ -27,9 +27,9 @@ pytestmark = [
     pytest.mark.slow,
 ]
 REPO = Path(__file__).resolve().parents[2]
-SPEED = 5.0
+SPEED = 4.0
 XID_STATED_S = 60.0
-"""A drained node's workloads run elsewhere within this many simulated seconds (at 5x, 1 s scrapes of the
+"""A drained node's workloads run elsewhere within this many simulated seconds (at 4x, 1 s scrapes of the
 services, 5 s scrapes of DCGM, 1 s rule evaluation, 0.2 s group wait)."""
 GRID_RESPONSE_S = 30.0
 
