@@ -147,3 +147,31 @@ def test_dashboard_has_the_operations_card(api):
     lab = api.tenant("lab")
     assert api.client.get("/api/v1/ops/history", headers=lab).status_code == 403
     assert api.client.get("/api/v1/ops/desired", headers=lab).status_code == 403
+
+
+def test_grid_event_end_lifts_the_cap_and_resubmits_paused_jobs(api):
+    from tokenfab.control.ops.router import get_ops
+
+    class _Request:  # what get_ops reads: the app's state
+        app = api.client.app
+
+    ops = get_ops(_Request())
+    lab = api.tenant("lab")
+    job = api.submit(lab, name="flex", gpus=4, priority=-1)
+    ops.training_limit_w = 700.0
+    ops.paused[job["id"]] = {"name": "flex", "kind": "training", "tenant": "lab", "gpus": 4, "priority": -1}
+    api.client.delete(f"/api/v1/workloads/{job['id']}", headers=api.op)
+    response = api.client.post("/api/v1/ops/alerts", headers=api.op,
+                               json=hook({"alertname": "GridEventActive", "action": "grid_event", "site": "s0"},
+                                         status="resolved"))
+    result = response.json()["results"][0]
+    assert result["acted"] and job["id"] in result["detail"]["resumed"]
+    new_id = result["detail"]["resumed"][job["id"]]
+    assert api.client.get(f"/api/v1/workloads/{new_id}", headers=api.op).json()["state"] in ("placed", "running")
+    assert api.client.get("/api/v1/ops/desired", headers=api.op).json()["training_limit_w"] is None
+    entries = [e for e in api.client.get("/api/v1/audit", headers=api.op).json()["data"] if e["action"] == "ops.power.restore"]
+    assert entries and entries[0]["after"]["resumed"] == {job["id"]: new_id}
+    # without Prometheus a firing power alert changes nothing
+    firing = api.client.post("/api/v1/ops/alerts", headers=api.op,
+                             json=hook({"alertname": "FacilityPowerOverCap", "action": "shed_power", "site": "s0"}))
+    assert firing.json()["results"][0]["acted"] is False
