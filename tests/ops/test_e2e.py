@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 SPEED = 4.0
 XID_STATED_S = 60.0
 """A drained node's workloads run elsewhere within this many simulated seconds (at 4x, 1 s scrapes of the
-services, 5 s scrapes of DCGM, 1 s rule evaluation, 0.2 s group wait)."""
+services, 3 s scrapes of DCGM, 1 s rule evaluation, 0.2 s group wait)."""
 GRID_RESPONSE_S = 30.0
 
 
@@ -54,7 +54,7 @@ def stack(tmp_path_factory):
     design = workdir / "design.json"
     design.write_text(compile(load_spec(REPO / "examples" / "site-10mw.yaml")[0], load_catalog()).model_dump_json())
     st = Stack(workdir / "run", design, REPO / "examples" / "workload-mixed.yaml", speed=SPEED, time_scale=60.0,
-               scrape_interval_s=1.0, dcgm_scrape_interval_s=5.0, evaluation_interval_s=1.0, group_wait_s=0.2)
+               scrape_interval_s=1.0, dcgm_scrape_interval_s=3.0, evaluation_interval_s=1.0, group_wait_s=0.2)
     try:
         st.start()
         yield st
