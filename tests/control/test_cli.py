@@ -36,21 +36,21 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
 
         over = json.loads(runner.invoke(app, ["submit", "big", "--gpus", "144", "--tenant", "acme", "--json"]).stdout)
         assert over["state"] == "queued" and "over quota" in over["queue_reason"]
-        queue = json.loads(runner.invoke(app, ["queue", "--json"]).stdout)
+        queue = json.loads(runner.invoke(app, ["queue", "--json"]).stdout)["data"]
         assert [w["id"] for w in queue] == [over["id"]]
 
         rack = workload["placement"]["racks"][0]
         drained = runner.invoke(app, ["drain", "--rack", str(rack), "--reason", "CDU swap", "--json"])
         assert drained.exit_code == 0 and workload["id"] in json.loads(drained.stdout)["requeued"]
-        nodes = json.loads(runner.invoke(app, ["nodes", "--rack", str(rack), "--json"]).stdout)
+        nodes = json.loads(runner.invoke(app, ["nodes", "--rack", str(rack), "--json"]).stdout)["data"]
         assert {n["health"] for n in nodes} == {"draining"}
-        tenants = json.loads(runner.invoke(app, ["tenants", "--json"]).stdout)
+        tenants = json.loads(runner.invoke(app, ["tenants", "--json"]).stdout)["data"]
         assert tenants[0]["name"] == "acme" and tenants[0]["gpus_allocated"] == 72
 
         created = json.loads(runner.invoke(app, ["api-token", "create", "acme-ci", "--tenant", "acme",
                                                  "--json"]).stdout)
         mine = runner.invoke(app, ["status", "--json", "--token", created["token"]])
-        assert {w["tenant"] for w in json.loads(mine.stdout)} == {"acme"}
+        assert {w["tenant"] for w in json.loads(mine.stdout)["data"]} == {"acme"}
 
         notebook = runner.invoke(app, ["submit", "nb", "--kind", "small", "--gpu-fraction", "0.25", "--cpu-cores",
                                        "4", "--memory-gb", "32", "--tenant", "acme", "--json"])
