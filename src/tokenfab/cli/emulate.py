@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from tokenfab.cli.app import app, console, fail_bad_input
+from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input
 
 
 @app.command("emulate")
@@ -55,9 +55,14 @@ def emulate(
     link = None
     if control:
         link = ControlLink(control, control_token)
+        from tokenfab.control.client import ClientError
+
         try:
             link.register(emu.workload)
-        except Exception as exc:
+        except ClientError as exc:
+            if exc.status == 0:  # unreachable: a failed run, not bad input
+                err_console.print(f"[bold red]error:[/] --control {control}: {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_FAILED) from None
             fail_bad_input(f"--control {control}: cannot register the workload: {exc}")
     elif static:
         emu.factory.apply_placements(place_standalone(emu.factory, emu.workload))
