@@ -208,3 +208,24 @@ def test_twin_driven_emulator_draws_what_the_twin_draws():
         apply_desired(emu.factory, source.desired())
         emu.factory.step(1.0)
         assert emu.factory.facility_kw == pytest.approx(source.sim.state.facility_kw, rel=1e-6), hour
+
+
+def test_cli_bad_input_and_export(tmp_path):
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+
+    runner = CliRunner()
+    design = str(REPO / "examples" / "row-1mw.yaml")
+    missing = runner.invoke(app, ["emulate", design, "--workload", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "nope.yaml" in missing.output
+    no_token = runner.invoke(app, ["emulate", design, "--workload", str(REPO / "examples" / "workload-mixed.yaml"),
+                                   "--control", "http://127.0.0.1:1"])
+    assert no_token.exit_code == 2 and "--control-token" in no_token.output
+    bad = runner.invoke(app, ["export", "prometheus", design, "--emulator", "nope", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "host:port" in bad.output
+    ok = runner.invoke(app, ["export", "prometheus", design, "--workload", str(REPO / "examples" / "workload-mixed.yaml"),
+                             "--out", str(tmp_path / "prom"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert {"prometheus.yml", "alertmanager.yml", "rules/recording.yml", "rules/alerts.yml"} <= {
+        str(p.relative_to(tmp_path / "prom")) for p in (tmp_path / "prom").rglob("*.yml")}
