@@ -33,6 +33,7 @@ from tokenfab.control.ops.alerts import AlertIn, WebhookIn
 from tokenfab.control.ops.prom import Prometheus, PrometheusError
 from tokenfab.control.ops.telemetry import Telemetry
 from tokenfab.control.service import ControlService, Forbidden, Invalid, NotFound
+from tokenfab.export.prometheus_rules import SLO_OBJECTIVE
 
 ACTION_OF_ALERT = {
     "GpuXidError": "drain_node", "GpuDoubleBitEcc": "drain_node", "NvlinkErrors": "drain_node",
@@ -242,7 +243,7 @@ class OpsController:
         current, g = int(spec.get("replicas", 1)), int(spec.get("gpus", 1))
         rate = float(spec.get("tokens_per_s_per_gpu") or 1000.0)
         inputs = self._service_inputs(name)
-        if inputs.get("errors_5m") is not None and inputs["errors_5m"] <= 1 - 0.99:
+        if inputs.get("errors_5m") is not None and inputs["errors_5m"] <= 1 - SLO_OBJECTIVE:
             return {"reason": "the short window meets the SLO again", **inputs}, False
         target = policy.replicas_for_burn(inputs.get("requests_per_s", 0.0), inputs.get("backlog", 0.0),
                                           inputs.get("backlog_growth_per_s", 0.0), inputs.get("tokens_per_request", 1.0),
