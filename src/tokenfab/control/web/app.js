@@ -59,7 +59,8 @@ function logout() {
   state.token = ""; state.me = null; state.selectedRack = null; state.tenants = []; state.foundNode = null;
   state.zoom = { level: "factory", hall: null, su: null }; state.hallMap = null;
   $("#map-search").value = ""; $("#search-results").innerHTML = "";
-  $("#wl-tenant").innerHTML = ""; // the operator's list of tenants must not outlive the session
+  // the operator's lists of tenants (submit and environment forms) must not outlive the session
+  document.querySelectorAll(".operator-only select").forEach((select) => { select.innerHTML = ""; });
   $("#rack-actions").innerHTML = "";
   $("#submit-msg").textContent = "";
   $("#power-msg").textContent = "";
