@@ -473,7 +473,12 @@ def create_app(
         """Interactive API docs (Swagger UI bundled by the fastapi-offline package: no network needed)."""
         return FileResponse(WEB_DIR / "docs.html")
 
-    app.add_middleware(GuardMiddleware, authenticate=service.authenticate, settings=settings)
+    app.add_middleware(
+        GuardMiddleware,
+        authenticate=service.authenticate,
+        authenticate_cached=service.cached_principal,
+        settings=settings,
+    )
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so every answer has the headers
 
     @app.get("/", include_in_schema=False)

@@ -149,9 +149,17 @@ class GuardMiddleware:
     ``authenticate(token) -> principal | None`` is the service's (a blocking store read: run in a thread).
     """
 
-    def __init__(self, app: ASGIApp, authenticate: Callable[[str], Any], settings: Settings):
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticate: Callable[[str], Any],
+        settings: Settings,
+        authenticate_cached: Callable[[str], Any] | None = None,
+    ):
         self.app = app
         self.authenticate = authenticate
+        self.authenticate_cached = authenticate_cached
+        """A token seen moments ago, answered on the event loop without a thread or a store read."""
         self.settings = settings
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
 
@@ -190,7 +198,8 @@ class GuardMiddleware:
             )
             return None
         try:
-            principal = await run_in_threadpool(self.authenticate, token)
+            cached = self.authenticate_cached(token) if self.authenticate_cached is not None else None
+            principal = cached or await run_in_threadpool(self.authenticate, token)
         except SQLAlchemyError:
             await send_error(send, 503, "the database is unavailable; try again", {"Retry-After": "1"})
             return None
