@@ -13,7 +13,10 @@ from tokenfab.spec import FactorySpec
 
 def _spec(system: str, grid_mw: float, **site) -> FactorySpec:
     return FactorySpec.model_validate(
-        {"name": "t", "sites": [{"name": "s", "grid_mw": grid_mw, "climate": "dublin-ie", "system": system, **site}]}
+        {
+            "name": "t",
+            "sites": [{"name": "s", "grid_mw": grid_mw, "climate": "dublin-ie", "system": system, **site}],
+        }
     )
 
 
@@ -26,7 +29,11 @@ def _scale_out_kw(site) -> float:
 
 
 def test_one_gigawatt_sites_have_at_most_three_tiers_per_plane(catalog):
-    designs = [compiled_example("site-1gw"), compiled_example("campus-2750mw"), compile(_spec("gb200-nvl72", 1200), catalog)]
+    designs = [
+        compiled_example("site-1gw"),
+        compiled_example("campus-2750mw"),
+        compile(_spec("gb200-nvl72", 1200), catalog),
+    ]
     for design in designs:
         for site in design.sites:
             f = site.fabric
@@ -63,8 +70,16 @@ def test_two_planes_need_at_least_29_percent_fewer_switches_by_the_same_formulas
 
 
 def test_planes_are_a_design_variable(catalog):
-    one = compile(_spec("vera-rubin-nvl72", 35, fabric_planes=1, fabric_optics="pluggable"), catalog).sites[0].fabric
-    two = compile(_spec("vera-rubin-nvl72", 35, fabric_planes=2, fabric_optics="pluggable"), catalog).sites[0].fabric
+    one = (
+        compile(_spec("vera-rubin-nvl72", 35, fabric_planes=1, fabric_optics="pluggable"), catalog)
+        .sites[0]
+        .fabric
+    )
+    two = (
+        compile(_spec("vera-rubin-nvl72", 35, fabric_planes=2, fabric_optics="pluggable"), catalog)
+        .sites[0]
+        .fabric
+    )
     assert (one.planes, two.planes) == (1, 2)
     assert one.tiers_per_plane == 3 and two.tiers_per_plane == 2
     assert sum(t.switches for t in two.tiers) <= 0.71 * sum(t.switches for t in one.tiers)
@@ -129,7 +144,12 @@ def test_cpo_asked_for_where_the_catalog_has_none_names_the_field(catalog):
 
 
 def test_halls_group_into_balanced_fabrics():
-    assert group_halls_into_fabrics([35] * 16, 173) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+    assert group_halls_into_fabrics([35] * 16, 173) == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+        [12, 13, 14, 15],
+    ]
     assert group_halls_into_fabrics([35] * 5, 173) == [[0, 1, 2], [3, 4]]
     assert group_halls_into_fabrics([35] * 4, 173) == [[0, 1, 2, 3]]
     assert group_halls_into_fabrics([35] * 6, 100) == [[0, 1], [2, 3], [4, 5]]

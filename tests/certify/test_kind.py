@@ -38,7 +38,9 @@ def test_rule_without_kind_is_refused():
 
 def test_findings_carry_their_rules_kind(catalog):
     edited = compiled_example("site-10mw").model_dump(mode="json")
-    edited["sites"][0]["rack"]["power_max_kw"] = 999.0  # breaks PWR-001 (engineering) and balances (consistency)
+    edited["sites"][0]["rack"]["power_max_kw"] = (
+        999.0  # breaks PWR-001 (engineering) and balances (consistency)
+    )
     findings = check(Design.model_validate(edited), catalog)
     assert findings
     for f in findings:

@@ -42,8 +42,20 @@ def test_examples_pass_the_new_rules(name, catalog):
 
 
 def test_a_1_2_gw_gb200_site_passes_the_new_rules(catalog):
-    spec = FactorySpec.model_validate({"name": "gb200-1200", "sites": [
-        {"name": "s", "grid_mw": 1200, "climate": "dublin-ie", "system": "gb200-nvl72", "limits": {"hall_it_mw_max": 50}}]})
+    spec = FactorySpec.model_validate(
+        {
+            "name": "gb200-1200",
+            "sites": [
+                {
+                    "name": "s",
+                    "grid_mw": 1200,
+                    "climate": "dublin-ie",
+                    "system": "gb200-nvl72",
+                    "limits": {"hall_it_mw_max": 50},
+                }
+            ],
+        }
+    )
     design = compile(spec, catalog)
     assert check(design, catalog, rule_ids=NEW_RULES) == []
     assert design.sites[0].fabric.tiers_per_plane <= 3
@@ -113,18 +125,34 @@ def test_compute_fabric_too_large_and_too_deep(catalog):
     assert {(f.value, f.limit, f.unit) for f in findings} == {(150_000, 100_000, "GPUs"), (4, 3, "tiers")}
 
 
-def test_one_400_mw_hall_is_caught_as_a_too_large_fabric(catalog):
-    spec = FactorySpec.model_validate({"name": "big", "sites": [
-        {"name": "s", "grid_mw": 400, "climate": "dublin-ie", "system": "gb300-nvl72", "limits": {"hall_it_mw_max": 400}}]})
+def test_one_400_mw_hall_is_split_into_fabrics_operators_build(catalog):
+    spec = FactorySpec.model_validate(
+        {
+            "name": "big",
+            "sites": [
+                {
+                    "name": "s",
+                    "grid_mw": 400,
+                    "climate": "dublin-ie",
+                    "system": "gb300-nvl72",
+                    "limits": {"hall_it_mw_max": 400},
+                }
+            ],
+        }
+    )
     design = compile(spec, catalog)
-    findings = check(design, catalog, rule_ids=["NET-012"])
-    assert findings and findings[0].value == design.sites[0].metrics.gpus and findings[0].limit == 100_000
+    fabric = design.sites[0].fabric
+    assert len(design.sites[0].halls) == 1 and len(fabric.compute_fabrics) == 2
+    assert all(c.halls == [0] and c.gpus <= 100_000 for c in fabric.compute_fabrics)
+    assert check(design, catalog, rule_ids=["NET-012"]) == []
 
 
 def test_missing_fire_and_leak_detection(catalog):
     d = _base()
     d["sites"][0]["halls"][0].update(fire_detection="", leak_detection="none")
     findings = _findings(d, "SAFE-005", catalog)
-    assert sorted(f.message.split(" while")[0] for f in findings) == ["hall 0 states no fire detection",
-                                                                      "hall 0 states no leak detection"]
+    assert sorted(f.message.split(" while")[0] for f in findings) == [
+        "hall 0 states no fire detection",
+        "hall 0 states no leak detection",
+    ]
     assert all(f.limit == "present" for f in findings)

@@ -10,15 +10,17 @@ from tokenfab.sweep.report import certified_mask, pareto_rows, ranked, write_rep
 
 def _frame() -> pd.DataFrame:
     # point 0 is cheapest and densest but fails certification; 1–3 pass; 4 ran into an error
-    return pd.DataFrame({
-        "sites[0].system": ["a", "b", "c", "d", "e"],
-        "usd_per_gpu_hour": [1.0, 2.0, 3.0, 2.5, 0.5],
-        "tokens_per_s_per_mw": [900.0, 500.0, 800.0, 400.0, 1000.0],
-        "capex_usd": [1e9, 2e9, 3e9, 2.5e9, 0.5e9],
-        "certify_errors": [2, 0, 0, 0, 0],
-        "certify_failed_rules": ["COOL-004,NET-011", "", "", "", ""],
-        "error": [None, None, None, None, "boom"],
-    })
+    return pd.DataFrame(
+        {
+            "sites[0].system": ["a", "b", "c", "d", "e"],
+            "usd_per_gpu_hour": [1.0, 2.0, 3.0, 2.5, 0.5],
+            "tokens_per_s_per_mw": [900.0, 500.0, 800.0, 400.0, 1000.0],
+            "capex_usd": [1e9, 2e9, 3e9, 2.5e9, 0.5e9],
+            "certify_errors": [2, 0, 0, 0, 0],
+            "certify_failed_rules": ["COOL-004,NET-011", "", "", "", ""],
+            "error": [None, None, None, None, "boom"],
+        }
+    )
 
 
 def test_failing_points_are_not_ranked_nor_on_the_front():
@@ -48,8 +50,21 @@ def test_a_swept_point_that_fails_certification_is_marked(catalog):
     from tokenfab.spec import FactorySpec
     from tokenfab.sweep.evaluate import certify_columns
 
-    spec = FactorySpec.model_validate({"name": "big", "sites": [
-        {"name": "s", "grid_mw": 400, "climate": "dublin-ie", "system": "gb300-nvl72", "limits": {"hall_it_mw_max": 400}}]})
+    spec = FactorySpec.model_validate(
+        {
+            "name": "abilene-dry",
+            "sites": [
+                {
+                    "name": "s",
+                    "grid_mw": 20,
+                    "climate": "abilene-tx",
+                    "system": "gb300-nvl72",
+                    "cooling": "dry_cooler",
+                    "trim_chiller": False,
+                }
+            ],
+        }
+    )
     columns = certify_columns(compile(spec, catalog), None, catalog)
-    assert columns["certified"] is False and columns["certify_failed_rules"] == "NET-012"
+    assert columns["certified"] is False and columns["certify_failed_rules"] == "COOL-004"
     assert columns["certify_engineering_errors"] == 1

@@ -203,6 +203,23 @@ def group_halls_into_fabrics(hall_sus: list[int], sus_per_fabric: int) -> list[l
     return groups
 
 
+def fabric_groups(hall_sus: list[int], sus_per_fabric: int) -> list[tuple[list[int], int]]:
+    """(halls served, SUs) per compute fabric: whole halls grouped (`group_halls_into_fabrics`), or, when one hall
+    holds more SUs than a fabric may, the site's SUs split into balanced fabrics that each name the halls their
+    SUs stand in."""
+    if not hall_sus or max(hall_sus) <= sus_per_fabric:
+        return [(halls, sum(hall_sus[h] for h in halls)) for halls in group_halls_into_fabrics(hall_sus, sus_per_fabric)]
+    total = sum(hall_sus)
+    starts = [sum(hall_sus[:h]) for h in range(len(hall_sus))]
+    groups, first = [], 0
+    for size in layout.balanced_sizes(total, math.ceil(total / sus_per_fabric)):
+        last = first + size - 1
+        halls = [h for h, s0 in enumerate(starts) if s0 <= last and s0 + hall_sus[h] - 1 >= first]
+        groups.append((halls, size))
+        first += size
+    return groups
+
+
 def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: float) -> tuple[int, int, int]:
     """(border switches, super-spine switches, trunk links) of one plane's DCI between compute fabrics.
 
@@ -282,8 +299,7 @@ def _plan(parts: Parts, site: SiteSpec, counts: layout.SiteCounts) -> _Plan:
                                         parts.standards.compute_fabric_gpus_max)
     hall_sus = [len(group) for group in counts.hall_groups]
     fabrics = []
-    for halls in group_halls_into_fabrics(hall_sus, sus_max):
-        sus = sum(hall_sus[h] for h in halls)
+    for halls, sus in fabric_groups(hall_sus, sus_max):
         fabrics.append((halls, sus, fat_tree(e_su, sus, radix, site.fabric_oversubscription)))
     return _Plan(planes, link_gbps, radix, e_su, fabrics)
 
@@ -298,6 +314,39 @@ def _tiers(tree: FatTree, multiple: int = 1) -> list[FabricTier]:
             for i in range(tree.tiers)]
 
 
+@dataclass(frozen=True)
+class _NetworkCounts:
+    """Counts and parts of a site's networks, before they become design models."""
+
+    totals_switches: list[int]
+    totals_links: list[int]
+    lengths: list[float]
+    dci: tuple[int, int, int]
+    """(border, super-spine, trunks) per plane"""
+    compute: netparts.ComputeParts
+    aux: list
+    items: list[NetworkItem]
+
+
+def _site_parts(parts: Parts, site: SiteSpec, counts: layout.SiteCounts, plan: _Plan) -> _NetworkCounts:
+    depth = max(tree.tiers for _, _, tree in plan.fabrics)
+    totals_switches, totals_links = [0] * depth, [0] * depth
+    for _, _, tree in plan.fabrics:
+        for i in range(tree.tiers):
+            totals_switches[i] += tree.switches_by_tier[i] * plan.planes
+            totals_links[i] += tree.links_by_tier[i] * plan.planes
+    fabric_halls = max(len(h) for h, _, _ in plan.fabrics)
+    lengths = link_lengths_m(parts, site, [sum(g) for g in counts.hall_groups], fabric_halls, len(plan.fabrics), depth)
+    dci = dci_counts([plan.endpoints_per_su * sus for _, sus, _ in plan.fabrics], plan.radix,
+                     parts.standards.dci_oversubscription)
+    border, spine, trunks = dci
+    compute = netparts.compute_items(parts, sum(totals_switches), plan.planes, plan.link_gbps, totals_links, lengths,
+                                     nics=counts.gpus * parts.system.scaleout_nics_per_gpu,
+                                     dci=(border * plan.planes, spine * plan.planes, trunks * plan.planes))
+    aux, aux_items = netparts.management_networks(parts, counts)
+    return _NetworkCounts(totals_switches, totals_links, lengths, dci, compute, aux, netparts.merge(compute.items + aux_items))
+
+
 def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int) -> tuple[FabricDesign, FatTree]:
     """The site's networks: compute fabrics per building with planes and a DCI, storage + in-band and OOB.
 
@@ -306,34 +355,22 @@ def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int)
     system, switch, std = parts.system, parts.switch, parts.standards
     counts = layout.site_counts(system, domains, site.limits.hall_it_mw_max)
     plan = _plan(parts, site, counts)
+    built = _site_parts(parts, site, counts, plan)
     largest = max(plan.fabrics, key=lambda f: (f[2].tiers, f[1]))[2]
-    depth = max(tree.tiers for _, _, tree in plan.fabrics)
-    totals_switches = [0] * depth
-    totals_links = [0] * depth
     compute_fabrics = []
     gpus_per_su = system.nodes_per_scalable_unit * system.gpus_per_node
     gpus_left = counts.gpus
     for index, (halls, sus, tree) in enumerate(plan.fabrics):
-        for i in range(tree.tiers):
-            totals_switches[i] += tree.switches_by_tier[i] * plan.planes
-            totals_links[i] += tree.links_by_tier[i] * plan.planes
         gpus = min(sus * gpus_per_su, gpus_left)
         gpus_left -= gpus
-        compute_fabrics.append(ComputeFabric.model_construct(index=index, halls=halls, scalable_units=sus, gpus=gpus,
-                                             endpoints_per_plane=plan.endpoints_per_su * sus, tiers=_tiers(tree),
-                                             links_by_tier=list(tree.links_by_tier)))
-    tiers = [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=totals_switches[i],
-                        downlinks_per_switch=largest.downlinks_by_tier[i] if i < largest.tiers else 0,
-                        uplinks_per_switch=largest.uplinks_by_tier[i] if i < largest.tiers else 0)
-             for i in range(depth)]
-    fabric_halls = max(len(h) for h, _, _ in plan.fabrics)
-    lengths = link_lengths_m(parts, site, [sum(g) for g in counts.hall_groups], fabric_halls, len(plan.fabrics), depth)
-    border, spine, trunks = dci_counts([f.endpoints_per_plane for f in compute_fabrics], plan.radix, std.dci_oversubscription)
-    parts_plan = netparts.compute_items(parts, sum(totals_switches), plan.planes, plan.link_gbps, totals_links, lengths,
-                                        nic_links=counts.gpus * plan.endpoints_per_su * plan.planes // gpus_per_su,
-                                        dci=(border * plan.planes, spine * plan.planes, trunks * plan.planes))
-    aux, aux_items = netparts.management_networks(parts, counts)
-    items = netparts.merge(parts_plan.items + aux_items)
+        compute_fabrics.append(ComputeFabric.model_construct(
+            index=index, halls=halls, scalable_units=sus, gpus=gpus, endpoints_per_plane=plan.endpoints_per_su * sus,
+            tiers=_tiers(tree), links_by_tier=list(tree.links_by_tier)))
+    tiers = [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=n,
+                                        downlinks_per_switch=largest.downlinks_by_tier[i] if i < largest.tiers else 0,
+                                        uplinks_per_switch=largest.uplinks_by_tier[i] if i < largest.tiers else 0)
+             for i, n in enumerate(built.totals_switches)]
+    border, spine, trunks = built.dci
     endpoints = plan.endpoints_per_su * scalable_units * plan.planes
     design = FabricDesign(
         kind=switch.fabric.value,
@@ -345,37 +382,37 @@ def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int)
         rails=system.gpus_per_node * plan.planes * (plan.endpoints_per_su // gpus_per_su),
         scalable_units=scalable_units,
         tiers=tiers,
-        links_by_tier=totals_links,
+        links_by_tier=built.totals_links,
         oversubscription=site.fabric_oversubscription,
-        transceivers=parts_plan.modules,
-        transceiver=parts_plan.main_module,
-        cables=sum(totals_links) + 2 * trunks * plan.planes,
-        switch_power_kw=network_items_power_kw(items, "switch"),
-        transceiver_power_kw=network_items_power_kw(items, "transceiver"),
+        transceivers=built.compute.modules,
+        transceiver=built.compute.main_module,
+        cables=sum(built.totals_links) + 2 * trunks * plan.planes,
+        switch_power_kw=network_items_power_kw(built.items, "switch"),
+        transceiver_power_kw=network_items_power_kw(built.items, "transceiver"),
         nvlink_domains=domains,
         gpus_per_nvlink_domain=system.gpus_per_nvlink_domain,
         bisection_tbps=bisection_bandwidth_tbps(endpoints, plan.link_gbps, site.fabric_oversubscription),
         planes=plan.planes,
         optics="cpo" if switch.co_packaged_optics else "pluggable",
-        nic_transceiver=parts_plan.nic_module,
+        nic_transceiver=built.compute.nic_module,
         compute_fabric_gpus_max=std.compute_fabric_gpus_max,
         compute_fabrics=compute_fabrics,
         dci_switches=(border + spine) * plan.planes,
         dci_links=trunks * plan.planes,
         dci_oversubscription=std.dci_oversubscription,
-        aux_networks=aux,
-        link_length_m_by_tier=lengths,
-        transceiver_by_tier=parts_plan.module_by_tier,
-        items=items,
+        aux_networks=built.aux,
+        link_length_m_by_tier=built.lengths,
+        transceiver_by_tier=built.compute.module_by_tier,
+        items=built.items,
     )
     return design, largest
 
 
 def network_power_kw(parts: Parts, site: SiteSpec, domains: int) -> float:
-    """Switch and transceiver power of every network that serves `domains` NVLink domains."""
+    """Switch and transceiver power of every network that serves `domains` NVLink domains (no design models)."""
     counts = layout.site_counts(parts.system, domains, site.limits.hall_it_mw_max)
-    fabric, _ = site_fabric(parts, site, len(counts.su_racks), domains)
-    return fabric.switch_power_kw + fabric.transceiver_power_kw
+    items = _site_parts(parts, site, counts, _plan(parts, site, counts)).items
+    return network_items_power_kw(items, "switch") + network_items_power_kw(items, "transceiver")
 
 
 def network_items_power_kw(items: list[NetworkItem], kind: str) -> float:

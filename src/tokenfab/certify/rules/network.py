@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tokenfab.blueprint import network
+from tokenfab.blueprint import netparts, network
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.catalog.models import Switch, System
@@ -115,7 +115,7 @@ def fabric_oversubscription(design: Design, catalog: Catalog):
                 yield finding("NET-005", _tier_path(path, tier), ratio, allowed, ":1",
                               f"{tier.name} switches have {tier.downlinks_per_switch} down / {tier.uplinks_per_switch} up = {ratio:.2f}:1, "
                               f"above the {allowed:g}:1 allowed")
-        if len(f.tiers) == 1 and f.tiers[0].switches > 1:
+        if len(f.tiers) == 1 and f.tiers[0].switches > f.planes * max(len(f.compute_fabrics), 1):
             yield finding("NET-005", _tier_path(path, f.tiers[0]), f.tiers[0].switches, 1, "switches",
                           "several leaf switches with no spine above them are not one fabric")
 
@@ -213,7 +213,7 @@ def fabric_covers_gpus(design: Design, catalog: Catalog):
 
 @rule("NET-010", "network", "links, cables and transceivers match the tiers", "error",
       "Cables and optics are bought from these counts; a short count is a fabric that cannot be finished.",
-      "L_i = P Σ_f L_i,f; cables ≥ Σ L + 2 L_DCI; modules ≥ Σ_i ⌈ends_i / ports per cage⌉ (none for co-packaged optics)",
+      "L_i = P Σ_f L_i,f; cables ≥ Σ L + 2 L_DCI; modules ≥ Σ_i ⌈ends_i / (p_cage ⌊g_port / g_link⌋)⌉ (none for co-packaged optics)",
       kind="consistency", basis="the compiler's own rule: links per tier and modules per twin-port cage (blueprint.network)")
 def links_match_tiers(design: Design, catalog: Catalog):
     for _, site, path in _sites(design):
@@ -233,9 +233,9 @@ def links_match_tiers(design: Design, catalog: Catalog):
                           f"{f.cables:,} cables for {cables:,} links")
         switch = _entry(catalog, "switches", f.switch, Switch)
         if f.items and switch is not None:
-            cage = 0 if switch.co_packaged_optics else switch.ports_per_cage
+            cage = 0 if switch.co_packaged_optics else netparts.logical_ports_per_module(switch, f.link_gbps)
             modules = sum(math.ceil(e / cage) for e in network.compute_link_ends_by_tier(derived)) if cage else 0
-            what = f"{modules:,} switch-side modules ({switch.ports_per_cage} ports per cage)" if cage else "no switch-side modules (co-packaged optics)"
+            what = f"{modules:,} switch-side modules ({cage} links per module)" if cage else "no switch-side modules (co-packaged optics)"
         else:
             modules, what = 2 * sum(derived), "two module ends per link"
         if f.transceivers < modules:
