@@ -9,6 +9,7 @@ with 401 (no or bad token), 403 (operator only), 404 (absent, or another tenant'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -332,7 +333,7 @@ def _error(status: int, message: str, field: str | None = None, detail: list | N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _field_of(loc: tuple | list) -> str:
+def _field_of(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 

@@ -18,6 +18,10 @@ MAX_GPUS = 1_000_000
 MAX_ID = 10_000_000
 
 HealthAction = Literal["cordon", "drain", "fail", "return"]
+WorkloadStateName = Literal["queued", "placed", "running", "cancelled", "failed"]
+"""`store.WorkloadState`'s values, the only ones the store writes."""
+HealthName = Literal["ok", "cordoned", "draining", "failed"]
+"""`fleet.Health`'s names, the only ones the store writes."""
 
 
 class _In(BaseModel):
@@ -174,7 +178,7 @@ class WorkloadPublic(_Out):
     replicas: int
     priority: int
     on_failure: str
-    state: Literal["queued", "placed", "running", "cancelled", "failed"]
+    state: WorkloadStateName
     queue_reason: str
     created_at: datetime
     updated_at: datetime
@@ -235,7 +239,7 @@ class NodePublic(_Out):
     gpus_shared: dict[int, int] = Field(
         default_factory=dict, description="GPU slot → milli-GPU used on each GPU shared by small workloads"
     )
-    health: Literal["ok", "cordoned", "draining", "failed"]
+    health: HealthName
     health_reason: str
     workloads: list[str]
 

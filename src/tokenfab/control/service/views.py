@@ -6,6 +6,7 @@ A tenant sees its own share: its workloads on the map and the nodes, its usage a
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 import numpy as np
 from sqlalchemy import func, select
@@ -41,7 +42,7 @@ def rack_summaries(memory: FactoryMemory, principal: Principal) -> list[s.RackSu
     free_by_rack = np.bincount(
         memory.node_rack, weights=fleet.node_free_gpus, minlength=fleet.n_racks
     ).astype(int)
-    health_by_rack = [Counter() for _ in range(fleet.n_racks)]
+    health_by_rack: list[Counter[str]] = [Counter() for _ in range(fleet.n_racks)]
     for node in np.flatnonzero(fleet.node_health != HEALTH_OK):
         health_by_rack[memory.node_rack[node]][Health(int(fleet.node_health[node])).name] += 1
     tenants_by_rack: list[Counter] = [Counter() for _ in range(fleet.n_racks)]
@@ -164,7 +165,7 @@ def list_nodes(
             gpus=row.gpus,
             gpus_free=int(free[row.id]),
             gpus_shared=shared.get(row.id, {}),
-            health=row.health,
+            health=cast(s.HealthName, row.health),
             health_reason=row.health_reason,
             workloads=on_node.get(row.id, []),
         )

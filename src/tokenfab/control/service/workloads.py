@@ -7,6 +7,7 @@ transaction is committed. Cancelling or shrinking frees GPUs and lets the queue 
 from __future__ import annotations
 
 import secrets
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -101,7 +102,7 @@ def owner_for(session: Session, principal: Principal, tenant_name: str | None) -
         return find_tenant(session, tenant_name, field="tenant")
     if tenant_name is not None and tenant_name != principal.tenant_name:
         raise NotFound(f"tenant {tenant_name} not found", "tenant")
-    return session.get(TenantRow, principal.tenant_id)
+    return session.get_one(TenantRow, principal.tenant_id)
 
 
 def visible_workload(session: Session, principal: Principal, workload_id: str) -> tuple[WorkloadRow, str]:
@@ -110,7 +111,7 @@ def visible_workload(session: Session, principal: Principal, workload_id: str) -
     row = session.get(WorkloadRow, workload_id)
     if row is None or (not principal.is_operator and row.tenant_id != principal.tenant_id):
         raise NotFound(f"workload {workload_id} not found", "workload_id")
-    return row, session.get(TenantRow, row.tenant_id).name
+    return row, session.get_one(TenantRow, row.tenant_id).name
 
 
 def workload_public(
@@ -145,7 +146,7 @@ def workload_public(
         replicas=int(row.spec.get("replicas", 1)),
         priority=row.priority,
         on_failure=row.on_failure,
-        state=row.state,
+        state=cast(s.WorkloadStateName, row.state),
         queue_reason=row.queue_reason,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
