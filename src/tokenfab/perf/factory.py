@@ -15,11 +15,16 @@ GPUs not given to any workload (shares summing below 1) still cost money and cou
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenfab.catalog.models import Precision
 from tokenfab.perf.curve import TokenPoint, estimate
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design
+    from tokenfab.catalog.load import Catalog
 
 SECONDS_PER_DAY = 86400.0
 
@@ -91,14 +96,14 @@ class FactoryTokens:
     """Per million input + output tokens [$]."""
     workloads: list[WorkloadTokens]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for w, src in zip(out["workloads"], self.workloads, strict=True):
             w["point"] = src.point.to_dict()
         return out
 
 
-def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None = None) -> FactoryTokens:
+def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_override: str | None = None) -> FactoryTokens:
     """Tokens per day and cost per million tokens of `design` serving `mix` (a pure function)."""
     total_out = total_all = usd_day = 0.0
     rows = []
@@ -120,6 +125,7 @@ def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None
                 pue=max(site.metrics.pue_annual, 1.0),
             )
             point = curve.operating_point
+            assert point is not None  # `estimate` always picks one (the nearest miss when none meets the targets)
             share_gpus = gpus * w.share
             out_day = point.tokens_per_s_per_gpu_output * share_gpus * mix.utilisation * SECONDS_PER_DAY
             all_day = point.tokens_per_s_per_gpu_total * share_gpus * mix.utilisation * SECONDS_PER_DAY

@@ -25,16 +25,17 @@ References
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def gpu_power_w(
-    compute_utilisation,
-    memory_utilisation,
+    compute_utilisation: ArrayLike,
+    memory_utilisation: ArrayLike,
     idle_power_w: float,
     tdp_w: float,
     compute_weight: float,
     memory_weight: float,
-    clock_fraction=1.0,
+    clock_fraction: ArrayLike = 1.0,
     clock_power_exponent: float = 2.5,
 ) -> np.ndarray:
     """Board power at a given load and clock [W] (equation in the module docstring).
@@ -62,11 +63,11 @@ def gpu_power_w(
 
 
 def capped_clock_fraction(
-    compute_time_s,
-    memory_time_s,
-    other_time_s,
-    flops,
-    bytes_,
+    compute_time_s: ArrayLike,
+    memory_time_s: ArrayLike,
+    other_time_s: ArrayLike,
+    flops: ArrayLike,
+    bytes_: ArrayLike,
     peak_flops_per_s: float,
     peak_bytes_per_s: float,
     idle_power_w: float,
@@ -92,7 +93,7 @@ def capped_clock_fraction(
     flops = np.asarray(flops, dtype=float)
     bytes_ = np.asarray(bytes_, dtype=float)
 
-    def power(f):
+    def power(f: np.ndarray) -> np.ndarray:
         t = step_time_at_clock_s(tc, tm, to, f)
         return gpu_power_w(
             flops / (t * peak_flops_per_s),
@@ -117,7 +118,7 @@ def capped_clock_fraction(
     return np.where(ok_at_full, 1.0, lo)
 
 
-def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_fraction=1.0) -> np.ndarray:
+def step_time_at_clock_s(compute_time_s: ArrayLike, memory_time_s: ArrayLike, other_time_s: ArrayLike, clock_fraction: ArrayLike = 1.0) -> np.ndarray:
     """Step time when the SM clock runs at `clock_fraction` of nominal [s].
 
     Operator groups are stacked on axis 0 of the compute and memory times:
@@ -125,4 +126,5 @@ def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_frac
     .. math:: t(f) = \\sum_{op} \\max(t_{c,op} / f,\\; t_{m,op}) + t_o
     """
     per_op = np.maximum(np.asarray(compute_time_s) / clock_fraction, np.asarray(memory_time_s))
-    return per_op.sum(axis=0) + other_time_s
+    step_s: np.ndarray = per_op.sum(axis=0) + other_time_s
+    return step_s
