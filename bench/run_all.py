@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control", "sweep"]
+ORDER = [
+    "startup", "compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control",
+    "environments", "sweep",
+]
 
 
 def assemble() -> Path:

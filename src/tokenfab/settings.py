@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     """API token for the client commands (after ``--token``, before the saved login)."""
     bootstrap_token: str | None = None
     """The bootstrap operator token a new control-plane store gets (``tf_<id>_<secret>``; default: random)."""
+    slurm_conf: Path | None = None
+    """slurm.conf of the slurmctld that tenant Slurm environments are applied to (unset: not applied)."""
+    env_fault_after: str | None = None
+    """Fault injection for the crash tests: ``OP:STEP`` (``create:network``) makes the server exit right
+    after committing that step of an environment operation, as a crash between steps would."""
 
     @field_validator("*", mode="before")
     @classmethod

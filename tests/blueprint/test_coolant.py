@@ -10,18 +10,24 @@ import pytest
 from CoolProp.CoolProp import PropsSI
 
 from tokenfab.blueprint import coolant
-from tokenfab.blueprint.coolant_table import PRESSURE_PA, TABLE
 
+TABLE = coolant.coolant_table()
+PRESSURE_PA = TABLE.pressure_pa
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "site-10mw.yaml"
 
 
-@pytest.mark.parametrize("fluid", sorted(TABLE))
+@pytest.mark.parametrize("fluid", sorted(TABLE.fluids))
 @pytest.mark.parametrize("temp_c", [0.0, 7.3, 25.0, 32.5, 40.05, 45.0, 61.7, 89.9, 90.0])
 def test_table_matches_coolprop(fluid: str, temp_c: float) -> None:
     density, cp = coolant.coolant_properties(fluid, temp_c)
     temp_k = temp_c + 273.15
     assert density == pytest.approx(PropsSI("D", "T", temp_k, "P", PRESSURE_PA, fluid), rel=2e-5)
     assert cp == pytest.approx(PropsSI("C", "T", temp_k, "P", PRESSURE_PA, fluid), rel=2e-5)
+
+
+def test_table_names_its_source() -> None:
+    assert TABLE.source.startswith("CoolProp ") and "Bell et al." in TABLE.source
+    assert TABLE.temps_c[0] == 0.0 and TABLE.temps_c[-1] == 90.0 and len(TABLE.temps_c) == 901
 
 
 def test_outside_the_table_asks_coolprop() -> None:
@@ -44,3 +50,13 @@ def test_compiling_a_design_does_not_import_coolprop() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("temp_c", [20.0, 32.5, 37.4, 45.0])
+def test_table_is_exactly_coolprop_at_the_tenths_compile_asks_for(temp_c: float) -> None:
+    """`compile` rounds the mean coolant temperature to 0.1 °C; there the table holds CoolProp's own value, so
+    designs are the same figure for figure as with CoolProp (no knife-edge count moves)."""
+    fluid, temp_k = "INCOMP::MPG[0.25]", temp_c + 273.15
+    assert coolant.coolant_properties(fluid, temp_c) == (
+        PropsSI("D", "T", temp_k, "P", PRESSURE_PA, fluid), PropsSI("C", "T", temp_k, "P", PRESSURE_PA, fluid)
+    )

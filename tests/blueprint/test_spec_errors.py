@@ -74,7 +74,7 @@ def test_bad_design_json_is_exit_2(tmp_path):
 def test_catalog_list_and_show():
     result = runner.invoke(app, ["catalog", "list", "systems", "--json"])
     assert result.exit_code == 0
-    assert "gb300-nvl72" in json.loads(result.output)["systems"]
+    assert "gb300-nvl72" in [e["name"] for e in json.loads(result.output)["data"] if e["kind"] == "systems"]
     shown = runner.invoke(app, ["catalog", "show", "q3400-ra", "--json"])
     assert json.loads(shown.output)["ports"] == 144
     assert runner.invoke(app, ["catalog", "show", "nope"]).exit_code == 2

@@ -62,7 +62,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
                       encoding="utf-8")
     cases = {
         malformed: f"{malformed}:2: malformed JSON",
-        invalid: f"{invalid}: ",
+        invalid: f"{invalid}:1: schema_version: required field is missing",
         small: f"{small}:4: sites[0].grid_mw: site too small",
         tmp_path / "missing.json": "file not found",
         tmp_path: "not a file",

@@ -46,6 +46,7 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
         assert {n["health"] for n in nodes} == {"draining"}
         tenants = json.loads(runner.invoke(app, ["tenants", "--json"]).stdout)["data"]
         assert tenants[0]["name"] == "acme" and tenants[0]["gpus_allocated"] == 72
+        assert json.loads(runner.invoke(app, ["tenants", "list", "-j"]).stdout)["data"] == tenants
 
         created = json.loads(runner.invoke(app, ["api-token", "create", "acme-ci", "--tenant", "acme",
                                                  "--json"]).stdout)

@@ -16,7 +16,8 @@ def test_migrations_create_every_table_and_rerun_cleanly(row_design, tmp_path):
     assert first.bootstrap_token
     tables = set(inspect(first.service.engine).get_table_names())
     assert {"sites", "halls", "racks", "nodes", "tenants", "api_tokens", "workloads", "placements",
-            "gpu_allocations", "audit_log", "power_events", "telemetry", "alembic_version"} <= tables
+            "gpu_allocations", "audit_log", "power_events", "telemetry", "alembic_version", "environments",
+            "environment_steps", "environment_nodes", "environment_pkeys", "environment_vlans"} <= tables
     first.service.engine.dispose()
     again = ControlService.open(row_design, db_url)  # upgrade is idempotent; no second bootstrap token
     assert again.bootstrap_token is None

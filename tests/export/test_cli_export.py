@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES_DIR, compiled_example
 from tokenfab.cli import app
-from tokenfab.export.slurm import expand_hostlist, parse_conf
+from tokenfab.export.slurm import parse_conf
+from tokenfab.names import expand_hostlist
 
 runner = CliRunner()
 

@@ -8,7 +8,8 @@ import yaml
 
 from tokenfab.export.kueue import SITE_LABEL, export_kueue
 from tokenfab.export.netbox import export_netbox
-from tokenfab.export.slurm import expand_hostlist, export_slurm, parse_conf
+from tokenfab.export.slurm import export_slurm, parse_conf
+from tokenfab.names import expand_hostlist
 
 
 def test_slurm_two_sites(two_site_design):

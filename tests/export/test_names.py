@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import compiled_example
-from tokenfab.export.names import inventory
 from tokenfab.fleet import from_design
+from tokenfab.names import inventory
 
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 

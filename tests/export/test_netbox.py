@@ -248,8 +248,8 @@ def test_csv_values_are_netbox_choices(netbox_files):
 
 def test_same_node_names_in_every_export(full_su_design, netbox_files):
     from tokenfab.export.kueue import export_kueue
-    from tokenfab.export.names import inventory
-    from tokenfab.export.slurm import expand_hostlist, export_slurm, parse_conf
+    from tokenfab.export.slurm import export_slurm, parse_conf
+    from tokenfab.names import expand_hostlist, inventory
 
     slurm = [
         n

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,21 +10,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import compiled_example
+from tests.export.slurmctld import SCONTROL, SLURMCTLD, controller_settings
 from tokenfab.export.fabric import inventory_links
-from tokenfab.export.names import inventory
 from tokenfab.export.slurm import (
     block_sizes,
-    expand_hostlist,
     export_slurm,
-    hostlist,
     parse_conf,
     slurm_conf,
     topology_tree_conf,
 )
+from tokenfab.names import expand_hostlist, hostlist, inventory
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-SLURMCTLD = "/usr/sbin/slurmctld"
-SCONTROL = shutil.which("scontrol") or "/usr/bin/scontrol"
 
 
 def test_hostlist_round_trip():
@@ -108,35 +103,6 @@ def test_golden_files():
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _controller_settings(folder: Path) -> str:
-    port = _free_port()
-    return "\n".join(
-        [
-            "SlurmctldHost=localhost",
-            "SlurmctldAddr=127.0.0.1",
-            f"SlurmctldPort={port}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/none",
-            "CredType=cred/none",
-            "SlurmUser=root",
-            f"StateSaveLocation={folder / 'state'}",
-            f"SlurmdSpoolDir={folder / 'spool'}",
-            f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
-            f"SlurmctldLogFile={folder / 'slurmctld.log'}",
-            "MpiDefault=none",
-            "MailProg=/bin/true",
-            "ProctrackType=proctrack/linuxproc",
-            "",
-        ]
-    )
-
-
 @pytest.mark.xdist_group("slurmctld")
 @pytest.mark.parametrize("leaves", ["switches", "scalable-units"])
 def test_real_slurmctld_reads_tree_topology(tmp_path, leaves):
@@ -149,7 +115,7 @@ def test_real_slurmctld_reads_tree_topology(tmp_path, leaves):
     (tmp_path / "state").mkdir()
     (tmp_path / "spool").mkdir()
     conf = tmp_path / "slurm.conf"
-    conf.write_text(_controller_settings(tmp_path) + slurm_conf(inv, node_addr="127.0.0.1"))
+    conf.write_text(controller_settings(tmp_path) + slurm_conf(inv, node_addr="127.0.0.1"))
     topology = topology_tree_conf(inv, leaves=leaves)
     (tmp_path / "topology.conf").write_text(topology)
     (tmp_path / "gres.conf").write_text(export_slurm(design)["gres.conf"])

@@ -1,19 +1,26 @@
-"""Every public calibration point within the ±25 % target, and the calibration data is traceable."""
+"""The catalog's public calibration points as a regression guard, and the calibration data is traceable.
+
+Since issue 11 the token model is fitted on the perf corpus (5,030 throughput rows, leave-one-family-out
+scores in bench/RESULTS.md), not on these six points; two of them are derived from per-MW figures and a
+recalled concurrency cap. They are kept as a guard at ±40 % (about the corpus's cross-validated p90)
+instead of the former ±25 % fitting target.
+"""
 
 import pytest
 
 from tokenfab.catalog.load import load_catalog
 from tokenfab.catalog.models import PerfCalibration, PerfMeasurement
-from tokenfab.perf.calibration import CALIBRATION_TOLERANCE, calibration_for, calibration_table
+from tokenfab.perf.calibration import calibration_for, calibration_table
 
 CATALOG = load_catalog()
+REGRESSION_TOLERANCE = 0.40
 ROWS = {row.measurement: row for row in calibration_table(CATALOG)}
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_calibration_point_within_target(name):
     row = ROWS[name]
-    assert abs(row.error) <= CALIBRATION_TOLERANCE, (
+    assert abs(row.error) <= REGRESSION_TOLERANCE, (
         f"{name}: predicted {row.predicted:.4g} vs measured {row.measured:.4g} ({row.error:+.0%})"
     )
 

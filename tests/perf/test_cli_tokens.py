@@ -53,7 +53,9 @@ def test_json_schema(tmp_path):
     doc = json.loads(result.output)
     assert REQUIRED_KEYS <= set(doc)
     assert doc["model"] == "gpt-oss-120b" and doc["precision"] == "fp4" and doc["meets_targets"]
-    assert doc["mode"] == "aggregated" and doc["mode_requested"] == "aggregated"
+    # Default mode is auto (issue 11): both modes evaluated, the chosen one named with the reason.
+    assert doc["mode_requested"] == "auto" and doc["mode"] == doc["mode_chosen"]
+    assert doc["mode_reason"].startswith(doc["mode"])
     assert doc["itl_ms"] <= 20 and doc["ttft_ms"] <= 2000
     assert doc["curve"] and REQUIRED_KEYS - {"curve"} <= set(doc["curve"][0])
     assert doc["tokens_per_s_per_gpu_total"] == pytest.approx(doc["tokens_per_s_per_gpu_output"] * (1 + 1024 / 8192))
@@ -115,11 +117,11 @@ def fake_design():
 
 @pytest.fixture
 def design_path(tmp_path, monkeypatch):
-    import tokenfab.blueprint.design as design_module
+    import tokenfab.blueprint.validate as gate
 
     path = tmp_path / "design.json"
     path.write_text("{}")
-    monkeypatch.setattr(design_module, "load_design", lambda p: fake_design())
+    monkeypatch.setattr(gate, "load_design_checked", lambda p, catalog: fake_design())
     return path
 
 

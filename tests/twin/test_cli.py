@@ -78,4 +78,4 @@ def test_unknown_policy_and_missing_trace_exit_2(tmp_path):
         "name: t\ninference:\n  services:\n    - {name: a, trace: nowhere.csv, model: llama-3.1-8b, ttft_ms: 1000, itl_ms: 50, peak_gpu_share: 0.1}\n"
     )
     result = CliRunner().invoke(app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload)])
-    assert result.exit_code == 2 and "nowhere.csv: trace file not found" in result.output
+    assert result.exit_code == 2 and "w.yaml:4: inference.services[0].trace: trace 'nowhere.csv' not found" in result.output

@@ -41,6 +41,27 @@ class Catalog:
     def all(self, kind: str, model: type[T]) -> list[T]:
         return [e for e in self.kind(kind).values() if isinstance(e, model)]
 
+    def resolve(self, kind: str, name: str) -> SourcedEntry:
+        """The entry `name` names: its catalog name, one of its ``aliases`` or (models) its ``hf_repo``.
+
+        Matching of aliases and repositories ignores case; a name nothing matches raises KeyError.
+        """
+        entries = self.kind(kind)
+        if name in entries:
+            return entries[name]
+        wanted = name.strip().lower()
+        for entry in entries.values():
+            names = [*getattr(entry, "aliases", ()), getattr(entry, "hf_repo", "")]
+            if any(n and n.lower() == wanted for n in names):
+                return entry
+        return self.get(kind, name)
+
+    def systems_with_gpu(self, gpu: str) -> list[SourcedEntry]:
+        """The systems built from the GPU `gpu` names (catalog name or alias), node-scale ones first."""
+        wanted = self.resolve("gpus", gpu).name
+        found = [s for s in self.kind("systems").values() if getattr(s, "gpu", None) == wanted]
+        return sorted(found, key=lambda s: (getattr(s, "kind", "") != "node_scale", s.name))
+
     def find(self, name: str) -> tuple[str, SourcedEntry]:
         for kind, entries in self.entries.items():
             if name in entries:

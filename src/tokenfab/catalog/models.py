@@ -90,6 +90,29 @@ class Gpu(SourcedEntry):
     idle_power_w: float = Field(gt=0)
     nvlink_bandwidth_gb_s: float = Field(gt=0, description="per GPU, one direction")
     architecture: str
+    aliases: list[str] = Field(default_factory=list, description="other names data uses (e.g. the perf corpus)")
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    memory_type: str = Field(default="", description="HBM3, HBM3e, GDDR6, ...")
+    scaleup_link: Literal["nvlink", "nvlink_bridge", "nvlink_c2c", "pcie", "infinity_fabric"] = Field(
+        default="nvlink", description="what carries tensor-parallel traffic between GPUs of a node"
+    )
+    nvlink_peers: int | None = Field(
+        default=None, gt=0, description="GPUs one scale-up link group joins (bridged pairs: 2); None = the node"
+    )
+    pcie_bandwidth_gb_s: float | None = Field(default=None, gt=0, description="host interface, one direction")
+    serving_floor_w: float | None = Field(
+        default=None, gt=0, description="lowest board power measured while a model is loaded and serving"
+    )
+
+    def scaleup_bandwidth_gb_s(self, group_gpus: int) -> float:
+        """Per-GPU, one-direction bandwidth a group of `group_gpus` GPUs exchanges tensor-parallel data at.
+
+        Within one link group (``nvlink_peers``; the whole node when None) the scale-up link's figure; a
+        larger group goes through the host's PCIe switches at ``pcie_bandwidth_gb_s``.
+        """
+        if self.nvlink_peers is None or group_gpus <= self.nvlink_peers or self.pcie_bandwidth_gb_s is None:
+            return self.nvlink_bandwidth_gb_s
+        return self.pcie_bandwidth_gb_s
 
 
 class System(SourcedEntry):
@@ -365,6 +388,7 @@ class LlmModel(SourcedEntry):
     experts of ``expert_ffn_size``, ``active_experts`` of them per token, ``shared_experts`` always on,
     and ``dense_layers`` leading layers with an ordinary FFN of ``ffn_size``. Multi-head latent attention
     (``attention: mla``) caches ``kv_lora_rank + qk_rope_head_dim`` values per token and layer.
+    GELU-MLP models (GPT-J, Falcon) have ``ffn_matrices: 2`` instead of the gated FFN's 3.
     """
 
     hf_repo: str = Field(description="Hugging Face repository the figures come from")
@@ -381,7 +405,9 @@ class LlmModel(SourcedEntry):
     active_experts: int = Field(default=0, ge=0, description="routed experts per token")
     shared_experts: int = Field(default=0, ge=0)
     expert_ffn_size: int = Field(default=0, ge=0)
-    dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN in an MoE model")
+    dense_layers: int = Field(
+        default=0, ge=0, description="layers with a dense FFN in an MoE model (leading, or interleaved as in Llama 4)"
+    )
     q_lora_rank: int = Field(default=0, ge=0)
     kv_lora_rank: int = Field(default=0, ge=0)
     qk_rope_head_dim: int = Field(default=0, ge=0)
@@ -391,6 +417,11 @@ class LlmModel(SourcedEntry):
     sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window")
     total_params_b: float = Field(gt=0, description="published total parameter count, billions")
     native_precision: Precision = Precision.bf16
+    aliases: list[str] = Field(default_factory=list, description="other Hugging Face repos of the same weights shape")
+    ffn_matrices: int = Field(
+        default=3, ge=2, le=3, description="weight matrices per FFN/expert: 3 gated (SwiGLU), 2 plain (GELU MLP)"
+    )
+    active_params_b: float | None = Field(default=None, gt=0, description="published active parameters, billions")
 
     @property
     def is_moe(self) -> bool:
@@ -427,8 +458,6 @@ class PerfCalibration(SourcedEntry):
     moe_token_overhead_us: float = Field(
         ge=0, description="per token per GPU per iteration in MoE layers: routing, permutation, imbalance"
     )
-    power_compute_weight: float = Field(ge=0, description="dynamic power per unit compute utilisation")
-    power_memory_weight: float = Field(ge=0, description="dynamic power per unit HBM utilisation")
     clock_power_exponent: float = Field(gt=1, description="compute power ~ clock^exponent under DVFS")
     calibrated_on: list[str] = Field(default_factory=list)
 
@@ -455,6 +484,112 @@ class PerfMeasurement(SourcedEntry):
     tp: int | None = Field(default=None, gt=0, description="pinned tensor parallelism")
 
 
+class PowerModel(SourcedEntry):
+    """How board power follows the work on one GPU architecture (see `tokenfab.perf.power`).
+
+    While a model is served the board never drops below its serving floor
+    :math:`P_f = P_{idle} + s\\,(P_{TDP} - P_{idle})` (clocks up, HBM refreshed, kernels launched even in the
+    gaps between them); tensor-core and HBM activity add ``compute_weight`` and ``memory_weight`` shares of
+    :math:`P_{TDP} - P_f`. A GPU whose ``serving_floor_w`` is measured uses that floor instead of ``s``.
+    ``fitted_on`` names the ``power_measurements`` entries the figures were fitted to. The DVFS exponent
+    stays with the architecture's ``perf_calibrations`` entry.
+    """
+
+    architecture: str = Field(description="matches Gpu.architecture; 'default' for any other")
+    floor_fraction: float = Field(ge=0, lt=1, description="s: serving floor as a share of TDP - idle")
+    compute_weight: float = Field(ge=0, description="dynamic power with tensor cores busy all the time [-]")
+    memory_weight: float = Field(ge=0, description="dynamic power with HBM busy all the time [-]")
+    fitted_on: list[str] = Field(default_factory=list)
+
+
+class PowerMeasurement(SourcedEntry):
+    """One public measurement of board power while serving, at a known batch."""
+
+    gpu: str
+    model: str = Field(description="catalog model the load ran")
+    system: str = Field(description="catalog system the GPU sits in")
+    precision: Precision
+    engine: str = ""
+    batch: int = Field(gt=0, description="sequences decoded together (concurrency per replica)")
+    tp: int = Field(default=1, gt=0)
+    isl: int = Field(gt=0, description="mean input tokens per request")
+    osl: int = Field(gt=0, description="mean output tokens per request")
+    board_power_w: float = Field(gt=0, description="mean board power per GPU while serving [W]")
+    derived: bool = Field(default=False, description="read off a published fit rather than a printed value")
+
+
+class PerfAlias(SourcedEntry):
+    """Names that measured-performance files (the perf corpus) use for a catalog model or GPU.
+
+    ``kind: model`` maps onto a ``models`` entry; ``kind: gpu`` onto the ``systems`` entry a measurement on
+    that GPU is predicted on (the system fixes the GPU, its NVLink domain and scale-out NICs).
+    ``blank_precision`` is the precision assumed for a row on that GPU that does not state one.
+    """
+
+    kind: Literal["model", "gpu"]
+    match: list[str] = Field(min_length=1, description="names as written in points files (case-insensitive)")
+    target: str = Field(description="catalog model name (kind model) or system name (kind gpu)")
+    blank_precision: Precision | None = None
+
+
+class EngineProfile(SourcedEntry):
+    """The limits one serving engine (at some versions) really runs with, as benchmarks configure it.
+
+    Selected for a measurement by ``engines`` (engine column, case-insensitive), ``source_kinds`` (empty:
+    any) and the version range ``[version_from, version_to)`` parsed from the engine-version text.
+    """
+
+    engines: list[str] = Field(min_length=1)
+    source_kinds: list[str] = Field(default_factory=list)
+    version_from: str = ""
+    version_to: str = ""
+    backend: str = Field(description="step-time class whose fitted engine factor applies")
+    batching: Literal["inflight", "static"] = "inflight"
+    max_batch: int = Field(gt=0, description="most sequences scheduled together per replica")
+    max_num_tokens: int = Field(gt=0, description="most tokens (prefill + decode) in one step")
+    kv_cache_fraction: float = Field(gt=0, le=1, description="share of HBM left after weights given to KV cache")
+    cuda_graph_max_batch: int = Field(ge=0, description="largest batch run as a CUDA graph; 0 = graphs off")
+    chunked_prefill: bool = True
+
+
+class PerfGenerationParams(SourcedEntry):
+    """Fitted efficiency factors of the token model for one GPU generation (``default``: any other).
+
+    Shared by every model, engine and point on that generation; fitted by `scripts/fit_perf.py`.
+    """
+
+    generation: str
+    gemm_efficiency: dict[Precision, float] = Field(description="dense linear GEMMs, sustained / peak, per precision")
+    moe_gemm_efficiency: dict[Precision, float] = Field(description="routed-expert GEMMs, per weight precision")
+    attention_efficiency: float = Field(gt=0, le=1)
+    memory_efficiency: float = Field(gt=0, le=1)
+    moe_memory_efficiency: float = Field(gt=0, le=1)
+    step_overhead_ms: float = Field(ge=0)
+    layer_overhead_us: float = Field(ge=0)
+    sequence_overhead_us: float = Field(ge=0)
+
+
+class PerfFit(SourcedEntry):
+    """Parameters of the token model shared across generations, and what they were fitted on."""
+
+    corpus: str = Field(description="points file the fit used")
+    corpus_sha256_16: str = Field(description="first 16 hex digits of the file's SHA-256")
+    corpus_rows: int = Field(ge=0)
+    link_efficiency: dict[str, float] = Field(description="collective bandwidth / peak: nvlink, scaleout")
+    collective_latency_us: float = Field(ge=0)
+    moe_token_overhead_us: float = Field(ge=0, description="routing, permutation and load imbalance per token")
+    eager_layer_factor: float = Field(ge=1, description="layer overhead multiplier outside CUDA graphs")
+    engine_time_factor: dict[str, float] = Field(description="step-time multiplier per engine backend")
+    server_itl_headroom: float = Field(gt=0, le=1, description="mean ITL / p99 TPOT limit a server load reaches")
+    server_load_factor: float = Field(gt=0, le=1, description="sustained Poisson load / saturated capacity")
+    mtp_draft_tokens: int = Field(ge=1)
+    mtp_tokens_per_step: float = Field(ge=1, description="accepted tokens per decode step with MTP")
+    roofline_overlap_exponent: float = Field(
+        default=40.0, gt=1, description="p of the p-norm that replaces max(compute, memory) per operator"
+    )
+    cv_summary: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
 KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "gpus": Gpu,
     "systems": System,
@@ -476,4 +611,10 @@ KIND_MODELS: dict[str, type[SourcedEntry]] = {
     "models": LlmModel,
     "perf_calibrations": PerfCalibration,
     "perf_measurements": PerfMeasurement,
+    "power_models": PowerModel,
+    "power_measurements": PowerMeasurement,
+    "perf_aliases": PerfAlias,
+    "engine_profiles": EngineProfile,
+    "perf_generation_params": PerfGenerationParams,
+    "perf_fits": PerfFit,
 }

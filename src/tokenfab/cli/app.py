@@ -48,8 +48,9 @@ class OneLineGroup(TyperGroup):
             code = rv if isinstance(rv, int) else EXIT_OK
         except _click.exceptions.ClickException as exc:
             code = _usage_error(exc)
-        except _click.exceptions.Abort:
-            code = 130
+        except _click.exceptions.Abort:  # a prompt closed (EOF) or interrupted
+            _print_error("aborted")
+            code = EXIT_FAILED
         except typer.Exit as exc:  # raised outside a command (e.g. --version)
             code = exc.exit_code
         except Exception as exc:  # the net under the net: bad input the gate missed is a bug, not a traceback

@@ -7,37 +7,28 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tokenfab.catalog.load import Catalog, load_catalog
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.io.yamlfile import InputError
+from tokenfab.cli.inputs import user_catalog
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
 
 catalog_app = typer.Typer(help="Browse the catalog: systems, GPUs, fabric, facility equipment, regions.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
-CatalogDirOption = typer.Option(None, "--catalog", help="extra catalog directory (repeatable); its entries override the bundled ones")
-
-
-def load_user_catalog(catalog_dirs: list[Path] | None) -> Catalog:
-    """The bundled catalog plus the user's directories; a bad catalog file exits 2 with its line."""
-    try:
-        return load_catalog(catalog_dirs or [])
-    except InputError as exc:
-        fail_bad_input(str(exc))
 
 
 @catalog_app.command("list")
 def list_entries(
     kind: str = typer.Argument(None, help="only this kind (systems, gpus, switches, cdus, regions, climates, ...)"),
-    catalog_dir: list[Path] = CatalogDirOption,
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    catalog_dir: list[Path] = CATALOG_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List catalog entries by kind."""
-    catalog = load_user_catalog(catalog_dir)
+    catalog = user_catalog(catalog_dir)
     kinds = [kind] if kind else sorted(k for k, v in catalog.entries.items() if v)
     if kind and kind not in catalog.entries:
         fail_bad_input(f"unknown catalog kind {kind!r} (known: {', '.join(sorted(catalog.entries))})")
     if as_json:
-        print_json({k: sorted(catalog.kind(k)) for k in kinds})
+        print_json([{"kind": k, "name": n, "description": e.description} for k in kinds for n, e in sorted(catalog.kind(k).items())])
         return
     table = Table(title="tokenfab catalog")
     table.add_column("kind")
@@ -55,11 +46,11 @@ def list_entries(
 @catalog_app.command("show")
 def show_entry(
     name: str = typer.Argument(..., help="entry name, e.g. gb300-nvl72"),
-    catalog_dir: list[Path] = CatalogDirOption,
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    catalog_dir: list[Path] = CATALOG_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one entry: every figure with its source."""
-    catalog = load_user_catalog(catalog_dir)
+    catalog = user_catalog(catalog_dir)
     try:
         kind, entry = catalog.find(name)
     except KeyError as exc:

@@ -6,16 +6,18 @@ Exit codes: 0 when no finding is an error, 1 when any is, 2 for input that canno
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from tokenfab.catalog.load import load_catalog
-from tokenfab.certify import KINDS, RULES, Finding, check
-from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
-from tokenfab.io.yamlfile import InputError
+from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, is_wide, print_json
+from tokenfab.cli.inputs import design_from_path, user_catalog
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
+
+if TYPE_CHECKING:
+    from tokenfab.certify import Finding
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 KIND_STYLE = {"engineering": "bold", "consistency": "dim"}
@@ -28,6 +30,8 @@ def _number(value: float | str | None) -> str:
         return value
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value):,}"
+    if is_wide():
+        return f"{value:,}"
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
@@ -61,25 +65,25 @@ def counts_by_severity(findings: list[Finding]) -> dict[str, int]:
 
 def counts_by_kind(findings: list[Finding]) -> dict[str, int]:
     """Findings per rule kind: engineering limits against consistency checks."""
+    from tokenfab.certify import KINDS
+
     return {k: sum(1 for f in findings if f.kind == k) for k in KINDS}
 
 
 @app.command("certify")
 def certify_command(
     path: Path = typer.Argument(..., help="design.json, or a spec YAML to compile first"),
-    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
-    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
-    why: bool = typer.Option(False, "--why", help="add each rule's reason under its finding"),
+    as_json: bool = JSON_OPTION,
+    catalog_dir: list[Path] = CATALOG_OPTION,
+    why: bool = typer.Option(False, "--why", "-w", help="add each rule's reason under its finding"),
 ) -> None:
     """Certify a design against the standard's rules; exit 1 when any finding is an error."""
     if not path.is_file():
         fail_bad_input(f"{path}: {'not a file' if path.exists() else 'file not found'}")
+    from tokenfab.certify import RULES, check
+
     design = design_from_path(path, catalog_dir)
-    try:
-        catalog = load_catalog(catalog_dir or [])
-    except InputError as exc:
-        fail_bad_input(str(exc))
-    findings = check(design, catalog)
+    findings = check(design, user_catalog(catalog_dir))
     counts = counts_by_severity(findings)
     passed = counts["error"] == 0
     if as_json:

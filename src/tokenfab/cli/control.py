@@ -3,11 +3,13 @@ queue, nodes, drain, cordon, mark-failed, return-to-service, tenants, api-token,
 
 Client commands talk to ``--server`` (or $TOKENFAB_SERVER, or the server saved by `login`) with the token
 from ``--token``, $TOKENFAB_TOKEN or ~/.config/tokenfab/credentials.json (written 0600 by `login`).
-A 4xx answer exits 2 with the server's one-line message; an unreachable server exits 1.
+A 4xx answer exits 2 with the server's one-line message; an unreachable server exits 1; a server that
+cannot start (`serve`) exits 3. ``--json`` prints one object; lists as ``{"data": [...]}``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,15 +17,24 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, print_json
+from tokenfab.cli.app import (
+    EXIT_FAILED,
+    EXIT_SERVICE,
+    app,
+    console,
+    err_console,
+    fail,
+    fail_bad_input,
+    print_json,
+)
 
 ServerOpt = Annotated[
-    str | None, typer.Option("--server", help="control plane URL (default: saved or $TOKENFAB_SERVER)")
+    str | None, typer.Option("--server", "-s", help="control plane URL (default: saved or $TOKENFAB_SERVER)")
 ]
 TokenOpt = Annotated[
-    str | None, typer.Option("--token", help="API token (default: $TOKENFAB_TOKEN or saved)")
+    str | None, typer.Option("--token", "-t", help="API token (default: $TOKENFAB_TOKEN or saved)")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+JsonOpt = Annotated[bool, typer.Option("--json", "-j", help='print JSON for scripts (lists as {"data": [...]})')]
 
 
 def _client(server: str | None, token: str | None):
@@ -53,7 +64,9 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(title=title)
     for column in columns:
         table.add_column(
-            column, justify="right" if column.endswith(("GPUs", "free", "kW", "id", "prio")) else "left"
+            column,
+            justify="right" if column.endswith(("GPUs", "free", "kW", "id", "prio")) else "left",
+            no_wrap=column in ("id", "name"),  # an id is what a user copies into the next command: never cut
         )
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
@@ -97,6 +110,7 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the control plane (API + dashboard) for a design; a new database prints an operator token once."""
     import uvicorn
@@ -116,19 +130,22 @@ def serve(
         fail_bad_input(f"--db {db}: {exc}")
     except Exception as exc:  # an unreachable database is not a traceback either
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err_console.print(f"[bold red]error:[/] cannot open the store {db}: {first_line}", highlight=False,
-                          soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
-    if opened.bootstrap_token:
+        fail(f"cannot open the store {db}: {first_line}", EXIT_SERVICE)
+    if as_json:
+        print_json({"url": f"http://{host}:{port}/", "design": factory.name, "db": db,
+                    "bootstrap_token": opened.bootstrap_token})
+        sys.stdout.flush()
+    else:
+        if opened.bootstrap_token:
+            console.print(
+                f"bootstrap operator token (shown once, keep it): {opened.bootstrap_token}",
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(
-            f"bootstrap operator token (shown once, keep it): {opened.bootstrap_token}",
+            f"tokenfab control plane for {factory.name}: http://{host}:{port}/  (API docs at /docs)",
             highlight=False,
-            soft_wrap=True,
         )
-    console.print(
-        f"tokenfab control plane for {factory.name}: http://{host}:{port}/  (API docs at /docs)",
-        highlight=False,
-    )
     app_ = create_app(factory, db, service=opened.service)
     uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
@@ -138,8 +155,9 @@ def serve(
 
 @app.command("login")
 def login(
-    token: Annotated[str, typer.Option("--token", prompt=True, hide_input=True, help="API token")],
+    token: Annotated[str, typer.Option("--token", "-t", prompt=True, hide_input=True, help="API token")],
     server: ServerOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check a token against the server and save both in ~/.config/tokenfab/credentials.json (0600)."""
     from tokenfab.control.client import resolve, save_credentials
@@ -147,6 +165,9 @@ def login(
     url, _ = resolve(server, token)
     me = _call(url, token, lambda c: c.whoami())
     path = save_credentials(url, token)
+    if as_json:
+        print_json({"server": url, "credentials_path": str(path), **me})
+        return
     who = f"tenant {me['tenant']}" if me["tenant"] else "operator"
     console.print(f"logged in to {url} as {who} (token {me['name']}); saved to {path}", highlight=False)
 
@@ -338,9 +359,14 @@ app.add_typer(tenants_app, name="tenants")
 def tenants(
     ctx: typer.Context, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
+    """Tenants: list (the default), add, set."""
+    if ctx.invoked_subcommand is None:
+        tenants_list(server, token, as_json)
+
+
+@tenants_app.command("list")
+def tenants_list(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List tenants with quota, residency and GPUs held."""
-    if ctx.invoked_subcommand is not None:
-        return
     data = _call(server, token, lambda c: c.tenants())["data"]
     if as_json:
         print_json(data)

@@ -8,14 +8,18 @@ the check. Every equipment figure of the summary is read from the bill of materi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tokenfab.blueprint.design import Design, SiteDesign
-from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.app import EXIT_FAILED, app, console, print_json
+from tokenfab.cli.inputs import design_from_path, user_catalog
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
 from tokenfab.io.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design, SiteDesign
 
 
 def summary_table(design: Design) -> Table:
@@ -99,10 +103,10 @@ def write_design(design: Design, out_dir: Path) -> Path:
 @app.command("design")
 def design_command(
     spec: Path = typer.Argument(..., help="factory spec (YAML)"),
-    out: Path = typer.Option(None, "--out", help="output folder (default: out/<design name>)"),
-    as_json: bool = typer.Option(False, "--json", help="print a JSON summary instead of tables"),
-    report: bool = typer.Option(False, "--report", help="also write report.html with figures"),
-    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
+    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: out/<design name>)"),
+    as_json: bool = JSON_OPTION,
+    report: bool = typer.Option(False, "--report", "-r", help="also write report.html with figures"),
+    catalog_dir: list[Path] = CATALOG_OPTION,
     no_certify: bool = typer.Option(False, "--no-certify", help="skip certification (exit 0 even if the design fails it)"),
 ) -> None:
     """Compile a factory spec into a complete design, certify it; exit 1 when it fails certification."""
@@ -145,15 +149,9 @@ def design_command(
 
 
 def _certify(design: Design, catalog_dir):
-    from tokenfab.catalog.load import load_catalog
     from tokenfab.certify import check
-    from tokenfab.io.yamlfile import InputError
 
-    try:
-        catalog = load_catalog(catalog_dir or [])
-    except InputError as exc:
-        fail_bad_input(str(exc))
-    return check(design, catalog)
+    return check(design, user_catalog(catalog_dir))
 
 
 def _failure_banner(design: Design, errors) -> None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tokenfab.blueprint.design import Design
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
 from tokenfab.io.atomic import open_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design
 
 export_app = typer.Typer(
     name="export",
@@ -26,9 +30,7 @@ export_app = typer.Typer(
 app.add_typer(export_app, name="export")
 
 DESIGN_ARG = typer.Argument(..., help="design.json or factory spec (YAML)")
-OUT_OPTION = typer.Option(None, "--out", help="output folder (default: out/<design name>/<tool>)")
-JSON_OPTION = typer.Option(False, "--json", help="print a JSON summary instead of a table")
-CATALOG_OPTION = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)")
+OUT_OPTION = out_option("out/<design name>/<tool>")
 
 
 def design_counts(design: Design) -> dict[str, int]:
@@ -152,7 +154,8 @@ def export_netbox_command(
 @app.command("schema")
 def schema_command(
     kind: str = typer.Argument(None, help="'spec' or 'design' (default: both)"),
-    out: Path = typer.Option(None, "--out", help="write <kind>.schema.json files here instead of printing"),
+    out: Path = typer.Option(None, "--out", "-o", help="write <kind>.schema.json files here instead of printing"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """JSON Schemas of the factory spec and of design.json."""
     from tokenfab.export.schema import SCHEMAS
@@ -167,5 +170,8 @@ def schema_command(
     written = _write(
         {f"{name}.schema.json": json.dumps(s, indent=2) + "\n" for name, s in schemas.items()}, out
     )
+    if as_json:
+        print_json(written)
+        return
     for entry in written:
         console.print(f"wrote {entry['path']} ({entry['bytes']:,} bytes)")

@@ -11,23 +11,17 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.fgd import (
-    DEFAULT_INFLATION_RATIO,
-    REPLAY_POLICIES,
-    TIE_BREAKS,
-    Cluster,
-    PodSet,
-    ReplaySummary,
-    replay_policy,
-    replay_seeds,
-)
-from tokenfab.traces.openb import TraceFormatError, read_node_list, read_pod_list
+from tokenfab.cli.options import JSON_OPTION
+
+if TYPE_CHECKING:
+    from tokenfab.fgd import ReplaySummary
 
 TABLE_LEVELS_PCT = tuple(range(0, 131, 10))
 
@@ -87,15 +81,28 @@ def _fmt(value: float) -> str:
 def replay_openb(
     nodes: Path = typer.Option(..., "--nodes", help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)"),
     pods: Path = typer.Option(..., "--pods", help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec])"),
-    policy: str = typer.Option("fgd", "--policy", help=f"placement policy: {', '.join(REPLAY_POLICIES)} or all"),
-    seeds: str = typer.Option("42-51", "--seeds", help="seeds: a range 42-51, a list 1,2,3 or both"),
-    inflation: float = typer.Option(DEFAULT_INFLATION_RATIO, "--inflation", help="top the pods up to this × cluster GPU"),
+    policy: str = typer.Option("fgd", "--policy", "-p", help="placement policy (docs/openb.md) or all"),
+    seeds: str = typer.Option("42-51", "--seeds", "-s", help="seeds: a range 42-51, a list 1,2,3 or both"),
+    inflation: float = typer.Option(None, "--inflation",
+                                    help="top the pods up to this × cluster GPU (default: the experiment's 1.3)"),
     tie_break: str = typer.Option("node-order", "--tie-break",
                                   help="equal scores: first in the seed's node order (as upstream) or random"),
     jobs: int = typer.Option(0, "--jobs", help="worker processes (0: one per CPU, at most one per seed)"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Replay the FGD experiment: allocated GPU % as the arrived load grows, median over seeds."""
+    from tokenfab.fgd import (
+        DEFAULT_INFLATION_RATIO,
+        REPLAY_POLICIES,
+        TIE_BREAKS,
+        Cluster,
+        PodSet,
+        replay_policy,
+        replay_seeds,
+    )
+    from tokenfab.traces.openb import TraceFormatError, read_node_list, read_pod_list
+
+    inflation = DEFAULT_INFLATION_RATIO if inflation is None else inflation
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as exc:
@@ -132,7 +139,7 @@ def replay_openb(
             summaries.append(replay_seeds(cluster, workload, name, seed_list, inflation, processes,
                                           tie_break=tie_break))
         payload = [_summary_json(s) for s in summaries]
-        print_json(payload[0] if len(payload) == 1 else {"results": payload})
+        print_json(payload[0] if len(payload) == 1 else payload)
         return
 
     with Progress(

@@ -9,17 +9,21 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
-from tokenfab.io.yamlfile import InputError
+from tokenfab.cli.inputs import design_from_path, gated, user_catalog
+from tokenfab.cli.options import JSON_OPTION, out_option
+from tokenfab.io.errors import InputError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
 POLICIES = ("first_fit", "best_fit", "topology_packing", "fragmentation_aware")
 
 
-def load_inputs(workload_path: Path):
-    """The workload, the request traces it names and the Acme rows (exits 2 on bad input)."""
+def load_inputs(workload_path: Path, design=None):
+    """The workload through the gate (against `design`), the request traces it names and the Acme rows;
+    bad input exits 2 with one line."""
+    from tokenfab.cli.gate import load_workload_checked
     from tokenfab.twin.workload import load_workload_inputs
 
+    gated(load_workload_checked, workload_path, user_catalog(), design)
     try:
         return load_workload_inputs(workload_path)
     except InputError as exc:
@@ -123,12 +127,12 @@ def comparison_markdown(rows: list[dict]) -> str:
 @app.command("simulate")
 def simulate_command(
     source: Path = typer.Argument(..., help="factory spec (YAML) or design.json"),
-    workload_path: Path = typer.Option(..., "--workload", help="workload/scenario YAML"),
-    days: float = typer.Option(1.0, "--days", min=0.001, max=366, help="simulated days"),
-    policy: str = typer.Option("topology_packing", "--policy", help=f"placement policy: {', '.join(POLICIES)}"),
-    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same run)"),
-    out: Path = typer.Option(None, "--out", help="output folder (default: out/<design>/simulation)"),
-    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+    workload_path: Path = typer.Option(..., "--workload", "-w", help="workload/scenario YAML"),
+    days: float = typer.Option(1.0, "--days", "-d", min=0.001, max=366, help="simulated days"),
+    policy: str = typer.Option("topology_packing", "--policy", "-p", help=f"placement policy: {', '.join(POLICIES)}"),
+    seed: int = typer.Option(0, "--seed", "-s", help="random seed (same seed, same run)"),
+    out: Path = out_option("out/<design>/simulation"),
+    as_json: bool = JSON_OPTION,
     compare_policies: str = typer.Option(None, "--compare-policies", help="comma-separated policies to compare"),
     check: bool = typer.Option(False, "--check", help="check the invariants at every tick; exit 1 if any fails"),
 ) -> None:
@@ -138,7 +142,7 @@ def simulate_command(
         if name not in POLICIES:
             fail_bad_input(f"--policy: unknown policy {name!r} (known: {', '.join(POLICIES)})")
     design = design_from_path(source)
-    workload, traces, rows = load_inputs(workload_path)
+    workload, traces, rows = load_inputs(workload_path, design)
     out_dir = out or Path("out") / design.name / "simulation"
     from tokenfab.report.twin_run import write_run
     from tokenfab.twin.invariants import check_invariants
@@ -191,12 +195,13 @@ def simulate_command(
         raise typer.Exit(EXIT_FAILED)
 
 
-def simulate_example(out_dir: Path, days: float = 1.0, seed: int = 0) -> Path:
+def simulate_example(out_dir: Path, days: float = 1.0, seed: int = 0, quiet: bool = False) -> Path:
     """Simulate `days` of ``examples/workload-mixed.yaml`` on ``examples/site-10mw.yaml``; returns report.html."""
     from tokenfab.report.twin_run import write_run
 
     design = design_from_path(EXAMPLES_DIR / "site-10mw.yaml")
-    workload, traces, rows = load_inputs(EXAMPLES_DIR / "workload-mixed.yaml")
-    run = run_once(design, workload, traces, rows, days, "topology_packing", seed, False, show_progress=True)
-    console.print(summary_table(run))
+    workload, traces, rows = load_inputs(EXAMPLES_DIR / "workload-mixed.yaml", design)
+    run = run_once(design, workload, traces, rows, days, "topology_packing", seed, False, show_progress=not quiet)
+    if not quiet:
+        console.print(summary_table(run))
     return write_run(run, Path(out_dir))["report"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -19,8 +18,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, print_json
-from tokenfab.io.yamlfile import InputError
+from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, is_wide, print_json
+from tokenfab.cli.inputs import gated, user_catalog
+from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
+from tokenfab.io.errors import InputError
 
 TABLE_ROWS = 15
 COLUMN_WIDTH = 12
@@ -50,20 +51,18 @@ def sweep_command(
     ray_address: str | None = typer.Argument(None, metavar="[ADDRESS]", help="Ray cluster address, after --ray"),
     ray: bool = typer.Option(False, "--ray", help="run on Ray: a local instance (127.0.0.1, no dashboard), "
                              "or the cluster at ADDRESS (e.g. --ray auto, --ray ray://head:10001)"),
-    workers: int = typer.Option(None, "--workers", min=1, help="local processes (default: CPU cores)"),
-    out: Path = typer.Option(None, "--out", help="output folder (default: out/<sweep name>); rerun to resume"),
-    as_json: bool = typer.Option(False, "--json", help="print a JSON summary with every row"),
-    catalog_dir: list[Path] = typer.Option(None, "--catalog", help="extra catalog directory (repeatable)"),
+    workers: int = typer.Option(None, "--workers", "-n", min=1, help="local processes (default: CPU cores)"),
+    out: Path = out_option("out/<sweep name>; rerun to resume"),
+    as_json: bool = JSON_OPTION,
+    catalog_dir: list[Path] = CATALOG_OPTION,
 ) -> None:
     """Run a sweep: each point is designed, certified and priced in tokens; rows resume after interruption."""
-    from tokenfab.sweep import plan_sweep, results_frame, run_sweep, write_results
+    from tokenfab.cli.gate import plan_sweep_checked
+    from tokenfab.sweep import results_frame, run_sweep, write_results
     from tokenfab.sweep.report import objective_of, write_report
 
     sweep_file, ray_address = _split_address(sweep_file, ray_address, ray)
-    try:
-        plan = plan_sweep(sweep_file)
-    except InputError as exc:
-        fail_bad_input(str(exc))
+    plan = gated(plan_sweep_checked, sweep_file, user_catalog(catalog_dir))
     out_dir = out or Path("out") / plan.name
     for note in plan.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -106,7 +105,7 @@ def sweep_command(
             "stages": list(plan.stages),
             "notes": plan.notes,
             "files": files,
-            "rows": [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")],
+            "rows": [row for row in frame.to_dict(orient="records")],
         })
     else:
         console.print(_best_table(frame, plan.parameter_names, objective_of(frame)))
@@ -128,13 +127,6 @@ _HEADERS = {
 }
 
 
-def _json_value(value):
-    """NaN and ±inf become null so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def _best_table(frame, parameters, cost: str) -> Table:
     """The best certified points; failing points are counted in the title, never ranked."""
     from tokenfab.sweep.report import ranked
@@ -144,7 +136,7 @@ def _best_table(frame, parameters, cost: str) -> Table:
     columns = [c for c in columns if c in frame]
     if "error" in frame and frame["error"].notna().any():
         columns.append("error")
-    for optional in ("pue_annual", "tokens_per_s_per_gpu", "certify_errors", "capex_usd"):
+    for optional in () if is_wide() else ("pue_annual", "tokens_per_s_per_gpu", "certify_errors", "capex_usd"):
         if len(columns) * COLUMN_WIDTH <= console.width:
             break
         if optional in columns:
@@ -167,6 +159,8 @@ def _cell(value, column: str) -> str:
         return "–"
     if column == "capex_usd":
         return f"{value / 1e9:,.2f}"
+    if isinstance(value, float) and is_wide():
+        return f"{value:,}"
     if isinstance(value, float):
         if abs(value) >= 1e6:
             return f"{value / 1e6:,.2f} M"

@@ -381,7 +381,9 @@ def create_app(design: Design, db_url: str, *, service: ControlService | None = 
     )
     app.state.service = service
     install_error_handlers(app)
-    for router in (me, tenants, tokens, workloads, queue, inventory, power, reports, ops):
+    from tokenfab.control.env_api import router as environments  # it imports this module's dependencies
+
+    for router in (me, tenants, tokens, workloads, queue, environments, inventory, power, reports, ops):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

@@ -150,6 +150,9 @@ class WorkloadCreate(_In):
         default="requeue", description="what happens when a node under the workload fails"
     )
     model: str | None = Field(default=None, max_length=128, pattern=TEXT_PATTERN)
+    environment: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="run inside this ready environment of the tenant"
+    )
     tokens_per_s_per_gpu: float | None = Field(
         default=None, ge=0, le=1e7, description="served tokens [1/s/GPU]"
     )
@@ -339,3 +342,88 @@ class AuditPublic(_Out):
 class AuditsPublic(_Out):
     data: list[AuditPublic]
     count: int
+
+
+# --- tenant environments ------------------------------------------------------------------------
+
+EnvironmentKind = Literal["kubernetes", "vm", "slurm", "baremetal"]
+VERSION_PATTERN = r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
+KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+class EnvironmentCreate(_In):
+    name: str = Field(pattern=NAME_PATTERN)
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN, description="operators: the owner")
+    kind: EnvironmentKind = "kubernetes"
+    template: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="k0rdent cluster template (kubernetes: remote-cluster or openstack-standalone-cp; "
+        "vm: kubevirt-standalone-cp or kubevirt-hosted-cp); default by kind",
+    )
+    domains: int = Field(
+        ge=1, le=100_000, description="whole NVLink domains (or racks, with unit rack) to reserve"
+    )
+    unit: Literal["domain", "rack"] = Field(
+        default="domain", description="reserve whole domains or whole racks"
+    )
+    version: str = Field(
+        default="v1.32.5+k0s.1", pattern=VERSION_PATTERN, description="Kubernetes/OS version"
+    )
+    storage_tb: float = Field(default=10.0, ge=0, le=1e6, description="storage quota [TB]")
+    sites: list[int] | None = Field(
+        default=None, max_length=1000, description="within the tenant's residency"
+    )
+    halls: list[int] | None = Field(
+        default=None, max_length=10000, description="within the tenant's residency"
+    )
+    request_key: str | None = Field(
+        default=None, pattern=KEY_PATTERN, description="client key: a retried request with it changes nothing"
+    )
+
+
+class EnvironmentScale(_In):
+    domains: int = Field(ge=1, le=100_000, description="the new size, in the environment's unit")
+
+
+class EnvironmentUpgrade(_In):
+    version: str = Field(pattern=VERSION_PATTERN)
+
+
+class EnvironmentPublic(_Out):
+    id: str
+    name: str
+    tenant: str
+    kind: str
+    template: str
+    version: str
+    state: Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+    reason: str
+    unit: Literal["domain", "rack"]
+    domains: list[int]
+    racks: list[int]
+    node_ids: list[int]
+    nodes: list[str] = Field(description="hostnames (tokenfab.names)")
+    gpus: int
+    storage_tb: float
+    pkey: int | None = Field(description="InfiniBand partition key")
+    vlan: int | None = Field(description="front-end Ethernet VLAN")
+    vrf: str | None
+    sites: list[int]
+    intent: dict[str, Any] | None
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="steps of the last operation")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnvironmentsPublic(_Out):
+    data: list[EnvironmentPublic]
+    count: int
+
+
+class EnvironmentCheck(_Out):
+    ok: bool
+    environments: int
+    nodes: int
+    problems: list[str]

@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, overload
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tokenfab.fleet import Health
@@ -211,3 +221,97 @@ class TelemetryRow(Base):
 
 
 Index("ix_workloads_queue", WorkloadRow.state, WorkloadRow.priority, WorkloadRow.created_at)
+
+
+# ------------------------------------------------------------------ tenant environments (migration 0004)
+
+
+class EnvironmentState(StrEnum):
+    requested = "requested"
+    provisioning = "provisioning"
+    ready = "ready"
+    updating = "updating"
+    deleting = "deleting"
+    deleted = "deleted"
+    failed = "failed"
+
+
+ENV_BUSY_STATES = (
+    EnvironmentState.requested,
+    EnvironmentState.provisioning,
+    EnvironmentState.updating,
+    EnvironmentState.deleting,
+)
+"""States of an operation in flight: on start, the service finishes or rolls back each of them."""
+ENV_HOLDING_STATES = (*ENV_BUSY_STATES, EnvironmentState.ready)
+"""States in which an environment holds nodes, a partition key and a VLAN."""
+
+
+class EnvironmentRow(Base):
+    """A tenant environment: its kind, template, reserved NVLink domains, state and the operation in flight.
+
+    ``intent`` is the operation being carried out (``{"op": ..., "target": ..., "previous": ...}``) until it
+    completes or is rolled back; ``request_key`` makes a client's retried request idempotent.
+    """
+
+    __tablename__ = "environments"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(8), default="domain")
+    """What the environment is sized in: whole NVLink domains or whole racks."""
+    domains: Mapped[list[int]] = mapped_column(JSON)
+    storage_tb: Mapped[float] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    intent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    request_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    live_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The name while the environment is not deleted (unique per tenant); NULL once deleted."""
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "live_name", name="uq_environments_live_name"),
+        UniqueConstraint("tenant_id", "request_key", name="uq_environments_request_key"),
+    )
+
+
+class EnvironmentStepRow(Base):
+    """One step of an environment operation, recorded when it is done (or undone on a rollback)."""
+
+    __tablename__ = "environment_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    op: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class EnvironmentNodeRow(Base):
+    """A node held by an environment: the primary key makes sharing a node between environments impossible."""
+
+    __tablename__ = "environment_nodes"
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), index=True)
+    domain: Mapped[int] = mapped_column(Integer)
+
+
+class EnvironmentPkeyRow(Base):
+    """An InfiniBand partition key held by an environment (primary key: never two holders)."""
+
+    __tablename__ = "environment_pkeys"
+    pkey: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), unique=True)
+
+
+class EnvironmentVlanRow(Base):
+    """A front-end Ethernet VLAN held by an environment (primary key: never two holders)."""
+
+    __tablename__ = "environment_vlans"
+    vlan: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"), unique=True)

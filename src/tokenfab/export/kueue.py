@@ -4,7 +4,7 @@ Kueue's topology-aware scheduling reads a `Topology` (``kueue.x-k8s.io/v1beta1``
 labels, from the widest domain down to the host. tokenfab's levels:
 
 =============================  =========================  ======================================
-level                          label                      value (see `tokenfab.export.names`)
+level                          label                      value (see `tokenfab.names`)
 =============================  =========================  ======================================
 site                           ``tokenfab.io/site``       ``s0``
 hall                           ``tokenfab.io/hall``       ``s0-h1``
@@ -28,7 +28,7 @@ import shlex
 import yaml
 
 from tokenfab.blueprint.design import Design
-from tokenfab.export.names import Inventory, inventory
+from tokenfab.names import Inventory, inventory
 
 KUEUE_API_VERSION = "kueue.x-k8s.io/v1beta1"
 SITE_LABEL = "tokenfab.io/site"
@@ -79,6 +79,24 @@ def resource_flavors(design: Design) -> list[dict]:
     return flavors
 
 
+def cluster_queue(name: str, flavor: str, gpus: int) -> dict:
+    """A `ClusterQueue` admitting up to ``gpus`` GPUs of one flavor (a tenant environment's nodes)."""
+    return {
+        "apiVersion": KUEUE_API_VERSION,
+        "kind": "ClusterQueue",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": {},
+            "resourceGroups": [
+                {
+                    "coveredResources": [GPU_RESOURCE],
+                    "flavors": [{"name": flavor, "resources": [{"name": GPU_RESOURCE, "nominalQuota": gpus}]}],
+                }
+            ],
+        },
+    }
+
+
 def node_labels(inv: Inventory) -> list[tuple[str, dict[str, str]]]:
     """(hostname, labels) for every node, in fleet id order."""
     fleet = inv.fleet
@@ -112,7 +130,7 @@ def nodes_manifest(labels: list[tuple[str, dict[str, str]]]) -> str:
     """A multi-document YAML of `Node` objects carrying the labels (for ``kubectl apply``).
 
     Built line by line (not through a YAML dumper) so 100k nodes take about a second. Every value is a name
-    of `tokenfab.export.names` (letters, digits, '-'), double-quoted so YAML reads it as a string.
+    of `tokenfab.names` (letters, digits, '-'), double-quoted so YAML reads it as a string.
     """
     chunks = []
     for name, node_label_map in labels:

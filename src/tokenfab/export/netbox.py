@@ -7,7 +7,7 @@ the cables use: ``nic0 …`` on a node (one per rail), ``p1 …`` on a fabric sw
 
 The CSV files use the column names of NetBox's bulk-import forms (``dcim/forms/bulk_import.py``) and are
 imported in this order: manufacturers, device-roles, (device types), sites, locations (one per hall),
-racks, power-panels, power-feeds, devices, cables. Names come from `tokenfab.export.names`.
+racks, power-panels, power-feeds, devices, cables. Names come from `tokenfab.names`.
 
 Mapping: site → Site; hall → Location; rack → Rack; node → Device (role ``compute-node``) placed in its
 rack; NVLink switch trays and power shelves → Devices in the rack; fabric switches → Devices of the
@@ -29,7 +29,7 @@ import yaml
 
 from tokenfab.blueprint.design import Design, SiteDesign
 from tokenfab.export.fabric import inventory_site_links
-from tokenfab.export.names import Inventory, inventory, switch_name
+from tokenfab.names import Inventory, inventory, switch_name
 
 MANUFACTURER = "Nvidia"
 """Spelled as in the device-type library (device-types/Nvidia/)."""

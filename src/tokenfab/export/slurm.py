@@ -25,90 +25,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from tokenfab.blueprint.design import Design
 from tokenfab.export.fabric import inventory_links
-from tokenfab.export.names import Inventory, inventory, switch_name
+from tokenfab.names import Inventory, hostlist, inventory, switch_name
 
 OS_RESERVED_MEMORY_FRACTION = 0.05
 """Share of a node's memory kept from Slurm for the OS (RealMemory must not exceed what slurmd sees)."""
-
-_DIGITS = "0123456789"
-
-
-# --- hostlists -------------------------------------------------------------------------------------
-
-
-def hostlist(names: Iterable[str]) -> str:
-    """Compress names into a Slurm hostlist expression, keeping their order: ``a-n[00-03,05],b``."""
-    runs: list[list[Any]] = []  # [prefix, width, first, last]; width -1 for a name without a number
-    last_run: list[Any] | None = None
-    for name in names:
-        prefix = name.rstrip(_DIGITS)
-        if len(prefix) == len(name):
-            last_run = None
-            runs.append([name, -1, 0, 0])
-            continue
-        digits = name[len(prefix) :]
-        number, width = int(digits), len(digits)
-        if (
-            last_run is not None
-            and last_run[0] == prefix
-            and last_run[1] == width
-            and number == last_run[3] + 1
-        ):
-            last_run[3] = number
-            continue
-        last_run = [prefix, width, number, number]
-        runs.append(last_run)
-    parts: list[str] = []
-    ranges: list[str] = []
-    current: tuple[str, int] | None = None
-
-    def flush() -> None:
-        if current is None:
-            return
-        if len(ranges) == 1 and "-" not in ranges[0]:
-            parts.append(f"{current[0]}{ranges[0]}")
-        else:
-            parts.append(f"{current[0]}[{','.join(ranges)}]")
-
-    for prefix, width, first, last in runs:
-        if width < 0:
-            flush()
-            current, ranges = None, []
-            parts.append(prefix)
-            continue
-        text = f"{first:0{width}d}" if first == last else f"{first:0{width}d}-{last:0{width}d}"
-        if current == (prefix, width):
-            ranges.append(text)
-        else:
-            flush()
-            current, ranges = (prefix, width), [text]
-    flush()
-    return ",".join(parts)
-
-
-def expand_hostlist(expression: str) -> list[str]:
-    """Every name of a hostlist expression (one bracket group per name, as this module writes them)."""
-    names: list[str] = []
-    for token in re.findall(r"[^,\[]+(?:\[[^\]]*\][^,\[]*)?", expression):
-        match = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", token)
-        if match is None:
-            names.append(token)
-            continue
-        prefix, ranges, suffix = match.groups()
-        for part in ranges.split(","):
-            first, _, last = part.partition("-")
-            width = len(first)
-            for number in range(int(first), int(last or first) + 1):
-                names.append(f"{prefix}{number:0{width}d}{suffix}")
-    return names
-
 
 def parse_conf(text: str) -> list[dict[str, str]]:
     """Parse slurm.conf-style lines into one dict per line (keys lower-cased, comments dropped)."""
@@ -189,10 +115,10 @@ def slurm_conf(
     lines.append("")
     for code in inv.site_codes:
         lines.append(f"NodeSet={code} Feature={code}")
-    for site_index, site_design in enumerate(design.sites):
+    for site_index, site in enumerate(design.sites):
         default = "YES" if site_index == 0 else "NO"
         lines.append(
-            f"PartitionName={site_design.name} Nodes={inv.site_codes[site_index]} Default={default} "
+            f"PartitionName={site.name} Nodes={inv.site_codes[site_index]} Default={default} "
             "MaxTime=INFINITE State=UP"
         )
     return "\n".join(lines) + "\n"
@@ -308,10 +234,10 @@ def topology_tree_conf(inv: Inventory, *, leaves: str = "switches") -> str:
             child = lower_key[links.lower] if level == 1 else links.lower
             live = np.isin(child, defined)
             if level == 1 and leaves == "scalable-units":
-                members: dict[int, dict[int, None]] = {}
+                grouped = {}
                 for upper, su in zip(links.upper[live].tolist(), child[live].tolist(), strict=True):
-                    members.setdefault(upper, {})[su] = None
-                grouped = {upper: hostlist(su_names[su] for su in sus) for upper, sus in members.items()}
+                    grouped.setdefault(upper, {})[su] = None
+                grouped = {upper: hostlist(su_names[su] for su in sus) for upper, sus in grouped.items()}
             else:
                 count = fabric.tiers[level - 1].switches
                 zeros = np.zeros(count, dtype=np.int64)
@@ -360,8 +286,8 @@ def topology_block_conf(inv: Inventory) -> str:
         lines.append(f"BlockName={inv.domain_names[domain]} Nodes={nodes}")
     per_domain, per_su = [], []
     for site in inv.design.sites:
-        rack_design = site.rack
-        per_domain.append(max(1, rack_design.gpus_per_nvlink_domain // (rack_design.gpus // rack_design.nodes)))
+        rack = site.rack
+        per_domain.append(max(1, rack.gpus_per_nvlink_domain // (rack.gpus // rack.nodes)))
         per_su.append(site.fabric.endpoints_per_scalable_unit // site.fabric.rails)
     # one BlockSizes for the cluster: the smallest domain, and a size that fits in every site's SU
     lines.append(f"BlockSizes={','.join(str(s) for s in block_sizes(min(per_domain), min(per_su)))}")

@@ -20,7 +20,9 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["InputError", "LocatedYaml", "format_loc", "load_located_yaml", "parse_located_yaml"]
+__all__ = [
+    "InputError", "LocatedYaml", "format_loc", "load_located_yaml", "parse_located_yaml", "read_input_text",
+]
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class LocatedYaml:
         return line
 
     def error(self, loc: Sequence[str | int], message: str) -> InputError:
-        return InputError(f"{self.path}:{self.line_of(loc)}: {format_loc(loc)}: {message}")
+        """One line naming the file, the line (when the node tree is known) and the field."""
+        where = f"{self.path}:{self.line_of(loc)}" if self.root is not None else self.path
+        return InputError(f"{where}: {format_loc(loc)}: {message}")
 
     def validation_error(self, exc: ValidationError, prefix: Sequence[str | int] = ()) -> InputError:
         """The first pydantic error of `exc` as a one-line InputError."""
@@ -79,11 +83,11 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return text or "(document)"
 
 
-def load_located_yaml(path: str | Path) -> LocatedYaml:
-    """Parse `path`; a syntax error becomes an InputError naming the file and line."""
+def read_input_text(path: str | Path) -> str:
+    """The text of a user's file; a missing, unreadable or non-UTF-8 file is an InputError naming it."""
     path_text = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path_text}: file not found") from None
     except IsADirectoryError:
@@ -92,7 +96,11 @@ def load_located_yaml(path: str | Path) -> LocatedYaml:
         raise InputError(f"{path_text}: not UTF-8 text") from None
     except OSError as exc:
         raise InputError(f"{path_text}: cannot read: {exc.strerror or exc}") from None
-    return parse_located_yaml(text, path_text)
+
+
+def load_located_yaml(path: str | Path) -> LocatedYaml:
+    """Parse `path`; a syntax error becomes an InputError naming the file and line."""
+    return parse_located_yaml(read_input_text(path), str(path))
 
 
 def parse_located_yaml(text: str, path_text: str, what: str = "YAML") -> LocatedYaml:

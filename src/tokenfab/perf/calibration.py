@@ -16,7 +16,7 @@ from tokenfab.catalog.models import Gpu, PerfCalibration, PerfMeasurement, Preci
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog
-    from tokenfab.perf.curve import TokenPoint
+    from tokenfab.perf.results import TokenPoint
 
 CALIBRATION_TOLERANCE = 0.25
 """Target: every measured throughput within ±25 % [-]."""

@@ -23,7 +23,7 @@ from tokenfab.catalog.models import Precision
 from tokenfab.perf.curve import TokenPoint, estimate
 
 if TYPE_CHECKING:
-    from tokenfab.blueprint.design import Design
+    from tokenfab.blueprint.design import Design, SiteDesign
     from tokenfab.catalog.load import Catalog
 
 SECONDS_PER_DAY = 86400.0
@@ -75,6 +75,8 @@ class WorkloadTokens:
     tokens_per_day_output: float
     usd_per_million_tokens: float
     """Per output token at the site's $/GPU-hour [$]."""
+    joules_per_token: dict[str, float]
+    """Energy per output token on the ``board``, ``node`` and ``facility`` bases (site's annual PUE) [J]."""
     point: TokenPoint
 
 
@@ -100,6 +102,9 @@ class FactoryTokens:
         out = asdict(self)
         for w, src in zip(out["workloads"], self.workloads, strict=True):
             w["point"] = src.point.to_dict()
+        out["joules_per_token_basis"] = (
+            "board (point.joules_per_token); workloads[].joules_per_token: all three"
+        )
         return out
 
 
@@ -123,6 +128,7 @@ def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_ove
                 mode=w.mode,
                 region=region_override or site.region,
                 pue=max(site.metrics.pue_annual, 1.0),
+                usd_per_gpu_hour=site.metrics.usd_per_gpu_hour,
             )
             point = curve.operating_point
             assert point is not None  # `estimate` always picks one (the nearest miss when none meets the targets)
@@ -142,6 +148,7 @@ def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_ove
                     tokens_per_day_total=all_day,
                     tokens_per_day_output=out_day,
                     usd_per_million_tokens=usd_w / (out_day / 1e6) if out_day > 0 else float("inf"),
+                    joules_per_token=_energy_bases(catalog, site, point),
                     point=point,
                 )
             )
@@ -157,3 +164,12 @@ def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_ove
         usd_per_million_tokens_total=usd_day / (total_all / 1e6) if total_all > 0 else float("inf"),
         workloads=rows,
     )
+
+
+def _energy_bases(catalog: Catalog, site: SiteDesign, point: TokenPoint) -> dict[str, float]:
+    """`point`'s J per output token on the board, node and facility bases at the site's annual PUE."""
+    from tokenfab.perf.power import system_energy_bases
+
+    pue = max(site.metrics.pue_annual, 1.0)
+    e = system_energy_bases(catalog, site.system, point.gpu_power_w, point.tokens_per_s_per_gpu_output, pue)
+    return {"board": e.board_j_per_token, "node": e.node_j_per_token, "facility": e.facility_j_per_token}

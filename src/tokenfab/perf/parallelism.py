@@ -15,11 +15,15 @@ References
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from numpy.typing import ArrayLike
 
 from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
 from tokenfab.perf.roofline import ACTIVATION_BYTES, kv_bytes_per_sequence, weight_bytes
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 HBM_USABLE_FRACTION = 0.9
 """Share of HBM a serving engine gives to weights + KV cache (vLLM's default gpu_memory_utilization) [-]."""
@@ -28,7 +32,7 @@ ACTIVATION_RESERVE_GB = 4.0
 """Workspace kept free for activations, CUDA graphs and the runtime, per GPU [GB]."""
 
 
-def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus: ArrayLike) -> np.ndarray:
+def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus: Floats) -> np.ndarray:
     """One-direction bandwidth per GPU for a collective over `group_gpus` GPUs [GB/s].
 
     NVLink inside one NVLink domain, the GPU's scale-out NICs beyond it.
@@ -42,7 +46,7 @@ def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus: ArrayLike) -> np.n
 
 
 def allreduce_time_s(
-    message_bytes: ArrayLike, group_gpus: ArrayLike, bandwidth_gb_s: np.ndarray | float, efficiency: float, latency_us: float
+    message_bytes: Floats, group_gpus: Floats, bandwidth_gb_s: Floats, efficiency: float, latency_us: float
 ) -> np.ndarray:
     """Ring all-reduce of `message_bytes` over `group_gpus` GPUs [s] [1]_.
 
@@ -54,7 +58,7 @@ def allreduce_time_s(
 
 
 def alltoall_time_s(
-    message_bytes: ArrayLike, group_gpus: ArrayLike, bandwidth_gb_s: np.ndarray | float, efficiency: float, latency_us: float
+    message_bytes: Floats, group_gpus: Floats, bandwidth_gb_s: Floats, efficiency: float, latency_us: float
 ) -> np.ndarray:
     """All-to-all where each GPU sends `message_bytes` in total, spread over the group [s].
 
@@ -70,10 +74,10 @@ def collective_time_per_step_s(
     precision: Precision,
     system: System,
     gpu: Gpu,
-    tokens: ArrayLike,
-    tp: ArrayLike,
-    ep: ArrayLike,
-    pp: ArrayLike,
+    tokens: Floats,
+    tp: Floats,
+    ep: Floats,
+    pp: Floats,
     efficiency: float,
     latency_us: float,
 ) -> np.ndarray:
@@ -121,7 +125,7 @@ def collective_time_per_step_s(
     return time_s
 
 
-def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: ArrayLike, ep: ArrayLike, pp: ArrayLike) -> np.ndarray:
+def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats) -> np.ndarray:
     """Weights one GPU holds [B]: non-expert weights split ``tp`` ways, experts over the whole stage.
 
     .. math:: W_{GPU} = \\frac{1}{pp}\\left(\\frac{W_{dense}}{tp} + \\frac{W_{experts}}{\\max(tp, ep)}\\right)
@@ -133,17 +137,25 @@ def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: ArrayLike, e
     return weights
 
 
-def kv_capacity_bytes_per_gpu(gpu: Gpu, model: LlmModel, precision: Precision, tp: ArrayLike, ep: ArrayLike, pp: ArrayLike) -> np.ndarray:
+def kv_capacity_bytes_per_gpu(
+    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, kv_fraction: float | None = None
+) -> np.ndarray:
     """HBM left for the KV cache on one GPU after weights and workspace [B] (negative: does not fit).
 
     .. math:: M_{KV} = u\\,M_{HBM} - W_{GPU} - M_{act}
+
+    With an engine's `kv_fraction` (TensorRT-LLM ``kv_cache_free_gpu_mem_fraction``, SGLang
+    ``mem_fraction_static``) the cache takes that share of what weights and workspace leave:
+    :math:`M_{KV} = f\\,(M_{HBM} - W_{GPU} - M_{act})`.
     """
-    usable = HBM_USABLE_FRACTION * gpu.hbm_gb * 1e9
-    return usable - weight_bytes_per_gpu(model, precision, tp, ep, pp) - ACTIVATION_RESERVE_GB * 1e9
+    free = gpu.hbm_gb * 1e9 - weight_bytes_per_gpu(model, precision, tp, ep, pp) - ACTIVATION_RESERVE_GB * 1e9
+    if kv_fraction is not None:
+        return np.where(free > 0, kv_fraction * free, free)
+    return free - (1.0 - HBM_USABLE_FRACTION) * gpu.hbm_gb * 1e9
 
 
 def max_concurrency_per_replica(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp: ArrayLike, ep: ArrayLike, pp: ArrayLike, context_tokens: ArrayLike
+    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, context_tokens: Floats, kv_fraction: float | None = None
 ) -> np.ndarray:
     """Sequences of `context_tokens` whose KV cache fits in one replica (PagedAttention-style, [2]_).
 
@@ -156,7 +168,7 @@ def max_concurrency_per_replica(
     n = np.maximum(tp, np.asarray(ep, dtype=float))
     dp = n / tp
     kv_split = np.minimum(tp, model.num_kv_heads) if model.attention == "gqa" else np.ones_like(tp)
-    free = kv_capacity_bytes_per_gpu(gpu, model, precision, tp, ep, pp)
+    free = kv_capacity_bytes_per_gpu(gpu, model, precision, tp, ep, pp, kv_fraction)
     per_seq = kv_bytes_per_sequence(model, precision, context_tokens)
     cap: np.ndarray = np.floor(np.maximum(free, 0.0) * dp * kv_split * np.asarray(pp, dtype=float) / per_seq)
     return cap

@@ -20,11 +20,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from tokenfab.catalog.models import LlmModel, Precision
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 WEIGHT_BYTES_PER_PARAM: dict[Precision, float] = {
     Precision.bf16: 2.0,
@@ -98,12 +101,12 @@ def model_shape(model: LlmModel) -> ModelShape:
     shared: float  # shared experts and router, all MoE layers
     if model.is_moe:
         moe_layers = n_layers - model.dense_layers
-        dense_ffn = model.dense_layers * 3 * h * model.ffn_size
-        expert = 3 * h * model.expert_ffn_size
+        dense_ffn = model.dense_layers * model.ffn_matrices * h * model.ffn_size
+        expert = model.ffn_matrices * h * model.expert_ffn_size
         shared = moe_layers * (model.shared_experts * expert + h * model.num_experts)
     else:
         moe_layers, expert, shared = 0, 0.0, 0.0
-        dense_ffn = n_layers * 3 * h * model.ffn_size
+        dense_ffn = n_layers * model.ffn_matrices * h * model.ffn_size
     vocab = model.vocab_size * h
     return ModelShape(
         attention_params=float(attention_per_layer * n_layers),
@@ -156,7 +159,7 @@ def kv_bytes_per_token_layer(model: LlmModel, precision: Precision) -> float:
     return 2 * model.num_kv_heads * model.head_dim * size
 
 
-def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens: ArrayLike) -> np.ndarray:
+def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens: Floats) -> np.ndarray:
     """KV cache one sequence of `context_tokens` holds, all layers [B].
 
     Sliding-window layers keep at most ``sliding_window`` tokens.
@@ -168,7 +171,7 @@ def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens:
     return per * (full_layers * ctx + model.sliding_window_layers * windowed)
 
 
-def attention_flops_per_token(model: LlmModel, context_tokens: ArrayLike, phase: str) -> np.ndarray:
+def attention_flops_per_token(model: LlmModel, context_tokens: Floats, phase: str) -> np.ndarray:
     """Attention-core FLOPs (QKᵀ and AV) for one query token against `context_tokens`, all layers.
 
     .. math:: F^{GQA} = 4\\,n_q\\,d\\,c \\;\\text{per layer}
@@ -190,7 +193,7 @@ def attention_flops_per_token(model: LlmModel, context_tokens: ArrayLike, phase:
     return 4 * model.num_heads * model.head_dim * effective_ctx
 
 
-def experts_touched(num_experts: int, active_experts: int, tokens: ArrayLike) -> np.ndarray:
+def experts_touched(num_experts: int, active_experts: int, tokens: Floats) -> np.ndarray:
     """Expected number of distinct routed experts a step of `tokens` tokens reads, per MoE layer.
 
     With uniform routing each expert is missed by one token with probability :math:`1 - k/E`, so
@@ -216,25 +219,25 @@ class StepWork:
 
     @property
     def flops(self) -> np.ndarray:
-        total_flops: np.ndarray = self.linear_flops + self.expert_flops + self.attention_flops
-        return total_flops
+        total: np.ndarray = self.linear_flops + self.expert_flops + self.attention_flops
+        return total
 
     @property
     def bytes(self) -> np.ndarray:
-        total_bytes: np.ndarray = self.linear_bytes + self.expert_bytes + self.attention_bytes
-        return total_bytes
+        total: np.ndarray = self.linear_bytes + self.expert_bytes + self.attention_bytes
+        return total
 
 
 def step_work_per_gpu(
     model: LlmModel,
     precision: Precision,
-    decode_tokens: ArrayLike,
-    decode_context: ArrayLike,
-    prefill_tokens: ArrayLike,
-    prefill_context: ArrayLike,
-    tp: ArrayLike,
-    gpus_per_stage: ArrayLike,
-    pp: ArrayLike = 1,
+    decode_tokens: Floats,
+    decode_context: Floats,
+    prefill_tokens: Floats,
+    prefill_context: Floats,
+    tp: Floats,
+    gpus_per_stage: Floats,
+    pp: Floats = 1,
 ) -> StepWork:
     """Work one GPU does in one step that decodes `decode_tokens` sequences at mean context
     `decode_context` and prefills `prefill_tokens` prompt tokens of prompts `prefill_context` long.
@@ -293,7 +296,7 @@ def step_work_per_gpu(
     )
 
 
-def roofline_time_s(flops: ArrayLike, bytes_: ArrayLike, peak_flops_per_s: ArrayLike, bandwidth_bytes_per_s: ArrayLike) -> np.ndarray:
+def roofline_time_s(flops: Floats, bytes_: Floats, peak_flops_per_s: Floats, bandwidth_bytes_per_s: Floats) -> np.ndarray:
     """Time of one operator group: the slower of its compute and its memory traffic [s].
 
     .. math:: t = \\max\\left(\\frac{F}{\\eta_c P_{peak}}, \\frac{B}{\\eta_m BW}\\right)

@@ -317,14 +317,15 @@ def cost_figure(design: Design) -> Figure:
     capex_ax.set_xlim(0, max(left, default=1) * 1.25)
     capex_ax.set_xlabel("capex, $ M")
     capex_ax.set_title(f"Capex ${design.metrics.capex_usd / 1e9:,.2f} B", loc="left")
-    if len(design.sites) > 1:
-        capex_ax.legend(frameon=False, fontsize=8, loc="lower right")
+    capex_ax.legend(frameon=False, fontsize=8, loc="lower right", title="site", title_fontsize=8)
     opex: dict[str, float] = {}
     for site in design.sites:
         for c, v in site.metrics.opex_usd_per_year_by_category.items():
             opex[c] = opex.get(c, 0.0) + v / 1e6
     names = sorted(opex, key=lambda c: -opex[c])
-    opex_ax.barh(names, [opex[n] for n in names], color=[CATEGORY_COLOURS[(i + 2) % len(CATEGORY_COLOURS)] for i in range(len(names))])
+    opex_ax.barh(names, [opex[n] for n in names], color=[CATEGORY_COLOURS[(i + 2) % len(CATEGORY_COLOURS)] for i in range(len(names))],
+                 label="all sites")
+    opex_ax.legend(frameon=False, fontsize=8, loc="lower right")
     for y, n in enumerate(names):
         opex_ax.text(opex[n], y, f"  ${opex[n]:,.1f} M", va="center", fontsize=8)
     opex_ax.invert_yaxis()

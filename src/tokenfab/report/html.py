@@ -12,7 +12,6 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
@@ -21,10 +20,10 @@ from tokenfab.catalog.load import Catalog
 from tokenfab.certify import KINDS, RULES, Finding, check
 from tokenfab.io.atomic import write_text_atomic
 from tokenfab.report import figures
+from tokenfab.report.render import render_page
 
 PNG_DPI = 130
 MAX_FINDINGS_SHOWN = 200
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -34,6 +33,14 @@ class RenderedFigure:
     caption: str
     png_base64: str = field(repr=False)
     css_class: str = "wide"
+
+    @property
+    def src(self) -> str:
+        return f"data:image/png;base64,{self.png_base64}"
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        return [("SVG", f"figures/{self.slug}.svg"), ("PNG", f"figures/{self.slug}.png")]
 
 
 def _save(fig: Figure, slug: str, title: str, caption: str, figures_dir: Path, css_class: str = "wide") -> RenderedFigure:
@@ -148,9 +155,8 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
         for f in findings[:MAX_FINDINGS_SHOWN]
     ]
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             undefined=jinja2.StrictUndefined)
-    html = env.get_template("report.html.j2").render(
+    html = render_page(
+        "report.html.j2",
         design=design,
         cards=_cards(design),
         passed=counts["error"] == 0,

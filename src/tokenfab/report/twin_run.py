@@ -3,7 +3,6 @@ PNG plots (allocation/utilisation, facility power against the cap, tokens/s, que
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -38,7 +37,8 @@ def write_parquet(columns: dict[str, np.ndarray], path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def _plots(run, out_dir: Path) -> list[tuple[str, str]]:
+def _plots(run, out_dir: Path) -> list[tuple[str, str, str]]:
+    """The run's charts as PNG files in `out_dir`: (file name, title, caption); each has a legend and units."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,11 +48,11 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str]]:
     hours = s["time_s"] / 3600.0
     figures = []
 
-    def save(fig, name: str, title: str) -> None:
+    def save(fig, name: str, title: str, caption: str) -> None:
         fig.tight_layout()
         fig.savefig(out_dir / name, dpi=110)
         plt.close(fig)
-        figures.append((name, title))
+        figures.append((name, title, caption))
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     ax.stackplot(
@@ -67,65 +67,104 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str]]:
     ax.plot(hours, s["utilisation"], color="black", lw=1.2, label="utilisation")
     ax.plot(hours, s["fragmentation"], color="#8172b2", lw=1, ls="--", label="fragmentation")
     ax.set_ylim(0, 1)
-    ax.set_xlabel("simulated hours")
-    ax.set_ylabel("share of GPUs")
+    ax.set_xlabel("simulated time [h]")
+    ax.set_ylabel("share of GPUs [-]")
     ax.legend(loc="upper left", fontsize=8, ncol=5)
-    save(fig, "allocation.png", "Allocation and utilisation")
+    save(fig, "allocation.png", "Allocation and utilisation",
+         "GPUs held by training, inference and down, with utilisation and fragmentation, as shares of the fleet")
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     ax.step(run.power_step_time_s / 3600.0, run.power_step_kw / 1000.0, where="post", label="facility power", lw=1)
     ax.plot(hours, s["facility_cap_kw"] / 1000.0, color="#c44e52", lw=1.2, ls="--", label="cap")
-    ax.set_xlabel("simulated hours")
-    ax.set_ylabel("MW")
+    ax.set_xlabel("simulated time [h]")
+    ax.set_ylabel("facility power [MW]")
     ax.legend(loc="lower left", fontsize=8)
-    save(fig, "power.png", "Facility power against the cap")
+    save(fig, "power.png", "Facility power against the cap", "facility draw and the cap in force, in MW")
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     ax.plot(hours, s["output_tokens_per_s_demand"] / 1e6, color="#999999", lw=1, label="demand")
     ax.plot(hours, s["output_tokens_per_s"] / 1e6, color="#55a868", lw=1.2, label="served")
-    ax.set_xlabel("simulated hours")
-    ax.set_ylabel("M output tokens/s")
+    ax.set_xlabel("simulated time [h]")
+    ax.set_ylabel("output tokens [M tokens/s]")
     ax.legend(loc="upper left", fontsize=8)
-    save(fig, "tokens.png", "Output tokens per second")
+    save(fig, "tokens.png", "Output tokens per second", "inference demand and what was served, millions of output tokens per second")
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     ax.plot(hours, s["queue_jobs"], color="#4c72b0", lw=1.2, label="queued jobs")
     ax2 = ax.twinx()
     ax2.plot(hours, s["queue_gpus"], color="#dd8452", lw=1, label="queued GPUs")
-    ax.set_xlabel("simulated hours")
-    ax.set_ylabel("jobs")
-    ax2.set_ylabel("GPUs")
-    save(fig, "queue.png", "Training queue")
+    ax.set_xlabel("simulated time [h]")
+    ax.set_ylabel("queued jobs [count]")
+    ax2.set_ylabel("GPUs the queued jobs ask for [count]")
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
+    save(fig, "queue.png", "Training queue",
+         "training jobs waiting (left axis) and the GPUs they ask for (right axis)")
     return figures
 
 
-def _summary_rows(summary: dict) -> str:
+def _summary_table(summary: dict):
+    from tokenfab.report.render import PageTable
+
     rows = []
     for key, value in summary.items():
-        if key == "by_size" or isinstance(value, (dict, list)):
+        if key == "by_size" or isinstance(value, dict | list):
             continue
-        text = f"{value:,.4g}" if isinstance(value, float) else str(value)
-        rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(text)}</td></tr>")
-    return "\n".join(rows)
+        rows.append([key, f"{value:,.4g}" if isinstance(value, float) else str(value)])
+    return PageTable(columns=["metric", "value"], rows=rows, numeric={"value"})
 
 
-def _size_rows(by_size: list[dict]) -> str:
+SIZE_COLUMNS = (
+    ("size_class", "job size"), ("jobs", "jobs"), ("started", "started"), ("waiting", "waiting"),
+    ("queue_delay_mean_h", "queue delay mean [h]"), ("queue_delay_p95_h", "queue delay p95 [h]"),
+    ("finished", "finished"), ("jct_mean_h", "completion time mean [h]"),
+)
+
+
+def _size_table(by_size: list[dict]):
+    from tokenfab.report.render import PageTable
+
     def fmt(v):
         return "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
-    return "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(row[k]))}</td>" for k in ("size_class", "jobs", "started", "waiting", "queue_delay_mean_h", "queue_delay_p95_h", "finished", "jct_mean_h")) + "</tr>"
-        for row in by_size
-    )
+    rows = [[fmt(row[key]) for key, _ in SIZE_COLUMNS] for row in by_size]
+    return PageTable(columns=[label for _, label in SIZE_COLUMNS], rows=rows,
+                     numeric={label for key, label in SIZE_COLUMNS if key != "size_class"})
 
 
 def _grid_item(event: dict) -> str:
     met = "never" if event["response_s"] is None else f"{event['response_s']:.0f} s"
     return (
-        f"<li>grid event at {event['start_s'] / 3600:.1f} h: shed {event['cut_fraction']:.0%} for "
+        f"grid event at {event['start_s'] / 3600:.1f} h: shed {event['cut_fraction']:.0%} for "
         f"{event['duration_s'] / 3600:.1f} h (cap {event['cap_kw'] / 1000:,.1f} MW); met after {met} "
-        f"(target {event['respond_within_s']:.0f} s), {event['jobs_paused']} jobs paused</li>"
+        f"(target {event['respond_within_s']:.0f} s), {event['jobs_paused']} jobs paused"
     )
+
+
+def _cards(run) -> list[tuple[str, str]]:
+    s = run.summary
+    return [
+        ("GPUs", f"{run.total_gpus:,}"),
+        ("allocation (mean)", f"{s['allocation_mean']:.1%}"),
+        ("utilisation (mean)", f"{s['utilisation_mean']:.1%}"),
+        ("goodput", f"{s['goodput_fraction']:.1%}"),
+        ("jobs finished", f"{s['jobs_finished']:,}"),
+        ("energy", f"{s['energy_mwh']:,.1f} MWh"),
+    ]
+
+
+def _request_level(run) -> dict | None:
+    r = run.request_level
+    if not r:
+        return None
+    return {
+        "service": r["service"],
+        "text": (
+            f"{r['requests']:,} requests; SLO attainment {r['slo_attainment']:.2%}; TTFT p50/p90/p99 "
+            f"{r['ttft_p50_ms']:.0f}/{r['ttft_p90_ms']:.0f}/{r['ttft_p99_ms']:.0f} ms (target "
+            f"{r['ttft_target_ms']:.0f} ms); ITL p50 {r['itl_p50_ms']:.1f} ms (target {r['itl_target_ms']:.0f} ms)"
+        ),
+    }
 
 
 def write_run(run, out_dir: Path) -> dict[str, Path]:
@@ -141,31 +180,18 @@ def write_run(run, out_dir: Path) -> dict[str, Path]:
     write_text_atomic(paths["run_json"], json.dumps(run_document(run), indent=2, default=str))
     write_parquet(run.series, paths["timeseries"])
     write_parquet(run.jobs, paths["jobs"])
-    figures = _plots(run, out_dir)
-    summary = run.summary
-    grid = "".join(_grid_item(e) for e in run.grid_events)
-    request_level = ""
-    if run.request_level:
-        r = run.request_level
-        request_level = (
-            f"<h2>Request-level SLO ({html.escape(r['service'])})</h2><p>{r['requests']:,} requests; "
-            f"SLO attainment {r['slo_attainment']:.2%}; TTFT p50/p90/p99 "
-            f"{r['ttft_p50_ms']:.0f}/{r['ttft_p90_ms']:.0f}/{r['ttft_p99_ms']:.0f} ms (target {r['ttft_target_ms']:.0f}); "
-            f"ITL p50 {r['itl_p50_ms']:.1f} ms (target {r['itl_target_ms']:.0f})</p>"
-        )
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>tokenfab run {html.escape(run.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body>
-<h1>Twin run: {html.escape(run.name)}</h1>
-<p>{run.total_gpus:,} GPUs, {run.days:g} simulated days, policy <b>{html.escape(run.policy)}</b>, seed {run.seed},
-{run.events_handled:,} events.</p>
-<ul>{grid}</ul>
-{"".join(f'<h2>{html.escape(title)}</h2><img src="{name}" alt="{html.escape(title)}">' for name, title in figures)}
-<h2>Queueing delay and completion time by job size (hours)</h2>
-<table><tr><th>size</th><th>jobs</th><th>started</th><th>waiting</th><th>delay mean</th><th>delay p95</th><th>finished</th><th>JCT mean</th></tr>
-{_size_rows(summary.get("by_size", []))}</table>
-{request_level}
-<h2>Summary</h2><table>{_summary_rows(summary)}</table>
-</body></html>"""
+    from tokenfab.report.render import file_figure, render_page
+
+    figures = [file_figure(out_dir / name, title, caption) for name, title, caption in _plots(run, out_dir)]
+    body = render_page(
+        "run.html.j2",
+        run=run,
+        cards=_cards(run),
+        grid_events=[_grid_item(e) for e in run.grid_events],
+        figures=figures,
+        by_size=_size_table(run.summary.get("by_size", [])),
+        request_level=_request_level(run),
+        summary=_summary_table(run.summary),
+    )
     write_text_atomic(paths["report"], body)
     return paths

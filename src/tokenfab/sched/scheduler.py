@@ -481,7 +481,8 @@ class Scheduler:
     def domain_mask(self, request: Request) -> np.ndarray | None:
         """Domains the request may use (tenant residency, request residency, isolation); None: all."""
         if (not request.exclusive_domains and not self._owned_domains and request.allowed_sites is None
-                and request.allowed_halls is None and request.tenant not in self.residency.tenant_residency):
+                and request.allowed_halls is None and request.allowed_domains is None
+                and request.tenant not in self.residency.tenant_residency):
             return None
         sites, halls = self.residency.allowed(request.tenant, request.allowed_sites, request.allowed_halls)
         mask = self.residency.domain_mask(sites, halls)
@@ -490,4 +491,8 @@ class Scheduler:
                                          self._tenant_code(request.tenant), request.exclusive_domains)
             if isolation is not None:
                 mask = isolation if mask is None else mask & isolation
+        if request.allowed_domains is not None:
+            inside = np.zeros(self.fleet.n_domains, dtype=bool)
+            inside[list(request.allowed_domains)] = True
+            mask = inside if mask is None else mask & inside
         return mask

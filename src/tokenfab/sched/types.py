@@ -47,7 +47,8 @@ class Request:
     level / level_required: keep the gang inside one `level` (domain / su / hall); required or only preferred.
     gpu_fraction: for small requests, a share of one GPU (0 < f < 1), with cpu_cores and memory_gb.
     tenant / exclusive_domains: a tenant never shares an NVLink domain with another tenant when
-        exclusive_domains is true (sovereign tenants); allowed_sites / allowed_halls pin residency.
+        exclusive_domains is true (sovereign tenants); allowed_sites / allowed_halls pin residency;
+        allowed_domains keeps the request inside those NVLink domains (a tenant environment's).
     priority: larger wins; preemptible: may be evicted by a higher priority request.
     """
 
@@ -67,6 +68,7 @@ class Request:
     exclusive_domains: bool = False
     allowed_sites: tuple[int, ...] | None = None
     allowed_halls: tuple[int, ...] | None = None
+    allowed_domains: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ variance per parameter (η², the share of a metric's variance explained by the 
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -194,13 +193,14 @@ def _importance_figure(effects: pd.Series, metric: str, path: Path) -> None:
     figure, axes = _figure()
     ordered = effects.sort_values()
     values = ordered.fillna(0.0).to_numpy(dtype=float)
-    axes.barh(list(ordered.index), values, color="#3b6ea5")
+    axes.barh(list(ordered.index), values, color="#3b6ea5", label=_plain(f"η² on {_label(metric)}"))
     for position, value in enumerate(values):
         axes.text(min(value + 0.01, 0.9), position, f"{value:.2f}", va="center", fontsize=8)
     axes.set_xlim(0, 1)
     axes.set_xlabel(_plain(f"η² on {_label(metric)} (share of variance explained)"))
     axes.set_title("Parameters that matter most (one-way ANOVA effect size)")
     axes.grid(alpha=0.3, axis="x")
+    axes.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
 
@@ -269,14 +269,13 @@ def _label(metric: str) -> str:
     }.get(metric, metric)
 
 
-def _table(frame: pd.DataFrame, columns) -> str:
+def _table(frame: pd.DataFrame, columns):
+    from tokenfab.report.render import PageTable
+
     columns = [c for c in columns if c in frame]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = []
-    for _, row in frame[columns].iterrows():
-        cells = "".join(f"<td>{html.escape(_fmt(row[c]))}</td>" for c in columns)
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rows = [[_fmt(row[c]) for c in columns] for _, row in frame[columns].iterrows()]
+    numeric = {c for c in columns if pd.api.types.is_numeric_dtype(frame[c])}
+    return PageTable(columns=[str(c) for c in columns], rows=rows, numeric=numeric)
 
 
 def _fmt(value) -> str:
@@ -288,61 +287,50 @@ def _fmt(value) -> str:
     return "–" if value is None else str(value)
 
 
+FRONT_HEADINGS = (
+    ("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW",
+     "each point a design; the black line its Pareto front (lower cost, more output tokens/s per MW)"),
+    ("pareto_capex", "Pareto front: cost against capex",
+     "each point a design; the black line its Pareto front (lower cost, lower capex in $ billion)"),
+)
+
+
 def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
+    """The sweep report page, from the templates every tokenfab report shares (report/templates)."""
+    from tokenfab.report.render import file_figure, render_page
+
     failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
     uncertified = frame[~certified_mask(frame) & (frame["error"].isna() if "error" in frame else True)]
-    metrics = [
-        cost,
-        "tokens_per_s_per_gpu",
-        "tokens_per_s_per_mw",
-        "capex_usd",
-        "usd_per_gpu_hour",
-        "pue_annual",
-        "gpus",
-        "it_mw",
-        "certify_errors",
-        "certify_warnings",
+    rule_column = ["certify_failed_rules"] if "certify_failed_rules" in frame else []
+    metrics = [cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "usd_per_gpu_hour", "pue_annual",
+               "gpus", "it_mw", "certify_errors", "certify_warnings"]
+    sections = [
+        {"heading": heading, "figure": file_figure(files[name], heading, caption),
+         "table": _table(fronts[name], [*parameters, *metrics])}
+        for name, heading, caption in FRONT_HEADINGS
+        if name in files
     ]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "text-align:right}th{background:#eef}img{max-width:100%}.note{color:#8a5a00}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(frame)} points, {len(frame) - len(failed)} without error, {len(failed)} with an error. "
-        f"Cost metric: <b>{html.escape(_label(cost))}</b> (lower is better).</p>",
-    ]
-    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-    if not uncertified.empty:
-        rule_column = ["certify_failed_rules"] if "certify_failed_rules" in frame else []
-        parts.append(f"<h2 class='fail'>{len(uncertified)} point(s) fail certification</h2>"
-                     "<p class='note'>They are never ranked and never on a Pareto front (red crosses in the figures).</p>")
-        parts.append(_table(uncertified, [*parameters, *rule_column, "certify_errors", cost]))
-    for name, heading in (
-        ("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW"),
-        ("pareto_capex", "Pareto front: cost against capex"),
-    ):
-        if name in files:
-            parts.append(f"<h2>{heading}</h2><img src='{Path(files[name]).name}' alt='{heading}'>")
-            parts.append(_table(fronts[name], [*parameters, *metrics]))
-    parts.append("<h2>Parameters that matter most</h2>")
+    importance = None
     if "importance" in files:
-        parts.append(f"<img src='{Path(files['importance']).name}' alt='parameter importance'>")
-    parts.append(
-        "<p>η² (one-way ANOVA effect size) is the share of a metric's variance across the sweep explained by a "
-        "parameter's levels: Σ<sub>g</sub> n<sub>g</sub>(ȳ<sub>g</sub> − ȳ)² / Σ<sub>i</sub>(y<sub>i</sub> − ȳ)². "
-        f"Numeric parameters with more than {NUMERIC_BINS} values are grouped into {NUMERIC_BINS} quantile bins. "
-        "In a full grid the main effects sum to at most 1; the remainder is interaction.</p>"
+        importance = file_figure(files["importance"], "parameter importance",
+                                 f"η² of each parameter on {_label(cost)}: the share of its variance the parameter explains")
+    return render_page(
+        "sweep.html.j2",
+        title=title,
+        points=len(frame),
+        failed=len(failed),
+        cost_label=_label(cost),
+        notes=notes,
+        uncertified=_table(uncertified, [*parameters, *rule_column, "certify_errors", cost])
+        if not uncertified.empty else None,
+        uncertified_count=len(uncertified),
+        fronts=sections,
+        importance=importance,
+        numeric_bins=NUMERIC_BINS,
+        effects=_table(effects.reset_index(names="parameter"), ["parameter", *effects.columns])
+        if not effects.empty else None,
+        errors=_table(failed, [*parameters, "error"]) if len(failed) else None,
     )
-    if not effects.empty:
-        shown = effects.reset_index(names="parameter")
-        parts.append(_table(shown, ["parameter", *effects.columns]))
-    if len(failed):
-        parts.append("<h2>Points with an error</h2>")
-        parts.append(_table(failed, [*parameters, "error"]))
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 __all__ = [

@@ -14,7 +14,17 @@ from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.db import make_engine, upgrade_to_head
-from tokenfab.control.service import health, metrics, power, tenants, tokens, views, workloads
+from tokenfab.control.service import (
+    env_views,
+    environments,
+    health,
+    metrics,
+    power,
+    tenants,
+    tokens,
+    views,
+    workloads,
+)
 from tokenfab.control.service.bootstrap import initialise_store
 from tokenfab.control.service.state import ServiceState
 
@@ -40,6 +50,7 @@ class ControlService(ServiceState):
         with service.sessions.begin() as session:
             token = initialise_store(session, design, service.memory)
         service.rebuild()
+        environments.resume_all(service)  # finish or roll back what a crash interrupted
         return Opened(service, token)
 
     # identity and tokens
@@ -92,6 +103,33 @@ class ControlService(ServiceState):
 
     def queue(self, principal: Principal) -> s.WorkloadsPublic:
         return workloads.queue(self, principal)
+
+    # tenant environments
+    def create_environment(self, principal: Principal, body: s.EnvironmentCreate) -> s.EnvironmentPublic:
+        return environments.create(self, principal, body)
+
+    def scale_environment(
+        self, principal: Principal, env_id: str, body: s.EnvironmentScale
+    ) -> s.EnvironmentPublic:
+        return environments.scale(self, principal, env_id, body)
+
+    def upgrade_environment(
+        self, principal: Principal, env_id: str, body: s.EnvironmentUpgrade
+    ) -> s.EnvironmentPublic:
+        return environments.upgrade(self, principal, env_id, body)
+
+    def delete_environment(self, principal: Principal, env_id: str) -> s.EnvironmentPublic:
+        return environments.delete(self, principal, env_id)
+
+    def get_environment(self, principal: Principal, env_id: str) -> s.EnvironmentPublic:
+        return environments.get(self, principal, env_id)
+
+    def list_environments(self, principal: Principal) -> s.EnvironmentsPublic:
+        return env_views.list_environments(self, principal)
+
+    def check_environments(self) -> s.EnvironmentCheck:
+        """(operator)"""
+        return env_views.check(self)
 
     # health and power
     def change_health(

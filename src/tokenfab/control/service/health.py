@@ -74,6 +74,8 @@ def change_health(
                 workload.state = WorkloadState.queued
                 workload.queue_reason = f"requeued: {where} {health.name}"
                 requeued.append(workload_id)
+        for env_id in list(memory.environments.holds):  # environments keep (or take back) their domains
+            memory.environments.refill(env_id)
         after = {"health": health.name, "reason": body.reason, "requeued": requeued, "failed": failed}
         audit(
             session, principal, f"{level}.{action}", f"{level}/{element_id}", {"health": dict(before)}, after

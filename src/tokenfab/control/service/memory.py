@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
+from tokenfab.control.service.holds import EnvironmentHolds
 from tokenfab.control.store import (
+    ENV_HOLDING_STATES,
+    EnvironmentRow,
     GpuAllocationRow,
     GpuShareRow,
     Meta,
@@ -71,6 +74,8 @@ class FactoryMemory:
         fleet.node_health[:] = HEALTH_OK
         fleet.domain_tenant[:] = -1
         self.scheduler = Scheduler(fleet, Policy.topology_packing, preempt_within_tenant=True)
+        self.environments = EnvironmentHolds(fleet, self.scheduler)
+        """Tenant environments' NVLink domain holds (see `tokenfab.control.service.holds`)."""
         self.residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
         self.slot_used = np.zeros((fleet.n_nodes, int(fleet.node_gpus.max())), dtype=bool)
         """Physical GPU slots held whole by a workload."""
@@ -120,6 +125,29 @@ class FactoryMemory:
         for node_id, slot in session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot)):
             self.slot_used[node_id, slot] = True
         self._restore_shares(session)
+        self._restore_environments(session)
+
+    def _restore_environments(self, session: Session) -> None:
+        """Hold every environment's domains again (after its workloads: the holds take what is left)."""
+        rows = session.execute(
+            select(EnvironmentRow, TenantRow.name)
+            .join(TenantRow, EnvironmentRow.tenant_id == TenantRow.id)
+            .where(EnvironmentRow.state.in_([str(s) for s in ENV_HOLDING_STATES]))
+            .order_by(EnvironmentRow.created_at)
+        )
+        for env, tenant_name in rows:
+            adding = (
+                (env.intent or {}).get("target", {}).get("domains", [])
+            )  # a scale-up in flight holds those too
+            self.environments.hold(
+                env.id, tenant_name, list(env.domains) + [d for d in adding if d not in env.domains]
+            )
+            self.note_environment(env.id, tenant_name)
+
+    def note_environment(self, env_id: str, tenant_name: str) -> None:
+        """Let the views attribute an environment's holds to its tenant."""
+        for domain in self.environments.domains_of(env_id):
+            self.workload_tenant[f"{env_id}:d{domain}"] = tenant_name
 
     def _restore_shares(self, session: Session) -> None:
         """Put the small workloads back so that the scheduler's shared GPUs are the stored physical ones.
@@ -145,7 +173,10 @@ class FactoryMemory:
                 self.scheduler.restore(
                     request,
                     Placement(
-                        workload.id, np.asarray([node]), np.zeros(1, dtype=np.int64), share.milli / MILLI_PER_GPU
+                        workload.id,
+                        np.asarray([node]),
+                        np.zeros(1, dtype=np.int64),
+                        share.milli / MILLI_PER_GPU,
                     ),
                 )
                 sched_slot = self.share_slot(workload.id)
@@ -162,9 +193,12 @@ class FactoryMemory:
         used = self.scheduler.share_used_milli[node]
         for sched_slot in np.flatnonzero((used > 0) & (used < MILLI_PER_GPU)).tolist():
             room = MILLI_PER_GPU - int(used[sched_slot])
-            filler = Request(id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / MILLI_PER_GPU)
+            filler = Request(
+                id=f"filler-{node}-{sched_slot}", gpus=0, tenant="", gpu_fraction=room / MILLI_PER_GPU
+            )
             self.scheduler.restore(
-                filler, Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / MILLI_PER_GPU)
+                filler,
+                Placement(filler.id, np.asarray([node]), np.zeros(1, dtype=np.int64), room / MILLI_PER_GPU),
             )
             fillers.append(filler.id)
         return fillers
@@ -202,6 +236,9 @@ class FactoryMemory:
             exclusive_domains=True,
             allowed_sites=allowed_sites,
             allowed_halls=allowed_halls,
+            allowed_domains=tuple(self.environments.domains_of(spec["environment"]))
+            if spec.get("environment")
+            else None,
             gpu_fraction=float(spec.get("gpu_fraction") or 0.0) if small else 0.0,
             cpu_cores=float(spec.get("cpu_cores") or 0.0) if small else 0.0,
             memory_gb=float(spec.get("memory_gb") or 0.0) if small else 0.0,

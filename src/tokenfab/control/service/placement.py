@@ -61,7 +61,13 @@ def try_place(
     """
     scheduler = memory.scheduler
     preempt = principal is not None and memory.power_cap_kw is None
-    result = scheduler.place(memory.request(row, tenant_name, session), allow_preemption=preempt)
+    request = memory.request(row, tenant_name, session)
+    env_id = row.spec.get("environment")
+    if env_id:  # inside a tenant environment: its holds make room, its domains bound the search
+        with memory.environments.lifted(env_id):
+            result = scheduler.place(request)
+    else:
+        result = scheduler.place(request, allow_preemption=preempt)
     if isinstance(result, Unplaceable):
         row.queue_reason = result.reason
         return None
@@ -70,6 +76,8 @@ def try_place(
         record_evictions(memory, session, principal, row, result.evicted)
     if memory.power_cap_kw is not None and memory.facility_draw_kw() > memory.power_cap_kw:
         scheduler.release(row.id)
+        if env_id:
+            memory.environments.refill(env_id)
         row.queue_reason = (
             f"facility power cap {memory.power_cap_kw:.1f} kW: placing it would draw more than the cap"
         )
@@ -144,7 +152,10 @@ def release(memory: FactoryMemory, session: Session, row: WorkloadRow, reason: s
 
 
 def release_rows(memory: FactoryMemory, session: Session, row: WorkloadRow, reason: str) -> None:
-    """Free what the store and the slot map hold for a workload the scheduler has already released."""
+    """Free what the store and the slot map hold for a workload the scheduler has already released
+    (inside a tenant environment, the environment's holds take its GPUs back)."""
+    if row.spec.get("environment"):
+        memory.environments.refill(row.spec["environment"])
     if memory.forget(row.id):
         for share_row in session.scalars(select(GpuShareRow).where(GpuShareRow.workload_id == row.id)):
             session.delete(share_row)
@@ -174,12 +185,13 @@ def process_queue(memory: FactoryMemory, session: Session, principal: Principal)
     ).all()
     free_gpus = int(memory.scheduler.free_gpus(Level.site).sum())
     for row, tenant in queued:
-        if row.gpus > free_gpus:  # cannot fit anywhere now
+        inside = bool(row.spec.get("environment"))  # its environment's held GPUs are not counted free
+        if row.gpus > free_gpus and not inside:  # cannot fit anywhere now
             if row.queue_reason.startswith(("requeued", "evicted")) and "waiting" not in row.queue_reason:
                 row.queue_reason += f"; waiting: needs {row.gpus} GPUs, {free_gpus} free"
             continue
         if try_place(memory, session, row, tenant):
-            free_gpus -= row.gpus
+            free_gpus -= 0 if inside else row.gpus
             placed.append(row.id)
             audit(
                 session,

@@ -28,6 +28,8 @@ from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import (
     ACTIVE_STATES,
+    EnvironmentRow,
+    EnvironmentState,
     PlacementRow,
     TenantRow,
     WorkloadRow,
@@ -105,6 +107,18 @@ def owner_for(session: Session, principal: Principal, tenant_name: str | None) -
     return session.get_one(TenantRow, principal.tenant_id)
 
 
+def ready_environment_id(session: Session, tenant: TenantRow, name: str) -> str:
+    """The id of the tenant's ready environment ``name`` (a workload runs inside it); else refused."""
+    env = session.scalar(
+        select(EnvironmentRow).where(EnvironmentRow.tenant_id == tenant.id, EnvironmentRow.live_name == name)
+    )
+    if env is None:
+        raise NotFound(f"environment {name} not found", "environment")
+    if env.state != EnvironmentState.ready:
+        raise Conflict(f"environment {name} is {env.state}, not ready", "environment")
+    return env.id
+
+
 def visible_workload(session: Session, principal: Principal, workload_id: str) -> tuple[WorkloadRow, str]:
     """The workload and its tenant's name if the caller may see it; another tenant's workload is
     'not found', like a missing one."""
@@ -165,13 +179,16 @@ def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) ->
 
     def _op(session: Session) -> s.WorkloadPublic:
         tenant = owner_for(session, principal, body.tenant)
+        spec = body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"})
+        if body.environment is not None:
+            spec["environment"] = ready_environment_id(session, tenant, body.environment)
         now = utc_now()
         row = WorkloadRow(
             id=f"w-{secrets.token_hex(6)}",
             tenant_id=tenant.id,
             name=body.name,
             kind=body.kind,
-            spec=body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"}),
+            spec=spec,
             gpus=body.gpus * body.replicas if body.kind == "inference" else body.gpus,
             priority=body.priority,
             on_failure=body.on_failure,

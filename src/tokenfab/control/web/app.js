@@ -69,10 +69,11 @@ function logout() {
 async function refresh() {
   try {
     const operator = state.me.role === "operator";
-    const [map, workloads, queue, power, telemetry, audit, usage] = await Promise.all([
+    const [map, workloads, queue, power, telemetry, audit, usage, environments] = await Promise.all([
       api("factory"), api("workloads?limit=200"), api("queue"), operator ? api("power") : null,
-      operator ? api("telemetry?limit=300") : null, api("audit?limit=60"), api("usage"),
+      operator ? api("telemetry?limit=300") : null, api("audit?limit=60"), api("usage"), api("environments"),
     ]);
+    renderEnvironments(environments.data);
     state.map = map;
     renderKpis(map, queue, power, usage);
     renderMap(map);
@@ -92,7 +93,9 @@ async function refresh() {
 async function loadTenants() {
   const tenants = await api("tenants");
   state.tenants = tenants.data.map((t) => t.name);
-  $("#wl-tenant").innerHTML = state.tenants.map((t) => `<option>${esc(t)}</option>`).join("");
+  const options = state.tenants.map((t) => `<option>${esc(t)}</option>`).join("");
+  $("#wl-tenant").innerHTML = options;
+  $("#env-tenant").innerHTML = options;
 }
 
 function renderKpis(map, queue, power, usage) {
@@ -262,6 +265,33 @@ function renderWorkloads(workloads) {
   }).join("");
 }
 
+function renderEnvironments(environments) {
+  // grouped per tenant (an operator sees every tenant's, a tenant only its own)
+  const sorted = [...environments].sort((a, b) => a.tenant.localeCompare(b.tenant) || a.name.localeCompare(b.name));
+  $("#environments-count").textContent = `${environments.filter((e) => e.state !== "deleted").length} live`;
+  $("#environments tbody").innerHTML = sorted.length ? sorted.map((e) => {
+    const live = e.state === "ready";
+    const pkey = e.pkey === null ? "" : `0x${e.pkey.toString(16).padStart(4, "0")}`;
+    return `<tr data-env-id="${esc(e.id)}" data-env-name="${esc(e.name)}" data-tenant="${esc(e.tenant)}" data-state="${e.state}">
+      <td>${esc(e.tenant)}</td><td>${esc(e.name)}</td><td>${esc(e.kind)}</td><td>${esc(e.template)}</td>
+      <td><span class="state state-${e.state}" title="${esc(e.reason)}">${e.state}</span></td>
+      <td class="num">${e.domains.length}</td><td class="num">${fmt(e.gpus)}</td><td>${pkey}</td><td class="num">${e.vlan ?? ""}</td>
+      <td>${live ? `<button class="small ghost" data-env-delete="${esc(e.id)}">Delete</button>` : ""}</td></tr>`;
+  }).join("") : `<tr><td colspan="10" class="dim">No environments yet.</td></tr>`;
+}
+
+async function createEnvironment(event) {
+  event.preventDefault();
+  const body = { name: $("#env-name").value.trim(), kind: $("#env-kind").value, domains: Number($("#env-domains").value) };
+  if (state.me.role === "operator") body.tenant = $("#env-tenant").value;
+  try {
+    const e = await api("environments", { method: "POST", body: JSON.stringify(body) });
+    flash("#env-msg", e.state === "ready" ? `${e.name} ready on ${e.nodes.length} nodes (P_Key 0x${e.pkey.toString(16)}, VLAN ${e.vlan})`
+      : `${e.name} ${e.state}: ${e.reason}`, e.state === "ready");
+  } catch (error) { flash("#env-msg", error.message, false); }
+  await refresh();
+}
+
 function renderQueue(queue) {
   $("#queue tbody").innerHTML = queue.length ? queue.map((w, i) => `<tr data-workload-id="${esc(w.id)}"><td class="num">${i + 1}</td>
     <td>${esc(w.name)} <span class="dim">${esc(w.tenant)}</span></td><td class="num">${gpusText(w)}</td><td>${esc(w.queue_reason)}</td></tr>`).join("")
@@ -382,6 +412,16 @@ $("#workloads").addEventListener("click", async (e) => {
   const id = e.target.dataset.cancel;
   if (!id) return;
   try { await api(`workloads/${id}`, { method: "DELETE" }); } catch (error) { flash("#submit-msg", error.message, false); }
+  await refresh();
+});
+$("#env-form").addEventListener("submit", createEnvironment);
+$("#environments").addEventListener("click", async (e) => {
+  const id = e.target.dataset.envDelete;
+  if (!id) return;
+  try {
+    const env = await api(`environments/${id}`, { method: "DELETE" });
+    flash("#env-msg", `${env.name} ${env.state}`, env.state === "deleted");
+  } catch (error) { flash("#env-msg", error.message, false); }
   await refresh();
 });
 $("#curtail").addEventListener("click", () => gridEvent("curtailment"));

@@ -1,8 +1,9 @@
 """Stable names for every site, hall, scalable unit, rack, NVLink domain, node and switch of a design.
 
-Every export (Slurm, Kueue, NetBox) names things through this module, so a hostname in `slurm.conf`, a
-Kubernetes node name and a NetBox device name are the same string. Names are built from positions, not
-from counters that depend on the export, so they are stable for a given design:
+Every export (Slurm, Kueue, NetBox) and the control plane (tenant environments) name things through this
+module, so a hostname in `slurm.conf`, a Kubernetes node name and a NetBox device name are the same string.
+Names are built from positions, not from counters that depend on the export, so they are stable for a
+given design:
 
 ============  =================================  ==========================================
 element       form                               example
@@ -26,6 +27,8 @@ built from the fleet's arrays, so the control plane and the exports agree on ids
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,3 +159,75 @@ def inventory(design: Design) -> Inventory:
         domain_names=domain_names,
         node_names=node_names,
     )
+
+
+# --- Slurm hostlists ------------------------------------------------------------------------------
+
+_DIGITS = "0123456789"
+
+
+def hostlist(names: Iterable[str]) -> str:
+    """Compress names into a Slurm hostlist expression, keeping their order: ``a-n[00-03,05],b``."""
+    runs: list[list] = []  # [prefix, width, first, last]; width -1 for a name without a number
+    last_run = None
+    for name in names:
+        prefix = name.rstrip(_DIGITS)
+        if len(prefix) == len(name):
+            last_run = None
+            runs.append([name, -1, 0, 0])
+            continue
+        digits = name[len(prefix) :]
+        number, width = int(digits), len(digits)
+        if (
+            last_run is not None
+            and last_run[0] == prefix
+            and last_run[1] == width
+            and number == last_run[3] + 1
+        ):
+            last_run[3] = number
+            continue
+        last_run = [prefix, width, number, number]
+        runs.append(last_run)
+    parts: list[str] = []
+    ranges: list[str] = []
+    current: tuple[str, int] | None = None
+
+    def flush() -> None:
+        if current is None:
+            return
+        if len(ranges) == 1 and "-" not in ranges[0]:
+            parts.append(f"{current[0]}{ranges[0]}")
+        else:
+            parts.append(f"{current[0]}[{','.join(ranges)}]")
+
+    for prefix, width, first, last in runs:
+        if width < 0:
+            flush()
+            current, ranges = None, []
+            parts.append(prefix)
+            continue
+        text = f"{first:0{width}d}" if first == last else f"{first:0{width}d}-{last:0{width}d}"
+        if current == (prefix, width):
+            ranges.append(text)
+        else:
+            flush()
+            current, ranges = (prefix, width), [text]
+    flush()
+    return ",".join(parts)
+
+
+def expand_hostlist(expression: str) -> list[str]:
+    """Every name of a hostlist expression (one bracket group per name, as this module writes them)."""
+    names: list[str] = []
+    for token in re.findall(r"[^,\[]+(?:\[[^\]]*\][^,\[]*)?", expression):
+        match = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", token)
+        if match is None:
+            names.append(token)
+            continue
+        prefix, ranges, suffix = match.groups()
+        for part in ranges.split(","):
+            first, _, last = part.partition("-")
+            width = len(first)
+            for number in range(int(first), int(last or first) + 1):
+                names.append(f"{prefix}{number:0{width}d}{suffix}")
+    return names

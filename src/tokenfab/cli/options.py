@@ -1,0 +1,14 @@
+"""Options every command spells the same way (long and short forms), defined once."""
+
+from __future__ import annotations
+
+import typer
+
+JSON_OPTION = typer.Option(False, "--json", "-j", help='print one JSON object (lists as {"data": [...]})')
+CATALOG_OPTION = typer.Option(
+    None, "--catalog", "-c", help="extra catalog directory (repeatable); its entries override the bundled ones"
+)
+
+
+def out_option(default_text: str) -> typer.models.OptionInfo:
+    return typer.Option(None, "--out", "-o", help=f"output folder (default: {default_text})")
