@@ -347,6 +347,9 @@ class AuditsPublic(_Out):
 # --- tenant environments ------------------------------------------------------------------------
 
 EnvironmentKind = Literal["kubernetes", "vm", "slurm", "baremetal"]
+EnvironmentUnit = Literal["domain", "rack"]
+EnvironmentStateName = Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+"""`store.EnvironmentState`'s values, the only ones the store writes."""
 VERSION_PATTERN = r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
 KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -365,7 +368,7 @@ class EnvironmentCreate(_In):
     domains: int = Field(
         ge=1, le=100_000, description="whole NVLink domains (or racks, with unit rack) to reserve"
     )
-    unit: Literal["domain", "rack"] = Field(
+    unit: EnvironmentUnit = Field(
         default="domain", description="reserve whole domains or whole racks"
     )
     version: str = Field(
@@ -398,9 +401,9 @@ class EnvironmentPublic(_Out):
     kind: str
     template: str
     version: str
-    state: Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+    state: EnvironmentStateName
     reason: str
-    unit: Literal["domain", "rack"]
+    unit: EnvironmentUnit
     domains: list[int]
     racks: list[int]
     node_ids: list[int]
