@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TOKENFAB_"
@@ -27,7 +27,27 @@ class Settings(BaseSettings):
     token: str | None = None
     """API token for the client commands (after ``--token``, before the saved login)."""
     bootstrap_token: str | None = None
-    """The bootstrap operator token a new control-plane store gets (``tf_<id>_<secret>``; default: random)."""
+    """The bootstrap operator token a new control-plane store gets (``tf_<id>_<secret>``, a secret of at least
+    32 characters; default: random)."""
+
+    # the control plane's limits (tokenfab.control.limits, the server in `tokenfab serve`)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body the API reads [bytes]; a larger one is answered 413 unread."""
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request head (request line + headers) the server buffers [bytes]."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Time a connection has to deliver a complete request head [s]; then it is closed."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """Time the API waits for each chunk of a request body [s]; then it answers 408."""
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)
+    """Idle time after which a keep-alive connection is closed [s]."""
+    limit_concurrency: int = Field(default=1000, ge=1)
+    """Connections and requests in flight at most; past it the server answers 503."""
+    rate_limit_per_s: float = Field(default=500.0, ge=0)
+    """Requests per second each API token may make, sustained (0: no limit); past it, 429 with Retry-After."""
+    rate_limit_burst: int = Field(default=1000, ge=1)
+    """Requests a token may make at once before its rate applies."""
+
     slurm_conf: Path | None = None
     """slurm.conf of the slurmctld that tenant Slurm environments are applied to (unset: not applied)."""
     env_fault_after: str | None = None
@@ -36,8 +56,8 @@ class Settings(BaseSettings):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
+    def _empty_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        return cls.model_fields[info.field_name].default if value == "" else value
 
 
 def load_settings() -> Settings:

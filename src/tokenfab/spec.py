@@ -17,6 +17,8 @@ from tokenfab.io.yamlfile import InputError, LocatedYaml, load_located_yaml
 
 SPEC_VERSION: Final = 1
 MAX_SITE_MW = 10_000.0
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""A name that is also a file or folder name: no path separator, no leading dot (`out/<name>/`)."""
 
 
 class Redundancy(StrEnum):
@@ -122,7 +124,7 @@ class LimitsSpec(_Strict):
 
 
 class SiteSpec(_Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=64, pattern=SAFE_NAME_PATTERN)
     grid_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="grid connection at the point of interconnection")
     it_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="provisioned IT power, instead of grid_mw")
     climate: str | ClimateSpec
@@ -155,7 +157,8 @@ class FactorySpec(_Strict):
     """One factory: a site, or a campus of several sites in one region."""
 
     version: Literal[1] = SPEC_VERSION
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=SAFE_NAME_PATTERN,
+                      description="the factory's name, also its output folder out/<name>/")
     description: str = ""
     region: str | None = Field(default=None, description="default region of every site")
     economics: str = "default"

@@ -52,14 +52,14 @@ class Api:
         return response.json()
 
 
-def open_api(design: Design, db_url: str) -> Api:
+def open_api(design: Design, db_url: str, settings=None) -> Api:
     from fastapi.testclient import TestClient
 
     from tokenfab.control.api import create_app
     from tokenfab.control.service import ControlService
 
     opened = ControlService.open(design, db_url)
-    client = TestClient(create_app(design, db_url, service=opened.service))
+    client = TestClient(create_app(design, db_url, service=opened.service, settings=settings))
     return Api(client, opened.bootstrap_token, opened.service)
 
 
@@ -68,19 +68,23 @@ def open_api(design: Design, db_url: str) -> Api:
 class ThreadServer:
     """uvicorn serving the app on 127.0.0.1 from a thread of this process."""
 
-    def __init__(self, design: Design, db_url: str):
+    def __init__(self, design: Design, db_url: str, settings=None):
+        """``settings``: the server's limits (default: from the environment), as `tokenfab serve` applies them."""
         import uvicorn
 
         from tokenfab.control.api import create_app
+        from tokenfab.control.limits import server_options
         from tokenfab.control.service import ControlService
+        from tokenfab.settings import load_settings
 
+        settings = settings if settings is not None else load_settings()
         opened = ControlService.open(design, db_url)
         self.service = opened.service
         self.operator_token = opened.bootstrap_token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(design, db_url, service=self.service), host="127.0.0.1", port=self.port,
-                                log_level="warning")
+        config = uvicorn.Config(create_app(design, db_url, service=self.service, settings=settings),
+                                host="127.0.0.1", port=self.port, log_level="warning", **server_options(settings))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

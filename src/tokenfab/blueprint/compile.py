@@ -13,7 +13,7 @@ import math
 from tokenfab.blueprint import cooling as cool
 from tokenfab.blueprint import cost, layout, loads, network, power_chain
 from tokenfab.blueprint.cooling import HEAT_REJECTION_MODULE_KW
-from tokenfab.blueprint.design import Design, SiteDesign
+from tokenfab.blueprint.design import Design, SiteDesign, design_size_problem
 from tokenfab.blueprint.parts import CompileError, Parts, resolve
 from tokenfab.catalog.load import Catalog
 from tokenfab.spec import FactorySpec, SiteSpec
@@ -24,14 +24,26 @@ __all__ = ["HEAT_REJECTION_MODULE_KW", "CompileError", "compile"]
 
 
 def compile(spec: FactorySpec, catalog: Catalog) -> Design:  # noqa: A001 - the name the design doc uses
-    """Compile a spec into a complete design."""
-    sites = [_compile_site(spec, index, site, catalog) for index, site in enumerate(spec.sites)]
+    """Compile a spec into a complete design; `CompileError` when it is larger than a design may hold."""
+    sized = []
+    for index, site in enumerate(spec.sites):
+        parts = resolve(spec, index, site, catalog)
+        sized.append((index, site, parts, _size_it(parts, site)))
+    _check_size(sized)
+    sites = [_compile_site(index, site, parts, domains) for index, site, parts, domains in sized]
     return Design(name=spec.name, spec=spec, sites=sites, metrics=cost.design_metrics(sites))
 
 
-def _compile_site(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> SiteDesign:
-    parts = resolve(spec, index, site, catalog)
-    domains = _size_it(parts, site)
+def _check_size(sized: list[tuple[int, SiteSpec, Parts, int]]) -> None:
+    """Refuse, before building anything, a factory whose sites together exceed `MAX_DESIGN_GPUS`."""
+    gpus = sum(domains * parts.system.gpus_per_nvlink_domain for _, _, parts, domains in sized)
+    racks = sum(math.ceil(domains / parts.system.domains_per_rack) for _, _, parts, domains in sized)
+    problem = design_size_problem(gpus, racks)
+    if problem:
+        raise CompileError(("sites",), f"these sites hold {problem}")
+
+
+def _compile_site(index: int, site: SiteSpec, parts: Parts, domains: int) -> SiteDesign:
     design = _build_site(index, site, parts, domains)
     # `_size_it` estimates CDU pumps from the site total; halls round their CDUs up one by one, so the
     # built site can draw a little more. Step down until the design day fits the grid (certify PWR-007).

@@ -11,9 +11,26 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenfab.spec import FactorySpec
+from tokenfab.spec import SAFE_NAME_PATTERN, FactorySpec
 
 DESIGN_SCHEMA_VERSION = "1.0"
+MAX_DESIGN_GPUS = 5_000_000
+"""GPUs one design may hold (a 10 GW GB200 NVL72 site has 4.3 million): the twin, the exporters and the
+control plane hold per-GPU and per-node arrays, so a larger factory is split into several designs."""
+MAX_DESIGN_RACKS = MAX_DESIGN_GPUS // 4
+"""Racks one design may hold (a rack holds at least one 4-GPU node)."""
+MAX_DESIGN_JSON_BYTES = 64 << 20
+"""Largest design.json read [bytes] (a 1 GW design is 0.45 MB: counts, not objects)."""
+
+
+def design_size_problem(gpus: int, racks: int) -> str | None:
+    """Why a design of ``gpus`` GPUs in ``racks`` racks is too large to hold, else None."""
+    split = "split the factory into several designs"
+    if gpus > MAX_DESIGN_GPUS:
+        return f"{gpus:,} GPUs; a design holds at most {MAX_DESIGN_GPUS:,} ({split})"
+    if racks > MAX_DESIGN_RACKS:
+        return f"{racks:,} racks; a design holds at most {MAX_DESIGN_RACKS:,} ({split})"
+    return None
 
 
 class _Data(BaseModel):
@@ -385,7 +402,7 @@ class DesignMetrics(_Data):
 
 class Design(_Data):
     schema_version: str = DESIGN_SCHEMA_VERSION
-    name: str
+    name: str = Field(min_length=1, max_length=64, pattern=SAFE_NAME_PATTERN)
     spec: FactorySpec
     sites: list[SiteDesign]
     metrics: DesignMetrics
@@ -397,17 +414,32 @@ def load_design(path: str | Path) -> Design:
 
     from pydantic import ValidationError
 
-    from tokenfab.io.yamlfile import InputError, format_loc
+    from tokenfab.io.yamlfile import InputError, format_loc, read_input_text
 
     text_path = str(path)
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{text_path}: file not found") from None
+        raw = json.loads(read_input_text(path, MAX_DESIGN_JSON_BYTES))
     except json.JSONDecodeError as exc:
         raise InputError(f"{text_path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     try:
-        return Design.model_validate(raw)
+        design = Design.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(f"{text_path}: {format_loc(first['loc'])}: {first['msg']}") from None
+    check_design_size(design, text_path)
+    return design
+
+
+def check_design_size(design: Design, where: str) -> None:
+    """`InputError` naming the field when a design is too large to hold (`design_size_problem`): the GPUs
+    and racks its halls list, and the GPUs its metrics claim."""
+    from tokenfab.io.yamlfile import InputError
+
+    racks = sum(sum(hall.su_racks) for site in design.sites for hall in site.halls)
+    gpus = sum(hall.gpus for site in design.sites for hall in site.halls)
+    for field, problem in (
+        ("sites[*].halls", design_size_problem(gpus, racks)),
+        ("metrics.gpus", design_size_problem(design.metrics.gpus, 0)),
+    ):
+        if problem:
+            raise InputError(f"{where}: {field}: {problem}")

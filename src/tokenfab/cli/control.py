@@ -1,4 +1,4 @@
-"""`tokenfab serve` (the control plane) and its client commands: login, submit, status, cancel, scale,
+"""The control plane's client commands (`tokenfab serve` is in `tokenfab.cli.serve`): login, submit, status, cancel, scale,
 queue, nodes, drain, cordon, mark-failed, return-to-service, tenants, api-token, power, usage, audit.
 
 Client commands talk to ``--server`` (or $TOKENFAB_SERVER, or the server saved by `login`) with the token
@@ -9,9 +9,7 @@ cannot start (`serve`) exits 3. ``--json`` prints one object; lists as ``{"data"
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,11 +17,9 @@ from rich.table import Table
 
 from tokenfab.cli.app import (
     EXIT_FAILED,
-    EXIT_SERVICE,
     app,
     console,
     err_console,
-    fail,
     fail_bad_input,
     print_json,
 )
@@ -96,58 +92,6 @@ def _gpus_text(workload: dict) -> str:
 
 
 WORKLOAD_COLUMNS = ["id", "name", "tenant", "kind", "GPUs", "state", "where / why waiting"]
-
-
-# --- the server -----------------------------------------------------------------------------------
-
-
-@app.command("serve")
-def serve(
-    design: Annotated[Path, typer.Option("--design", help="design.json or a spec YAML (compiled on start)")],
-    db: Annotated[
-        str, typer.Option("--db", help="sqlite:///FILE or postgresql://…")
-    ] = "sqlite:///tokenfab.db",
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    log_level: Annotated[str, typer.Option("--log-level")] = "warning",
-    as_json: JsonOpt = False,
-) -> None:
-    """Run the control plane (API + dashboard) for a design; a new database prints an operator token once."""
-    import uvicorn
-    from sqlalchemy.exc import ArgumentError
-
-    from tokenfab.cli.inputs import design_from_path
-    from tokenfab.control.api import create_app
-    from tokenfab.control.service import ControlService
-    from tokenfab.io.yamlfile import InputError
-
-    factory = design_from_path(design)
-    try:
-        opened = ControlService.open(factory, db)
-    except InputError as exc:
-        fail_bad_input(str(exc))
-    except ArgumentError as exc:  # a URL SQLAlchemy cannot use
-        fail_bad_input(f"--db {db}: {exc}")
-    except Exception as exc:  # an unreachable database is not a traceback either
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        fail(f"cannot open the store {db}: {first_line}", EXIT_SERVICE)
-    if as_json:
-        print_json({"url": f"http://{host}:{port}/", "design": factory.name, "db": db,
-                    "bootstrap_token": opened.bootstrap_token})
-        sys.stdout.flush()
-    else:
-        if opened.bootstrap_token:
-            console.print(
-                f"bootstrap operator token (shown once, keep it): {opened.bootstrap_token}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        console.print(
-            f"tokenfab control plane for {factory.name}: http://{host}:{port}/  (API docs at /docs)",
-            highlight=False,
-        )
-    app_ = create_app(factory, db, service=opened.service)
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 
 # --- client commands ------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from tokenfab.blueprint.design import Design, SiteDesign
 from tokenfab.cli.app import EXIT_FAILED, app, console, print_json
-from tokenfab.cli.inputs import design_from_path, user_catalog
+from tokenfab.cli.inputs import design_from_path, named_output_dir, user_catalog
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
 from tokenfab.io.atomic import write_text_atomic
 
@@ -113,7 +114,7 @@ def design_command(
     design = design_from_path(spec, catalog_dir)
     findings = None if no_certify else _certify(design, catalog_dir)
     errors = [f for f in findings or [] if f.severity == "error"]
-    out_dir = out or Path("out") / design.name
+    out_dir = out or named_output_dir(design.name)
     design_path = write_design(design, out_dir)
     report_path = None
     if report:

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.inputs import design_from_path, named_output_dir
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
 from tokenfab.io.atomic import open_atomic, write_text_atomic
 
@@ -82,7 +82,7 @@ def _run_export(
     build: Callable[[Design], dict],
 ) -> None:
     design = design_from_path(design_path, catalog_dir)
-    out_dir = out or Path("out") / design.name / tool
+    out_dir = out or named_output_dir(design.name, tool)
     if as_json:
         files = build(design)
     else:

@@ -28,6 +28,17 @@ def user_catalog(catalog_dirs: list[Path] | None = None) -> Catalog:
     except InputError as exc:
         fail_bad_input(str(exc))
 
+OUT_DIR = Path("out")
+"""Where commands write when no --out is given: ``out/<name>/…``."""
+
+
+def named_output_dir(name: str, *below: str, base: Path = OUT_DIR) -> Path:
+    """``base/<name>/<below…>``, refusing (exit 2) a name that would lead outside ``base`` (``../x``, an
+    absolute path): a file's name never chooses where outside the output folder the command writes."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        fail_bad_input(f"name {name!r}: an output name is one folder name (letters, digits, . _ -), not a path")
+    return base.joinpath(name, *below)
+
 
 def compile_spec_file(path: Path, catalog: Catalog) -> Design:
     """Load and compile a spec; every failure exits 2 with file, line and field."""

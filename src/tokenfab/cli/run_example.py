@@ -8,7 +8,7 @@ import typer
 
 from tokenfab.cli.app import app, console, print_json
 from tokenfab.cli.design import summary_table, write_design
-from tokenfab.cli.inputs import design_from_path
+from tokenfab.cli.inputs import design_from_path, named_output_dir
 from tokenfab.cli.options import JSON_OPTION
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
@@ -27,7 +27,7 @@ def run_example(
     from tokenfab.report import write_report
 
     design = design_from_path(spec)
-    out_dir = out / design.name
+    out_dir = named_output_dir(design.name, base=out)
     design_path = write_design(design, out_dir)
     if not as_json:
         console.print(summary_table(design))

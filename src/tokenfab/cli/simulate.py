@@ -9,7 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenfab.cli.app import EXIT_FAILED, app, console, fail_bad_input, print_json
-from tokenfab.cli.inputs import design_from_path, gated, user_catalog
+from tokenfab.cli.inputs import design_from_path, gated, named_output_dir, user_catalog
 from tokenfab.cli.options import JSON_OPTION, out_option
 from tokenfab.io.errors import InputError
 
@@ -143,7 +143,7 @@ def simulate_command(
             fail_bad_input(f"--policy: unknown policy {name!r} (known: {', '.join(POLICIES)})")
     design = design_from_path(source)
     workload, traces, rows = load_inputs(workload_path, design)
-    out_dir = out or Path("out") / design.name / "simulation"
+    out_dir = out or named_output_dir(design.name, "simulation")
     from tokenfab.report.twin_run import write_run
     from tokenfab.twin.invariants import check_invariants
 

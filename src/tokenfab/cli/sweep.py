@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, is_wide, print_json
-from tokenfab.cli.inputs import gated, user_catalog
+from tokenfab.cli.inputs import gated, named_output_dir, user_catalog
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION, out_option
 from tokenfab.io.errors import InputError
 
@@ -63,7 +63,7 @@ def sweep_command(
 
     sweep_file, ray_address = _split_address(sweep_file, ray_address, ray)
     plan = gated(plan_sweep_checked, sweep_file, user_catalog(catalog_dir))
-    out_dir = out or Path("out") / plan.name
+    out_dir = out or named_output_dir(plan.name)
     for note in plan.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 

@@ -1,29 +1,36 @@
 """The control plane's HTTP API (FastAPI): thin routes over `service.ControlService`.
 
-Every route but `/healthz` (and the static dashboard files) needs ``Authorization: Bearer <token>``:
+Every route but `/healthz` (and the static dashboard files and API docs) needs ``Authorization: Bearer <token>``:
 the `CurrentPrincipal` dependency; operator-only routes depend on `OperatorPrincipal` instead, so the
 authorisation of a route is read from its signature. Errors are JSON: ``{"error": ..., "field": ...}``
 with 401 (no or bad token), 403 (operator only), 404 (absent, or another tenant's), 409 (conflict),
-422 (invalid input, naming the field); `STATUS_OF_ERROR` maps the service's refusals to these.
+422 (invalid input, naming the field); `STATUS_OF_ERROR` maps the service's refusals to these. A database
+fault is 503, anything unforeseen 500, both JSON. The token is checked, the body size bounded and the
+caller's rate limited before the body is read (`tokenfab.control.limits`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tokenfab.blueprint.design import Design
 from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
+from tokenfab.control.limits import GuardMiddleware
+from tokenfab.control.security import SecurityHeadersMiddleware
 from tokenfab.control.service import (
     Conflict,
     ControlService,
@@ -33,8 +40,12 @@ from tokenfab.control.service import (
     ServiceError,
     Unauthenticated,
 )
+from tokenfab.settings import Settings, load_settings
 
 WEB_DIR = Path(__file__).parent / "web"
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI 5 (its script and style), as the fastapi-offline package ships it: the docs need no network."""
+logger = logging.getLogger("tokenfab.control")
 API_PREFIX = "/api/v1"
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `tf_<id>_<secret>`")
@@ -62,8 +73,13 @@ ServiceDep = Annotated[ControlService, Depends(get_service)]
 
 
 def get_principal(
-    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    checked = getattr(request.state, "principal", None)  # authenticated before the body was read
+    if isinstance(checked, Principal):
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
     principal = service.authenticate(credentials.credentials)
@@ -312,10 +328,11 @@ def audit(
 ops = APIRouter(tags=["operations"])
 
 
-@ops.get("/healthz", response_model=s.Message)
-def healthz() -> s.Message:
-    """Liveness; needs no token."""
-    return s.Message(message="ok")
+@ops.get("/healthz", response_model=s.HealthStatus, responses={503: {"model": s.ErrorBody}})
+def healthz(service: ServiceDep) -> s.HealthStatus:
+    """Liveness and the database (``SELECT 1``); 503 when the database does not answer. Needs no token."""
+    service.ping_database()
+    return s.HealthStatus(message="ok", database="ok")
 
 
 @ops.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
@@ -358,7 +375,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        if exc.status_code in (408, 413):  # the rest of the body is not read: do not reuse the connection
+            response.headers["Connection"] = "close"
+        return response
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        logger.warning("database error: %s", type(exc).__name__)
+        response = _error(503, "the database is unavailable; try again")
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("internal error", exc_info=exc)
+        return _error(500, "internal error")
 
 
 def _operation_id(route) -> str:
@@ -366,17 +398,21 @@ def _operation_id(route) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def create_app(design: Design, db_url: str, *, service: ControlService | None = None) -> FastAPI:
-    """The ASGI app serving `design` from the store at `db_url` (migrated and replayed on creation)."""
+def create_app(
+    design: Design, db_url: str, *, service: ControlService | None = None, settings: Settings | None = None
+) -> FastAPI:
+    """The ASGI app serving `design` from the store at `db_url` (migrated and replayed on creation), behind
+    the limits of `tokenfab.control.limits` and the headers of `tokenfab.control.security` (``settings``:
+    the limits; default: from the environment)."""
     if service is None:
         service = ControlService.open(design, db_url).service
+    settings = settings if settings is not None else load_settings()
     app = FastAPI(
         generate_unique_id_function=_operation_id,
         title="tokenfab control plane",
         version="1",
         description="Inventory, tenants, workloads, placements, health, power and audit of one AI factory.",
-        # The interactive API pages load their scripts from a CDN; the OpenAPI document stays at /openapi.json.
-        docs_url=None,
+        docs_url=None,  # served below from bundled assets (offline), not a CDN
         redoc_url=None,
     )
     app.state.service = service
@@ -386,6 +422,15 @@ def create_app(design: Design, db_url: str, *, service: ControlService | None = 
     for router in (me, tenants, tokens, workloads, queue, environments, inventory, power, reports, ops):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:
+        """Interactive API docs (Swagger UI bundled by the fastapi-offline package: no network needed)."""
+        return FileResponse(WEB_DIR / "docs.html")
+
+    app.add_middleware(GuardMiddleware, authenticate=service.authenticate, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so every answer has the headers
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

@@ -19,6 +19,8 @@ from tokenfab.control.store import ApiTokenRow, Role, as_utc, utc_now
 
 TOKEN_PREFIX = "tf"
 SECRET_BYTES = 32
+MIN_SECRET_CHARS = 32
+"""Shortest secret a supplied token may have (a generated one has 43 characters, 256 bits)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,20 @@ def parse_token(token: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(parts[1]) != 12 or not parts[2]:
         return None
     return parts[1], parts[2]
+
+
+def supplied_token_problem(token: str) -> str | None:
+    """Why a token supplied from outside (``TOKENFAB_BOOTSTRAP_TOKEN``) is not acceptable, else None; the
+    reason never repeats the secret."""
+    parsed = parse_token(token)
+    if parsed is None:
+        return f"not a token of the form {TOKEN_PREFIX}_<12 hex characters>_<secret>"
+    token_id, secret = parsed
+    if token_id.strip("0123456789abcdef"):
+        return "the token id is not 12 lower-case hex characters"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"its secret has {len(secret)} characters; at least {MIN_SECRET_CHARS} are needed"
+    return None
 
 
 def secret_matches(secret: str, stored_sha256: str) -> bool:

@@ -25,7 +25,7 @@ HealthName = Literal["ok", "cordoned", "draining", "failed"]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Out(BaseModel):
@@ -34,6 +34,13 @@ class _Out(BaseModel):
 
 class Message(_Out):
     message: str
+
+
+class HealthStatus(_Out):
+    """`/healthz`: the server answers and its database does."""
+
+    message: str
+    database: Literal["ok"]
 
 
 class ErrorBody(_Out):

@@ -83,10 +83,18 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return text or "(document)"
 
 
-def read_input_text(path: str | Path) -> str:
-    """The text of a user's file; a missing, unreadable or non-UTF-8 file is an InputError naming it."""
+MAX_YAML_BYTES = 16 << 20
+"""Largest YAML input (spec, workload, sweep, catalog) read [bytes]; the largest example is a few KB."""
+
+
+def read_input_text(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> str:
+    """The UTF-8 text of an input file; `InputError` (one line) when it is absent, unreadable, not text or
+    larger than ``max_bytes`` (checked before reading it)."""
     path_text = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{path_text}: {size:,} bytes; an input file has at most {max_bytes:,}")
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path_text}: file not found") from None
@@ -100,7 +108,7 @@ def read_input_text(path: str | Path) -> str:
 
 def load_located_yaml(path: str | Path) -> LocatedYaml:
     """Parse `path`; a syntax error becomes an InputError naming the file and line."""
-    return parse_located_yaml(read_input_text(path), str(path))
+    return parse_located_yaml(read_input_text(path, MAX_YAML_BYTES), str(path))
 
 
 def parse_located_yaml(text: str, path_text: str, what: str = "YAML") -> LocatedYaml:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import text
+
 from tokenfab.blueprint.design import Design
 from tokenfab.catalog.load import Catalog
 from tokenfab.control import schemas as s
@@ -52,6 +54,11 @@ class ControlService(ServiceState):
         service.rebuild()
         environments.resume_all(service)  # finish or roll back what a crash interrupted
         return Opened(service, token)
+
+    def ping_database(self) -> None:
+        """``SELECT 1`` on the store; raises SQLAlchemy's error when it does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     # identity and tokens
     def authenticate(self, token: str) -> Principal | None:

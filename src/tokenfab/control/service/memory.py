@@ -282,8 +282,8 @@ class FactoryMemory:
         return physical
 
     def forget(self, workload_id: str) -> bool:
-        """Drop a released workload's share and bookkeeping (its whole slots are freed one by one with
-        `free_slot`); True when it held a share."""
+        """Drop a released workload's share and bookkeeping (its whole slots are freed with
+        `free_slots`); True when it held a share."""
         share = self.workload_share.pop(workload_id, None)
         if share is not None:
             node, sched_slot, physical, milli = share
@@ -294,8 +294,9 @@ class FactoryMemory:
         self.workload_tokens_per_s.pop(workload_id, None)
         return share is not None
 
-    def free_slot(self, node: int, slot: int) -> None:
-        self.slot_used[node, slot] = False
+    def free_slots(self, nodes: np.ndarray, slots: np.ndarray) -> None:
+        """Mark whole GPU slots (``nodes[i]``, ``slots[i]``) free."""
+        self.slot_used[nodes, slots] = False
 
     # ------------------------------------------------------------------ power draw
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from tokenfab.control.auth import Principal
@@ -100,14 +101,15 @@ def try_place(
                 node_id=node, slot=physical, workload_id=row.id, milli=milli, placement_id=placement_row.id
             )
         )
-    for node, take in zip(result.nodes.tolist(), result.gpus_per_node.tolist(), strict=True):
-        if take == 0:
-            continue
-        session.add_all(
-            GpuAllocationRow(node_id=node, slot=int(slot), workload_id=row.id, placement_id=placement_row.id)
-            for slot in memory.take_whole_slots(node, take)
-        )
-    session.flush()  # the (node, slot) primary key refuses a double allocation here
+    allocations = [
+        {"node_id": node, "slot": int(slot), "workload_id": row.id, "placement_id": placement_row.id}
+        for node, take in zip(result.nodes.tolist(), result.gpus_per_node.tolist(), strict=True)
+        if take
+        for slot in memory.take_whole_slots(node, take)
+    ]
+    if allocations:  # one executemany, not an ORM object per GPU (72,000 GPUs: 0.5 s, not 20 s, in the lock)
+        session.execute(insert(GpuAllocationRow), allocations)  # the (node, slot) key refuses a double allocation
+    session.flush()
     memory.note_placed(row, tenant_name)
     row.state = WorkloadState.running
     row.queue_reason = ""
@@ -159,11 +161,15 @@ def release_rows(memory: FactoryMemory, session: Session, row: WorkloadRow, reas
     if memory.forget(row.id):
         for share_row in session.scalars(select(GpuShareRow).where(GpuShareRow.workload_id == row.id)):
             session.delete(share_row)
-    for allocation in list(
-        session.scalars(select(GpuAllocationRow).where(GpuAllocationRow.workload_id == row.id))
-    ):
-        memory.free_slot(allocation.node_id, allocation.slot)
-        session.delete(allocation)
+    held = session.execute(
+        select(GpuAllocationRow.node_id, GpuAllocationRow.slot).where(GpuAllocationRow.workload_id == row.id)
+    ).all()
+    if held:  # in bulk, like the insert in `try_place`
+        memory.free_slots(*np.asarray(held, dtype=np.int64).T)
+        session.execute(
+            delete(GpuAllocationRow).where(GpuAllocationRow.workload_id == row.id),
+            execution_options={"synchronize_session": False},
+        )
     now = utc_now()
     for placement in session.scalars(
         select(PlacementRow).where(PlacementRow.workload_id == row.id, PlacementRow.released_at.is_(None))

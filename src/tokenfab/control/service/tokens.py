@@ -18,7 +18,7 @@ from tokenfab.control.auth import (
     secret_matches,
     token_is_live,
 )
-from tokenfab.control.service.errors import Invalid, NotFound
+from tokenfab.control.service.errors import Conflict, Invalid, NotFound
 from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import ApiTokenRow, Role, TenantRow, as_utc, utc_now
@@ -112,14 +112,29 @@ def list_tokens(state: ServiceState, principal: Principal) -> s.TokensPublic:
     return s.TokensPublic(data=data, count=len(data))
 
 
+def other_live_operators(session: Session, token_id: str) -> int:
+    """Live operator tokens other than ``token_id``."""
+    rows = session.scalars(
+        select(ApiTokenRow).where(
+            ApiTokenRow.role == Role.operator, ApiTokenRow.id != token_id, ApiTokenRow.revoked_at.is_(None)
+        )
+    )
+    return sum(1 for row in rows if token_is_live(row))
+
+
 def revoke_token(state: ServiceState, principal: Principal, token_id: str) -> s.TokenPublic:
-    """Revoke a token (operator); revoking a revoked token changes nothing."""
+    """Revoke a token (operator); revoking a revoked token changes nothing. The last live operator token
+    cannot be revoked (`Conflict`): the factory would have no operator left."""
 
     def _op(session: Session) -> s.TokenPublic:
         row = session.get(ApiTokenRow, token_id)
         if row is None:
             raise NotFound(f"token {token_id} not found", "token_id")
         if row.revoked_at is None:
+            if row.role == Role.operator and not other_live_operators(session, row.id):
+                raise Conflict(
+                    f"token {token_id} is the last live operator token; create another operator token first"
+                )
             row.revoked_at = utc_now()
             audit(
                 session,

@@ -1,6 +1,7 @@
 """Read views: the factory map, a rack's detail, nodes, usage, telemetry and the audit log.
 
-A tenant sees its own share: its workloads on the map and the nodes, its usage and its audit entries.
+A tenant sees its own share: its workloads on the map and the nodes, its own shares of shared GPUs, its
+usage and its audit entries (with other tenants and the facility's figures redacted, `redact`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tokenfab.control import schemas as s
 from tokenfab.control.auth import Principal
 from tokenfab.control.service.errors import NotFound
 from tokenfab.control.service.memory import FactoryMemory, tokens_per_s
+from tokenfab.control.service.redact import actor_for, facts_for
 from tokenfab.control.service.state import ServiceState
 from tokenfab.control.service.workloads import workload_public
 from tokenfab.control.store import (
@@ -125,8 +127,25 @@ def rack_detail(state: ServiceState, principal: Principal, rack_id: int) -> s.Ra
             .join(TenantRow, WorkloadRow.tenant_id == TenantRow.id)
             .where(WorkloadRow.id.in_(workload_ids))
         )
-        workloads = [workload_public(state.memory, session, row, tenant) for row, tenant in rows]
+        workloads = [
+            workload_public(state.memory, session, row, tenant, False, principal) for row, tenant in rows
+        ]
     return s.RackDetail(rack=rack, nodes=nodes, workloads=workloads)
+
+
+def shared_gpus(memory: FactoryMemory, principal: Principal) -> dict[int, dict[int, int]]:
+    """Node → GPU slot → milli-GPU used by small workloads on each shared GPU; a tenant sees only its
+    own shares (another tenant's share on the same GPU is neither named nor counted)."""
+    shared: dict[int, dict[int, int]] = {}
+    if principal.is_operator:
+        for node, slot in zip(*np.nonzero(memory.slot_share_milli), strict=True):
+            shared.setdefault(int(node), {})[int(slot)] = int(memory.slot_share_milli[node, slot])
+        return shared
+    for workload_id, (node, _, physical, milli) in memory.workload_share.items():
+        if memory.workload_tenant.get(workload_id) == principal.tenant_name:
+            slots = shared.setdefault(int(node), {})
+            slots[int(physical)] = slots.get(int(physical), 0) + int(milli)
+    return shared
 
 
 def list_nodes(
@@ -145,9 +164,7 @@ def list_nodes(
                 for node in placement.nodes.tolist():
                     on_node.setdefault(node, []).append(request_id)
         free = memory.fleet.node_free_gpus.copy()
-        shared: dict[int, dict[int, int]] = {}
-        for node, slot in zip(*np.nonzero(memory.slot_share_milli), strict=True):
-            shared.setdefault(int(node), {})[int(slot)] = int(memory.slot_share_milli[node, slot])
+        shared = shared_gpus(memory, principal)
     with state.sessions() as session:
         query = select(NodeRow).order_by(NodeRow.id)
         if rack_id is not None:
@@ -250,11 +267,11 @@ def audit_log(state: ServiceState, principal: Principal, limit: int = 200) -> s.
             s.AuditPublic(
                 id=r.id,
                 at=as_utc(r.at),
-                actor=r.actor,
+                actor=actor_for(principal, r.actor),
                 action=r.action,
                 target=r.target,
-                before=r.before,
-                after=r.after,
+                before=facts_for(principal, r.before),
+                after=facts_for(principal, r.after),
             )
             for r in session.scalars(query)
         ]

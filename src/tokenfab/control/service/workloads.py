@@ -24,6 +24,7 @@ from tokenfab.control.service.placement import (
     try_place,
     workload_facts,
 )
+from tokenfab.control.service.redact import reason_for_tenant
 from tokenfab.control.service.state import ServiceState, audit
 from tokenfab.control.service.tenants import find_tenant
 from tokenfab.control.store import (
@@ -134,8 +135,10 @@ def workload_public(
     row: WorkloadRow,
     tenant: str,
     placement: PlacementRow | None | bool = False,
+    viewer: Principal | None = None,
 ) -> s.WorkloadPublic:
-    """A workload as the API shows it; ``placement`` False: look its active placement up."""
+    """A workload as the API shows ``viewer`` (a tenant reads its queue reason redacted, `redact`);
+    ``placement`` False: look its active placement up."""
     if placement is False:
         placement = active_placements(session, [row.id]).get(row.id)
     placement_public = None
@@ -161,7 +164,9 @@ def workload_public(
         priority=row.priority,
         on_failure=row.on_failure,
         state=cast(s.WorkloadStateName, row.state),
-        queue_reason=row.queue_reason,
+        queue_reason=row.queue_reason
+        if viewer is None or viewer.is_operator
+        else reason_for_tenant(row.queue_reason),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         placement=placement_public,
@@ -173,40 +178,44 @@ def workload_public(
 
 
 def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) -> s.WorkloadPublic:
-    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer."""
+    """Record the workload, place it now if it fits (else queue it with the reason); commit, then answer.
+
+    What needs no lock is done before the writer is asked: the shape checks, the owner's lookup (tenants
+    are never deleted) and the row's fields; the writer only places, records and audits."""
     memory = state.memory
     check_workload_shape(memory, body)
+    with state.sessions() as session:
+        tenant = owner_for(session, principal, body.tenant)
+        tenant_id, tenant_name = tenant.id, tenant.name
+    fields = {
+        "tenant_id": tenant_id,
+        "name": body.name,
+        "kind": body.kind,
+        "spec": body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"}),
+        "gpus": body.gpus * body.replicas if body.kind == "inference" else body.gpus,
+        "priority": body.priority,
+        "on_failure": body.on_failure,
+        "state": WorkloadState.queued,
+        "queue_reason": "",
+    }
 
     def _op(session: Session) -> s.WorkloadPublic:
-        tenant = owner_for(session, principal, body.tenant)
-        spec = body.model_dump(exclude={"tenant", "name", "kind", "priority", "on_failure"})
-        if body.environment is not None:
-            spec["environment"] = ready_environment_id(session, tenant, body.environment)
         now = utc_now()
-        row = WorkloadRow(
-            id=f"w-{secrets.token_hex(6)}",
-            tenant_id=tenant.id,
-            name=body.name,
-            kind=body.kind,
-            spec=spec,
-            gpus=body.gpus * body.replicas if body.kind == "inference" else body.gpus,
-            priority=body.priority,
-            on_failure=body.on_failure,
-            state=WorkloadState.queued,
-            queue_reason="",
-            created_at=now,
-            updated_at=now,
-        )
+        row_fields = dict(fields)
+        if body.environment is not None:
+            owner = find_tenant(session, tenant_name)
+            row_fields["spec"] = {**fields["spec"], "environment": ready_environment_id(session, owner, body.environment)}
+        row = WorkloadRow(id=f"w-{secrets.token_hex(6)}", created_at=now, updated_at=now, **row_fields)
         session.add(row)
         session.flush()
-        placed = try_place(memory, session, row, tenant.name, principal)
+        placed = try_place(memory, session, row, tenant_name, principal)
         audit(
-            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant.id
+            session, principal, "workload.submit", f"workload/{row.id}", None, workload_facts(row), tenant_id
         )
         if placed is not None and placed.evicted:
             process_queue(memory, session, principal)  # what the evictor left free may fit a victim
         sample(memory, session)
-        return workload_public(memory, session, row, tenant.name, placed.row if placed else None)
+        return workload_public(memory, session, row, tenant_name, placed.row if placed else None, principal)
 
     return state.mutate(_op)
 
@@ -236,7 +245,7 @@ def cancel(state: ServiceState, principal: Principal, workload_id: str) -> s.Wor
                 process_queue(memory, session, principal)
             sample(memory, session)
         active = row.state in ACTIVE_STATES  # a cancelled or failed workload holds no placement
-        return workload_public(memory, session, row, tenant, False if active else None)
+        return workload_public(memory, session, row, tenant, False if active else None, principal)
 
     return state.mutate(_op)
 
@@ -278,7 +287,7 @@ def scale(
         )
         process_queue(memory, session, principal)
         sample(memory, session)
-        return workload_public(memory, session, row, tenant)
+        return workload_public(memory, session, row, tenant, False, principal)
 
     return state.mutate(_op)
 
@@ -289,7 +298,7 @@ def scale(
 def get_workload(state: ServiceState, principal: Principal, workload_id: str) -> s.WorkloadPublic:
     with state.sessions() as session:
         row, tenant = visible_workload(session, principal, workload_id)
-        return workload_public(state.memory, session, row, tenant)
+        return workload_public(state.memory, session, row, tenant, False, principal)
 
 
 def list_workloads(
@@ -305,7 +314,7 @@ def list_workloads(
         rows = list(session.execute(query.order_by(WorkloadRow.created_at.desc()).limit(limit)))
         placements = active_placements(session, [row.id for row, _ in rows])
         data = [
-            workload_public(state.memory, session, row, tenant, placements.get(row.id, False))
+            workload_public(state.memory, session, row, tenant, placements.get(row.id, False), principal)
             for row, tenant in rows
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
@@ -323,7 +332,7 @@ def queue(state: ServiceState, principal: Principal) -> s.WorkloadsPublic:
         if not principal.is_operator:
             query = query.where(WorkloadRow.tenant_id == principal.tenant_id)
         data = [
-            workload_public(state.memory, session, row, tenant, None)
+            workload_public(state.memory, session, row, tenant, None, principal)
             for row, tenant in session.execute(query.limit(1000))
         ]
     return s.WorkloadsPublic(data=data, count=len(data))
