@@ -7,7 +7,7 @@ transaction is committed. Cancelling or shrinking frees GPUs and lets the queue 
 from __future__ import annotations
 
 import secrets
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -187,7 +187,7 @@ def submit(state: ServiceState, principal: Principal, body: s.WorkloadCreate) ->
     with state.sessions() as session:
         tenant = owner_for(session, principal, body.tenant)
         tenant_id, tenant_name = tenant.id, tenant.name
-    fields = {
+    fields: dict[str, Any] = {
         "tenant_id": tenant_id,
         "name": body.name,
         "kind": body.kind,
