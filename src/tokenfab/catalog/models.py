@@ -588,33 +588,3 @@ class PerfFit(SourcedEntry):
         default=40.0, gt=1, description="p of the p-norm that replaces max(compute, memory) per operator"
     )
     cv_summary: dict[str, dict[str, float]] = Field(default_factory=dict)
-
-
-KIND_MODELS: dict[str, type[SourcedEntry]] = {
-    "gpus": Gpu,
-    "systems": System,
-    "switches": Switch,
-    "transceivers": Transceiver,
-    "cables": Cable,
-    "cdus": Cdu,
-    "heat_rejection": HeatRejection,
-    "transformers": Transformer,
-    "ups": Ups,
-    "busways": Busway,
-    "generators": Generator,
-    "facility_limits": FacilityLimits,
-    "markets": Market,
-    "regions": Region,
-    "climates": Climate,
-    "economics": Economics,
-    "standards": Standards,
-    "models": LlmModel,
-    "perf_calibrations": PerfCalibration,
-    "perf_measurements": PerfMeasurement,
-    "power_models": PowerModel,
-    "power_measurements": PowerMeasurement,
-    "perf_aliases": PerfAlias,
-    "engine_profiles": EngineProfile,
-    "perf_generation_params": PerfGenerationParams,
-    "perf_fits": PerfFit,
-}

@@ -153,8 +153,13 @@ def replay_openb(
                              on_seed_done=_advancer(progress, task), tie_break=tie_break)
             )
 
+    _print_table(summaries, f"openb replay: {len(node_list)} nodes, {len(pod_list)} pods, seeds {seeds}")
+
+
+def _print_table(summaries: list[ReplaySummary], title: str) -> None:
+    """Allocated GPU % per policy at each arrived load, and what is left unallocated at 100 %."""
     table = Table(
-        title=f"openb replay: {len(node_list)} nodes, {len(pod_list)} pods, seeds {seeds}",
+        title=title,
         caption="allocated % of cluster GPU (median over seeds) when arrived % of it has been requested",
     )
     table.add_column("arrived %", justify="right", no_wrap=True, min_width=11)
