@@ -193,7 +193,7 @@ OPTION_CASES = [
     ("tokens-nothing", ["tokens"], "--model"),
     ("tokens-model-unknown", ["tokens", "-m", "gpt-17", "-s", "gb200-nvl72", "-o", "{out}"], "gpt-17"),
     ("tokens-system-unknown", ["tokens", "-m", "llama-3.3-70b", "-s", "gb400-nvl999", "-o", "{out}"], "gb400"),
-    ("tokens-design-no-mix", ["tokens", "--design", "{design}"], "--design and --mix go together"),
+    ("tokens-mix-no-design", ["tokens", "--mix", "{design}"], "--mix needs --design"),
     ("tokens-ep-dense", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--ep", "4", "-o", "{out}"],
      "no experts"),
     ("tokens-pue", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--pue", "0.5"], "--pue"),
