@@ -16,20 +16,12 @@ from tokenfab.catalog.models import (
     Cdu,
     Climate,
     Economics,
-    EngineProfile,
     FacilityLimits,
     Generator,
     Gpu,
     HeatRejection,
     LlmModel,
     Market,
-    PerfAlias,
-    PerfCalibration,
-    PerfFit,
-    PerfGenerationParams,
-    PerfMeasurement,
-    PowerMeasurement,
-    PowerModel,
     Region,
     SourcedEntry,
     Standards,
@@ -38,6 +30,16 @@ from tokenfab.catalog.models import (
     Transceiver,
     Transformer,
     Ups,
+)
+from tokenfab.catalog.perf_models import (
+    EngineProfile,
+    PerfAlias,
+    PerfCalibration,
+    PerfFit,
+    PerfGenerationParams,
+    PerfMeasurement,
+    PowerMeasurement,
+    PowerModel,
 )
 from tokenfab.io.yamlfile import InputError, load_located_yaml
 

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import Gpu, LlmModel, PerfAlias, Precision, System
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import PerfAlias
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import Gpu, PerfCalibration, PerfMeasurement, Precision
+from tokenfab.catalog.models import Gpu, Precision
+from tokenfab.catalog.perf_models import PerfCalibration, PerfMeasurement
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import EngineProfile
+from tokenfab.catalog.perf_models import EngineProfile
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import EngineProfile, Gpu, LlmModel, Precision, System
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import EngineProfile
 from tokenfab.perf.aliases import resolver_for, serving_precision
 from tokenfab.perf.calibration import compute_precision
 from tokenfab.perf.corpus import SCENARIOS, PointRow

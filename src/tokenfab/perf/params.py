@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import PerfFit, PerfGenerationParams, Precision
+from tokenfab.catalog.models import Precision
+from tokenfab.catalog.perf_models import PerfFit, PerfGenerationParams
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import Gpu, PowerModel
+from tokenfab.catalog.models import Gpu
+from tokenfab.catalog.perf_models import PowerModel
 
 if TYPE_CHECKING:
     from tokenfab.catalog.load import Catalog

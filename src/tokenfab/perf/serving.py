@@ -31,15 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tokenfab.catalog.models import (
-    EngineProfile,
-    Gpu,
-    LlmModel,
-    PerfCalibration,
-    PowerModel,
-    Precision,
-    System,
-)
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import EngineProfile, PerfCalibration, PowerModel
 from tokenfab.perf.calibration import calibration_for, compute_precision
 from tokenfab.perf.engines import engine_profile, profiles_from
 from tokenfab.perf.parallelism import link_bandwidth_gb_s, max_concurrency_per_replica
