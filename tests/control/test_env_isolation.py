@@ -106,7 +106,7 @@ def test_killed_between_steps_then_restarted(row_design_path, tmp_path, crash_af
     """The server exits (as if SIGKILLed) right after committing one step; on restart the operation is
     finished: every environment is ready or deleted, never half made, and the isolation check holds."""
     db_url = f"sqlite:///{tmp_path / 'kill.db'}"
-    token = "tf_000000000001_killtestsecret"
+    token = "tf_000000000001_" + "killtestsecret" * 3  # a secret of at least 32 characters
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"

@@ -28,6 +28,9 @@ ROUTE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/racks/{rack_id}/{action}"): {"reason": "probe"},
     ("put", "/api/v1/power/cap"): {"cap_kw": 1.0},
     ("post", "/api/v1/power/events"): {"kind": "restore"},
+    ("post", "/api/v1/environments"): {"name": "{tenant}-env", "domains": 1},
+    ("post", "/api/v1/environments/{env}/scale"): {"domains": 1},
+    ("post", "/api/v1/environments/{env}/upgrade"): {"version": "v1.32.4+k0s.0"},
 }
 """A body for every route that takes one: a new route with a body must be added here to pass."""
 
@@ -52,13 +55,13 @@ class Tenant:
 
 def _scene(api) -> tuple[Tenant, Tenant, float]:
     """Tenants acme and globex with running, queued, small and inference work; the power cap set."""
-    acme = Tenant("acme", api.tenant("acme", quota_gpus=400))
+    acme = Tenant("acme", api.tenant("acme", quota_gpus=411))
     globex = Tenant("globex", api.tenant("globex", quota_gpus=4321))
     for tenant in (acme, globex):
         tenant.token_id = api.client.get("/api/v1/whoami", headers=tenant.headers).json()["token_id"]
         tenant.strings |= {tenant.name, tenant.token_id, f"{tenant.name}-token"}
     globex.numbers |= {4321, 137, 0.137, 12345.678, 12345.678 * 4 * 2}
-    acme.numbers |= {271, 0.271, 400}
+    acme.numbers |= {271, 0.271, 411}
     globex.figures |= {"4321", "4,321", "12345.678", "12,345.678", "98,765", "98765", "0.137"}
     acme.figures |= {"0.271"}
     globex.submit(api, name="globex-train", gpus=37)
@@ -73,7 +76,7 @@ def _scene(api) -> tuple[Tenant, Tenant, float]:
     assert cancelled.status_code == 200
     started = api.client.get(f"/api/v1/workloads/{waiting['id']}", headers=globex.headers).json()
     assert started["state"] == "running"  # acme's cancel let globex's work start
-    acme.submit(api, name="acme-wait", gpus=400)  # more than is free: waits, the reason counts free GPUs
+    acme.submit(api, name="acme-wait", gpus=411)  # more than is free: waits, the reason counts free GPUs
     draw = api.client.get("/api/v1/power", headers=api.op).json()["facility_draw_kw"]
     cap_kw = round(draw + 0.123, 3)
     assert api.client.put("/api/v1/power/cap", headers=api.op, json={"cap_kw": cap_kw}).status_code == 200
@@ -125,6 +128,7 @@ def _calls(api, me: Tenant, route: str, method: str, racks: int, my_node: int) -
         "rack_id": [str(r) for r in range(racks)],
         "node_id": [str(my_node)],
         "action": ["cordon"],
+        "env": [f"{me.name}-env"],
     }
     paths = [route]
     for param in re.findall(r"{(\w+)}", route):

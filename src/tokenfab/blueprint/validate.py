@@ -136,9 +136,10 @@ def _hall_problems(hall: HallDesign, rack: RackDesign, loc: Loc, catalog: Catalo
             yield Problem((*loc, "su_racks", s), f"a scalable unit needs at least one rack, got {racks}")
     if hall.racks != sum(hall.su_racks):
         yield Problem((*loc, "racks"), f"{hall.racks} racks, but its scalable units hold {sum(hall.su_racks)}")
-    if hall.gpus != hall.racks * rack.gpus:
-        yield Problem((*loc, "gpus"), f"{hall.gpus} GPUs, but {hall.racks} racks × {rack.gpus} GPUs = "
-                                      f"{hall.racks * rack.gpus}")
+    full_gpus = hall.racks * rack.gpus
+    if not full_gpus - rack.gpus < hall.gpus <= full_gpus:  # the last rack of a hall may be part-filled
+        yield Problem((*loc, "gpus"), f"{hall.gpus} GPUs do not fit {hall.racks} racks of {rack.gpus} GPUs "
+                                      f"(more than {full_gpus - rack.gpus}, at most {full_gpus})")
     if hall.cdus_installed < hall.cdus_required:
         yield Problem((*loc, "cdus_installed"),
                       f"{hall.cdus_installed} installed is fewer than the {hall.cdus_required} required")
@@ -147,12 +148,14 @@ def _hall_problems(hall: HallDesign, rack: RackDesign, loc: Loc, catalog: Catalo
 def _site_totals(site: SiteDesign, loc: Loc) -> Iterator[Problem]:
     halls, rack = site.halls, site.rack
     racks = sum(h.racks for h in halls)
+    gpus = sum(h.gpus for h in halls)
     expected = {
         "halls": len(halls),
         "racks": racks,
-        "gpus": sum(h.gpus for h in halls),
-        "nodes": racks * rack.nodes,
-        "nvlink_domains": racks * rack.nvlink_domains,
+        "gpus": gpus,
+        # a hall's last rack may be part-filled: nodes and domains follow its GPUs
+        "nodes": sum(-(-h.gpus * rack.nodes // rack.gpus) for h in halls),
+        "nvlink_domains": sum(-(-h.gpus * rack.nvlink_domains // rack.gpus) for h in halls),
         "scalable_units": sum(len(h.su_racks) for h in halls),
     }
     for name, value in expected.items():

@@ -12,11 +12,13 @@ from tokenfab.cli import tokens  # noqa: F401
 from tokenfab.cli import simulate  # noqa: F401
 from tokenfab.cli import replay_openb  # noqa: F401
 from tokenfab.cli import export  # noqa: F401
+from tokenfab.cli import export_prometheus  # noqa: F401
 from tokenfab.cli import sweep  # noqa: F401
 from tokenfab.cli import serve  # noqa: F401
 from tokenfab.cli import control  # noqa: F401
 from tokenfab.cli import environments  # noqa: F401
 from tokenfab.cli import admin  # noqa: F401
+from tokenfab.cli import emulate  # noqa: F401
 # isort: on
 from tokenfab.cli.app import app
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from tokenfab.blueprint.design import Design, SiteDesign
 from tokenfab.cli.app import EXIT_FAILED, app, console, print_json
 from tokenfab.cli.inputs import design_from_path, named_output_dir, user_catalog
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION

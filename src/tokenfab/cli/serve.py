@@ -21,17 +21,34 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+    prometheus: Annotated[
+        str | None, typer.Option("--prometheus", help="Prometheus URL the operations loop reads")
+    ] = None,
+    ops_poll_s: Annotated[float, typer.Option("--ops-poll-s", min=0.1, help="how often it reads")] = 15.0,
+    ops_cooldown_s: Annotated[
+        float, typer.Option("--ops-scale-cooldown-s", min=0, help="wait between scale-outs of one service")
+    ] = 300.0,
+    ops_settle_s: Annotated[
+        float, typer.Option("--ops-power-settle-s", min=0, help="wait after a power action before the next")
+    ] = 60.0,
+    ops_rate_window: Annotated[str, typer.Option("--ops-rate-window", help="PromQL rate window")] = "1m",
+    ops_time_scale: Annotated[
+        float, typer.Option("--ops-time-scale", min=0.01, help="simulated s per wall s of an emulated factory")
+    ] = 1.0,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the control plane (API + dashboard) for a design; a new database prints an operator token once.
 
     The port is taken before anything else (exit 3 when it is busy, nothing created); the bootstrap token
-    is printed only to a terminal, never to a log (`tokenfab admin reset-token` recovers access)."""
+    is printed only to a terminal, never to a log (`tokenfab admin reset-token` recovers access). With
+    ``--prometheus`` the operations loop reads telemetry there and acts on Alertmanager's webhooks
+    (``POST /api/v1/ops/alerts``, an operator token as bearer)."""
     import uvicorn
 
     from tokenfab.cli.inputs import design_from_path
     from tokenfab.control.api import create_app
     from tokenfab.control.limits import server_options
+    from tokenfab.control.ops.controller import OpsController, OpsSettings
     from tokenfab.settings import load_settings
 
     factory = design_from_path(design)
@@ -51,7 +68,14 @@ def serve(
             )
         app_ = create_app(factory, db, service=opened.service, settings=settings)
         config = uvicorn.Config(app_, log_level=log_level, **server_options(settings))
-        uvicorn.Server(config).run(sockets=[listening])
+        ops_settings = OpsSettings(prometheus, ops_poll_s, ops_cooldown_s, ops_settle_s, ops_rate_window,
+                                   ops_time_scale)
+        app_.state.ops = OpsController(opened.service, ops_settings)
+        app_.state.ops.start()
+        try:
+            uvicorn.Server(config).run(sockets=[listening])
+        finally:
+            app_.state.ops.stop()
     finally:
         listening.close()
 

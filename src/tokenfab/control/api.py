@@ -336,9 +336,10 @@ def healthz(service: ServiceDep) -> s.HealthStatus:
 
 
 @ops.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
-def metrics(service: ServiceDep, principal: OperatorPrincipal) -> str:
-    """Prometheus text exposition (operator)."""
-    return service.metrics_text()
+def metrics(request: Request, service: ServiceDep, principal: OperatorPrincipal) -> str:
+    """Prometheus text exposition (operator): the store's gauges and the operations loop's."""
+    ops = getattr(request.app.state, "ops", None)
+    return service.metrics_text() + (ops.telemetry.text() if ops is not None else "")
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -421,6 +422,9 @@ def create_app(
 
     for router in (me, tenants, tokens, workloads, queue, environments, inventory, power, reports, ops):
         app.include_router(router)
+    from tokenfab.control.ops.router import router as ops_loop  # imports this module's dependencies
+
+    app.include_router(ops_loop)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 

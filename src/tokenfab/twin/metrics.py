@@ -137,3 +137,8 @@ def summarise(run, state, figures) -> dict:
     if run.request_level:
         out["slo_attainment_measured"] = run.request_level["slo_attainment"]
     return out
+
+
+SLO_OBJECTIVE = 0.99
+"""Inference SLO objective: the share of requests whose time to first token is within the service's target
+[-]; the operations loop's alert rules and its control actions share it."""
