@@ -20,6 +20,8 @@ ALLOWED_LONG_FUNCTIONS: dict[str, str] = {
     "src/tokenfab/perf/curve.py::estimate": "issue 11 (perf-fit): the estimate orchestrator",
     "src/tokenfab/cli/tokens.py::tokens_command": "issue 11 (perf-fit): the tokens command",
     "src/tokenfab/blueprint/netparts.py::management_networks": "issue 12 (facility-net): network parts",
+    "src/tokenfab/emulate/factory.py::__init__": "issue 15 (ops): the emulated factory",
+    "src/tokenfab/emulate/server.py::create_app": "issue 15 (ops): the emulator's app",
 }
 
 
