@@ -12,7 +12,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ORDER = [
     "startup", "compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control",
-    "environments", "ops", "sweep",
+    "control_lock", "environments", "ops", "sweep", "facility",
 ]
 
 

@@ -124,7 +124,7 @@ def _job_lands_in_the_partition(folder: Path, conf: Path, env: dict[str, str], n
         )
         assert submitted.returncode == 0, submitted.stderr
         job = submitted.stdout.strip().split(";")[0]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # slurmd starts the job within seconds, later on a loaded machine
         shown = {}
         while time.monotonic() < deadline:
             shown = _show(env, "job", job) or {}

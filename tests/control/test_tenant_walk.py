@@ -31,6 +31,10 @@ ROUTE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/environments"): {"name": "{tenant}-env", "domains": 1},
     ("post", "/api/v1/environments/{env}/scale"): {"domains": 1},
     ("post", "/api/v1/environments/{env}/upgrade"): {"version": "v1.32.4+k0s.0"},
+    ("post", "/api/v1/ops/alerts"): {
+        "version": "4", "groupKey": "probe", "status": "resolved", "receiver": "probe",
+        "alerts": [{"status": "resolved", "labels": {"alertname": "Probe"}, "startsAt": "2026-01-01T00:00:00Z"}],
+    },
 }
 """A body for every route that takes one: a new route with a body must be added here to pass."""
 

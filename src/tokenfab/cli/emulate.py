@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input
+from tokenfab.cli.app import EXIT_FAILED, app, console, err_console, fail_bad_input, print_json
+from tokenfab.cli.options import JSON_OPTION
 
 
 @app.command("emulate")
 def emulate(
     design: Annotated[Path, typer.Argument(help="design.json or factory spec (YAML)")],
-    workload: Annotated[Path, typer.Option("--workload", help="workload file (as for `simulate`)")],
+    workload: Annotated[Path, typer.Option("--workload", "-w", help="workload file (as for `simulate`)")],
     speed: Annotated[float, typer.Option("--speed", min=0.01, max=10000, help="simulated s per wall s")] = 1.0,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9400,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
@@ -33,6 +34,7 @@ def emulate(
     step_s: Annotated[float, typer.Option("--step-wall-s", min=0.02, max=10, help="wall s between steps")] = 0.2,
     static: Annotated[bool, typer.Option("--static", help="place once with the scheduler instead of the twin")] = False,
     days: Annotated[float, typer.Option("--days", min=0.01, max=365, help="the twin's horizon")] = 2.0,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the factory in (accelerated) real time and serve its telemetry and fault API on loopback."""
     import uvicorn
@@ -73,11 +75,15 @@ def emulate(
     if link:
         runner.sync_once()
     runner.start()
-    console.print(
-        f"emulating {factory_design.name} ({emu.factory.n_gpus:,} GPUs, {emu.factory.fleet.n_racks} racks) at "
-        f"{speed:g}x: http://{host}:{port}/state",
-        highlight=False,
-    )
+    if as_json:
+        print_json({"design": factory_design.name, "gpus": emu.factory.n_gpus, "racks": emu.factory.fleet.n_racks,
+                    "speed": speed, "url": f"http://{host}:{port}/", "state_url": f"http://{host}:{port}/state"})
+    else:
+        console.print(
+            f"emulating {factory_design.name} ({emu.factory.n_gpus:,} GPUs, {emu.factory.fleet.n_racks} racks) "
+            f"at {speed:g}x: http://{host}:{port}/state",
+            highlight=False,
+        )
     try:
         uvicorn.run(create_app(runner, emu.node_names, emu.rack_names), host=host, port=port, log_level="warning")
     finally:
