@@ -38,8 +38,12 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# ruff (lint and format), mypy (paths and per-package strictness in pyproject.toml) and import-linter
+# (DESIGN.md's layers, also in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 clean:

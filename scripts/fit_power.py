@@ -21,7 +21,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from tokenfab.catalog.load import Catalog, load_catalog
-from tokenfab.catalog.models import Gpu, PowerMeasurement, PowerModel
+from tokenfab.catalog.models import Gpu
+from tokenfab.catalog.perf_models import PowerMeasurement, PowerModel
 from tokenfab.perf import estimate
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "tokenfab" / "catalog" / "data" / "power-models.yaml"

@@ -35,6 +35,11 @@ HEALTH_FAILED = Health.failed.value
 NO_TENANT = -1
 
 
+def _unset() -> np.ndarray:
+    """An empty array: a state field the caller left out."""
+    return np.empty(0, dtype=np.int32)
+
+
 @dataclass
 class Fleet:
     """Every node of a design, with its place in the topology and its allocation state."""
@@ -51,16 +56,17 @@ class Fleet:
     domain_gpus: np.ndarray  # int32 [domain] GPUs installed
     gpu_power_w: np.ndarray  # float32 [site] TDP of the site's GPU
     # --- state ---
-    node_free_gpus: np.ndarray = field(default=None)  # int16 [node]
-    node_health: np.ndarray = field(default=None)  # int8 [node]
-    domain_tenant: np.ndarray = field(default=None)  # int32 [domain], NO_TENANT when unowned
+    # Left out, each starts empty and __post_init__ fills it: every GPU free, every node healthy, no owner.
+    node_free_gpus: np.ndarray = field(default_factory=_unset)  # int16 [node]
+    node_health: np.ndarray = field(default_factory=_unset)  # int8 [node]
+    domain_tenant: np.ndarray = field(default_factory=_unset)  # int32 [domain], NO_TENANT when unowned
 
     def __post_init__(self) -> None:
-        if self.node_free_gpus is None:
+        if self.node_free_gpus.size == 0:
             self.node_free_gpus = self.node_gpus.copy()
-        if self.node_health is None:
+        if self.node_health.size == 0:
             self.node_health = np.zeros(self.n_nodes, dtype=np.int8)
-        if self.domain_tenant is None:
+        if self.domain_tenant.size == 0:
             self.domain_tenant = np.full(self.n_domains, NO_TENANT, dtype=np.int32)
 
     # --- sizes ---
@@ -95,19 +101,23 @@ class Fleet:
     # --- derived parents of a node ---
     @property
     def node_rack(self) -> np.ndarray:
-        return self.domain_rack[self.node_domain]
+        parent: np.ndarray = self.domain_rack[self.node_domain]
+        return parent
 
     @property
     def node_su(self) -> np.ndarray:
-        return self.rack_su[self.node_rack]
+        parent: np.ndarray = self.rack_su[self.node_rack]
+        return parent
 
     @property
     def node_hall(self) -> np.ndarray:
-        return self.su_hall[self.node_su]
+        parent: np.ndarray = self.su_hall[self.node_su]
+        return parent
 
     @property
     def node_site(self) -> np.ndarray:
-        return self.hall_site[self.node_hall]
+        parent: np.ndarray = self.hall_site[self.node_hall]
+        return parent
 
     def node_path(self, node: int) -> str:
         """The node's element path, in the form certify and the control plane use."""

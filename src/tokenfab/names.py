@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -168,8 +169,8 @@ _DIGITS = "0123456789"
 
 def hostlist(names: Iterable[str]) -> str:
     """Compress names into a Slurm hostlist expression, keeping their order: ``a-n[00-03,05],b``."""
-    runs: list[list] = []  # [prefix, width, first, last]; width -1 for a name without a number
-    last_run = None
+    runs: list[list[Any]] = []  # [prefix, width, first, last]; width -1 for a name without a number
+    last_run: list[Any] | None = None
     for name in names:
         prefix = name.rstrip(_DIGITS)
         if len(prefix) == len(name):

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object, info: ValidationInfo) -> object:
-        return cls.model_fields[info.field_name].default if value == "" else value
+        if value != "" or info.field_name is None:  # a field validator always has its field's name
+            return value
+        return cls.model_fields[info.field_name].default
 
 
 def load_settings() -> Settings:

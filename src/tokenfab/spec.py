@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tokenfab.io.yamlfile import InputError, LocatedYaml, load_located_yaml
 
-SPEC_VERSION = 1
+SPEC_VERSION: Final = 1
 MAX_SITE_MW = 10_000.0
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """A name that is also a file or folder name: no path separator, no leading dot (`out/<name>/`)."""
@@ -184,7 +184,7 @@ def load_spec(path: str | Path) -> tuple[FactorySpec, LocatedYaml]:
         raise doc.validation_error(exc) from None
 
 
-def parse_spec(data: dict) -> FactorySpec:
+def parse_spec(data: dict[str, Any]) -> FactorySpec:
     """Validate an in-memory spec (for the API and sweeps); errors raise pydantic's ValidationError."""
     return FactorySpec.model_validate(data)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tokenfab.catalog.load import load_catalog, read_catalog_file
-from tokenfab.catalog.models import KIND_MODELS, Gpu, System
+from tokenfab.catalog.load import KIND_MODELS, load_catalog, read_catalog_file
+from tokenfab.catalog.models import Gpu, System
 from tokenfab.io.yamlfile import InputError
 
 

@@ -9,7 +9,7 @@ instead of the former ±25 % fitting target.
 import pytest
 
 from tokenfab.catalog.load import load_catalog
-from tokenfab.catalog.models import PerfCalibration, PerfMeasurement
+from tokenfab.catalog.perf_models import PerfCalibration, PerfMeasurement
 from tokenfab.perf.calibration import calibration_for, calibration_table
 
 CATALOG = load_catalog()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tokenfab.catalog.load import load_catalog
-from tokenfab.catalog.models import Gpu, PowerMeasurement, PowerModel
+from tokenfab.catalog.models import Gpu
+from tokenfab.catalog.perf_models import PowerMeasurement, PowerModel
 from tokenfab.perf import estimate
 from tokenfab.perf.power import (
     energy_per_token_bases,

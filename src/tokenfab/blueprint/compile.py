@@ -73,6 +73,7 @@ def _size_it(parts: Parts, site: SiteSpec) -> int:
     system = parts.system
     if site.it_mw is not None:
         return layout.nvlink_domains_for_power(site.it_mw * 1000.0, system.rack_power_max_kw, system.domains_per_rack)
+    assert site.grid_mw is not None  # the spec holds exactly one of grid_mw, it_mw
     grid_kw = site.grid_mw * 1000.0
     ratio = 1.3
     domains = 0

@@ -211,7 +211,9 @@ def water_use_l_per_h(plant: HeatRejection, heat_kw: float, spray_share: float =
     return plant.water_l_per_kwh_heat * heat_kw
 
 
-def outdoor_bins(monthly_dry_bulb_c: list[float], monthly_wet_bulb_c: list[float], daily_range_k: float):
+def outdoor_bins(
+    monthly_dry_bulb_c: list[float], monthly_wet_bulb_c: list[float], daily_range_k: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hour-weighted outdoor bins for annual figures: each month's mean ± half the daily swing.
 
     Returns arrays (dry_bulb_c, wet_bulb_c, hours) of 24 bins (12 months × day/night), 8,760 h in all.

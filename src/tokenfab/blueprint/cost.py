@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tokenfab.blueprint import cooling as cool
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from tokenfab.blueprint.loads import AnnualEnergy, Loads
     from tokenfab.blueprint.network import FatTree
     from tokenfab.blueprint.parts import Parts
+    from tokenfab.catalog.load import Catalog
+    from tokenfab.catalog.models import Economics
     from tokenfab.spec import SiteSpec
 
 HOURS_PER_YEAR = 8760.0
@@ -35,7 +38,7 @@ def capital_recovery_factor(discount_rate: float, lifetime_years: float) -> floa
         raise ValueError("lifetime_years must be positive")
     if discount_rate == 0:
         return 1.0 / lifetime_years
-    growth = (1.0 + discount_rate) ** lifetime_years
+    growth: float = (1.0 + discount_rate) ** lifetime_years
     return discount_rate * growth / (growth - 1.0)
 
 
@@ -105,7 +108,7 @@ def usd_per_million_tokens(usd_per_gpu_hour_value: float, tokens_per_s_per_gpu: 
     return usd_per_gpu_hour_value * 1e6 / (tokens_per_s_per_gpu * 3600.0)
 
 
-def facility_capex_usd_per_mw(economics) -> float:
+def facility_capex_usd_per_mw(economics: Economics) -> float:
     """Facility capital per MW of provisioned IT power, excluding the cooling plant and power equipment
     counted item by item in a design (building, substation works, generators and fit-out)."""
     return (
@@ -118,7 +121,7 @@ def facility_capex_usd_per_mw(economics) -> float:
 
 
 def system_usd_per_gpu_hour(
-    catalog,
+    catalog: Catalog,
     system_name: str,
     region_name: str,
     pue: float = 1.2,
@@ -151,6 +154,9 @@ def system_usd_per_gpu_hour(
     return tco_usd_per_gpu_hour(it_capex, facility_capex, opex, system.gpus_per_rack, economics.discount_rate,
                                 economics.it_lifetime_years, economics.facility_lifetime_years)
 
+
+AddLine = Callable[[str, str, float, str, float], None]
+"""Adds a bill-of-materials line: (category, item, count, unit, unit cost in USD); a zero count adds none."""
 
 IT_CATEGORIES = ("compute", "network", "storage", "spares")
 """Capex repaid over the IT lifetime; the rest over the facility's."""
@@ -190,7 +196,7 @@ def bill_of_materials(
     k = market_index(parts.market.construction_usd_per_mw_mid if parts.market else None, econ.us_mean_construction_usd_per_mw)
     lines: list[BomLine] = []
 
-    def add(category, item, count, unit, unit_cost):
+    def add(category: str, item: str, count: float, unit: str, unit_cost: float) -> None:
         if count:
             lines.append(BomLine(category=category, item=item, count=count, unit=unit, unit_cost_usd=unit_cost, total_usd=count * unit_cost))
 
@@ -214,7 +220,7 @@ def bill_of_materials(
     return lines
 
 
-def _cooling_lines(add, parts: Parts, site: SiteSpec, halls: list[HallDesign], cooling_design: CoolingDesign,
+def _cooling_lines(add: AddLine, parts: Parts, site: SiteSpec, halls: list[HallDesign], cooling_design: CoolingDesign,
                    it_mw: float, k: float) -> None:
     cdus_by_model: dict[str, int] = {}
     for hall in halls:
@@ -236,7 +242,7 @@ def _stage_equipment(power_design: PowerChainDesign, stage: str) -> str | None:
     return next((s.equipment for s in power_design.stages if s.stage == stage), None)
 
 
-def _power_lines(add, parts: Parts, power_design: PowerChainDesign, it_mw: float, k: float) -> None:
+def _power_lines(add: AddLine, parts: Parts, power_design: PowerChainDesign, it_mw: float, k: float) -> None:
     econ = parts.economics
     unit_costs = {
         "busway": parts.busway.cost_usd,
@@ -324,7 +330,8 @@ def design_metrics(sites: list[SiteDesign]) -> DesignMetrics:
     """Whole-factory figures: sums over sites, PUE and WUE from the summed energy, $/GPU-h GPU-weighted."""
 
     def total(attr: str) -> float:
-        return sum(getattr(s.metrics, attr) for s in sites)
+        value: float = sum(getattr(s.metrics, attr) for s in sites)
+        return value
 
     it_mw = total("it_mw")
     energy = total("energy_mwh_per_year")

@@ -7,6 +7,8 @@ publishes its JSON Schema. Every quantity carries its unit in its name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenfab.spec import SAFE_NAME_PATTERN, FactorySpec
@@ -406,7 +408,7 @@ class Design(_Data):
     metrics: DesignMetrics
 
 
-def load_design(path) -> Design:
+def load_design(path: str | Path) -> Design:
     """Read a design.json; malformed or inconsistent JSON raises InputError naming the file and field."""
     import json
 

@@ -38,6 +38,7 @@ from tokenfab.blueprint import layout, netparts
 from tokenfab.blueprint.design import ComputeFabric, FabricDesign, FabricTier, NetworkItem
 
 if TYPE_CHECKING:
+    from tokenfab.blueprint.design import AuxNetwork
     from tokenfab.blueprint.parts import Parts
     from tokenfab.catalog.models import Switch, System
     from tokenfab.spec import SiteSpec
@@ -324,7 +325,7 @@ class _NetworkCounts:
     dci: tuple[int, int, int]
     """(border, super-spine, trunks) per plane"""
     compute: netparts.ComputeParts
-    aux: list
+    aux: list[AuxNetwork]
     items: list[NetworkItem]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from tokenfab.catalog.models import (
     HeatRejectionKind,
     Market,
     Region,
+    SourcedEntry,
     Standards,
     Switch,
     System,
@@ -38,6 +40,10 @@ from tokenfab.catalog.models import (
 )
 from tokenfab.spec import ClimateSpec, CoolingChoice, Distribution, FabricChoice, FactorySpec, SiteSpec
 
+T = TypeVar("T", bound=SourcedEntry)
+Loc = tuple[str | int, ...]
+"""A field path in the spec, as pydantic reports one: ("sites", 0, "power")."""
+
 
 class CompileError(ValueError):
     """A spec that cannot be built; `loc` is the field path in the spec that causes it."""
@@ -46,6 +52,13 @@ class CompileError(ValueError):
         super().__init__(message)
         self.loc = tuple(loc)
         self.message = message
+
+
+def _it_mw(site: SiteSpec) -> float:
+    """The site's `it_mw`, for a site sized by IT power (the spec holds exactly one of grid_mw, it_mw)."""
+    if site.it_mw is None:
+        raise CompileError(("sites",), f"site {site.name} has neither grid_mw nor it_mw")
+    return site.it_mw
 
 
 @dataclass(frozen=True)
@@ -137,7 +150,7 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
     rack_supply_c = site.coolant_supply_temp_c if site.coolant_supply_temp_c is not None else system.supply_temp_max_c
     facility_supply_c = rack_supply_c - cdus[0].approach_k
     liquid_plant = choose_liquid_plant(site, plants, facility_supply_c, climate, (*loc, "cooling"))
-    site_mw = site.grid_mw if site.grid_mw is not None else site.it_mw * 1.3
+    site_mw = site.grid_mw if site.grid_mw is not None else _it_mw(site) * 1.3
     generators = sorted(catalog.all("generators", Generator), key=lambda g: g.rating_kw)
     if site.power.generators and not generators:
         raise CompileError((*loc, "power", "generators"), "the catalog has no generator set")
@@ -182,7 +195,9 @@ def _wants_dc(site: SiteSpec, system: System, limits: FacilityLimits) -> bool:
     return site.power.distribution == Distribution.dc_800v
 
 
-def _distribution_parts(catalog: Catalog, site: SiteSpec, system: System, dc: bool, ssts, loc):
+def _distribution_parts(
+    catalog: Catalog, site: SiteSpec, system: System, dc: bool, ssts: list[Transformer], loc: Loc
+) -> tuple[Ups, Busway, Transformer | None]:
     """UPS (or DC storage), busway and SST for AC or 800 V DC distribution.
 
     The busway is the catalog run of the right kind that feeds a full row in the fewest runs, cost breaking ties.
@@ -201,7 +216,7 @@ def _distribution_parts(catalog: Catalog, site: SiteSpec, system: System, dc: bo
     return storage[0], min(busways, key=runs_cost), (ssts[-1] if dc else None)
 
 
-def _market(site: SiteSpec, catalog: Catalog, climate_market: str | None, loc) -> Market | None:
+def _market(site: SiteSpec, catalog: Catalog, climate_market: str | None, loc: Loc) -> Market | None:
     name = site.market or climate_market
     return lookup(catalog, "markets", name, Market, loc) if name else None
 
@@ -215,14 +230,14 @@ def _wants_trim_chiller(site: SiteSpec, plant: HeatRejection, supply_c: float, c
     return not cool.heat_rejection_feasible(plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
 
 
-def lookup(catalog: Catalog, kind: str, name: str, model, loc):
+def lookup(catalog: Catalog, kind: str, name: str, model: type[T], loc: Loc) -> T:
     try:
         return catalog.typed(kind, name, model)
     except KeyError as exc:
         raise CompileError(loc, str(exc.args[0])) from None
 
 
-def resolve_climate(site: SiteSpec, catalog: Catalog, loc) -> tuple[ClimateDesign, str | None, str | None]:
+def resolve_climate(site: SiteSpec, catalog: Catalog, loc: Loc) -> tuple[ClimateDesign, str | None, str | None]:
     if isinstance(site.climate, str):
         named = lookup(catalog, "climates", site.climate, Climate, loc)
         return (
@@ -260,7 +275,13 @@ def seasonal_profile(warmest_month_c: float, amplitude_k: float) -> list[float]:
     return [round(float(warmest_month_c - amplitude_k * (1 - np.cos(2 * np.pi * (m - 6) / 12))), 2) for m in months]
 
 
-def choose_liquid_plant(site, plants, supply_c: float, climate: ClimateDesign, loc) -> HeatRejection:
+def choose_liquid_plant(
+    site: SiteSpec,
+    plants: dict[HeatRejectionKind, HeatRejection],
+    supply_c: float,
+    climate: ClimateDesign,
+    loc: Loc,
+) -> HeatRejection:
     if site.cooling != CoolingChoice.auto:
         kind = HeatRejectionKind(site.cooling.value)
         if kind not in plants:

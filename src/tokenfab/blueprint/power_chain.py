@@ -29,7 +29,7 @@ from tokenfab.blueprint.design import (
 if TYPE_CHECKING:
     from tokenfab.blueprint.loads import Loads
     from tokenfab.blueprint.parts import Parts
-    from tokenfab.catalog.models import Transformer
+    from tokenfab.catalog.models import Generator, Transformer, Ups
     from tokenfab.spec import SiteSpec
 
 DUAL_FEED_TOPOLOGIES = ("2N", "DR", "BR")
@@ -227,10 +227,10 @@ def power_chain(parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDesi
     )
 
 
-def _ups_modules(parts: Parts, block: _Sized, hall_kw: list[float]):
+def _ups_modules(parts: Parts, block: _Sized, hall_kw: list[float]) -> tuple[Ups, _Sized]:
     """UPS modules per block so that a block's carrying share fits: :math:`m = \\lceil P_{block} / (P_{mod} f_{max}) \\rceil`;
     the module size is the catalog's cheapest for the whole site."""
-    best = None
+    best: tuple[tuple[float, float], Ups, _Sized] | None = None
     for module in parts.ups_options or (parts.ups,):
         usable = module.module_kw * module.max_loading_fraction
         per_block = [math.ceil(kw / c / usable - 1e-9) if c else 0 for kw, (_, _, _, c) in zip(hall_kw, block.halls, strict=True)]
@@ -238,6 +238,7 @@ def _ups_modules(parts: Parts, block: _Sized, hall_kw: list[float]):
         key = (sized.installed * module.cost_usd, -module.module_kw)
         if best is None or key < best[0]:
             best = (key, module, sized)
+    assert best is not None  # there is always at least the site's UPS
     return best[1], best[2]
 
 
@@ -271,12 +272,13 @@ def _standby(parts: Parts, site: SiteSpec, block: _Sized, shares: list[float], f
         return StandbyDesign(generators=False, generator=None, generator_rating_kw=0.0, generators_installed=0,
                              generators_carrying=0, generator_load_kw=0.0, fuel_l=0.0, fuel_autonomy_h=0.0,
                              transfer_switches=0, ups_ride_through_min=spec.ups_ride_through_min, battery_kwh=battery_kwh)
-    best = None
+    best: tuple[tuple[float, float], Generator, _Sized] | None = None
     for option in parts.generator_options or (gen,):
         sized = _generators(option, block, shares, facility_kw, topology)
         key = (sized.installed * option.cost_usd + block.installed * option.transfer_switch_cost_usd, -option.rating_kw)
         if best is None or key < best[0]:
             best = (key, option, sized)
+    assert best is not None  # there is always at least the site's generator
     _, gen, sized = best
     gen_topology = "N+1" if topology in ("N+1", "2N") else topology
     failures.append(_failure("generator", sized, gen.rating_kw, gen_topology))
@@ -295,7 +297,7 @@ def _standby(parts: Parts, site: SiteSpec, block: _Sized, shares: list[float], f
     )
 
 
-def _generators(gen, block: _Sized, shares: list[float], facility_kw: float, topology: str) -> _Sized:
+def _generators(gen: Generator, block: _Sized, shares: list[float], facility_kw: float, topology: str) -> _Sized:
     """Generators per hall: per block for N, DR and BR; N+1 per hall beside N+1 and 2N UPS."""
     usable = gen.rating_kw * gen.max_loading_fraction
     per_hall = []

@@ -15,11 +15,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenfab.blueprint.design import DESIGN_SCHEMA_VERSION, Design
+from tokenfab.blueprint.design import DESIGN_SCHEMA_VERSION, Design, HallDesign, RackDesign, SiteDesign
 from tokenfab.catalog.load import Catalog
 from tokenfab.io.jsonfile import load_json_located
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.parts import Loc
 
 NON_NEGATIVE_SUFFIXES = (
     "_kw", "_mw", "_w", "_lpm", "_m2", "_usd", "_kg", "_tb", "_gbps", "_tbps", "_mwh", "_m3", "_per_year",
@@ -85,7 +88,7 @@ def _positive(obj: Any, kind: str, loc: tuple[str | int, ...]) -> Iterator[Probl
             yield Problem((*loc, name), f"must be greater than 0, got {value}")
 
 
-def _known(catalog: Catalog, kind: str | None, name: str | None, loc: tuple, what: str) -> Iterator[Problem]:
+def _known(catalog: Catalog, kind: str | None, name: str | None, loc: Loc, what: str) -> Iterator[Problem]:
     """`name` must be a catalog entry (of `kind`, or of any kind when None)."""
     if name is None:
         return
@@ -94,7 +97,7 @@ def _known(catalog: Catalog, kind: str | None, name: str | None, loc: tuple, wha
         yield Problem(loc, f"unknown {what} {name!r} (not in the catalog; see `tokenfab catalog list`)")
 
 
-def _site_problems(site, loc: tuple, catalog: Catalog) -> Iterator[Problem]:
+def _site_problems(site: SiteDesign, loc: Loc, catalog: Catalog) -> Iterator[Problem]:
     rack, fabric = site.rack, site.fabric
     yield from _known(catalog, "systems", site.system, (*loc, "system"), "system")
     yield from _known(catalog, "gpus", site.gpu, (*loc, "gpu"), "GPU")
@@ -123,7 +126,7 @@ def _site_problems(site, loc: tuple, catalog: Catalog) -> Iterator[Problem]:
     yield from _site_totals(site, loc)
 
 
-def _hall_problems(hall, rack, loc: tuple, catalog: Catalog) -> Iterator[Problem]:
+def _hall_problems(hall: HallDesign, rack: RackDesign, loc: Loc, catalog: Catalog) -> Iterator[Problem]:
     yield from _positive(hall, "hall", loc)
     yield from _known(catalog, "cdus", hall.cdu_model, (*loc, "cdu_model"), "CDU")
     if not hall.su_racks:
@@ -142,7 +145,7 @@ def _hall_problems(hall, rack, loc: tuple, catalog: Catalog) -> Iterator[Problem
                       f"{hall.cdus_installed} installed is fewer than the {hall.cdus_required} required")
 
 
-def _site_totals(site, loc: tuple) -> Iterator[Problem]:
+def _site_totals(site: SiteDesign, loc: Loc) -> Iterator[Problem]:
     halls, rack = site.halls, site.rack
     racks = sum(h.racks for h in halls)
     gpus = sum(h.gpus for h in halls)

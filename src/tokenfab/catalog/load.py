@@ -10,10 +10,71 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from tokenfab.catalog.models import KIND_MODELS, SourcedEntry
+from tokenfab.catalog.models import (
+    Busway,
+    Cable,
+    Cdu,
+    Climate,
+    Economics,
+    FacilityLimits,
+    Generator,
+    Gpu,
+    HeatRejection,
+    LlmModel,
+    Market,
+    Region,
+    SourcedEntry,
+    Standards,
+    Switch,
+    System,
+    Transceiver,
+    Transformer,
+    Ups,
+)
+from tokenfab.catalog.perf_models import (
+    EngineProfile,
+    PerfAlias,
+    PerfCalibration,
+    PerfFit,
+    PerfGenerationParams,
+    PerfMeasurement,
+    PowerMeasurement,
+    PowerModel,
+)
 from tokenfab.io.yamlfile import InputError, load_located_yaml
 
 BUNDLED_DIR = Path(__file__).parent / "data"
+
+# The catalog's kinds: the `kind:` of a YAML file -> the model its entries validate against.
+KIND_MODELS: dict[str, type[SourcedEntry]] = {
+    "gpus": Gpu,
+    "systems": System,
+    "switches": Switch,
+    "transceivers": Transceiver,
+    "cables": Cable,
+    "cdus": Cdu,
+    "heat_rejection": HeatRejection,
+    "transformers": Transformer,
+    "ups": Ups,
+    "busways": Busway,
+    "generators": Generator,
+    "facility_limits": FacilityLimits,
+    "markets": Market,
+    "regions": Region,
+    "climates": Climate,
+    "economics": Economics,
+    "standards": Standards,
+    "models": LlmModel,
+    "perf_calibrations": PerfCalibration,
+    "perf_measurements": PerfMeasurement,
+    "power_models": PowerModel,
+    "power_measurements": PowerMeasurement,
+    "perf_aliases": PerfAlias,
+    "engine_profiles": EngineProfile,
+    "perf_generation_params": PerfGenerationParams,
+    "perf_fits": PerfFit,
+}
+
 T = TypeVar("T", bound=SourcedEntry)
 
 

@@ -23,7 +23,7 @@ from tokenfab.catalog.load import Catalog, load_catalog
 Severity = Literal["error", "warning", "info"]
 Kind = Literal["engineering", "consistency"]
 KINDS: tuple[Kind, ...] = ("engineering", "consistency")
-SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+SEVERITY_ORDER: dict[Severity, int] = {"error": 0, "warning": 1, "info": 2}
 
 
 class Finding(BaseModel):
@@ -145,4 +145,4 @@ def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str
 def worst_severity(findings: Iterable[Finding]) -> Severity | None:
     """The worst severity among `findings` (None when there are none)."""
     worst = min((SEVERITY_ORDER[f.severity] for f in findings), default=None)
-    return None if worst is None else next(s for s, o in SEVERITY_ORDER.items() if o == worst)  # type: ignore[return-value]
+    return None if worst is None else next(s for s, o in SEVERITY_ORDER.items() if o == worst)

@@ -56,6 +56,7 @@ def emulate(
     emu = build(factory_design, spec, start_hour=start_hour, seed=seed, base_dir=workload.parent)
     link = None
     if control:
+        assert control_token is not None  # checked above: --control needs --control-token
         link = ControlLink(control, control_token)
         from tokenfab.control.client import ClientError
 

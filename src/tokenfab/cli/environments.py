@@ -94,12 +94,7 @@ def scale(
     as_json: JsonOpt = False,
 ) -> None:
     """Grow or shrink an environment to a number of NVLink domains."""
-    result = _call(
-        server,
-        token,
-        lambda c: c.call("POST", f"/api/v1/environments/{env}/scale", json={"domains": domains}),
-    )
-    _show([result], "environment", as_json)
+    _act(server, token, env, "scale", {"domains": domains}, as_json)
 
 
 @env_app.command("upgrade")
@@ -111,11 +106,12 @@ def upgrade(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll out a new version."""
-    result = _call(
-        server,
-        token,
-        lambda c: c.call("POST", f"/api/v1/environments/{env}/upgrade", json={"version": version}),
-    )
+    _act(server, token, env, "upgrade", {"version": version}, as_json)
+
+
+def _act(server: str | None, token: str | None, env: str, action: str, body: dict[str, Any], as_json: bool) -> None:
+    """POST one action on an environment (``/environments/{env}/{action}``) and show the result."""
+    result = _call(server, token, lambda c: c.call("POST", f"/api/v1/environments/{env}/{action}", json=body))
     _show([result], "environment", as_json)
 
 

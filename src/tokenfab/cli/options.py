@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 JSON_OPTION = typer.Option(False, "--json", "-j", help='print one JSON object (lists as {"data": [...]})')
@@ -10,5 +12,6 @@ CATALOG_OPTION = typer.Option(
 )
 
 
-def out_option(default_text: str) -> typer.models.OptionInfo:
+def out_option(default_text: str) -> Any:
+    """`--out`/`-o` for a parameter's default (typed Any, like `typer.Option` itself)."""
     return typer.Option(None, "--out", "-o", help=f"output folder (default: {default_text})")

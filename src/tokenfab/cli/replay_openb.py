@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tokenfab.cli.app import app, console, fail_bad_input, print_json
@@ -65,6 +66,11 @@ def _summary_json(summary: ReplaySummary) -> dict:
         "curve": curve,
         "unallocated_pct_at_100": None if math.isnan(at_100) else round(at_100, 2),
     }
+
+
+def _advancer(progress: Progress, task: TaskID) -> Callable[[int], None]:
+    """A per-seed callback that advances ``task``'s bar by one."""
+    return lambda _seed: progress.advance(task)
 
 
 def _fmt(value: float) -> str:
@@ -144,11 +150,16 @@ def replay_openb(
             task = progress.add_task(f"{name}: seeds", total=len(seed_list))
             summaries.append(
                 replay_seeds(cluster, workload, name, seed_list, inflation, processes,
-                             on_seed_done=lambda _seed, task=task: progress.advance(task), tie_break=tie_break)
+                             on_seed_done=_advancer(progress, task), tie_break=tie_break)
             )
 
+    _print_table(summaries, f"openb replay: {len(node_list)} nodes, {len(pod_list)} pods, seeds {seeds}")
+
+
+def _print_table(summaries: list[ReplaySummary], title: str) -> None:
+    """Allocated GPU % per policy at each arrived load, and what is left unallocated at 100 %."""
     table = Table(
-        title=f"openb replay: {len(node_list)} nodes, {len(pod_list)} pods, seeds {seeds}",
+        title=title,
         caption="allocated % of cluster GPU (median over seeds) when arrived % of it has been requested",
     )
     table.add_column("arrived %", justify="right", no_wrap=True, min_width=11)

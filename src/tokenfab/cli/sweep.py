@@ -48,7 +48,7 @@ def _split_address(sweep_file: Path, address: str | None, ray: bool) -> tuple[Pa
 @app.command("sweep")
 def sweep_command(
     sweep_file: Path = typer.Argument(..., metavar="SWEEP.yaml", help="sweep file (base spec, parameters, sampling)"),
-    ray_address: str = typer.Argument(None, metavar="[ADDRESS]", help="Ray cluster address, after --ray"),
+    ray_address: str | None = typer.Argument(None, metavar="[ADDRESS]", help="Ray cluster address, after --ray"),
     ray: bool = typer.Option(False, "--ray", help="run on Ray: a local instance (127.0.0.1, no dashboard), "
                              "or the cluster at ADDRESS (e.g. --ray auto, --ray ray://head:10001)"),
     workers: int = typer.Option(None, "--workers", "-n", min=1, help="local processes (default: CPU cores)"),

@@ -189,6 +189,7 @@ def _cost_basis(catalog, design_path: Path | None, system: str | None, region: s
             if region is not None and region != basis.region:
                 fail_bad_input(f"{design_path}: --region {region} differs from the design site's {basis.region}")
             return basis
+        assert system is not None and region is not None  # without a design the caller gives both
         return reference_cost_basis(catalog, system, region)
     except InputError as exc:
         fail_bad_input(str(exc))

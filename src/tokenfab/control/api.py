@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -381,7 +382,7 @@ def _error(status: int, message: str, field: str | None = None, detail: list | N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _field_of(loc: tuple | list) -> str:
+def _field_of(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 

@@ -18,6 +18,10 @@ MAX_GPUS = 1_000_000
 MAX_ID = 10_000_000
 
 HealthAction = Literal["cordon", "drain", "fail", "return"]
+WorkloadStateName = Literal["queued", "placed", "running", "cancelled", "failed"]
+"""`store.WorkloadState`'s values, the only ones the store writes."""
+HealthName = Literal["ok", "cordoned", "draining", "failed"]
+"""`fleet.Health`'s names, the only ones the store writes."""
 
 
 class _In(BaseModel):
@@ -184,7 +188,7 @@ class WorkloadPublic(_Out):
     replicas: int
     priority: int
     on_failure: str
-    state: Literal["queued", "placed", "running", "cancelled", "failed"]
+    state: WorkloadStateName
     queue_reason: str
     created_at: datetime
     updated_at: datetime
@@ -274,7 +278,7 @@ class NodePublic(_Out):
     gpus_shared: dict[int, int] = Field(
         default_factory=dict, description="GPU slot → milli-GPU used on each GPU shared by small workloads"
     )
-    health: Literal["ok", "cordoned", "draining", "failed"]
+    health: HealthName
     health_reason: str
     workloads: list[str]
 
@@ -379,6 +383,9 @@ class AuditsPublic(_Out):
 # --- tenant environments ------------------------------------------------------------------------
 
 EnvironmentKind = Literal["kubernetes", "vm", "slurm", "baremetal"]
+EnvironmentUnit = Literal["domain", "rack"]
+EnvironmentStateName = Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+"""`store.EnvironmentState`'s values, the only ones the store writes."""
 VERSION_PATTERN = r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
 KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -397,7 +404,7 @@ class EnvironmentCreate(_In):
     domains: int = Field(
         ge=1, le=100_000, description="whole NVLink domains (or racks, with unit rack) to reserve"
     )
-    unit: Literal["domain", "rack"] = Field(
+    unit: EnvironmentUnit = Field(
         default="domain", description="reserve whole domains or whole racks"
     )
     version: str = Field(
@@ -430,9 +437,9 @@ class EnvironmentPublic(_Out):
     kind: str
     template: str
     version: str
-    state: Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+    state: EnvironmentStateName
     reason: str
-    unit: Literal["domain", "rack"]
+    unit: EnvironmentUnit
     domains: list[int]
     racks: list[int]
     node_ids: list[int]

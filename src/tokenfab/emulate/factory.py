@@ -25,6 +25,7 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,8 @@ class EmulatedFactory:
         `moves` with the simulated time (how a re-placement is seen from the factory)."""
         with self.lock:
             before = {w["id"]: w["nodes"] for w in self.workloads}
-            workloads, nodes_all, counts_all, owner_all = [], [], [], []
+            workloads: list[dict[str, Any]] = []
+            nodes_all, counts_all, owner_all = [], [], []
             for item in items:
                 nodes = np.asarray(item["node_ids"], dtype=np.int64)
                 counts = np.asarray(item["gpus_per_node"], dtype=np.int64)

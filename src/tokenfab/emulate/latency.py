@@ -19,6 +19,7 @@ with m the median (mean / exp(σ²/2)).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -51,7 +52,7 @@ def mean_ttft_s(base_ttft_s: float, load_share: float, backlog: float, capacity_
     return base_ttft_s * (0.5 + 0.5 * min(max(load_share, 0.0), 1.0)) + wait
 
 
-def lognormal_share_below(bounds: np.ndarray, mean: float, sigma: float) -> np.ndarray:
+def lognormal_share_below(bounds: Sequence[float] | np.ndarray, mean: float, sigma: float) -> np.ndarray:
     """Share of a lognormal with `mean` and log-spread `sigma` below each bound [-]: F(b) above."""
     if not math.isfinite(mean):
         return np.zeros(len(bounds))

@@ -192,6 +192,8 @@ class Runner:
             self.steps += 1
 
     def sync_once(self) -> None:
+        if self.link is None:  # no control plane to follow
+            return
         desired = self.link.desired()
         if desired != self._last_desired:
             apply_desired(self.factory, desired)

@@ -129,7 +129,10 @@ class Stack:
         if export.returncode != 0:
             raise RuntimeError(f"export prometheus failed:\n{export.stdout}\n{export.stderr}")
         prom = self.workdir / "prom"
-        self._spawn("alertmanager", [alertmanager_binary(), f"--config.file={prom / 'alertmanager.yml'}",
+        alertmanager = alertmanager_binary()
+        if alertmanager is None:
+            raise RuntimeError(f"none of {', '.join(ALERTMANAGER)} is on PATH")
+        self._spawn("alertmanager", [alertmanager, f"--config.file={prom / 'alertmanager.yml'}",
                                      f"--storage.path={self.workdir / 'am-data'}",
                                      f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
                                      "--cluster.listen-address=", "--log.level=warn"])

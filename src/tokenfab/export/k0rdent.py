@@ -184,7 +184,7 @@ def environment_objects(design: Design, env: dict) -> dict[str, Any]:
     claim = ipam_claim(env, _subnet(env))
     gpus_per_node = int(inv.fleet.node_gpus[env["node_ids"][0]]) if env["node_ids"] else 0
     values = template_values(env, claim["spec"]["nodeNetwork"]["ipAddresses"], gpus_per_node)
-    flavor = {
+    flavor: dict[str, Any] = {
         "apiVersion": kueue.KUEUE_API_VERSION,
         "kind": "ResourceFlavor",
         "metadata": {"name": f"{_base(env)}-gpu"},
@@ -256,9 +256,9 @@ def validate(objects: dict[str, Any], schema_dir: Path) -> list[str]:
     values_schema = json.loads(
         (schema_dir / "cluster-templates" / template / "values.schema.json").read_text()
     )
-    validator = jsonschema.Draft202012Validator(values_schema)
+    values_validator = jsonschema.Draft202012Validator(values_schema)
     problems += [
         f"{template} values: {'/'.join(map(str, e.path))}: {e.message}"
-        for e in validator.iter_errors(deployment["spec"]["config"])
+        for e in values_validator.iter_errors(deployment["spec"]["config"])
     ]
     return problems

@@ -13,6 +13,7 @@ rules), and a global Prometheus federates the recorded series (``/federate`` wit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -56,7 +57,7 @@ def scrape_configs(design: Design, services: list[tuple[str, str]], ep: Endpoint
     if ep.dcgm_scrape_interval_s:
         dcgm_job["scrape_interval"] = duration(ep.dcgm_scrape_interval_s)
         dcgm_job["scrape_timeout"] = duration(min(ep.dcgm_scrape_interval_s, 10.0))
-    jobs = [dcgm_job]
+    jobs: list[dict[str, Any]] = [dcgm_job]
     if halls is None or 0 in halls:
         jobs.append({"job_name": "vllm", "static_configs": [
             {"targets": [ep.emulator], "labels": {"__metrics_path__": f"/vllm/{name}/metrics", "service": name,

@@ -115,10 +115,10 @@ def slurm_conf(
     lines.append("")
     for code in inv.site_codes:
         lines.append(f"NodeSet={code} Feature={code}")
-    for site_index, site in enumerate(design.sites):
+    for site_index, site_design in enumerate(design.sites):
         default = "YES" if site_index == 0 else "NO"
         lines.append(
-            f"PartitionName={site.name} Nodes={inv.site_codes[site_index]} Default={default} "
+            f"PartitionName={site_design.name} Nodes={inv.site_codes[site_index]} Default={default} "
             "MaxTime=INFINITE State=UP"
         )
     return "\n".join(lines) + "\n"
@@ -234,10 +234,10 @@ def topology_tree_conf(inv: Inventory, *, leaves: str = "switches") -> str:
             child = lower_key[links.lower] if level == 1 else links.lower
             live = np.isin(child, defined)
             if level == 1 and leaves == "scalable-units":
-                grouped = {}
+                members: dict[int, dict[int, None]] = {}
                 for upper, su in zip(links.upper[live].tolist(), child[live].tolist(), strict=True):
-                    grouped.setdefault(upper, {})[su] = None
-                grouped = {upper: hostlist(su_names[su] for su in sus) for upper, sus in grouped.items()}
+                    members.setdefault(upper, {})[su] = None
+                grouped = {upper: hostlist(su_names[su] for su in sus) for upper, sus in members.items()}
             else:
                 count = fabric.tiers[level - 1].switches
                 zeros = np.zeros(count, dtype=np.int64)
@@ -286,8 +286,8 @@ def topology_block_conf(inv: Inventory) -> str:
         lines.append(f"BlockName={inv.domain_names[domain]} Nodes={nodes}")
     per_domain, per_su = [], []
     for site in inv.design.sites:
-        rack = site.rack
-        per_domain.append(max(1, rack.gpus_per_nvlink_domain // (rack.gpus // rack.nodes)))
+        rack_design = site.rack
+        per_domain.append(max(1, rack_design.gpus_per_nvlink_domain // (rack_design.gpus // rack_design.nodes)))
         per_su.append(site.fabric.endpoints_per_scalable_unit // site.fabric.rails)
     # one BlockSizes for the cluster: the smallest domain, and a size that fits in every site's SU
     lines.append(f"BlockSizes={','.join(str(s) for s in block_sizes(min(per_domain), min(per_su)))}")

@@ -11,6 +11,7 @@ import yaml
 
 from tokenfab.io.errors import InputError
 
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader]
 try:  # libyaml: the same documents and marks, ten times faster than the pure-Python parser
     _Loader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml

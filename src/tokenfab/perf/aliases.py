@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import Gpu, LlmModel, PerfAlias, Precision, System
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import PerfAlias
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
 
 _SUFFIXES = re.compile(r"(-instruct|-chat|-hf|-base|-v0\.1|-v0\.3)+$")
 
@@ -42,7 +47,7 @@ class Resolver:
         return self.systems.get(gpu.strip().lower())
 
 
-def build_resolver(catalog) -> Resolver:
+def build_resolver(catalog: Catalog) -> Resolver:
     """The alias table plus the automatic rules, checked against what the catalog holds."""
     models: dict[str, str] = {}
     known_models = {m.name: m for m in catalog.all("models", LlmModel)}
@@ -75,7 +80,7 @@ def build_resolver(catalog) -> Resolver:
 _CACHE: dict[int, tuple[object, Resolver]] = {}
 
 
-def resolver_for(catalog) -> Resolver:
+def resolver_for(catalog: Catalog) -> Resolver:
     """`build_resolver`, remembered per catalog object."""
     hit = _CACHE.get(id(catalog))
     if hit is None or hit[0] is not catalog:

@@ -10,14 +10,20 @@ with the measurements they were fitted to; the measurements (`PerfMeasurement`) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import Gpu, PerfCalibration, PerfMeasurement, Precision
+from tokenfab.catalog.models import Gpu, Precision
+from tokenfab.catalog.perf_models import PerfCalibration, PerfMeasurement
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
+    from tokenfab.perf.results import TokenPoint
 
 CALIBRATION_TOLERANCE = 0.25
 """Target: every measured throughput within ±25 % [-]."""
 
 
-def calibration_for(catalog, architecture: str) -> PerfCalibration:
+def calibration_for(catalog: Catalog, architecture: str) -> PerfCalibration:
     """The efficiency factors for a GPU architecture, or the ``default`` entry."""
     entries = catalog.all("perf_calibrations", PerfCalibration)
     for entry in entries:
@@ -62,7 +68,7 @@ class CalibrationRow:
         return abs(self.error) <= CALIBRATION_TOLERANCE
 
 
-def predict_measurement(catalog, measurement: PerfMeasurement):
+def predict_measurement(catalog: Catalog, measurement: PerfMeasurement) -> TokenPoint | None:
     """The operating point the token model predicts for the conditions of `measurement`."""
     from tokenfab.perf.curve import estimate
 
@@ -82,7 +88,7 @@ def predict_measurement(catalog, measurement: PerfMeasurement):
     return curve.operating_point
 
 
-def calibration_table(catalog) -> list[CalibrationRow]:
+def calibration_table(catalog: Catalog) -> list[CalibrationRow]:
     """Predict every public measurement in the catalog and compare."""
     rows = []
     for m in catalog.all("perf_measurements", PerfMeasurement):

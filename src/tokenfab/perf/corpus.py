@@ -14,6 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REQUIRED_COLUMNS = (
     "id",
@@ -118,9 +119,9 @@ _LIMITS = re.compile(r"TTFT<=([0-9.]+)ms,TPOT<=([0-9.]+)ms")
 _ENGINE_BUILD = re.compile(r"max_num_tokens (\d+), max_batch_size (\d+)")
 
 
-def parse_notes(notes: str) -> dict:
+def parse_notes(notes: str) -> dict[str, Any]:
     """Conditions kept in the free-text notes: disaggregation, spec decoding, QPS, latency limits."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     m = _DISAGG.search(notes)
     if m:
         pw, ptp, pep, pdp, pg, dw, dg = m.groups()
@@ -142,7 +143,9 @@ def parse_notes(notes: str) -> dict:
     return out
 
 
-def _number(path, line, name, text, integer=False, positive=True):
+def _number(
+    path: str | Path, line: int, name: str, text: str | None, integer: bool = False, positive: bool = True
+) -> float | None:
     text = (text or "").strip()
     if not text:
         return None
@@ -156,7 +159,13 @@ def _number(path, line, name, text, integer=False, positive=True):
     return int(v) if integer else v
 
 
-def _bool(path, line, name, text):
+def _whole_number(path: str | Path, line: int, name: str, text: str | None) -> int | None:
+    """`_number` for a count: a positive whole number, or None when blank."""
+    value = _number(path, line, name, text, integer=True)
+    return None if value is None else int(value)
+
+
+def _bool(path: str | Path, line: int, name: str, text: str | None) -> bool | None:
     text = (text or "").strip().lower()
     if not text:
         return None
@@ -167,13 +176,13 @@ def _bool(path, line, name, text):
     raise PointsFileError(f"{path}:{line}: {name}: must be true or false, got {text!r}")
 
 
-def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
+def _row(path: str | Path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
     get = {k: (v or "").strip() for k, v in raw.items() if k is not None}
     # Structure is checked here (file error); names the catalog or the model may not know (model, GPU,
     # scenario, metric, precision) make a row unpredictable instead, counted and named by the predictor.
     if not get.get("id"):
         raise PointsFileError(f"{path}:{line}: id: empty")
-    ints = {n: _number(path, line, n, get.get(n), integer=True) for n in ("system_gpus", "tp", "pp", "ep")}
+    ints = {n: _whole_number(path, line, n, get.get(n)) for n in ("system_gpus", "tp", "pp", "ep")}
     floats = {n: _number(path, line, n, get.get(n)) for n in ("isl", "osl", "concurrency", "tok_s_per_user")}
     value = _number(path, line, "value", get.get("value")) if has_value else None
     notes = get.get("notes", "")
@@ -205,8 +214,14 @@ def _row(path, line: int, raw: dict[str, str], has_value: bool) -> PointRow:
         notes=notes,
         flags=flags,
         extra={k: v for k, v in get.items() if k not in known},
-        **ints,
-        **floats,
+        system_gpus=ints["system_gpus"],
+        tp=ints["tp"],
+        pp=ints["pp"],
+        ep=ints["ep"],
+        isl=floats["isl"],
+        osl=floats["osl"],
+        concurrency=floats["concurrency"],
+        tok_s_per_user=floats["tok_s_per_user"],
         **parse_notes(notes),
     )
 

@@ -14,6 +14,8 @@ References
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tokenfab.blueprint.cost import usd_per_million_tokens
@@ -24,12 +26,17 @@ from tokenfab.perf.serving import (
     CONCURRENCY_GRID,
     PREFILL_BATCH_TOKENS,
     SPEC_DECODING,
+    Pins,
+    ServingContext,
     aggregated,
     disaggregated,
     serving_context,
     step,
 )
 from tokenfab.perf.tco import reference_cost_basis
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
 
 __all__ = [
     "CONCURRENCY_GRID",
@@ -50,7 +57,7 @@ MODES = ("auto", "aggregated", "disaggregated", "both")
 
 
 def estimate(
-    catalog,
+    catalog: Catalog,
     model: str,
     system: str,
     precision: str | Precision | None = None,
@@ -150,7 +157,7 @@ def estimate(
     )
 
 
-def _reference_usd_per_gpu_hour(catalog, system: str, region: str) -> float:
+def _reference_usd_per_gpu_hour(catalog: Catalog, system: str, region: str) -> float:
     """The TCO per GPU-hour of the reference design of `system` in `region` (`perf.tco`)."""
     try:
         return reference_cost_basis(catalog, system, region).usd_per_gpu_hour
@@ -158,7 +165,9 @@ def _reference_usd_per_gpu_hour(catalog, system: str, region: str) -> float:
         raise PerfInputError(str(exc.args[0])) from None
 
 
-def _resolve(catalog, model, system, region, precision):
+def _resolve(
+    catalog: Catalog, model: str, system: str, region: str, precision: str | Precision | None
+) -> tuple[LlmModel, System, Gpu, Region, Precision]:
     try:
         llm = catalog.typed("models", model, LlmModel)
         sys_ = catalog.typed("systems", system, System)
@@ -170,7 +179,19 @@ def _resolve(catalog, model, system, region, precision):
 
 
 def _validate(
-    llm, gpu, isl, osl, mode, pue, power_cap_w, spec, tp, ep, pp, concurrency, max_concurrency
+    llm: LlmModel,
+    gpu: Gpu,
+    isl: int,
+    osl: int,
+    mode: str,
+    pue: float,
+    power_cap_w: float | None,
+    spec: str,
+    tp: int | None,
+    ep: int | None,
+    pp: int | None,
+    concurrency: int | None,
+    max_concurrency: int | None,
 ) -> None:
     if isl < 1 or osl < 1:
         raise PerfInputError("isl and osl must be at least 1 token")
@@ -198,7 +219,7 @@ def _validate(
         raise PerfInputError(f"model {llm.name!r} has no experts; ep must be 1")
 
 
-def _validate_tensor_parallelism(llm, sys_, tp) -> None:
+def _validate_tensor_parallelism(llm: LlmModel, sys_: System, tp: int | None) -> None:
     """A pinned tp must fit one NVLink domain and divide the attention heads."""
     if tp is None:
         return
@@ -210,7 +231,15 @@ def _validate_tensor_parallelism(llm, sys_, tp) -> None:
         raise PerfInputError(f"tp {tp} does not divide the {llm.num_heads} attention heads of {llm.name}")
 
 
-def _evaluate(ctx, isl, osl, mode, pins, max_concurrency, ttft_ms) -> dict[str, np.ndarray]:
+def _evaluate(
+    ctx: ServingContext,
+    isl: int,
+    osl: int,
+    mode: str,
+    pins: Pins,
+    max_concurrency: int | None,
+    ttft_ms: float | None,
+) -> dict[str, np.ndarray]:
     parts = []
     if mode in ("auto", "aggregated", "both"):
         parts.append(aggregated(ctx, isl, osl, pins, max_concurrency))
@@ -220,8 +249,20 @@ def _evaluate(ctx, isl, osl, mode, pins, max_concurrency, ttft_ms) -> dict[str, 
 
 
 def _point_columns(
-    cols, model, system, prec, isl, osl, sys_, gpu, reg, pue, usd_gpu_h, ttft_ms, itl_ms
-) -> dict:
+    cols: dict[str, np.ndarray],
+    model: str,
+    system: str,
+    prec: Precision,
+    isl: int,
+    osl: int,
+    sys_: System,
+    gpu: Gpu,
+    reg: Region,
+    pue: float,
+    usd_gpu_h: float,
+    ttft_ms: float | None,
+    itl_ms: float | None,
+) -> dict[str, np.ndarray]:
     """TokenPoint fields as arrays: rates per GPU, rack and MW, power, energy, cost and carbon."""
     out_gpu = cols["out_per_gpu"]
     total_gpu = out_gpu * (1.0 + isl / osl)
@@ -267,7 +308,7 @@ def _point_columns(
     }
 
 
-def _meets(cols, ttft_ms, itl_ms) -> np.ndarray:
+def _meets(cols: dict[str, np.ndarray], ttft_ms: float | None, itl_ms: float | None) -> np.ndarray:
     meets = np.ones(len(cols["tp"]), dtype=bool)
     if ttft_ms is not None:
         meets &= cols["ttft_s"] * 1e3 <= ttft_ms
@@ -276,7 +317,9 @@ def _meets(cols, ttft_ms, itl_ms) -> np.ndarray:
     return meets
 
 
-def _front_and_operating_point(columns, cols, ttft_ms, itl_ms) -> tuple[list[TokenPoint], TokenPoint]:
+def _front_and_operating_point(
+    columns: dict[str, np.ndarray], cols: dict[str, np.ndarray], ttft_ms: float | None, itl_ms: float | None
+) -> tuple[list[TokenPoint], TokenPoint]:
     """Pareto front (most tokens/s/user first) and the operating point (best meeting the targets, else
     the point that misses them by the smallest factor)."""
     user, total = columns["tokens_per_s_per_user"], columns["tokens_per_s_per_gpu_total"]
@@ -293,10 +336,10 @@ def _front_and_operating_point(columns, cols, ttft_ms, itl_ms) -> tuple[list[Tok
     return front, point_at(columns, int(np.argmin(miss)))
 
 
-def _mode_reason(mode: str, columns, op: TokenPoint) -> str:
+def _mode_reason(mode: str, columns: dict[str, np.ndarray], op: TokenPoint) -> str:
     if mode != "auto":
         return f"mode {mode} requested"
-    best = {}
+    best: dict[str, float] = {}
     for m in ("aggregated", "disaggregated"):
         sel = (columns["mode"] == m) & columns["meets_targets"]
         best[m] = float(columns["tokens_per_s_per_gpu_total"][sel].max()) if sel.any() else 0.0
@@ -314,10 +357,10 @@ def _mode_reason(mode: str, columns, op: TokenPoint) -> str:
 
 
 def static_step_ms(
-    catalog,
+    catalog: Catalog,
     model: str,
     system: str,
-    precision,
+    precision: str | Precision | None,
     phase: str,
     isl: int,
     osl: int,

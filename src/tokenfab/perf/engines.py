@@ -7,8 +7,12 @@ picks the first profile whose engine names, source kinds and version range match
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from tokenfab.catalog.models import EngineProfile
+from tokenfab.catalog.perf_models import EngineProfile
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
 
 _VERSION = re.compile(r"(?<![0-9.])v?(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -22,14 +26,22 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(g) for g in m.groups() if g is not None)
 
 
+def _bound(text: str) -> tuple[int, ...]:
+    """An engine-version bound of a profile: its ``major.minor[.patch]``."""
+    version = parse_version(text)
+    if version is None:
+        raise ValueError(f"engine version bound {text!r} has no major.minor")
+    return version
+
+
 def _in_range(version: tuple[int, ...] | None, lo: str, hi: str) -> bool:
     if not lo and not hi:
         return True
     if version is None:
         return not lo
-    if lo and version < parse_version(lo):
+    if lo and version < _bound(lo):
         return False
-    if hi and version >= parse_version(hi):
+    if hi and version >= _bound(hi):
         return False
     return True
 
@@ -50,6 +62,6 @@ def engine_profile(
     raise KeyError(f"no engine profile matches {engine!r} {version!r} and no catch-all '*' profile")
 
 
-def profiles_from(catalog) -> list[EngineProfile]:
+def profiles_from(catalog: Catalog) -> list[EngineProfile]:
     """Engine profiles in file order (the catalog keeps insertion order)."""
     return list(catalog.all("engine_profiles", EngineProfile))

@@ -15,11 +15,16 @@ GPUs not given to any workload (shares summing below 1) still cost money and cou
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tokenfab.catalog.models import Precision
 from tokenfab.perf.curve import TokenPoint, estimate
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design, SiteDesign
+    from tokenfab.catalog.load import Catalog
 
 SECONDS_PER_DAY = 86400.0
 
@@ -93,7 +98,7 @@ class FactoryTokens:
     """Per million input + output tokens [$]."""
     workloads: list[WorkloadTokens]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for w, src in zip(out["workloads"], self.workloads, strict=True):
             w["point"] = src.point.to_dict()
@@ -103,7 +108,7 @@ class FactoryTokens:
         return out
 
 
-def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None = None) -> FactoryTokens:
+def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_override: str | None = None) -> FactoryTokens:
     """Tokens per day and cost per million tokens of `design` serving `mix` (a pure function)."""
     total_out = total_all = usd_day = 0.0
     rows = []
@@ -126,6 +131,7 @@ def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None
                 usd_per_gpu_hour=site.metrics.usd_per_gpu_hour,
             )
             point = curve.operating_point
+            assert point is not None  # `estimate` always picks one (the nearest miss when none meets the targets)
             share_gpus = gpus * w.share
             out_day = point.tokens_per_s_per_gpu_output * share_gpus * mix.utilisation * SECONDS_PER_DAY
             all_day = point.tokens_per_s_per_gpu_total * share_gpus * mix.utilisation * SECONDS_PER_DAY
@@ -160,7 +166,7 @@ def factory_tokens(catalog, design, mix: TrafficMix, region_override: str | None
     )
 
 
-def _energy_bases(catalog, site, point: TokenPoint) -> dict[str, float]:
+def _energy_bases(catalog: Catalog, site: SiteDesign, point: TokenPoint) -> dict[str, float]:
     """`point`'s J per output token on the board, node and facility bases at the site's annual PUE."""
     from tokenfab.perf.power import system_energy_bases
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import EngineProfile, Gpu, LlmModel, Precision, System
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import EngineProfile
 from tokenfab.perf.aliases import resolver_for, serving_precision
 from tokenfab.perf.calibration import compute_precision
 from tokenfab.perf.corpus import SCENARIOS, PointRow
@@ -31,6 +33,10 @@ from tokenfab.perf.engines import engine_profile, profiles_from
 from tokenfab.perf.parallelism import max_concurrency_per_replica
 from tokenfab.perf.params import MTP_DRAFT_TOKENS, PRECISIONS
 from tokenfab.perf.step import WORK_KEYS, phase_work
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
+    from tokenfab.units import Floats
 
 KINDS = ("wave", "concurrency", "disaggregated", "latency", "qps")
 METRICS = ("output_tok_s_per_gpu", "total_tok_s_per_gpu", "itl_ms", "ttft_ms")
@@ -75,7 +81,7 @@ class Elements:
     n_rows: int = 0
 
 
-def resolve_row(catalog, row: PointRow) -> RowSetup | str:
+def resolve_row(catalog: Catalog, row: PointRow) -> RowSetup | str:
     """The catalog entries a row means, or the reason it cannot be predicted."""
     if row.scenario not in SCENARIOS:
         return f"unknown scenario {row.scenario!r} (known: {', '.join(SCENARIOS)})"
@@ -133,7 +139,7 @@ def _layouts(row: PointRow, s: RowSetup) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _kv_cap(s: RowSetup, layout, context: float) -> float:
+def _kv_cap(s: RowSetup, layout: tuple[int, int, int, int], context: float) -> float:
     """Sequences of `context` tokens the replica's KV cache holds (experts and data-parallel attention
     copies spread over all the stage's GPUs)."""
     attn_tp, n, _, pp = layout
@@ -143,7 +149,7 @@ def _kv_cap(s: RowSetup, layout, context: float) -> float:
     return float(cap)
 
 
-def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
+def row_elements(row: PointRow, s: RowSetup) -> list[dict[str, Any]]:
     """Candidate elements of one row (empty: nothing fits)."""
     isl, osl = _lengths(row)
     prof = s.profile
@@ -173,7 +179,7 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict]:
     return out
 
 
-def _scenario_elements(row: PointRow, s: RowSetup, wave: dict, isl, osl, max_tokens, gpus) -> list[dict]:
+def _scenario_elements(row: PointRow, s: RowSetup, wave: dict[str, Any], isl: Floats, osl: Floats, max_tokens: Floats, gpus: Floats) -> list[dict[str, Any]]:
     """The load(s) a row ran at, for one layout (see the module docstring)."""
     if row.scenario == "static_batch":
         b = float(row.concurrency or wave["b"])
@@ -214,7 +220,7 @@ def _scenario_elements(row: PointRow, s: RowSetup, wave: dict, isl, osl, max_tok
     return [wave | {"load": 1.0}]
 
 
-def _phase(group, s: RowSetup, phase: str) -> dict[str, np.ndarray]:
+def _phase(group: list[dict[str, Any]], s: RowSetup, phase: str) -> dict[str, np.ndarray]:
     g = {k: np.array([e[k] for e in group], dtype=float) for k in group[0] if k != "kind"}
     if phase == "decode":
         return phase_work(
@@ -250,10 +256,10 @@ def _phase(group, s: RowSetup, phase: str) -> dict[str, np.ndarray]:
     )
 
 
-def build_elements(catalog, rows: list[PointRow]) -> Elements:
+def build_elements(catalog: Catalog, rows: list[PointRow]) -> Elements:
     """Resolve every row and compute the static work of its candidate elements."""
-    groups: dict[tuple, list] = defaultdict(list)
-    setups: dict[tuple, RowSetup] = {}
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    setups: dict[tuple[Any, ...], RowSetup] = {}
     unpredictable: dict[int, str] = {}
     for i, row in enumerate(rows):
         s = resolve_row(catalog, row)
@@ -302,7 +308,7 @@ def build_elements(catalog, rows: list[PointRow]) -> Elements:
     return _concat(parts, unpredictable, len(rows))
 
 
-def _concat(parts: list[dict], unpredictable: dict[int, str], n_rows: int) -> Elements:
+def _concat(parts: list[dict[str, Any]], unpredictable: dict[int, str], n_rows: int) -> Elements:
     if not parts:
         empty = np.zeros(0)
         return Elements(empty.astype(int), empty.astype(int), {}, {}, {}, {}, unpredictable, n_rows)

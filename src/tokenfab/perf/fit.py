@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import OptimizeResult, least_squares
 from scipy.sparse import lil_matrix
 
 from tokenfab.perf.corpus import PointRow
@@ -91,7 +91,7 @@ def _sparsity(data: FitData, mask: np.ndarray) -> lil_matrix:
     jac = lil_matrix(
         (len(idx) + (s["gen_dev"].stop - s["gen_dev"].start) + len(BACKENDS), n_theta), dtype=int
     )
-    pos = {r: k for k, r in enumerate(idx)}
+    pos: dict[int, int] = {int(r): k for k, r in enumerate(idx)}
     el = data.elements
     dense = list(range(s["gen_global"].start, s["gen_global"].stop)) + list(
         range(s["glob"].start, s["glob"].stop)
@@ -100,14 +100,14 @@ def _sparsity(data: FitData, mask: np.ndarray) -> lil_matrix:
         jac[k, dense] = 1
     n_gen = len(GEN_KEYS)
     for e in range(len(el.row)):
-        k = pos.get(int(el.row[e]))
-        if k is None:
+        row = pos.get(int(el.row[e]))
+        if row is None:
             continue
         g = data.gen_index[e]
         if g > 0:
             start = s["gen_dev"].start + (g - 1) * n_gen
-            jac[k, start : start + n_gen] = 1
-        jac[k, s["engine"].start + data.backend_index[e]] = 1
+            jac[row, start : start + n_gen] = 1
+        jac[row, s["engine"].start + data.backend_index[e]] = 1
     base = len(idx)
     for j in range(s["gen_dev"].stop - s["gen_dev"].start):
         jac[base + j, s["gen_dev"].start + j] = 1
@@ -121,13 +121,15 @@ def predict_with(data: FitData, params: ParamSet) -> np.ndarray:
     return row_predictions(data.elements, params, values)
 
 
-def fit(data: FitData, mask: np.ndarray | None = None, theta0: np.ndarray | None = None, max_nfev: int = 60):
+def fit(
+    data: FitData, mask: np.ndarray | None = None, theta0: np.ndarray | None = None, max_nfev: int = 60
+) -> tuple[np.ndarray, ParamSet, OptimizeResult]:
     """Fit θ on the usable rows selected by `mask`; returns (θ, ParamSet, scipy result)."""
     mask = data.usable if mask is None else (mask & data.usable)
     w = _regime_weights(data.rows, mask)[mask]
     y = np.log(data.measured[mask])
 
-    def residuals(theta):
+    def residuals(theta: np.ndarray) -> np.ndarray:
         pred = predict_with(data, from_theta(theta))[mask]
         r = w * (np.log(np.maximum(pred, 1e-9)) - y)
         return np.concatenate([r, ridge_residuals(theta, RIDGE_WEIGHT)])

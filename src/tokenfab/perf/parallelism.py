@@ -15,10 +15,15 @@ References
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
 from tokenfab.perf.roofline import ACTIVATION_BYTES, kv_bytes_per_sequence, weight_bytes
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 HBM_USABLE_FRACTION = 0.9
 """Share of HBM a serving engine gives to weights + KV cache (vLLM's default gpu_memory_utilization) [-]."""
@@ -27,7 +32,7 @@ ACTIVATION_RESERVE_GB = 4.0
 """Workspace kept free for activations, CUDA graphs and the runtime, per GPU [GB]."""
 
 
-def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus) -> np.ndarray:
+def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus: Floats) -> np.ndarray:
     """One-direction bandwidth per GPU for a collective over `group_gpus` GPUs [GB/s].
 
     NVLink inside one NVLink domain, the GPU's scale-out NICs beyond it.
@@ -40,7 +45,9 @@ def link_bandwidth_gb_s(system: System, gpu: Gpu, group_gpus) -> np.ndarray:
     return np.where(g <= system.gpus_per_nvlink_domain, gpu.nvlink_bandwidth_gb_s, scaleout)
 
 
-def allreduce_time_s(message_bytes, group_gpus, bandwidth_gb_s, efficiency: float, latency_us: float):
+def allreduce_time_s(
+    message_bytes: Floats, group_gpus: Floats, bandwidth_gb_s: Floats, efficiency: float, latency_us: float
+) -> np.ndarray:
     """Ring all-reduce of `message_bytes` over `group_gpus` GPUs [s] [1]_.
 
     .. math:: t = \\frac{2 (g-1)}{g} \\frac{M}{\\eta\\,BW} + \\alpha \\quad (0 \\text{ when } g = 1)
@@ -50,7 +57,9 @@ def allreduce_time_s(message_bytes, group_gpus, bandwidth_gb_s, efficiency: floa
     return np.where(g > 1, t, 0.0)
 
 
-def alltoall_time_s(message_bytes, group_gpus, bandwidth_gb_s, efficiency: float, latency_us: float):
+def alltoall_time_s(
+    message_bytes: Floats, group_gpus: Floats, bandwidth_gb_s: Floats, efficiency: float, latency_us: float
+) -> np.ndarray:
     """All-to-all where each GPU sends `message_bytes` in total, spread over the group [s].
 
     .. math:: t = \\frac{g-1}{g} \\frac{M}{\\eta\\,BW} + \\alpha \\quad (0 \\text{ when } g = 1)
@@ -65,10 +74,10 @@ def collective_time_per_step_s(
     precision: Precision,
     system: System,
     gpu: Gpu,
-    tokens,
-    tp,
-    ep,
-    pp,
+    tokens: Floats,
+    tp: Floats,
+    ep: Floats,
+    pp: Floats,
     efficiency: float,
     latency_us: float,
 ) -> np.ndarray:
@@ -112,10 +121,11 @@ def collective_time_per_step_s(
     # Pipeline stages: in the NVLink domain when the whole replica fits, else over the NIC.
     bw_pp = link_bandwidth_gb_s(system, gpu, n * pp)
     p2p = np.where(pp > 1, tokens * h * ACTIVATION_BYTES / (efficiency * bw_pp * 1e9) + latency_us * 1e-6, 0.0)
-    return layers * per_layer + p2p
+    time_s: np.ndarray = layers * per_layer + p2p
+    return time_s
 
 
-def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp, ep, pp) -> np.ndarray:
+def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats) -> np.ndarray:
     """Weights one GPU holds [B]: non-expert weights split ``tp`` ways, experts over the whole stage.
 
     .. math:: W_{GPU} = \\frac{1}{pp}\\left(\\frac{W_{dense}}{tp} + \\frac{W_{experts}}{\\max(tp, ep)}\\right)
@@ -123,11 +133,12 @@ def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp, ep, pp) -> n
     tp = np.asarray(tp, dtype=float)
     n = np.maximum(tp, np.asarray(ep, dtype=float))
     dense, experts = weight_bytes(model, precision)
-    return (dense / tp + experts / n) / np.asarray(pp, dtype=float)
+    weights: np.ndarray = (dense / tp + experts / n) / np.asarray(pp, dtype=float)
+    return weights
 
 
 def kv_capacity_bytes_per_gpu(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp, kv_fraction: float | None = None
+    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, kv_fraction: float | None = None
 ) -> np.ndarray:
     """HBM left for the KV cache on one GPU after weights and workspace [B] (negative: does not fit).
 
@@ -144,7 +155,7 @@ def kv_capacity_bytes_per_gpu(
 
 
 def max_concurrency_per_replica(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp, ep, pp, context_tokens, kv_fraction: float | None = None
+    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, context_tokens: Floats, kv_fraction: float | None = None
 ) -> np.ndarray:
     """Sequences of `context_tokens` whose KV cache fits in one replica (PagedAttention-style, [2]_).
 
@@ -159,5 +170,5 @@ def max_concurrency_per_replica(
     kv_split = np.minimum(tp, model.num_kv_heads) if model.attention == "gqa" else np.ones_like(tp)
     free = kv_capacity_bytes_per_gpu(gpu, model, precision, tp, ep, pp, kv_fraction)
     per_seq = kv_bytes_per_sequence(model, precision, context_tokens)
-    cap = np.floor(np.maximum(free, 0.0) * dp * kv_split * np.asarray(pp, dtype=float) / per_seq)
+    cap: np.ndarray = np.floor(np.maximum(free, 0.0) * dp * kv_split * np.asarray(pp, dtype=float) / per_seq)
     return cap

@@ -13,10 +13,15 @@ not cover falls back to the global (``default``) value. Efficiencies are capped 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import PerfFit, PerfGenerationParams, Precision
+from tokenfab.catalog.models import Precision
+from tokenfab.catalog.perf_models import PerfFit, PerfGenerationParams
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
 
 PRECISIONS = (Precision.bf16, Precision.fp8, Precision.fp4)
 GEN_KEYS = (
@@ -105,7 +110,7 @@ class ParamSet:
     engine: np.ndarray
     generations: tuple[str, ...] = GENERATIONS
     backends: tuple[str, ...] = BACKENDS
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def gen_index(self, generation: str) -> int:
         return self.generations.index(generation) if generation in self.generations else 0
@@ -113,7 +118,7 @@ class ParamSet:
     def backend_index(self, backend: str) -> int:
         return self.backends.index(backend) if backend in self.backends else self.backends.index("generic")
 
-    def values(self, gi, pi, bi) -> dict[str, np.ndarray]:
+    def values(self, gi: np.ndarray, pi: np.ndarray, bi: np.ndarray) -> dict[str, np.ndarray]:
         """Values for elements with generation `gi`, weight precision `pi` (index in PRECISIONS) and
         backend `bi` (index arrays), named as `perf.step.step_time_s` expects them."""
         g = self.gen[gi]
@@ -186,7 +191,7 @@ def ridge_residuals(theta: np.ndarray, weight: float) -> np.ndarray:
     return weight * np.concatenate([theta[s["gen_dev"]], theta[s["engine"]]])
 
 
-def generation_entries(params: ParamSet, fitted_on: dict[str, int]) -> list[dict]:
+def generation_entries(params: ParamSet, fitted_on: dict[str, int]) -> list[dict[str, Any]]:
     """Catalog entries (kind ``perf_generation_params``) for every generation, ``default`` first."""
     out = []
     for gi, g in enumerate(params.generations):
@@ -218,7 +223,7 @@ def generation_entries(params: ParamSet, fitted_on: dict[str, int]) -> list[dict
     return out
 
 
-def from_catalog(catalog) -> ParamSet | None:
+def from_catalog(catalog: Catalog) -> ParamSet | None:
     """The fitted parameters in the catalog (`perf_generation_params` + `perf_fits`), or None."""
     fits = catalog.all("perf_fits", PerfFit)
     gens = catalog.all("perf_generation_params", PerfGenerationParams)
@@ -229,7 +234,7 @@ def from_catalog(catalog) -> ParamSet | None:
     names = ("default",) + tuple(sorted(set(by_gen) - {"default"}))
     rows = []
     for name in names:
-        e = by_gen.get(name) or by_gen.get("default")
+        e = by_gen.get(name) or by_gen["default"]
         rows.append(
             [e.gemm_efficiency.get(p, min(e.gemm_efficiency.values())) for p in PRECISIONS]
             + [e.moe_gemm_efficiency.get(p, min(e.moe_gemm_efficiency.values())) for p in PRECISIONS]

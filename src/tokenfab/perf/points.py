@@ -13,6 +13,9 @@ predicted are counted and named with the reason, never dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from tokenfab.perf.corpus import PointRow
@@ -20,7 +23,10 @@ from tokenfab.perf.features import METRICS, build_elements
 from tokenfab.perf.params import ParamSet, from_catalog, from_theta, initial_theta
 from tokenfab.perf.predict import row_metric_predictions
 
-GROUPINGS = {
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
+
+GROUPINGS: dict[str, Callable[[PointRow], str]] = {
     "source": lambda r: r.source_kind or "?",
     "gpu": lambda r: r.gpu,
     "model_family": lambda r: r.model_family or r.model,
@@ -44,11 +50,11 @@ def error_stats(errors: np.ndarray, given: int) -> dict[str, float]:
     return stats
 
 
-def summarise(rows: list[PointRow], predicted: np.ndarray, scored: np.ndarray) -> dict:
+def summarise(rows: list[PointRow], predicted: np.ndarray, scored: np.ndarray) -> dict[str, Any]:
     """Error tables overall and per grouping, over the `scored` rows (throughput rows with a value)."""
     measured = np.array([r.value if r.value is not None else np.nan for r in rows], dtype=float)
     errors = np.where(scored, predicted / measured - 1.0, np.nan)
-    out = {"overall": error_stats(errors[scored], int(scored.sum()))}
+    out: dict[str, Any] = {"overall": error_stats(errors[scored], int(scored.sum()))}
     for name, key in GROUPINGS.items():
         keys = np.array([key(r) for r in rows], dtype=object)
         table = {}
@@ -59,7 +65,7 @@ def summarise(rows: list[PointRow], predicted: np.ndarray, scored: np.ndarray) -
     return out
 
 
-def predict_points(catalog, rows: list[PointRow], params: ParamSet | None = None) -> dict:
+def predict_points(catalog: Catalog, rows: list[PointRow], params: ParamSet | None = None) -> dict[str, Any]:
     """``{"rows": [...], "summary": {...}, "unpredictable": {...}}`` for a list of rows.
 
     Each output row carries ``id, line, model, gpu, scenario, metric, predicted, measured, error`` and,
@@ -69,7 +75,8 @@ def predict_points(catalog, rows: list[PointRow], params: ParamSet | None = None
     elements = build_elements(catalog, rows)
     metric = np.array([METRICS.index(r.metric) if r.metric in METRICS else 0 for r in rows], dtype=int)
     predicted = row_metric_predictions(elements, params, metric)
-    out_rows, reasons = [], {}
+    out_rows: list[dict[str, Any]] = []
+    reasons: dict[str, int] = {}
     for i, r in enumerate(rows):
         p = predicted[i]
         reason = elements.unpredictable.get(i)

@@ -40,14 +40,22 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenfab.catalog.models import Gpu, PowerModel
+from tokenfab.catalog.models import Gpu
+from tokenfab.catalog.perf_models import PowerModel
+
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
+    from tokenfab.catalog.models import System
+    from tokenfab.units import Floats
 
 
-def serving_floor_w(idle_power_w: float, tdp_w: float, floor_fraction: float, measured_floor_w=None) -> float:
+def serving_floor_w(idle_power_w: float, tdp_w: float, floor_fraction: float, measured_floor_w: float | None = None) -> float:
     """Lowest board power while a model is served [W]: the measured floor, else
     :math:`P_{idle} + s\\,(P_{TDP} - P_{idle})`."""
     if measured_floor_w is not None:
@@ -56,13 +64,13 @@ def serving_floor_w(idle_power_w: float, tdp_w: float, floor_fraction: float, me
 
 
 def gpu_power_w(
-    compute_utilisation,
-    memory_utilisation,
+    compute_utilisation: Floats,
+    memory_utilisation: Floats,
     floor_power_w: float,
     tdp_w: float,
     compute_weight: float,
     memory_weight: float,
-    clock_fraction=1.0,
+    clock_fraction: Floats = 1.0,
     clock_power_exponent: float = 2.5,
 ) -> np.ndarray:
     """Board power at a given load and clock [W] (equation in the module docstring).
@@ -89,7 +97,7 @@ def gpu_power_w(
     return floor_power_w + (tdp_w - floor_power_w) * np.minimum(dynamic, 1.0)
 
 
-def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_fraction=1.0) -> np.ndarray:
+def step_time_at_clock_s(compute_time_s: Floats, memory_time_s: Floats, other_time_s: Floats, clock_fraction: Floats = 1.0) -> np.ndarray:
     """Step time when the SM clock runs at `clock_fraction` of nominal [s].
 
     Operator groups are stacked on axis 0 of the compute and memory times:
@@ -97,13 +105,14 @@ def step_time_at_clock_s(compute_time_s, memory_time_s, other_time_s, clock_frac
     .. math:: t(f) = \\sum_{op} \\max(t_{c,op} / f,\\; t_{m,op}) + t_o
     """
     per_op = np.maximum(np.asarray(compute_time_s) / clock_fraction, np.asarray(memory_time_s))
-    return per_op.sum(axis=0) + other_time_s
+    step_s: np.ndarray = per_op.sum(axis=0) + other_time_s
+    return step_s
 
 
 def capped_clock_fraction(
-    compute_time_s,
-    memory_time_s,
-    other_time_s,
+    compute_time_s: Floats,
+    memory_time_s: Floats,
+    other_time_s: Floats,
     floor_power_w: float,
     tdp_w: float,
     power_cap_w: float,
@@ -126,7 +135,7 @@ def capped_clock_fraction(
     compute_busy = tc.sum(axis=0)
     memory_busy = tm.sum(axis=0)
 
-    def power(f):
+    def power(f: np.ndarray) -> np.ndarray:
         t = step_time_at_clock_s(tc, tm, to, f)
         return gpu_power_w(
             compute_busy / t,
@@ -151,7 +160,7 @@ def capped_clock_fraction(
     return np.where(ok_at_full, 1.0, lo)
 
 
-def power_model_for(catalog, architecture: str) -> PowerModel:
+def power_model_for(catalog: Catalog, architecture: str) -> PowerModel:
     """The power model of `architecture`, or the ``default`` entry."""
     models = catalog.all("power_models", PowerModel)
     for pm in models:
@@ -164,13 +173,13 @@ def power_model_for(catalog, architecture: str) -> PowerModel:
 
 
 def step_clock_and_power(
-    compute_time_s,
-    memory_time_s,
-    other_time_s,
+    compute_time_s: Floats,
+    memory_time_s: Floats,
+    other_time_s: Floats,
     gpu: Gpu,
     pm: PowerModel,
     clock_power_exponent: float,
-    cap_w=None,
+    cap_w: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clock fraction, step time [s] and board power [W] of steps on `gpu` under an optional cap.
 
@@ -244,7 +253,7 @@ class EnergyBases:
     pue: float
     conversion_efficiency: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["bases"] = {
             "board": "GPU board power only (nvidia-smi / ML.ENERGY convention)",
@@ -293,7 +302,7 @@ def energy_per_token_bases(
     )
 
 
-def conversion_efficiency(catalog) -> float:
+def conversion_efficiency(catalog: Catalog) -> float:
     """Grid-to-IT efficiency of the catalog's default power chain: MV/LV transformer x UPS x busway [-]."""
     from tokenfab.catalog.models import Busway, Transformer, Ups
 
@@ -301,13 +310,14 @@ def conversion_efficiency(catalog) -> float:
     ups = catalog.all("ups", Ups)
     busways = catalog.all("busways", Busway)
     eta = 1.0
-    for parts in (mv_lv, ups, busways):
+    chain: list[Sequence[Transformer | Ups | Busway]] = [mv_lv, ups, busways]
+    for parts in chain:
         if parts:
             eta *= sorted(parts, key=lambda p: p.name)[0].efficiency
     return eta
 
 
-def system_overheads_w_per_gpu(catalog, system, gpu: Gpu, fabric_tiers: int = 2) -> tuple[float, float]:
+def system_overheads_w_per_gpu(catalog: Catalog, system: System, gpu: Gpu, fabric_tiers: int = 2) -> tuple[float, float]:
     """(host, scale-out network) power per GPU of `system` [W]: `node_overhead_power_w_per_gpu` and
     `network_power_w_per_gpu` on the system's default fabric, switch and optics from the catalog."""
     from tokenfab.catalog.models import Switch, Transceiver
@@ -325,8 +335,8 @@ def system_overheads_w_per_gpu(catalog, system, gpu: Gpu, fabric_tiers: int = 2)
 
 
 def system_energy_bases(
-    catalog, system_name: str, board_power_w: float, tokens_per_s_per_gpu: float, pue: float
-):
+    catalog: Catalog, system_name: str, board_power_w: float, tokens_per_s_per_gpu: float, pue: float
+) -> EnergyBases:
     """`energy_per_token_bases` for a GPU of the catalog system `system_name`: its host and network shares
     (`system_overheads_w_per_gpu`) and the catalog power chain's `conversion_efficiency`."""
     from tokenfab.catalog.models import System

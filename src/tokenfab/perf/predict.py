@@ -15,6 +15,8 @@ by the fitted sustainable-load factor. A row's prediction is the best of its ele
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tokenfab.perf.features import KINDS, Elements
@@ -35,7 +37,7 @@ def _values(el: Elements, params: ParamSet) -> dict[str, np.ndarray]:
 
 
 def element_throughput(
-    el: Elements, params: ParamSet, values: dict | None = None, latencies: dict | None = None
+    el: Elements, params: ParamSet, values: dict[str, Any] | None = None, latencies: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(output tok/s per GPU, feasible) per element; fills `latencies` (``itl_ms``, ``ttft_ms``) if given."""
     v = dict(values if values is not None else _values(el, params))
@@ -71,7 +73,7 @@ def element_throughput(
     return out, feasible
 
 
-def row_predictions(el: Elements, params: ParamSet, values: dict | None = None) -> np.ndarray:
+def row_predictions(el: Elements, params: ParamSet, values: dict[str, Any] | None = None) -> np.ndarray:
     """Best feasible element per row (rows with none feasible: their smallest-batch element); NaN for
     rows without elements."""
     pred = np.full(el.n_rows, np.nan)
@@ -96,7 +98,7 @@ def row_metric_predictions(el: Elements, params: ParamSet, metric: np.ndarray) -
     pred = np.full(el.n_rows, np.nan)
     if not len(el.row):
         return pred
-    lat: dict = {}
+    lat: dict[str, Any] = {}
     out, ok = element_throughput(el, params, None, lat)
     score = np.where(ok, out, -1.0 / np.maximum(el.cols["b"], 1e-9))
     order = np.lexsort((score, el.row))

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class TokenPoint:
     """Share of GPUs in the prefill pool (0 in aggregated mode) [-]."""
     meets_targets: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -104,7 +108,7 @@ class TokenCurve:
     def points(self) -> list[TokenPoint]:
         return [point_at(self.columns, i) for i in range(len(self.columns["tp"]))]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = self.operating_point.to_dict() if self.operating_point else {}
         out.update(
             {
@@ -141,7 +145,7 @@ class PerfInputError(ValueError):
     """A model, system or serving setting the token model cannot use (one line, for the CLI)."""
 
 
-def pareto_front_mask(x, y) -> np.ndarray:
+def pareto_front_mask(x: Floats, y: Floats) -> np.ndarray:
     """Points not dominated in (x, y), both to be maximised.
 
     A point is dominated when another has ``x' >= x`` and ``y' >= y`` with one strictly greater. Sort by x

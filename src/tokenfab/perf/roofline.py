@@ -20,10 +20,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tokenfab.catalog.models import LlmModel, Precision
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 WEIGHT_BYTES_PER_PARAM: dict[Precision, float] = {
     Precision.bf16: 2.0,
@@ -93,6 +97,8 @@ def model_shape(model: LlmModel) -> ModelShape:
         attention_per_layer = q + kv + out
     else:
         attention_per_layer = h * model.head_dim * (2 * model.num_heads + 2 * model.num_kv_heads)
+    expert: float  # parameters of one routed expert
+    shared: float  # shared experts and router, all MoE layers
     if model.is_moe:
         moe_layers = n_layers - model.dense_layers
         dense_ffn = model.dense_layers * model.ffn_matrices * h * model.ffn_size
@@ -153,7 +159,7 @@ def kv_bytes_per_token_layer(model: LlmModel, precision: Precision) -> float:
     return 2 * model.num_kv_heads * model.head_dim * size
 
 
-def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens) -> np.ndarray:
+def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens: Floats) -> np.ndarray:
     """KV cache one sequence of `context_tokens` holds, all layers [B].
 
     Sliding-window layers keep at most ``sliding_window`` tokens.
@@ -165,7 +171,7 @@ def kv_bytes_per_sequence(model: LlmModel, precision: Precision, context_tokens)
     return per * (full_layers * ctx + model.sliding_window_layers * windowed)
 
 
-def attention_flops_per_token(model: LlmModel, context_tokens, phase: str) -> np.ndarray:
+def attention_flops_per_token(model: LlmModel, context_tokens: Floats, phase: str) -> np.ndarray:
     """Attention-core FLOPs (QKᵀ and AV) for one query token against `context_tokens`, all layers.
 
     .. math:: F^{GQA} = 4\\,n_q\\,d\\,c \\;\\text{per layer}
@@ -187,7 +193,7 @@ def attention_flops_per_token(model: LlmModel, context_tokens, phase: str) -> np
     return 4 * model.num_heads * model.head_dim * effective_ctx
 
 
-def experts_touched(num_experts: int, active_experts: int, tokens) -> np.ndarray:
+def experts_touched(num_experts: int, active_experts: int, tokens: Floats) -> np.ndarray:
     """Expected number of distinct routed experts a step of `tokens` tokens reads, per MoE layer.
 
     With uniform routing each expert is missed by one token with probability :math:`1 - k/E`, so
@@ -213,23 +219,25 @@ class StepWork:
 
     @property
     def flops(self) -> np.ndarray:
-        return self.linear_flops + self.expert_flops + self.attention_flops
+        total: np.ndarray = self.linear_flops + self.expert_flops + self.attention_flops
+        return total
 
     @property
     def bytes(self) -> np.ndarray:
-        return self.linear_bytes + self.expert_bytes + self.attention_bytes
+        total: np.ndarray = self.linear_bytes + self.expert_bytes + self.attention_bytes
+        return total
 
 
 def step_work_per_gpu(
     model: LlmModel,
     precision: Precision,
-    decode_tokens,
-    decode_context,
-    prefill_tokens,
-    prefill_context,
-    tp,
-    gpus_per_stage,
-    pp=1,
+    decode_tokens: Floats,
+    decode_context: Floats,
+    prefill_tokens: Floats,
+    prefill_context: Floats,
+    tp: Floats,
+    gpus_per_stage: Floats,
+    pp: Floats = 1,
 ) -> StepWork:
     """Work one GPU does in one step that decodes `decode_tokens` sequences at mean context
     `decode_context` and prefills `prefill_tokens` prompt tokens of prompts `prefill_context` long.
@@ -288,7 +296,7 @@ def step_work_per_gpu(
     )
 
 
-def roofline_time_s(flops, bytes_, peak_flops_per_s, bandwidth_bytes_per_s) -> np.ndarray:
+def roofline_time_s(flops: Floats, bytes_: Floats, peak_flops_per_s: Floats, bandwidth_bytes_per_s: Floats) -> np.ndarray:
     """Time of one operator group: the slower of its compute and its memory traffic [s].
 
     .. math:: t = \\max\\left(\\frac{F}{\\eta_c P_{peak}}, \\frac{B}{\\eta_m BW}\\right)

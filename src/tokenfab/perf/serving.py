@@ -27,18 +27,12 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tokenfab.catalog.models import (
-    EngineProfile,
-    Gpu,
-    LlmModel,
-    PerfCalibration,
-    PowerModel,
-    Precision,
-    System,
-)
+from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
+from tokenfab.catalog.perf_models import EngineProfile, PerfCalibration, PowerModel
 from tokenfab.perf.calibration import calibration_for, compute_precision
 from tokenfab.perf.engines import engine_profile, profiles_from
 from tokenfab.perf.parallelism import link_bandwidth_gb_s, max_concurrency_per_replica
@@ -54,6 +48,10 @@ from tokenfab.perf.power import power_model_for, step_clock_and_power
 from tokenfab.perf.roofline import kv_bytes_per_sequence
 from tokenfab.perf.step import phase_work, step_components
 
+if TYPE_CHECKING:
+    from tokenfab.catalog.load import Catalog
+    from tokenfab.units import Floats
+
 PREFILL_BATCH_TOKENS = 8192
 """Prompt tokens per prefill-pool step in disaggregated serving (a compute-bound chunk) [-]."""
 
@@ -64,6 +62,9 @@ CONCURRENCY_GRID = np.unique(
 attention data parallelism, where the max batch holds per rank)."""
 
 SPEC_DECODING = ("none", "mtp")
+
+Pins = tuple[int | None, int | None, int | None, int | None]
+"""A layout pinned by the caller: (tp, ep, pp, concurrency), None where the search chooses."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class ServingContext:
     power: PowerModel
     """board power against load: serving floor and compute / HBM weights (per architecture)"""
     precision: Precision
-    peak: dict
-    values: dict
+    peak: dict[str, float]
+    values: dict[str, float]
     profile: EngineProfile
     power_cap_w: float | None
     draft_tokens: int
@@ -87,13 +88,20 @@ class ServingContext:
     """accepted tokens per decode step (1 without speculative decoding)"""
 
 
-def fitted_params(catalog) -> ParamSet:
+def fitted_params(catalog: Catalog) -> ParamSet:
     """The catalog's fitted parameters (initial values when no fit is there)."""
     return from_catalog(catalog) or from_theta(initial_theta())
 
 
 def serving_context(
-    catalog, llm, sys_, gpu, prec: Precision, power_cap_w, engine: str, spec: str
+    catalog: Catalog,
+    llm: LlmModel,
+    sys_: System,
+    gpu: Gpu,
+    prec: Precision,
+    power_cap_w: float | None,
+    engine: str,
+    spec: str,
 ) -> ServingContext:
     params = fitted_params(catalog)
     profile = engine_profile(profiles_from(catalog), engine, "", "")
@@ -127,8 +135,15 @@ def serving_context(
 
 
 def step(
-    ctx: ServingContext, decode_seqs, decode_context, prefill_tokens, prefill_context, tp, ep, pp
-) -> dict:
+    ctx: ServingContext,
+    decode_seqs: Floats,
+    decode_context: Floats,
+    prefill_tokens: Floats,
+    prefill_context: Floats,
+    tp: np.ndarray,
+    ep: np.ndarray,
+    pp: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Stage step time, board power and clock for arrays of layouts (``n = max(tp, ep)`` GPUs per stage)."""
     n = np.maximum(tp, ep)
     seqs = np.asarray(decode_seqs, dtype=float)
@@ -148,7 +163,7 @@ def step(
         pp,
         draft,
     )
-    v = dict(ctx.values)
+    v: dict[str, Floats] = dict(ctx.values)
     v["eager"] = np.where(seqs > ctx.profile.cuda_graph_max_batch, v["eager"], 1.0)
     tc, tm, other = step_components(work, ctx.peak, v)
     clock, t, power = step_clock_and_power(
@@ -165,7 +180,14 @@ def _powers_of_two(limit: int) -> list[int]:
     return out
 
 
-def layouts(ctx: ServingContext, tp_pin, ep_pin, pp_pin, conc_pin, conc_max=None):
+def layouts(
+    ctx: ServingContext,
+    tp_pin: int | None,
+    ep_pin: int | None,
+    pp_pin: int | None,
+    conc_pin: int | None,
+    conc_max: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(tp, ep, pp, concurrency) arrays to evaluate; concurrency capped by the engine's max batch."""
     model, domain = ctx.model, ctx.system.gpus_per_nvlink_domain
     tps = [tp_pin] if tp_pin else [t for t in _powers_of_two(min(domain, 16)) if t <= model.num_heads]
@@ -180,7 +202,7 @@ def layouts(ctx: ServingContext, tp_pin, ep_pin, pp_pin, conc_pin, conc_max=None
     grid = np.array(np.meshgrid(tps, eps, pps, concs, indexing="ij")).reshape(4, -1).astype(float)
     tp, ep, pp, conc = grid
     # The engine's max batch holds per attention rank: a replica runs max_batch x (n / tp) x pp sequences.
-    keep = conc_pin is not None or conc <= ctx.profile.max_batch * np.maximum(tp, ep) / tp * pp
+    keep: bool | np.ndarray = conc_pin is not None or conc <= ctx.profile.max_batch * np.maximum(tp, ep) / tp * pp
     if conc_max is not None:
         keep = keep & (conc <= conc_max)
     if model.is_moe and not ep_pin:
@@ -190,7 +212,9 @@ def layouts(ctx: ServingContext, tp_pin, ep_pin, pp_pin, conc_pin, conc_max=None
     return tp[keep], ep[keep], pp[keep], conc[keep]
 
 
-def _fitting(ctx: ServingContext, isl, osl, pins, conc_max):
+def _fitting(
+    ctx: ServingContext, isl: float, osl: float, pins: Pins, conc_max: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     tp, ep, pp, conc = layouts(ctx, *pins, conc_max)
     kv_max = max_concurrency_per_replica(
         ctx.gpu, ctx.model, ctx.precision, tp, ep, pp, isl + osl, ctx.profile.kv_cache_fraction
@@ -201,7 +225,9 @@ def _fitting(ctx: ServingContext, isl, osl, pins, conc_max):
     return tp[fits], ep[fits], pp[fits], conc[fits], kv_max[fits]
 
 
-def aggregated(ctx: ServingContext, isl, osl, pins, conc_max) -> dict:
+def aggregated(
+    ctx: ServingContext, isl: float, osl: float, pins: Pins, conc_max: int | None
+) -> dict[str, np.ndarray]:
     """Columns of every fitting aggregated layout (`pins` = tp, ep, pp, concurrency or None)."""
     tp, ep, pp, conc, kv_max = _fitting(ctx, isl, osl, pins, conc_max)
     n = np.maximum(tp, ep)
@@ -231,7 +257,7 @@ def aggregated(ctx: ServingContext, isl, osl, pins, conc_max) -> dict:
     }
 
 
-def prefill_pool(ctx: ServingContext, isl: int, ttft_ms: float | None) -> dict:
+def prefill_pool(ctx: ServingContext, isl: int, ttft_ms: float | None) -> dict[str, float]:
     """Best prefill-pool layout: most prompt tokens/s per GPU whose single-prompt TTFT meets the target."""
     tp, ep, pp, _ = layouts(ctx, None, None, None, 1)
     kv_max = max_concurrency_per_replica(
@@ -270,7 +296,9 @@ EMPTY_KEYS = (
 )
 
 
-def disaggregated(ctx: ServingContext, isl, osl, pins, conc_max, ttft_ms) -> dict:
+def disaggregated(
+    ctx: ServingContext, isl: int, osl: int, pins: Pins, conc_max: int | None, ttft_ms: float | None
+) -> dict[str, np.ndarray]:
     """Columns of every fitting decode-pool layout, each with the prefill pool it needs."""
     pre = prefill_pool(ctx, isl, ttft_ms)
     tp, ep, pp, conc, kv_max = _fitting(ctx, isl, osl, pins, conc_max)

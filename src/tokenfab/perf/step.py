@@ -23,11 +23,17 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tokenfab.catalog.models import Gpu, LlmModel, Precision, System
 from tokenfab.perf.parallelism import collective_time_per_step_s
 from tokenfab.perf.roofline import step_work_per_gpu
+
+if TYPE_CHECKING:
+    from tokenfab.units import Floats
 
 WORK_KEYS = (
     "gemm_flops",
@@ -46,7 +52,7 @@ WORK_KEYS = (
 """Per-GPU work of one step, as arrays (FLOPs, bytes, seconds at peak link rate, counts)."""
 
 
-def collectives_per_step(model: LlmModel, tp, ep, pp) -> np.ndarray:
+def collectives_per_step(model: LlmModel, tp: Floats, ep: Floats, pp: Floats) -> np.ndarray:
     """Collectives one stage launches per step: per layer an all-reduce after attention when ``tp > 1``,
     and after the FFN an all-reduce (dense) or dispatch + combine all-to-all (MoE, ``ep > 1``) [-]."""
     tp = np.asarray(tp, dtype=float)
@@ -59,7 +65,8 @@ def collectives_per_step(model: LlmModel, tp, ep, pp) -> np.ndarray:
         per_layer = per_layer + moe_fraction * moe + (1.0 - moe_fraction) * (tp > 1)
     else:
         per_layer = per_layer + (tp > 1)
-    return per_layer * model.num_layers / np.asarray(pp, dtype=float)
+    per_step: np.ndarray = per_layer * model.num_layers / np.asarray(pp, dtype=float)
+    return per_step
 
 
 def phase_work(
@@ -67,15 +74,15 @@ def phase_work(
     precision: Precision,
     system: System,
     gpu: Gpu,
-    decode_seqs,
-    decode_context,
-    prefill_tokens,
-    prefill_context,
-    attn_tp,
-    gpus_per_stage,
-    ep,
-    pp,
-    draft_tokens=0.0,
+    decode_seqs: Floats,
+    decode_context: Floats,
+    prefill_tokens: Floats,
+    prefill_context: Floats,
+    attn_tp: Floats,
+    gpus_per_stage: Floats,
+    ep: Floats,
+    pp: Floats,
+    draft_tokens: Floats = 0.0,
 ) -> dict[str, np.ndarray]:
     """Work of one step on one GPU (`WORK_KEYS`), for arrays of layouts and loads.
 
@@ -116,7 +123,7 @@ def phase_work(
 
 
 def step_components(
-    work: dict[str, np.ndarray], peak: dict, v: dict
+    work: dict[str, np.ndarray], peak: Mapping[str, Floats], v: Mapping[str, Floats]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(compute times, memory times, other time) of a step [s], engine factor applied.
 
@@ -155,7 +162,8 @@ def step_components(
     return k * tc, k * tm, k * other
 
 
-def step_time_s(work: dict[str, np.ndarray], peak: dict, v: dict) -> np.ndarray:
+def step_time_s(work: dict[str, np.ndarray], peak: Mapping[str, Floats], v: Mapping[str, Floats]) -> np.ndarray:
     """Step time [s]: :math:`\\sum_{op} \\max(t_c, t_m) + t_{other}` from `step_components`."""
     tc, tm, other = step_components(work, peak, v)
-    return np.maximum(tc, tm).sum(axis=0) + other
+    step_s: np.ndarray = np.maximum(tc, tm).sum(axis=0) + other
+    return step_s

@@ -9,8 +9,13 @@ uses D's own sites instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tokenfab.catalog.models import Climate
+
+if TYPE_CHECKING:
+    from tokenfab.blueprint.design import Design
+    from tokenfab.catalog.load import Catalog
 
 REFERENCE_IT_MW = 20.0
 """IT load of the reference design `tokens` prices a system at [MW] (a mid-size single-hall site)."""
@@ -29,10 +34,10 @@ class CostBasis:
     system: str
     region: str
     pue_annual: float
-    spec: dict = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
     """The spec compiled (reference designs): `tokenfab design` on it reproduces the figure."""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "usd_per_gpu_hour": self.usd_per_gpu_hour,
             "source": self.source,
@@ -44,7 +49,7 @@ class CostBasis:
         }
 
 
-def reference_spec(catalog, system: str, region: str) -> dict:
+def reference_spec(catalog: Catalog, system: str, region: str) -> dict[str, Any]:
     """The spec of the reference design: one site of `REFERENCE_IT_MW` in `region`'s first climate."""
     climates = sorted(c.name for c in catalog.all("climates", Climate) if c.region == region)
     if not climates:
@@ -59,7 +64,7 @@ def reference_spec(catalog, system: str, region: str) -> dict:
     return {"name": f"reference-{system}-{region}", "sites": [site]}
 
 
-def reference_cost_basis(catalog, system: str, region: str) -> CostBasis:
+def reference_cost_basis(catalog: Catalog, system: str, region: str) -> CostBasis:
     """The $/GPU-hour of `system` in `region`: the reference design's TCO (compiled once per catalog).
 
     Raises KeyError for an unknown system or region (or a region without a climate) and
@@ -88,7 +93,7 @@ def reference_cost_basis(catalog, system: str, region: str) -> CostBasis:
     return _CACHE[key][1]
 
 
-def design_cost_basis(design, system: str | None = None) -> CostBasis:
+def design_cost_basis(design: Design, system: str | None = None) -> CostBasis:
     """The $/GPU-hour of the first site of `design` built from `system` (any site when None)."""
     for site in design.sites:
         if system is None or site.system == system:

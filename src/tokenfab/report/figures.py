@@ -15,12 +15,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import PatchCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from tokenfab.blueprint.design import Design, HallDesign, SiteDesign  # noqa: E402
+from tokenfab.blueprint.design import Design, HallDesign, PowerStage, SiteDesign  # noqa: E402
 
 RACK_WIDTH_M = 0.6
 """Width of one rack along its row (600 mm MGX / EIA rack)."""
@@ -155,13 +156,7 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
     ax.add_collection(PatchCollection(racks, facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], lw=0.3))
 
     if hall.cdus_installed:
-        spacing = plan.width_m / hall.cdus_installed
-        cdu_w = min(1.2, spacing * 0.8)
-        cdus = [Rectangle((spacing * (i + 0.5) - cdu_w / 2, 0.6), cdu_w, CDU_GALLERY_M - 1.2) for i in range(hall.cdus_installed)]
-        ax.add_collection(PatchCollection(cdus, facecolor=PALETTE["cdu"], edgecolor="#1d6d63", lw=0.5))
-        ax.plot([0, plan.width_m], [CDU_GALLERY_M, CDU_GALLERY_M], color=PALETTE["wall"], lw=1.0, ls="--")
-        ax.text(plan.width_m / 2, CDU_GALLERY_M - 0.3, f"CDU gallery: {hall.cdus_installed} × {hall.cdu_model} "
-                f"({hall.cdus_required} needed)", ha="center", va="top", fontsize=8, color="#1d6d63")
+        _draw_cdu_gallery(ax, hall, plan.width_m)
 
     ax.set_xlim(-1, plan.width_m + 1)
     ax.set_ylim(-1, total_depth + 1)
@@ -175,16 +170,30 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
                f"floor load {hall.floor_load_kg_per_m2:,.0f} kg/m²")
     fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold", color=PALETTE["text"])
     ax.set_title(caption, loc="left", fontsize=8, fontweight="normal", color=PALETTE["muted"])
-    ax.legend(
-        handles=[
-            Patch(facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], label=f"rack ({site.rack.system})"),
-            Patch(facecolor=PALETTE["cold"], label="cold aisle"),
-            Patch(facecolor=PALETTE["hot"], label="hot aisle (contained)"),
-        ] + ([Patch(facecolor=PALETTE["cdu"], label="CDU")] if hall.cdus_installed else []),
-        loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, frameon=False, fontsize=8,
-    )
+    ax.legend(handles=_floor_plan_legend(site, hall), loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4,
+              frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _draw_cdu_gallery(ax: Axes, hall: HallDesign, width_m: float) -> None:
+    """The hall's CDUs, evenly spaced in the gallery along the service wall, with their count and model."""
+    spacing = width_m / hall.cdus_installed
+    cdu_w = min(1.2, spacing * 0.8)
+    cdus = [Rectangle((spacing * (i + 0.5) - cdu_w / 2, 0.6), cdu_w, CDU_GALLERY_M - 1.2) for i in range(hall.cdus_installed)]
+    ax.add_collection(PatchCollection(cdus, facecolor=PALETTE["cdu"], edgecolor="#1d6d63", lw=0.5))
+    ax.plot([0, width_m], [CDU_GALLERY_M, CDU_GALLERY_M], color=PALETTE["wall"], lw=1.0, ls="--")
+    ax.text(width_m / 2, CDU_GALLERY_M - 0.3, f"CDU gallery: {hall.cdus_installed} × {hall.cdu_model} "
+            f"({hall.cdus_required} needed)", ha="center", va="top", fontsize=8, color="#1d6d63")
+
+
+def _floor_plan_legend(site: SiteDesign, hall: HallDesign) -> list[Patch]:
+    """Legend entries of a floor plan: racks, cold and hot aisles, and CDUs where the hall has them."""
+    return [
+        Patch(facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], label=f"rack ({site.rack.system})"),
+        Patch(facecolor=PALETTE["cold"], label="cold aisle"),
+        Patch(facecolor=PALETTE["hot"], label="hot aisle (contained)"),
+    ] + ([Patch(facecolor=PALETTE["cdu"], label="CDU")] if hall.cdus_installed else [])
 
 
 # --- power one-line ---------------------------------------------------------------------------------
@@ -212,6 +221,20 @@ STAGE_TITLES = {
 }
 
 
+def _stage_lines(stage: PowerStage) -> list[str]:
+    """A power stage's box on the one-line: units and rating, redundancy, load, loading and losses."""
+    unit = "kVA" if stage.stage.endswith("transformer") else "kW"
+    rating = f"{stage.unit_rating_kw / 1000:,.1f} M{unit[1:]}" if stage.unit_rating_kw >= 10_000 else f"{stage.unit_rating_kw:,.0f} {unit}"
+    lines = [f"{stage.units_installed} × {rating}", f"{stage.units_required} needed · {stage.redundancy}"]
+    if stage.redundancy == "2N":
+        lines.append(f"sides A + B of {stage.units_installed // 2} each")
+    return lines + [
+        f"load {stage.load_kw / 1000:,.2f} M{unit[1:]}",
+        f"loading {stage.loading_fraction:.0%} (max {stage.max_loading_fraction:.0%})",
+        f"η {stage.efficiency:.3f} · loss {stage.loss_kw:,.0f} kW",
+    ]
+
+
 def power_one_line_figure(site: SiteDesign) -> Figure:
     """Grid → substation → MV/LV transformers → UPS → busway → racks, with counts, ratings and loading."""
     p = site.power
@@ -221,17 +244,7 @@ def power_one_line_figure(site: SiteDesign) -> Figure:
     w, h = 1.7, 1.6
     _box(ax, x_positions[0], y, w, h, "grid", [f"{p.grid_mw:,.1f} MW", "connection", f"peak draw {p.facility_power_peak_kw / 1000:,.1f} MW"], PALETTE["wall"])
     for x, stage in zip(x_positions[1:5], p.stages, strict=False):
-        unit = "kVA" if stage.stage.endswith("transformer") else "kW"
-        rating = f"{stage.unit_rating_kw / 1000:,.1f} M{unit[1:]}" if stage.unit_rating_kw >= 10_000 else f"{stage.unit_rating_kw:,.0f} {unit}"
-        lines = [f"{stage.units_installed} × {rating}", f"{stage.units_required} needed · {stage.redundancy}"]
-        if stage.redundancy == "2N":
-            lines.append(f"sides A + B of {stage.units_installed // 2} each")
-        lines += [
-            f"load {stage.load_kw / 1000:,.2f} M{unit[1:]}",
-            f"loading {stage.loading_fraction:.0%} (max {stage.max_loading_fraction:.0%})",
-            f"η {stage.efficiency:.3f} · loss {stage.loss_kw:,.0f} kW",
-        ]
-        _box(ax, x, y, w, h, STAGE_TITLES.get(stage.stage, stage.stage), lines,
+        _box(ax, x, y, w, h, STAGE_TITLES.get(stage.stage, stage.stage), _stage_lines(stage),
              PALETTE["rack"] if stage.stage in ("ups", "busway") else "#6d597a")
     racks = site.metrics.racks
     _box(ax, x_positions[5], y, w, h, "racks", [f"{racks:,} × {site.rack.system}", f"{site.rack.power_max_kw:,.0f} kW max each",

@@ -11,6 +11,7 @@ import base64
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
@@ -119,6 +120,23 @@ def _cards(design: Design) -> list[tuple[str, str]]:
     ]
 
 
+def _site_figures(i: int, site: SiteDesign, figures_dir: Path) -> dict[str, Any]:
+    """One site's part of the report: its summary, a floor plan per group of identical halls, the power
+    one-line and the fabric, the figures saved under `figures_dir`."""
+    floor_plans = []
+    for group in identical_hall_groups(site):
+        hall = site.halls[group[0]]
+        label = _hall_label(group)
+        fig = figures.floor_plan_figure(site, hall, f"Floor plan · {site.name} · {label}")
+        floor_plans.append(_save(fig, f"site{i}-hall{group[0]}-floor-plan", f"{site.name} {label}",
+                                 f"{site.name} {label}: to scale in metres", figures_dir, css_class="plan"))
+    power = _save(figures.power_one_line_figure(site), f"site{i}-power-one-line", f"{site.name} power one-line",
+                  f"{site.name}: grid to racks with installed (needed) units, ratings and loading", figures_dir)
+    fabric = _save(figures.fabric_figure(site), f"site{i}-fabric", f"{site.name} fabric",
+                   f"{site.name}: fat-tree tiers with switch counts and links per tier, over the NVLink domains", figures_dir)
+    return {"site": site, "summary": _site_summary(site), "floor_plans": floor_plans, "power": power, "fabric": fabric}
+
+
 def write_report(design: Design, out_dir: Path, findings: list[Finding] | None = None,
                  catalog: Catalog | None = None) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png|svg``; return the HTML's path.
@@ -131,20 +149,7 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
     if findings is None:
         findings = check(design, catalog)
 
-    sites = []
-    for i, site in enumerate(design.sites):
-        floor_plans = []
-        for group in identical_hall_groups(site):
-            hall = site.halls[group[0]]
-            label = _hall_label(group)
-            fig = figures.floor_plan_figure(site, hall, f"Floor plan · {site.name} · {label}")
-            floor_plans.append(_save(fig, f"site{i}-hall{group[0]}-floor-plan", f"{site.name} {label}",
-                                     f"{site.name} {label}: to scale in metres", figures_dir, css_class="plan"))
-        power = _save(figures.power_one_line_figure(site), f"site{i}-power-one-line", f"{site.name} power one-line",
-                      f"{site.name}: grid to racks with installed (needed) units, ratings and loading", figures_dir)
-        fabric = _save(figures.fabric_figure(site), f"site{i}-fabric", f"{site.name} fabric",
-                       f"{site.name}: fat-tree tiers with switch counts and links per tier, over the NVLink domains", figures_dir)
-        sites.append({"site": site, "summary": _site_summary(site), "floor_plans": floor_plans, "power": power, "fabric": fabric})
+    sites = [_site_figures(i, site, figures_dir) for i, site in enumerate(design.sites)]
     cost = _save(figures.cost_figure(design), "costs", "costs", "capex by category and site; opex per year by category", figures_dir)
     pue = _save(figures.pue_figure(design), "pue-vs-outdoor-temperature", "PUE against outdoor temperature",
                 "PUE at nominal IT load against outdoor dry-bulb for each site's heat rejection; dotted: design day, dashed: annual PUE",

@@ -97,7 +97,7 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str, str]]:
     ax.set_ylabel("queued jobs [count]")
     ax2.set_ylabel("GPUs the queued jobs ask for [count]")
     lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
+    ax.legend(lines, [str(line.get_label()) for line in lines], loc="upper left", fontsize=8)
     save(fig, "queue.png", "Training queue",
          "training jobs waiting (left axis) and the GPUs they ask for (right axis)")
     return figures

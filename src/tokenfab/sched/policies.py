@@ -62,7 +62,8 @@ class DomainView:
 
     @property
     def whole_free(self) -> np.ndarray:
-        return self.free == self.size
+        whole: np.ndarray = self.free == self.size
+        return whole
 
     def take(self, positions: np.ndarray) -> DomainView:
         return DomainView(self.ids[positions], self.cap[positions], self.free[positions], self.size[positions],

@@ -52,7 +52,7 @@ class Residency:
         self.domain_site = domain_site
         self.domain_hall = domain_hall
         self.tenant_residency = dict(tenant_residency or {})
-        self._cache: dict[tuple, np.ndarray | None] = {}
+        self._cache: dict[tuple[tuple[int, ...] | None, tuple[int, ...] | None], np.ndarray | None] = {}
 
     def allowed(self, tenant: str, sites: tuple[int, ...] | None, halls: tuple[int, ...] | None) -> tuple[
             tuple[int, ...] | None, tuple[int, ...] | None]:
@@ -90,8 +90,11 @@ def exclusivity_mask(domain_owner: np.ndarray, domain_pieces: np.ndarray, tenant
     ``domain_pieces[d]`` the number of allocations on it. An exclusive request may use an empty domain or
     one its own tenant owns; any other request may use a domain that no *other* exclusive tenant owns.
     """
+    allowed: np.ndarray
     if exclusive:
-        return (domain_pieces == 0) | (domain_owner == tenant_code)
+        allowed = (domain_pieces == 0) | (domain_owner == tenant_code)
+        return allowed
     if not (domain_owner != NO_TENANT).any():
         return None
-    return (domain_owner == NO_TENANT) | (domain_owner == tenant_code)
+    allowed = (domain_owner == NO_TENANT) | (domain_owner == tenant_code)
+    return allowed

@@ -66,7 +66,7 @@ class Allocation:
     one_node: int = -1
     """The node, when whole GPUs are taken on exactly one node (the common small case)."""
     total_gpus: int = 0
-    domain_list: list[int] | None = None
+    domain_list: list[int] = field(default_factory=list)
     """``domains`` as Python ints."""
     minus_gpus: np.ndarray | None = None
     minus_per_domain: np.ndarray | None = None
@@ -193,12 +193,13 @@ class Scheduler:
 
     def whole_free_domains(self, level: Level | str = Level.domain) -> np.ndarray:
         """Whole-free NVLink domains per element of ``level`` (per domain: 1 or 0)."""
-        whole = (self.free.domain == self._domain_gpus).astype(np.int64)
+        whole: np.ndarray = (self.free.domain == self._domain_gpus).astype(np.int64)
         level = Level(level)
         if level == Level.domain:
             return whole
-        return np.bincount(self.topology.domain_parent[level], weights=whole,
-                           minlength=self.topology.level_size[level]).astype(np.int64)
+        per_element: np.ndarray = np.bincount(self.topology.domain_parent[level], weights=whole,
+                                              minlength=self.topology.level_size[level]).astype(np.int64)
+        return per_element
 
     def used_gpus_by_tenant(self) -> dict[str, int]:
         return self.quotas.used_gpus()
@@ -381,7 +382,7 @@ class Scheduler:
         """Take (sign = +1) or give back (sign = −1) everything ``held`` describes."""
         fleet = self.fleet
         request = held.request
-        domains = held.domains
+        domains: np.ndarray | None = held.domains
         if held.one_node >= 0:  # whole GPUs on one node: scalar updates
             node, delta = held.one_node, -sign * held.total_gpus
             fleet.node_free_gpus[node] += delta
@@ -396,6 +397,7 @@ class Scheduler:
                 fleet.node_free_gpus[nodes] += held.gpus_as_stored
             per_domain = held.per_domain
             if sign > 0:
+                assert held.minus_gpus is not None  # set by `_prepare` for every multi-node placement
                 gpus, per_domain = held.minus_gpus, held.minus_per_domain
             if self._unhealthy_nodes:
                 healthy = fleet.node_health[nodes] == HEALTH_OK

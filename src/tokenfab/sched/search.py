@@ -110,7 +110,7 @@ class PlacementSearch:
         if request.level is not None:
             start = Level.domain if request.level == Level.node and ask.whole else request.level
             if request.level_required:
-                levels: tuple = (start,)
+                levels: tuple[Level | None, ...] = (start,)
             elif start == Level.node:
                 levels = (Level.node, *NARROWEST_FIRST)
             else:
@@ -119,7 +119,8 @@ class PlacementSearch:
             levels = (Level.domain,)
         else:
             levels = self.policy.gang_levels(need, self.topology.max_domain_gpus)
-        first_reason = None  # failures are formatted only if every level fails
+        first_reason: Callable[[], str] | None = None  # failures are formatted only if every level fails
+        last_reason: Callable[[], str] | None = None
         for level in levels:
             if level == Level.node:
                 found = self._gang_on_one_node(ask)
@@ -129,8 +130,11 @@ class PlacementSearch:
                 found = self._gang_in_group(ask, level)
             if isinstance(found, Found):
                 return found
+            last_reason = found
             first_reason = first_reason or found
-        return (first_reason if request.level is not None else found)()
+        reason = first_reason if request.level is not None else last_reason
+        assert reason is not None  # there is always at least one level to try
+        return reason()
 
     # -- capacities
 
@@ -146,7 +150,8 @@ class PlacementSearch:
             cap = free
         if ask.mask is not None:
             cap = np.where(ask.mask[lo:hi], cap, 0)
-        return cap
+        capacity: np.ndarray = cap
+        return capacity
 
     def _indexed(self, ask: _Ask) -> bool:
         """Whether the domain index (histograms, contiguous ranges) can answer for ``ask``."""
@@ -161,15 +166,18 @@ class PlacementSearch:
     def _su_cap_now(self, ask: _Ask) -> np.ndarray:
         hist = self.free.su_hist
         size = self.topology.max_domain_gpus
+        per_su: np.ndarray
         if ask.whole:
-            return hist[size] * size
+            per_su = hist[size] * size
+            return per_su
         if ask.slice_gpus > 1:
             weights = self._slice_weights.get(ask.slice_gpus)
             if weights is None:
                 values = np.arange(size + 1, dtype=np.int64)
                 weights = self._slice_weights.setdefault(ask.slice_gpus, values - values % ask.slice_gpus)
             start = ask.slice_gpus
-            return weights[start:] @ hist[start:]
+            per_su = weights[start:] @ hist[start:]
+            return per_su
         return self.free.su
 
     def _what(self, ask: _Ask) -> str:
@@ -217,7 +225,8 @@ class PlacementSearch:
     def _su_whole(self) -> np.ndarray:
         """Whole-free domains per SU."""
         if self.topology.uniform_domains:
-            return self.free.su_hist[self.topology.max_domain_gpus]
+            whole_per_su: np.ndarray = self.free.su_hist[self.topology.max_domain_gpus]
+            return whole_per_su
         whole = (self.free.domain == self._domain_gpus).astype(np.int64)
         return np.bincount(
             self._domain_su, weights=whole, minlength=self.topology.level_size[Level.su]
@@ -255,10 +264,10 @@ class PlacementSearch:
                 domain = lo + int((counts.domain[lo:hi] >= least).argmax())
         else:
             cap = self._cap(ask)
-            fits = np.flatnonzero(cap >= need)
-            if not len(fits):
+            fitting = np.flatnonzero(cap >= need)
+            if not len(fitting):
                 return self._no_domain(ask, cap)
-            domain = int(fits[self.policy.pick_domain(self._view(fits, cap[fits]), need)])
+            domain = int(fitting[self.policy.pick_domain(self._view(fitting, cap[fitting]), need)])
         take = int(self._domain_gpus[domain]) if ask.whole else need
         return self._nodes_in_domain(domain, take)
 
@@ -276,7 +285,9 @@ class PlacementSearch:
         return reason
 
     def _su_range(self, su: int) -> tuple[int, int]:
-        start, end = self.topology.level_domain_range[Level.su]
+        ranges = self.topology.level_domain_range
+        assert ranges is not None  # asked only when `_indexed`: uniform, contiguous domains
+        start, end = ranges[Level.su]
         return int(start[su]), int(end[su])
 
     # -- a group of domains
@@ -340,7 +351,9 @@ class PlacementSearch:
                 return lambda: f"needs {self._what(ask)}; {self._largest(ask, reach[-1:])} where it may run"
             last = int(np.searchsorted(reach, need))
             first = int(np.searchsorted(reach, 0, side="right"))
-            su_start, su_end = self.topology.level_domain_range[Level.su]
+            ranges = self.topology.level_domain_range
+            assert ranges is not None  # `_indexed` holds: uniform, contiguous domains
+            su_start, su_end = ranges[Level.su]
             lo, hi = int(su_start[first]), int(su_end[last])
             return np.arange(lo, hi), self._cap(ask, lo, hi)
         cap = self._cap(ask)

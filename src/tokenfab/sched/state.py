@@ -46,7 +46,7 @@ class Topology:
     hall_of: list[int]
     site_of: list[int]
     """Parents of each domain as Python lists (fast scalar lookups)."""
-    su_domains: list
+    su_domains: list[slice | np.ndarray]
     """Domains of each SU (a slice when contiguous, else an index array)."""
     level_domain_range: dict[Level, tuple[np.ndarray, np.ndarray]] | None
     """Per level, the [start, end) domain ids of each element when every element's domains are a
@@ -151,7 +151,8 @@ class FreeCounts:
     su_max: np.ndarray
 
     def of(self, level: Level) -> np.ndarray:
-        return getattr(self, level.value)
+        counts: np.ndarray = getattr(self, level.value)
+        return counts
 
     def shift(self, topology: Topology, node_domain: np.ndarray, nodes: np.ndarray, gpus: np.ndarray,
               domains: np.ndarray | None = None, per_domain: np.ndarray | None = None) -> None:

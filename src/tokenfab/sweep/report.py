@@ -8,7 +8,9 @@ variance per parameter (η², the share of a metric's variance explained by the 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,6 +158,7 @@ def _scatter_with_front(
         axes.scatter(failing[x].astype(float) * x_scale, failing[y].astype(float), s=30, marker="x", color="#b00020",
                      alpha=0.8, label="fails certification (not ranked)")
     levels = levels_of(rows[colour_by]) if colour_by else None
+    groups: Iterable[tuple[Any, pd.DataFrame]]
     if levels is None or levels.nunique() > MAX_COLOURS:
         groups, colour_by = [("all points", rows)], None
     else:

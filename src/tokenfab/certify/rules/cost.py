@@ -89,7 +89,7 @@ def bom_matches_design(design: Design, catalog: Catalog):
                 installed[hall.cdu_model] = installed.get(hall.cdu_model, 0) + hall.cdus_installed
         for stage in site.power.stages:
             installed[stage.equipment] = installed.get(stage.equipment, 0) + stage.units_installed
-        for item, count in installed.items():
-            if count and counts.get(item, 0.0) < count:
-                yield finding("COST-004", f"{path}.bom", counts.get(item, 0.0), count, item,
-                              f"the design installs {count:,} × {item}; the bill of materials buys {counts.get(item, 0.0):,g}")
+        for name, count in installed.items():
+            if count and counts.get(name, 0.0) < count:
+                yield finding("COST-004", f"{path}.bom", counts.get(name, 0.0), count, name,
+                              f"the design installs {count:,} × {name}; the bill of materials buys {counts.get(name, 0.0):,g}")

@@ -244,7 +244,8 @@ def _network_draw_kw(f, catalog: Catalog) -> tuple[float, str]:
         return switch_kw + xcvr_kw, f"{switches:,} × {f.switch} and {f.transceivers:,} × {f.transceiver}"
     total_w = 0.0
     for item in f.items:
-        model = {"switch": Switch, "transceiver": Transceiver}.get(item.kind)
+        models: dict[str, type[Switch | Transceiver]] = {"switch": Switch, "transceiver": Transceiver}
+        model = models.get(item.kind)
         entry = _entry(catalog, "switches" if item.kind == "switch" else "transceivers", item.item, model) if model else None
         total_w += item.count * (entry.maximum_draw_w if entry else item.draw_w)
     switches = sum(i.count for i in f.items if i.kind == "switch")

@@ -66,7 +66,8 @@ class Planned:
     alert: AlertIn
     action: str
     target: str
-    element: int | str | None = None
+    element: int | str | tuple[int, int] | None = None
+    """The node or rack id, the workload id, or (hall, CDU) the action is for."""
 
 
 class OpsController:
@@ -211,7 +212,8 @@ class OpsController:
         self.service.mutate(lambda session: audit(session, principal, action, target, before, after))
 
     def _drain_node(self, principal: Principal, plan: Planned) -> tuple[dict, bool]:
-        node = int(plan.element)
+        assert isinstance(plan.element, int)  # planned with the node's id
+        node = plan.element
         if plan.alert.status == "resolved":
             return {"reason": "resolved; the node stays drained until repaired and returned"}, False
         if int(self.service.fleet.node_health[node]) != 0:
@@ -228,7 +230,8 @@ class OpsController:
         if plan.alert.status == "resolved":
             return {"reason": "resolved; the rack stays drained until returned"}, False
         reason = f"{plan.alert.labels.get('alertname')}: rack exporter down"
-        result = self.service.change_health(principal, "rack", int(plan.element), "drain", s.HealthChange(reason=reason))
+        assert isinstance(plan.element, int)  # planned with the rack's id
+        result = self.service.change_health(principal, "rack", plan.element, "drain", s.HealthChange(reason=reason))
         return {"requeued": result.requeued}, True
 
     def _scale_out(self, principal: Principal, plan: Planned) -> tuple[dict, bool]:
@@ -330,6 +333,7 @@ class OpsController:
         return {"resumed": resumed}, True
 
     def _derate(self, principal: Principal, plan: Planned) -> tuple[dict, bool]:
+        assert isinstance(plan.element, tuple)  # planned with (hall, CDU)
         hall, cdu = plan.element
         key = (hall, cdu)
         racks = [r for r in range(len(self.rack_hall)) if self.rack_hall[r] == hall

@@ -9,6 +9,7 @@ its tenant's workloads that run inside it; and an environment that holds nothing
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 import numpy as np
 from sqlalchemy import select
@@ -31,18 +32,13 @@ from tokenfab.control.store import (
     WorkloadRow,
     as_utc,
 )
-from tokenfab.names import inventory
 
 STEPS_SHOWN = 20
 
 
 def node_names(state: ServiceState) -> list[str]:
     """Every node's hostname (`tokenfab.names`), computed once per service."""
-    names = getattr(state, "_node_names", None)
-    if names is None:
-        names = inventory(state.design).node_names
-        state._node_names = names
-    return names
+    return state.node_names
 
 
 def owned_environment(session: Session, principal: Principal, env_id: str) -> tuple[EnvironmentRow, str]:
@@ -60,7 +56,7 @@ def owned_environment(session: Session, principal: Principal, env_id: str) -> tu
         row = matches[0] if len(matches) == 1 else None
     if row is None or (not principal.is_operator and row.tenant_id != principal.tenant_id):
         raise NotFound(f"environment {env_id} not found", "environment")
-    return row, session.get(TenantRow, row.tenant_id).name
+    return row, session.get_one(TenantRow, row.tenant_id).name
 
 
 def env_public(
@@ -86,9 +82,9 @@ def env_public(
         kind=row.kind,
         template=row.template,
         version=row.version,
-        state=row.state,
+        state=cast(s.EnvironmentStateName, row.state),
         reason=row.reason,
-        unit=row.unit,
+        unit=cast(s.EnvironmentUnit, row.unit),
         domains=list(row.domains),
         racks=sorted({int(fleet.domain_rack[d]) for d in row.domains}),
         node_ids=node_ids,

@@ -270,7 +270,7 @@ def request_delete(state: ServiceState, principal: Principal, env_id: str) -> st
         if row.state in (EnvironmentState.deleted, EnvironmentState.failed):
             return row.id
         if row.state == EnvironmentState.deleting:
-            return  # already under way (a retried request): the steps carry on
+            return row.id  # already under way (a retried request): the steps carry on
         if row.state != EnvironmentState.ready:
             raise Conflict(f"environment {row.name} is {row.state}; delete it when ready", "state")
         inside = session.scalar(
@@ -301,7 +301,7 @@ def _snapshot(state: ServiceState, session: Session, row: EnvironmentRow) -> env
     domains = target.get("domains", row.domains)
     new_domains = [d for d in domains if d not in previous.get("domains", [])]
     nodes_of = state.memory.environments.domain_nodes
-    tenant = session.get(TenantRow, row.tenant_id).name
+    tenant = session.get_one(TenantRow, row.tenant_id).name
     pkey = session.scalar(select(EnvironmentPkeyRow.pkey).where(EnvironmentPkeyRow.environment_id == row.id))
     vlan = session.scalar(select(EnvironmentVlanRow.vlan).where(EnvironmentVlanRow.environment_id == row.id))
     return env_driver.Snapshot(
@@ -410,7 +410,7 @@ def _give_back(state: ServiceState, session: Session, row: EnvironmentRow, domai
 
 def _finish(state: ServiceState, principal: Principal, env_id: str) -> None:
     def _op(session: Session) -> None:
-        row = session.get(EnvironmentRow, env_id)
+        row = session.get_one(EnvironmentRow, env_id)
         if row.intent is None:  # finished already (by a concurrent caller)
             return
         intent = row.intent
@@ -451,7 +451,7 @@ def _roll_back(state: ServiceState, principal: Principal, snap: env_driver.Snaps
         undo_error = f"; undoing slurm: {exc}"
 
     def _op(session: Session) -> None:
-        row = session.get(EnvironmentRow, snap.env_id)
+        row = session.get_one(EnvironmentRow, snap.env_id)
         intent = row.intent or {}
         if snap.op == "create":
             _give_back(state, session, row, None)

@@ -67,6 +67,7 @@ class EnvironmentHolds:
         """Reserve ``n`` more whole free domains for ``env_id`` (quota, residency and isolation checked by
         the scheduler), or with ``whole_racks`` every domain of ``n`` whole free racks (one placement per
         rack, kept inside it: ``level=rack``, required); the domains taken, or why not."""
+        probes: list[tuple[str, int, Level | None]]
         if whole_racks:
             size = int(np.bincount(self.fleet.domain_rack, weights=self.fleet.domain_gpus).max())
             probes = [(f"{env_id}:reserve-r{i}", size, Level.rack) for i in range(n)]

@@ -187,7 +187,7 @@ class FactoryMemory:
                         share.milli / MILLI_PER_GPU,
                     ),
                 )
-                sched_slot = self.scheduler.allocation(workload.id).share_slot
+                sched_slot = self.share_slot(workload.id)
                 self.share_physical[(node, sched_slot)] = physical
                 self.workload_share[workload.id] = (node, sched_slot, physical, share.milli)
                 self.slot_share_milli[node, physical] += share.milli
@@ -229,7 +229,7 @@ class FactoryMemory:
     def request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
         """The scheduler's request for a stored workload, with its tenant's residency."""
         if tenant_name not in self.residency:
-            self.remember_tenant(session.scalar(select(TenantRow).where(TenantRow.name == tenant_name)))
+            self.remember_tenant(session.scalars(select(TenantRow).where(TenantRow.name == tenant_name)).one())
         allowed_sites, allowed_halls = self.residency[tenant_name]
         spec = row.spec
         small = row.kind == "small"
@@ -293,9 +293,16 @@ class FactoryMemory:
         self.slot_used[taken_nodes, slots] = True
         return taken_nodes, slots
 
+    def share_slot(self, workload_id: str) -> int:
+        """The scheduler's share slot of a placed small workload."""
+        placement = self.scheduler.allocation(workload_id)
+        if placement is None:
+            raise RuntimeError(f"workload {workload_id}: placed in the store but not in the scheduler")
+        return placement.share_slot
+
     def take_share(self, workload_id: str, node: int, milli: int) -> int:
         """Map the scheduler's share slot of a placed small workload to a physical GPU slot (returned)."""
-        sched_slot = self.scheduler.allocation(workload_id).share_slot
+        sched_slot = self.share_slot(workload_id)
         physical = self.share_physical.get((node, sched_slot))
         if physical is None:  # the scheduler opened a new shared GPU: take a physical GPU that is wholly free
             free = ~self.slot_used[node] & (self.slot_share_milli[node] == 0)

@@ -132,7 +132,7 @@ def record_evictions(
     """Store what a preempting placement did: each victim's rows released, requeued (or failed), audited."""
     now = utc_now()
     for victim_id in victims:
-        victim = session.get(WorkloadRow, victim_id)
+        victim = session.get_one(WorkloadRow, victim_id)
         before = workload_facts(victim)
         release_rows(memory, session, victim, f"preempted by {evictor.id}")
         if victim.on_failure == "fail":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -52,6 +53,13 @@ class ServiceState:
     @property
     def fleet(self) -> Fleet:
         return self.memory.fleet
+
+    @cached_property
+    def node_names(self) -> list[str]:
+        """Every node's hostname (`tokenfab.names`), computed once per service."""
+        from tokenfab.names import inventory
+
+        return inventory(self.design).node_names
 
     @property
     def scheduler(self) -> Scheduler:

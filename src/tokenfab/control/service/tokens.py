@@ -160,7 +160,7 @@ def revoke_token(state: ServiceState, principal: Principal, token_id: str) -> s.
                 {"revoked": True},
                 tenant_id=row.tenant_id,
             )
-        tenant = session.get(TenantRow, row.tenant_id).name if row.tenant_id is not None else None
+        tenant = session.get_one(TenantRow, row.tenant_id).name if row.tenant_id is not None else None
         return token_public(row, tenant)
 
     return state.mutate(_op)

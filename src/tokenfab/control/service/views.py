@@ -6,6 +6,8 @@ usage and its audit entries (with other tenants and the facility's figures redac
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from sqlalchemy import func, select
 
@@ -103,7 +105,7 @@ def list_nodes(
             gpus=row.gpus,
             gpus_free=int(free[row.id]),
             gpus_shared=shared.get(row.id, {}),
-            health=row.health,
+            health=cast(s.HealthName, row.health),
             health_reason=row.health_reason,
             workloads=on_node.get(row.id, []),
         )

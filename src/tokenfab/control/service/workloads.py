@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -107,7 +108,7 @@ def owner_for(session: Session, principal: Principal, tenant_name: str | None) -
         return find_tenant(session, tenant_name, field="tenant")
     if tenant_name is not None and tenant_name != principal.tenant_name:
         raise NotFound(f"tenant {tenant_name} not found", "tenant")
-    return session.get(TenantRow, principal.tenant_id)
+    return session.get_one(TenantRow, principal.tenant_id)
 
 
 def owner_of(state: ServiceState, principal: Principal, tenant_name: str | None) -> tuple[int, str]:
@@ -142,7 +143,7 @@ def visible_workload(session: Session, principal: Principal, workload_id: str) -
     row = session.get(WorkloadRow, workload_id)
     if row is None or (not principal.is_operator and row.tenant_id != principal.tenant_id):
         raise NotFound(f"workload {workload_id} not found", "workload_id")
-    return row, session.get(TenantRow, row.tenant_id).name
+    return row, session.get_one(TenantRow, row.tenant_id).name
 
 
 def workload_public(
@@ -179,7 +180,7 @@ def workload_public(
         replicas=int(row.spec.get("replicas", 1)),
         priority=row.priority,
         on_failure=row.on_failure,
-        state=row.state,
+        state=cast(s.WorkloadStateName, row.state),
         queue_reason=row.queue_reason
         if viewer is None or viewer.is_operator
         else reason_for_tenant(row.queue_reason),
