@@ -48,8 +48,20 @@ def main() -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = []
     for grid_mw in [1, 10, 100, 1000, 2500, 5000]:
-        spec = parse_spec({"name": "scale", "sites": [{"name": "s", "grid_mw": grid_mw, "climate": "abilene-tx",
-                                                       "system": "gb300-nvl72", "fabric": "infiniband_xdr"}]})
+        spec = parse_spec(
+            {
+                "name": "scale",
+                "sites": [
+                    {
+                        "name": "s",
+                        "grid_mw": grid_mw,
+                        "climate": "abilene-tx",
+                        "system": "gb300-nvl72",
+                        "fabric": "infiniband_xdr",
+                    }
+                ],
+            }
+        )
         t, d = timed(spec, catalog, runs=7)
         rows.append((grid_mw, d.metrics.racks, d.metrics.gpus, t))
     lines = [
@@ -71,7 +83,9 @@ def main() -> None:
     for grid_mw, racks, gpus, t in rows:
         lines.append(f"| {grid_mw:,} | {racks:,} | {gpus:,} | {t * 1000:.2f} | {t * 1e6 / racks:.2f} |")
     lines.append("")
-    lines.append("Per-rack time falls as size grows: the compiler works on counts (halls × SUs), not on racks or GPUs.")
+    lines.append(
+        "Per-rack time falls as size grows: the compiler works on counts (halls × SUs), not on racks or GPUs."
+    )
     out = ROOT / "bench" / "results" / "compile.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -68,23 +68,56 @@ def cpu_s(pid: int) -> float:
 def wrk(url: str, tokens: list[str], connections: int, duration_s: float) -> dict:
     threads = min(2, connections)
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--latency", "--timeout", "10s",
-         "-s", str(LUA), url],
-        capture_output=True, text=True, timeout=duration_s + 60,
-        env={**os.environ, "TOKENFAB_BENCH_TOKENS": ",".join(tokens)}, check=True)
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s:g}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 60,
+        env={**os.environ, "TOKENFAB_BENCH_TOKENS": ",".join(tokens)},
+        check=True,
+    )
     line = next(x for x in result.stdout.splitlines() if x.startswith("WRK_JSON "))
-    return json.loads(line[len("WRK_JSON "):])
+    return json.loads(line[len("WRK_JSON ") :])
 
 
-def start_server(src: Path, design_path: Path, db_url: str, workdir: Path) -> tuple[subprocess.Popen, str, str]:
+def start_server(
+    src: Path, design_path: Path, db_url: str, workdir: Path
+) -> tuple[subprocess.Popen, str, str]:
     token = format_token(new_token_id(), secrets.token_urlsafe(32))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (workdir / "server.log").open("ab")
     env = {**os.environ, "TOKENFAB_BOOTSTRAP_TOKEN": token, "PYTHONPATH": str(src)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tokenfab.cli", "serve", "--design", str(design_path), "--db", db_url,
-         "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=src.parent)
+        [
+            sys.executable,
+            "-m",
+            "tokenfab.cli",
+            "serve",
+            "--design",
+            str(design_path),
+            "--db",
+            db_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=src.parent,
+    )
     deadline = time.monotonic() + 300
     while True:
         try:
@@ -105,8 +138,9 @@ def tenant_tokens(url: str, operator: str) -> list[str]:
         for tenant in TENANTS:
             http.post("/api/v1/tenants", json={"name": tenant}).raise_for_status()
             for i in range(TOKENS_PER_TENANT):
-                created = http.post("/api/v1/tokens", json={"name": f"{tenant}-{i}", "role": "tenant",
-                                                            "tenant": tenant})
+                created = http.post(
+                    "/api/v1/tokens", json={"name": f"{tenant}-{i}", "role": "tenant", "tenant": tenant}
+                )
                 created.raise_for_status()
                 tokens.append(created.json()["token"])
     return tokens
@@ -158,25 +192,39 @@ def run_code(src: Path, design_path: Path, args: argparse.Namespace, workdir: Pa
 
 def baseline_src(ref: str, workdir: Path) -> Path:
     tree = workdir / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref],
+        check=True,
+        capture_output=True,
+    )
     return tree / "src"
 
 
 def large_submission(src: Path, gpus: int) -> dict:
     """`control_large_submission.py` run on the code at ``src`` (its JSON line)."""
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "control_large_submission.py"), str(gpus)],
-                            capture_output=True, text=True, timeout=1800, check=True, cwd=src.parent,
-                            env={**os.environ, "PYTHONPATH": str(src)})
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "control_large_submission.py"), str(gpus)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+        cwd=src.parent,
+        env={**os.environ, "PYTHONPATH": str(src)},
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def large_table(rows: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| code | GPUs | state | submit s | longest lock wait during submit s | cancel s | "
-             "longest lock wait during cancel s |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| code | GPUs | state | submit s | longest lock wait during submit s | cancel s | "
+        "longest lock wait during cancel s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for code, r in rows:
-        lines.append(f"| {code} | {r['gpus']:,} | {r['state']} | {r['submit_s']:.2f} | {r['submit_lock_wait_s']:.2f} | "
-                     f"{r['cancel_s']:.2f} | {r['cancel_lock_wait_s']:.2f} |")
+        lines.append(
+            f"| {code} | {r['gpus']:,} | {r['state']} | {r['submit_s']:.2f} | {r['submit_lock_wait_s']:.2f} | "
+            f"{r['cancel_s']:.2f} | {r['cancel_lock_wait_s']:.2f} |"
+        )
     return lines
 
 
@@ -194,7 +242,8 @@ def table(rows: list[tuple[str, str, dict]]) -> list[str]:
             f"| {code} | {store} | {r['rate_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['max_ms']:.1f} | {r['acknowledged']:,} | {r['failed'] + r['socket_errors']:,} | "
             f"{'yes' if r['durable'] else 'NO'} | {r['cpu_ms_per_submission']:.2f} | "
-            f"{target}: {'met' if met else 'not met'} |")
+            f"{target}: {'met' if met else 'not met'} |"
+        )
     return lines
 
 
@@ -205,8 +254,9 @@ def main() -> int:
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--baseline", help="git ref of the code to compare with, run in the same session")
-    parser.add_argument("--large-gpus", type=int, default=0,
-                        help="also time one training gang this large at 1 GW (0: skip)")
+    parser.add_argument(
+        "--large-gpus", type=int, default=0, help="also time one training gang this large at 1 GW (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "control.md")
     args = parser.parse_args()
     args.backends = args.backends.split(",")
@@ -234,8 +284,10 @@ def main() -> int:
                     print(code, large[-1][1], flush=True)
         finally:
             if args.baseline:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir / "baseline")],
-                               capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir / "baseline")],
+                    capture_output=True,
+                )
     load_after = os.getloadavg()[0]
     command = " ".join(["`.venv/bin/python bench/bench_control.py", *sys.argv[1:]]) + "`"
     lines = [

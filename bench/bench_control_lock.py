@@ -71,12 +71,16 @@ def main() -> None:
         service.writer.lock = timed
         for gpus in GANGS:
             started = time.perf_counter()
-            workload = service.submit(operator, s.WorkloadCreate(name=f"gang-{gpus}", gpus=gpus, tenant="acme"))
+            workload = service.submit(
+                operator, s.WorkloadCreate(name=f"gang-{gpus}", gpus=gpus, tenant="acme")
+            )
             answered = time.perf_counter() - started
             submit_hold = timed.holds[-1]
             started = time.perf_counter()
             service.cancel(operator, workload.id)
-            rows.append((gpus, workload.state, submit_hold, answered, timed.holds[-1], time.perf_counter() - started))
+            rows.append(
+                (gpus, workload.state, submit_hold, answered, timed.holds[-1], time.perf_counter() - started)
+            )
         service.close()
     lines = [
         f"Machine: {machine_line()}. Design: {SPEC.name} ({design.metrics.gpus:,} GPUs), SQLite.",

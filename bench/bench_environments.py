@@ -54,9 +54,13 @@ def run(rounds: int) -> tuple[dict[str, list[float]], float, int, int]:
                 body = s.EnvironmentCreate(name=f"e{i}-{domains}", tenant=tenant, domains=domains)
                 ms, env = timed(lambda b=body: service.create_environment(operator, b))
                 samples.setdefault(label, []).append(ms)
-            ms, _ = timed(lambda e=env: service.scale_environment(operator, e.id, s.EnvironmentScale(domains=12)))
+            ms, _ = timed(
+                lambda e=env: service.scale_environment(operator, e.id, s.EnvironmentScale(domains=12))
+            )
             samples.setdefault("scale 8 → 12 domains", []).append(ms)
-            ms, _ = timed(lambda e=env: service.scale_environment(operator, e.id, s.EnvironmentScale(domains=4)))
+            ms, _ = timed(
+                lambda e=env: service.scale_environment(operator, e.id, s.EnvironmentScale(domains=4))
+            )
             samples.setdefault("scale 12 → 4 domains", []).append(ms)
             ms, _ = timed(lambda e=env: service.delete_environment(operator, e.id))
             samples.setdefault("delete 4 domains", []).append(ms)

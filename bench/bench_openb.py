@@ -70,9 +70,16 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             ours = summary.unallocated_at(100)
             published = published_unallocated(expected, trace, policy.published_label)
-            results[trace, name] = {"ours": ours, "published": published, "seconds": seconds, "summary": summary}
-            print(f"{trace:12s} {name:14s} ours {ours:6.2f}  published {fmt(published):>6s}  {seconds:6.1f} s",
-                  flush=True)
+            results[trace, name] = {
+                "ours": ours,
+                "published": published,
+                "seconds": seconds,
+                "summary": summary,
+            }
+            print(
+                f"{trace:12s} {name:14s} ours {ours:6.2f}  published {fmt(published):>6s}  {seconds:6.1f} s",
+                flush=True,
+            )
     total_seconds = time.time() - started
 
     lines = [
@@ -80,7 +87,7 @@ def main() -> int:
         "",
         "Figure: median over seeds of the share of cluster GPU left unallocated when the requested GPU reaches",
         "100 % of the cluster's 6,212 GPUs (pods topped up to 1.3×, shuffled per seed, never leaving); ours vs",
-        "the published medians of Weng et al., \"Beware of Fragmentation\" (USENIX ATC'23, artifact",
+        'the published medians of Weng et al., "Beware of Fragmentation" (USENIX ATC\'23, artifact',
         "`analysis_allo_discrete.csv`). Lower is better. `fgd-mem` is our policy (docs/openb.md).",
         "",
         f"- machine: {machine_line()}; load average"
@@ -99,7 +106,9 @@ def main() -> int:
         for trace in traces:
             r = results[trace, name]
             if r["published"] == r["published"]:
-                cells.append(f"{fmt(r['ours'])} / {fmt(r['published'])} ({fmt(r['ours'] - r['published'], True)})")
+                cells.append(
+                    f"{fmt(r['ours'])} / {fmt(r['published'])} ({fmt(r['ours'] - r['published'], True)})"
+                )
             else:
                 cells.append(f"**{fmt(r['ours'])}** / —")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

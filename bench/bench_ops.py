@@ -78,13 +78,34 @@ def scrape_load(name: str, workdir: Path, interval_s: float, rounds: int) -> dic
     try:
         log = open(workdir / f"{name}-emulator.log", "wb")  # noqa: SIM115
         logs.append(log)
-        emulator = subprocess.Popen([*py, "emulate", str(path), "--workload", str(WORKLOAD), "--port", str(emu_port), "--static"],
-                                    stdout=log, stderr=subprocess.STDOUT)
+        emulator = subprocess.Popen(
+            [*py, "emulate", str(path), "--workload", str(WORKLOAD), "--port", str(emu_port), "--static"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(emulator)
         out = workdir / f"{name}-prom"
-        subprocess.run([*py, "export", "prometheus", str(path), "--workload", str(WORKLOAD), "--out", str(out),
-                        "--emulator", f"127.0.0.1:{emu_port}", "--scrape-interval-s", str(interval_s),
-                        "--evaluation-interval-s", str(interval_s), "--json"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *py,
+                "export",
+                "prometheus",
+                str(path),
+                "--workload",
+                str(WORKLOAD),
+                "--out",
+                str(out),
+                "--emulator",
+                f"127.0.0.1:{emu_port}",
+                "--scrape-interval-s",
+                str(interval_s),
+                "--evaluation-interval-s",
+                str(interval_s),
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+        )
         (out / "control-token").write_text("unused")
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -98,26 +119,49 @@ def scrape_load(name: str, workdir: Path, interval_s: float, rounds: int) -> dic
         page_s = time.monotonic() - t
         log = open(workdir / f"{name}-prometheus.log", "wb")  # noqa: SIM115
         logs.append(log)
-        prom = subprocess.Popen([PROMETHEUS, f"--config.file={out / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={workdir / (name + '-tsdb')}",
-                                 f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=error"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=out)
+        prom = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={out / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / (name + '-tsdb')}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--log.level=error",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=out,
+        )
         procs.append(prom)
         time.sleep(interval_s * 2 + 5)  # the head fills in the first rounds
-        cpu0, samples0, t0 = proc_cpu_s(emulator.pid), prom_metric(prom_port, "prometheus_tsdb_head_samples_appended_total"), time.monotonic()
+        cpu0, samples0, t0 = (
+            proc_cpu_s(emulator.pid),
+            prom_metric(prom_port, "prometheus_tsdb_head_samples_appended_total"),
+            time.monotonic(),
+        )
         time.sleep(interval_s * rounds)
-        cpu1, samples1, t1 = proc_cpu_s(emulator.pid), prom_metric(prom_port, "prometheus_tsdb_head_samples_appended_total"), time.monotonic()
-        durations = httpx.get(f"http://127.0.0.1:{prom_port}/api/v1/query",
-                              params={"query": 'avg(scrape_duration_seconds{job="dcgm"})'}, timeout=30).json()
+        cpu1, samples1, t1 = (
+            proc_cpu_s(emulator.pid),
+            prom_metric(prom_port, "prometheus_tsdb_head_samples_appended_total"),
+            time.monotonic(),
+        )
+        durations = httpx.get(
+            f"http://127.0.0.1:{prom_port}/api/v1/query",
+            params={"query": 'avg(scrape_duration_seconds{job="dcgm"})'},
+            timeout=30,
+        ).json()
         result = durations["data"]["result"]
         return {
-            "design": name, "gpus": design.metrics.gpus, "racks": design.metrics.racks,
+            "design": name,
+            "gpus": design.metrics.gpus,
+            "racks": design.metrics.racks,
             "halls": sum(len(s.halls) for s in design.sites),
             "series": prom_metric(prom_port, "prometheus_tsdb_head_series"),
             "samples_per_s": (samples1 - samples0) / (t1 - t0),
-            "prometheus_rss_mb": proc_rss_mb(prom.pid), "emulator_rss_mb": proc_rss_mb(emulator.pid),
+            "prometheus_rss_mb": proc_rss_mb(prom.pid),
+            "emulator_rss_mb": proc_rss_mb(emulator.pid),
             "emulator_cpu_share": (cpu1 - cpu0) / (t1 - t0),
-            "rack_page_kb": len(page.content) / 1024, "rack_page_s": page_s,
+            "rack_page_kb": len(page.content) / 1024,
+            "rack_page_s": page_s,
             "dcgm_scrape_s": float(result[0]["value"][1]) if result else float("nan"),
         }
     finally:
@@ -134,31 +178,52 @@ def scrape_load(name: str, workdir: Path, interval_s: float, rounds: int) -> dic
 
 def reaction(workdir: Path, injections: int) -> dict:
     _, path = compile_to("site-10mw", workdir)
-    st = Stack(workdir / "stack", path, WORKLOAD, speed=5.0, time_scale=60.0, scrape_interval_s=1.0,
-               dcgm_scrape_interval_s=5.0, evaluation_interval_s=1.0, group_wait_s=0.2)
+    st = Stack(
+        workdir / "stack",
+        path,
+        WORKLOAD,
+        speed=5.0,
+        time_scale=60.0,
+        scrape_interval_s=1.0,
+        dcgm_scrape_interval_s=5.0,
+        evaluation_interval_s=1.0,
+        group_wait_s=0.2,
+    )
     rows = []
     try:
         st.start()
         time.sleep(10)
         workloads = st.get("control", "/api/v1/workloads", params={"limit": 1000})["data"]
-        nodes = [w["placement"]["node_ids"][0] for w in workloads if w["kind"] == "training" and w["placement"]]
+        nodes = [
+            w["placement"]["node_ids"][0] for w in workloads if w["kind"] == "training" and w["placement"]
+        ]
         for node in nodes[:injections]:
-            fault = st.post("emulator", "/faults", {"kind": "xid", "params": {"node": node, "gpu": 0, "code": 79}}).json()
+            fault = st.post(
+                "emulator", "/faults", {"kind": "xid", "params": {"node": node, "gpu": 0, "code": 79}}
+            ).json()
             target = f"node/{node}"
             deadline = time.monotonic() + 60
             action = None
             while time.monotonic() < deadline and action is None:
                 time.sleep(0.2)
-                action = next((a for a in st.get("control", "/api/v1/ops/actions")["data"]
-                               if a["target"] == target and a["acted"]), None)
+                action = next(
+                    (
+                        a
+                        for a in st.get("control", "/api/v1/ops/actions")["data"]
+                        if a["target"] == target and a["acted"]
+                    ),
+                    None,
+                )
             if action is None:
                 continue
-            rows.append({
-                "fault_to_alert_s": action["alert_starts_unix"] - fault["at_unix"],
-                "alert_to_webhook_s": action["received_unix"] - action["alert_starts_unix"],
-                "webhook_to_action_s": action["reaction_s"],
-                "fault_to_action_s": action["done_unix"] - fault["at_unix"],
-            })
+            rows.append(
+                {
+                    "fault_to_alert_s": action["alert_starts_unix"] - fault["at_unix"],
+                    "alert_to_webhook_s": action["received_unix"] - action["alert_starts_unix"],
+                    "webhook_to_action_s": action["reaction_s"],
+                    "fault_to_action_s": action["done_unix"] - fault["at_unix"],
+                }
+            )
     finally:
         st.stop()
     return {key: [r[key] for r in rows] for key in rows[0]} if rows else {}
@@ -198,21 +263,33 @@ def main() -> int:
             f"| {r['design']} | {r['gpus']:,} | {r['racks']:,} | {r['halls']} | {r['series']:,.0f} | "
             f"{r['series'] / r['gpus']:.1f} | {r['samples_per_s']:,.0f} | {r['prometheus_rss_mb']:,.0f} | "
             f"{r['emulator_cpu_share']:.2f} | {r['emulator_rss_mb']:,.0f} | {r['rack_page_kb']:,.0f} | "
-            f"{r['rack_page_s']:.3f} | {r['dcgm_scrape_s']:.3f} |")
-    lines += ["", "Reaction (XID 79 injected on a node running training; the loop at test timings: 1 s scrapes of "
-              "services, 5 s of DCGM, 1 s rule evaluation, 0.2 s Alertmanager group wait):", "",
-              "| step | median s | max s | n |", "|---|---|---|---|"]
-    labels = {"fault_to_alert_s": "fault → Prometheus alert active (scrape + evaluation)",
-              "alert_to_webhook_s": "alert → webhook at the control plane (Alertmanager)",
-              "webhook_to_action_s": "webhook → action done (drain + re-placement, committed)",
-              "fault_to_action_s": "fault → action done"}
+            f"{r['rack_page_s']:.3f} | {r['dcgm_scrape_s']:.3f} |"
+        )
+    lines += [
+        "",
+        "Reaction (XID 79 injected on a node running training; the loop at test timings: 1 s scrapes of "
+        "services, 5 s of DCGM, 1 s rule evaluation, 0.2 s Alertmanager group wait):",
+        "",
+        "| step | median s | max s | n |",
+        "|---|---|---|---|",
+    ]
+    labels = {
+        "fault_to_alert_s": "fault → Prometheus alert active (scrape + evaluation)",
+        "alert_to_webhook_s": "alert → webhook at the control plane (Alertmanager)",
+        "webhook_to_action_s": "webhook → action done (drain + re-placement, committed)",
+        "fault_to_action_s": "fault → action done",
+    }
     for key, label in labels.items():
         values = react.get(key, [])
         if values:
             lines.append(f"| {label} | {statistics.median(values):.3f} | {max(values):.3f} | {len(values)} |")
-    lines += ["", "The control plane's own time (webhook → action, including the drain's commit and the workloads' "
-              "re-placement) is the smallest part; the rest is the scrape and evaluation intervals and "
-              "Alertmanager's group wait, which the operator sets (docs/ops.md sizes them for production).", ""]
+    lines += [
+        "",
+        "The control plane's own time (webhook → action, including the drain's commit and the workloads' "
+        "re-placement) is the smallest part; the rest is the scrape and evaluation intervals and "
+        "Alertmanager's group wait, which the operator sets (docs/ops.md sizes them for production).",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

@@ -46,7 +46,19 @@ def main() -> None:
             report_s, report_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
             html_kb = (Path(tmp) / "report.html").stat().st_size / 1024
             figures = len(list((Path(tmp) / "figures").glob("*.png")))
-        rows.append((name, design.metrics.racks, design.metrics.halls, len(findings), statistics.median(samples), report_s, report_cpu_s, figures, html_kb))
+        rows.append(
+            (
+                name,
+                design.metrics.racks,
+                design.metrics.halls,
+                len(findings),
+                statistics.median(samples),
+                report_s,
+                report_cpu_s,
+                figures,
+                html_kb,
+            )
+        )
     lines = [
         "## Certification and design report (issue 3)",
         "",
@@ -60,8 +72,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, racks, halls, count, check_s, report_s, report_cpu_s, figures, html_kb in rows:
-        lines.append(f"| {name} | {racks:,} | {halls} | {count} | {check_s * 1000:.2f} | {report_s:.2f} | {report_cpu_s:.2f} | "
-                     f"{figures} | {html_kb:,.0f} |")
+        lines.append(
+            f"| {name} | {racks:,} | {halls} | {count} | {check_s * 1000:.2f} | {report_s:.2f} | {report_cpu_s:.2f} | "
+            f"{figures} | {html_kb:,.0f} |"
+        )
     out = ROOT / "bench" / "results" / "report.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

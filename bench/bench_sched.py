@@ -55,7 +55,11 @@ def request_stream(n: int, domain_gpus: int, seed: int) -> list[Request]:
         rid = f"r{i}"
         if k == 0:
             gpus = int(rng.choice([1, 2, 4, 8]))
-            out.append(Request(rid, gpus, kind=WorkloadKind.inference if gpus <= 4 and i % 2 else WorkloadKind.training))
+            out.append(
+                Request(
+                    rid, gpus, kind=WorkloadKind.inference if gpus <= 4 and i % 2 else WorkloadKind.training
+                )
+            )
         elif k == 1:
             out.append(Request(rid, domain_gpus, kind=WorkloadKind.inference, whole_domains=bool(i % 2)))
         elif k == 2:
@@ -125,8 +129,16 @@ def run(fleet: Fleet, policy: Policy, ops: int, seed: int, profiler=None) -> dic
     cpu_seconds = time.process_time() - start_cpu
     if profiler is not None:
         profiler.stop()
-    return {"ops_per_s": ops / cpu_seconds, "wall_ops_per_s": ops / seconds, "seconds": seconds, "placed": placed, "failed": failed,
-            "released": released, "occupancy": used / total, "fragmentation": sched.fragmentation()}
+    return {
+        "ops_per_s": ops / cpu_seconds,
+        "wall_ops_per_s": ops / seconds,
+        "seconds": seconds,
+        "placed": placed,
+        "failed": failed,
+        "released": released,
+        "occupancy": used / total,
+        "fragmentation": sched.fragmentation(),
+    }
 
 
 def profile(fleet: Fleet, policy: Policy, ops: int) -> str:
@@ -171,9 +183,11 @@ def main() -> None:
         rates = [r["ops_per_s"] for r in results]
         last = results[-1]
         wall = statistics.median(r["wall_ops_per_s"] for r in results)
-        row = (f"| {policy.value} | **{statistics.median(rates):,.0f}** | "
-               f"{', '.join(f'{x:,.0f}' for x in rates)} | {wall:,.0f} | {last['placed']:,} | {last['failed']:,} | "
-               f"{last['released']:,} | {last['occupancy']:.1%} | {last['fragmentation']:.3f} |")
+        row = (
+            f"| {policy.value} | **{statistics.median(rates):,.0f}** | "
+            f"{', '.join(f'{x:,.0f}' for x in rates)} | {wall:,.0f} | {last['placed']:,} | {last['failed']:,} | "
+            f"{last['released']:,} | {last['occupancy']:.1%} | {last['fragmentation']:.3f} |"
+        )
         print(row, flush=True)
         lines.append(row)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -188,9 +202,14 @@ def main() -> None:
     ]
     if args.profile:
         text = profile(fleet, Policy.topology_packing, min(args.ops, 20_000))
-        lines += ["", f"### pyinstrument (topology_packing, {min(args.ops, 20_000):,} timed operations, wall-clock samples)",
-                  "", "```",
-                  *[ln for ln in text.splitlines() if ln.strip()][:60], "```"]
+        lines += [
+            "",
+            f"### pyinstrument (topology_packing, {min(args.ops, 20_000):,} timed operations, wall-clock samples)",
+            "",
+            "```",
+            *[ln for ln in text.splitlines() if ln.strip()][:60],
+            "```",
+        ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -35,16 +35,30 @@ def commands(out_dir: str) -> dict[str, list[str]]:
     }
 
 
-def with_hyperfine(named: dict[str, list[str]], env: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
+def with_hyperfine(
+    named: dict[str, list[str]], env: dict[str, str]
+) -> dict[str, tuple[list[float], list[float]]]:
     """Wall and CPU (user + system) seconds of each run, by command name."""
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "hyperfine.json"
-        args = ["hyperfine", "--runs", str(RUNS), "--warmup", "1", "--style", "basic", "--export-json", str(export)]
+        args = [
+            "hyperfine",
+            "--runs",
+            str(RUNS),
+            "--warmup",
+            "1",
+            "--style",
+            "basic",
+            "--export-json",
+            str(export),
+        ]
         for name, command in named.items():
             args += ["-n", name, shlex.join(command)]
         subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
         results = json.loads(export.read_text())["results"]
-    return {r["command"]: (r["times"], [r["user"] + r["system"]]) for r in results}  # hyperfine gives CPU means
+    return {
+        r["command"]: (r["times"], [r["user"] + r["system"]]) for r in results
+    }  # hyperfine gives CPU means
 
 
 def with_loop(named: dict[str, list[str]], env: dict[str, str]) -> dict[str, tuple[list[float], list[float]]]:
@@ -65,7 +79,9 @@ def with_loop(named: dict[str, list[str]], env: dict[str, str]) -> dict[str, tup
 
 def main() -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: pip compiles bytecode; the warm-up writes it here
+    env.pop(
+        "PYTHONDONTWRITEBYTECODE", None
+    )  # as installed: pip compiles bytecode; the warm-up writes it here
     with tempfile.TemporaryDirectory() as out_dir:
         named = commands(out_dir)
         tool = "hyperfine" if shutil.which("hyperfine") else "subprocess loop"
@@ -88,11 +104,19 @@ def main() -> int:
         met = median <= TARGETS_S[name]
         failed |= not met
         shown = " ".join(["tokenfab", *command[3:]]).replace(str(REPO) + "/", "")
-        lines.append(f"| `{shown}` | {median:.3f} | {min(runs):.3f} | {max(runs):.3f} | {statistics.mean(cpu):.3f} | "
-                     f"{TARGETS_S[name]:.1f} | {'yes' if met else 'NO'} |")
-    lines += ["", "Wall time on this shared 2-core machine follows the other jobs' load (at a load average of 7–11 "
-              "the medians were 2–4× the CPU time); the CPU column does not.", "", "Before this work: `--help` about 1.3 s and `design examples/site-1gw.yaml` 4.4–7 s on this machine "
-              "(CoolProp imported by every compile, the catalog parsed twice by the pure-Python YAML parser).", ""]
+        lines.append(
+            f"| `{shown}` | {median:.3f} | {min(runs):.3f} | {max(runs):.3f} | {statistics.mean(cpu):.3f} | "
+            f"{TARGETS_S[name]:.1f} | {'yes' if met else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Wall time on this shared 2-core machine follows the other jobs' load (at a load average of 7–11 "
+        "the medians were 2–4× the CPU time); the CPU column does not.",
+        "",
+        "Before this work: `--help` about 1.3 s and `design examples/site-1gw.yaml` 4.4–7 s on this machine "
+        "(CoolProp imported by every compile, the catalog parsed twice by the pure-Python YAML parser).",
+        "",
+    ]
     out = BENCH / "results" / "startup.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines))

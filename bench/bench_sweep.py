@@ -59,11 +59,17 @@ def timed_run(plan, out: Path, **kwargs) -> tuple[float, object]:
 
 def cold_run_s(sweep_path: Path, out: Path, use_ray: bool) -> float:
     """Wall time of a fresh Python process that plans and runs the whole sweep (imports, warm-up, start-up)."""
-    code = ("import sys; from tokenfab.sweep import plan_sweep, run_sweep; "
-            f"run_sweep(plan_sweep(sys.argv[1]), sys.argv[2], workers={WORKERS}, use_ray={use_ray})")
+    code = (
+        "import sys; from tokenfab.sweep import plan_sweep, run_sweep; "
+        f"run_sweep(plan_sweep(sys.argv[1]), sys.argv[2], workers={WORKERS}, use_ray={use_ray})"
+    )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(sweep_path), str(out)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", code, str(sweep_path), str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -87,34 +93,65 @@ def main() -> None:
             serial_s = min(serial_s, time.perf_counter() - start)
         failed = sum(1 for r in serial_rows if r["error"])
 
-        local_warm_s, local = min((timed_run(plan, tmp_path / f"local-warm-{i}") for i in range(REPEATS)),
-                                  key=lambda pair: pair[0])
+        local_warm_s, local = min(
+            (timed_run(plan, tmp_path / f"local-warm-{i}") for i in range(REPEATS)), key=lambda pair: pair[0]
+        )
         point_ms = statistics.median(r["elapsed_s"] for r in local.rows) * 1000
         local_cold_s = cold_run_s(sweep_path, tmp_path / "local-cold", use_ray=False)
         rows = [
-            (f"single process, in a loop, warm (reference), best of {REPEATS}", per_minute(n, serial_s), serial_s),
-            (f"local pool, {WORKERS} workers, warm parent (pool start included), best of {REPEATS}", per_minute(n, local_warm_s), local_warm_s),
-            (f"local pool, {WORKERS} workers, cold: a fresh process plans and runs the sweep", per_minute(n, local_cold_s),
-             local_cold_s),
+            (
+                f"single process, in a loop, warm (reference), best of {REPEATS}",
+                per_minute(n, serial_s),
+                serial_s,
+            ),
+            (
+                f"local pool, {WORKERS} workers, warm parent (pool start included), best of {REPEATS}",
+                per_minute(n, local_warm_s),
+                local_warm_s,
+            ),
+            (
+                f"local pool, {WORKERS} workers, cold: a fresh process plans and runs the sweep",
+                per_minute(n, local_cold_s),
+                local_cold_s,
+            ),
         ]
         overhead = []
         try:
             import ray
 
             start = time.perf_counter()
-            ray.init(address=None, include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=WORKERS,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=None,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                num_cpus=WORKERS,
+                log_to_driver=False,
+                configure_logging=False,
+            )
             ray_init_s = time.perf_counter() - start
             ray_first_s, _ = timed_run(plan, tmp_path / "ray-1", use_ray=True)
-            ray_warm_s = min(timed_run(plan, tmp_path / f"ray-warm-{i}", use_ray=True)[0] for i in range(REPEATS))
+            ray_warm_s = min(
+                timed_run(plan, tmp_path / f"ray-warm-{i}", use_ray=True)[0] for i in range(REPEATS)
+            )
             ray.shutdown()
             ray_cold_s = cold_run_s(sweep_path, tmp_path / "ray-cold", use_ray=True)
             rows += [
-                (f"Ray (local, {WORKERS} CPUs), first sweep after `ray.init` ({ray_init_s:.1f} s, not counted): "
-                 "workers start and import CoolProp", per_minute(n, ray_first_s), ray_first_s),
-                (f"Ray (local, {WORKERS} CPUs), later sweeps, warm workers, best of {REPEATS}", per_minute(n, ray_warm_s), ray_warm_s),
-                ("Ray, cold: a fresh process starts Ray, runs the sweep, shuts Ray down", per_minute(n, ray_cold_s),
-                 ray_cold_s),
+                (
+                    f"Ray (local, {WORKERS} CPUs), first sweep after `ray.init` ({ray_init_s:.1f} s, not counted): "
+                    "workers start and import CoolProp",
+                    per_minute(n, ray_first_s),
+                    ray_first_s,
+                ),
+                (
+                    f"Ray (local, {WORKERS} CPUs), later sweeps, warm workers, best of {REPEATS}",
+                    per_minute(n, ray_warm_s),
+                    ray_warm_s,
+                ),
+                (
+                    "Ray, cold: a fresh process starts Ray, runs the sweep, shuts Ray down",
+                    per_minute(n, ray_cold_s),
+                    ray_cold_s,
+                ),
             ]
             overhead = [
                 f"| Ray overhead, warm (Ray warm / local warm) | {ray_warm_s / local_warm_s:.2f}× | "

@@ -45,7 +45,9 @@ def one(spec: str, days: float, policy: str, seed: int, training_load: float | N
     traces = {s.trace: read_trace(s.trace) for s in workload.inference.services}
     rows = read_acme_rows()
     wall1, cpu1 = time.perf_counter(), time.process_time()
-    run = simulate(design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, catalog=catalog)
+    run = simulate(
+        design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, catalog=catalog
+    )
     wall2, cpu2 = time.perf_counter(), time.process_time()
     s = run.summary
     large = [r for r in s["by_size"] if r["size_class"] in ("2-8 domains", "9-64 domains", ">64 domains")]
@@ -66,7 +68,9 @@ def one(spec: str, days: float, policy: str, seed: int, training_load: float | N
         "invariant_violations": check_invariants(run),
         "allocation_mean": s["allocation_mean"],
         "fragmentation_mean": s["fragmentation_mean"],
-        "large_gang_delay_mean_h": sum((r["queue_delay_mean_h"] or 0) * r["started"] for r in large) / started if started else None,
+        "large_gang_delay_mean_h": sum((r["queue_delay_mean_h"] or 0) * r["started"] for r in large) / started
+        if started
+        else None,
         "large_gang_delay_p95_h": max((r["queue_delay_p95_h"] or 0) for r in large) if large else None,
         "large_gangs_started": started,
         "large_gangs_waiting": sum(r["waiting"] for r in large),
@@ -76,7 +80,8 @@ def one(spec: str, days: float, policy: str, seed: int, training_load: float | N
         "slo_attainment_measured": s.get("slo_attainment_measured"),
         "failures": sum(s["failures"].values()),
         "grid_events": [
-            {k: e[k] for k in ("start_s", "cut_fraction", "cap_kw", "response_s", "jobs_paused")} for e in run.grid_events
+            {k: e[k] for k in ("start_s", "cut_fraction", "cap_kw", "response_s", "jobs_paused")}
+            for e in run.grid_events
         ],
         "energy_mwh": s["energy_mwh"],
         "scheduler": run.scheduler,
@@ -105,7 +110,9 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--compare-spec", default="site-100mw")
     parser.add_argument("--compare-days", type=float, default=2.0)
-    parser.add_argument("--compare-load", type=float, default=0.9, help="training load for the policy comparison")
+    parser.add_argument(
+        "--compare-load", type=float, default=0.9, help="training load for the policy comparison"
+    )
     args = parser.parse_args()
     if args.one:
         spec, days, policy, seed, *load = args.one

@@ -32,7 +32,9 @@ def main() -> int:
     design = compile_design(spec, load_catalog())
     with tempfile.TemporaryDirectory(prefix="tokenfab-large-") as tmp:
         service = ControlService.open(design, f"sqlite:///{tmp}/large.db").service
-        operator = Principal(token_id="bench", name="bench", role=Role.operator, tenant_id=None, tenant_name=None)
+        operator = Principal(
+            token_id="bench", name="bench", role=Role.operator, tenant_id=None, tenant_name=None
+        )
         service.create_tenant(operator, s.TenantCreate(name="acme"))
         waits: list[float] = []
         stop = threading.Event()
@@ -59,9 +61,18 @@ def main() -> int:
         time.sleep(0.1)
         stop.set()
         thread.join()
-        print(json.dumps({"gpus": gpus, "state": workload.state, "submit_s": submit_s,
-                          "submit_lock_wait_s": submit_wait_s, "cancel_s": cancel_s,
-                          "cancel_lock_wait_s": max(waits)}))
+        print(
+            json.dumps(
+                {
+                    "gpus": gpus,
+                    "state": workload.state,
+                    "submit_s": submit_s,
+                    "submit_lock_wait_s": submit_wait_s,
+                    "cancel_s": cancel_s,
+                    "cancel_lock_wait_s": max(waits),
+                }
+            )
+        )
         service.close()
     return 0
 

@@ -58,8 +58,14 @@ def main() -> int:
     catalog = load_catalog()
     operator = Principal(token_id="bench", name="bench", role=Role.operator, tenant_id=None, tenant_name=None)
     for grid_mw in SIZES_MW:
-        spec = parse_spec({"name": f"map-{grid_mw}mw", "sites": [
-            {"name": "s", "grid_mw": grid_mw, "climate": "ashburn-va", "system": "gb200-nvl72"}]})
+        spec = parse_spec(
+            {
+                "name": f"map-{grid_mw}mw",
+                "sites": [
+                    {"name": "s", "grid_mw": grid_mw, "climate": "ashburn-va", "system": "gb200-nvl72"}
+                ],
+            }
+        )
         design = compile_design(spec, catalog)
         service = ControlService(design, create_engine("sqlite://"), catalog)
         fill_half(service)

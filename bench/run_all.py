@@ -11,14 +11,35 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ORDER = [
-    "startup", "compile", "certify", "report", "perf", "sched", "openb", "twin", "export", "control",
-    "control_lock", "environments", "ops", "sweep", "facility",
+    "startup",
+    "compile",
+    "certify",
+    "report",
+    "perf",
+    "sched",
+    "openb",
+    "twin",
+    "export",
+    "control",
+    "control_lock",
+    "environments",
+    "ops",
+    "sweep",
+    "facility",
 ]
 
 
 def assemble() -> Path:
-    parts = sorted((BENCH / "results").glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
-    text = ["# Benchmark results", "", "Assembled by `make bench` from `bench/results/*.md`; each section names its machine, date and command.", ""]
+    parts = sorted(
+        (BENCH / "results").glob("*.md"),
+        key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem),
+    )
+    text = [
+        "# Benchmark results",
+        "",
+        "Assembled by `make bench` from `bench/results/*.md`; each section names its machine, date and command.",
+        "",
+    ]
     for part in parts:
         text.append(part.read_text().rstrip() + "\n")
     out = BENCH / "RESULTS.md"

@@ -180,7 +180,9 @@ def from_design(design: Design, gpu_tdp_w: dict[str, float] | None = None) -> Fl
         domain_rack.extend(site_domain_rack)
         domain_gpus.extend([rack.gpus_per_nvlink_domain] * site_domains)
         site_nodes = site_domains * nodes_per_domain
-        node_domain.append(np.repeat(np.arange(n_domain, n_domain + site_domains, dtype=np.int32), nodes_per_domain))
+        node_domain.append(
+            np.repeat(np.arange(n_domain, n_domain + site_domains, dtype=np.int32), nodes_per_domain)
+        )
         node_gpus.append(np.full(site_nodes, gpus_per_node, dtype=np.int16))
         node_cpu.append(np.full(site_nodes, rack.cpu_cores_per_node, dtype=np.float32))
         node_mem.append(np.full(site_nodes, rack.memory_gb_per_node, dtype=np.float32))

@@ -97,7 +97,9 @@ class PowerSpec(_Strict):
     topology: PowerTopology = PowerTopology.auto
     distributed_make: int = Field(default=4, ge=3, le=8, description="n of an n-make-(n-1) group")
     catcher_group_max: int = Field(default=6, ge=2, le=12, description="active blocks per catcher block")
-    generators: bool = Field(default=True, description="standby generators per block; false: UPS ride-through only")
+    generators: bool = Field(
+        default=True, description="standby generators per block; false: UPS ride-through only"
+    )
     fuel_autonomy_h: float = Field(default=24.0, gt=0, le=720)
     ups_ride_through_min: float = Field(default=5.0, gt=0, le=240)
     distribution: Distribution = Distribution.auto
@@ -125,25 +127,47 @@ class LimitsSpec(_Strict):
 
 class SiteSpec(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=SAFE_NAME_PATTERN)
-    grid_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="grid connection at the point of interconnection")
-    it_mw: float | None = Field(default=None, gt=0, le=MAX_SITE_MW, description="provisioned IT power, instead of grid_mw")
+    grid_mw: float | None = Field(
+        default=None, gt=0, le=MAX_SITE_MW, description="grid connection at the point of interconnection"
+    )
+    it_mw: float | None = Field(
+        default=None, gt=0, le=MAX_SITE_MW, description="provisioned IT power, instead of grid_mw"
+    )
     climate: str | ClimateSpec
-    region: str | None = Field(default=None, description="grid region; defaults to the climate's or the campus's")
+    region: str | None = Field(
+        default=None, description="grid region; defaults to the climate's or the campus's"
+    )
     price_usd_per_kwh: float | None = Field(default=None, ge=0, le=2)
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=2000)
     system: str
     cooling: CoolingChoice = CoolingChoice.auto
-    coolant_supply_temp_c: float | None = Field(default=None, ge=10, le=60,
-                                                description="rack coolant supply (e.g. the vendor's figure); default: the system's maximum")
-    trim_chiller: bool | None = Field(default=None, description="trim chiller beside dry coolers; default: when the design day needs it")
+    coolant_supply_temp_c: float | None = Field(
+        default=None,
+        ge=10,
+        le=60,
+        description="rack coolant supply (e.g. the vendor's figure); default: the system's maximum",
+    )
+    trim_chiller: bool | None = Field(
+        default=None, description="trim chiller beside dry coolers; default: when the design day needs it"
+    )
     redundancy: RedundancySpec = Field(default_factory=RedundancySpec)
     power: PowerSpec = Field(default_factory=PowerSpec)
     load: LoadProfileSpec = Field(default_factory=LoadProfileSpec)
     market: str | None = Field(default=None, description="construction market; defaults to the climate's")
     fabric: FabricChoice = FabricChoice.auto
-    fabric_oversubscription: float = Field(default=1.0, ge=1.0, le=8.0, description="leaf downlinks : uplinks")
-    fabric_planes: int | None = Field(default=None, ge=1, le=8, description="scale-out planes; default: one per switch-port-speed share of the NIC (a 1.6 T NIC on 800 G switches: 2)")
-    fabric_optics: FabricOptics = Field(default="auto", description="switch optics: pluggable, cpo (co-packaged), or auto (cpo for 1.6 T NICs)")
+    fabric_oversubscription: float = Field(
+        default=1.0, ge=1.0, le=8.0, description="leaf downlinks : uplinks"
+    )
+    fabric_planes: int | None = Field(
+        default=None,
+        ge=1,
+        le=8,
+        description="scale-out planes; default: one per switch-port-speed share of the NIC (a 1.6 T NIC on 800 G switches: 2)",
+    )
+    fabric_optics: FabricOptics = Field(
+        default="auto",
+        description="switch optics: pluggable, cpo (co-packaged), or auto (cpo for 1.6 T NICs)",
+    )
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
     @model_validator(mode="after")
@@ -157,8 +181,12 @@ class FactorySpec(_Strict):
     """One factory: a site, or a campus of several sites in one region."""
 
     version: Literal[1] = SPEC_VERSION
-    name: str = Field(min_length=1, max_length=64, pattern=SAFE_NAME_PATTERN,
-                      description="the factory's name, also its output folder out/<name>/")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=SAFE_NAME_PATTERN,
+        description="the factory's name, also its output folder out/<name>/",
+    )
     description: str = ""
     region: str | None = Field(default=None, description="default region of every site")
     economics: str = "default"

@@ -21,8 +21,13 @@ HERE = Path(__file__).resolve().parent
 FILES = HERE / "files"
 REPO = HERE.parents[1]
 EXAMPLES = REPO / "examples"
-DEFAULT_NAMES = {"design": "design.json", "workload": "workload.yaml", "mix": "mix.yaml", "sweep": "sweep.yaml",
-                 "spec": "spec.yaml"}
+DEFAULT_NAMES = {
+    "design": "design.json",
+    "workload": "workload.yaml",
+    "mix": "mix.yaml",
+    "sweep": "sweep.yaml",
+    "spec": "spec.yaml",
+}
 
 
 def load_cases() -> list[dict]:
@@ -117,8 +122,12 @@ def prepare(case: dict, bases: dict[str, dict], tmp: Path, valid: dict[str, str]
     inputs, work, empty = tmp / "inputs", tmp / "work", tmp / "empty-dir"
     for folder in (inputs, work, empty):
         folder.mkdir(parents=True, exist_ok=True)
-    places = {"files": str(FILES), "out": str(work / "out"), "missing": str(inputs / "missing.yaml"),
-              "dir": str(empty)}
+    places = {
+        "files": str(FILES),
+        "out": str(work / "out"),
+        "missing": str(inputs / "missing.yaml"),
+        "dir": str(empty),
+    }
     places.update(valid or write_valid_inputs(bases, inputs))
     if "base" in case or "text" in case:
         kind = case.get("base")
@@ -207,6 +216,12 @@ def run_subprocess(args: list[str], work: Path, home: Path) -> tuple[int, str, s
 
     env = clean_env(home)
     env["PYTHONPATH"] = str(Path(tokenfab.__file__).resolve().parents[1])
-    proc = subprocess.run([sys.executable, "-m", "tokenfab.cli", *args], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokenfab.cli", *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc.returncode, proc.stdout, proc.stderr

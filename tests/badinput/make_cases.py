@@ -29,8 +29,18 @@ DESIGN_EDITS = [
     ("hall-cdu-unknown", {"sites.0.halls.0.cdu_model": "cdu-9000"}, [], "sites[0].halls[0].cdu_model"),
     ("equipment-unknown", {"sites.0.power.stages.0.equipment": "tx-9000"}, [], "unknown equipment"),
     ("ups-units-0", {"sites.0.power.stages.stage=ups.units_installed": 0}, [], "units_installed"),
-    ("ups-rating-0", {"sites.0.power.stages.stage=ups.unit_rating_kw": 0}, [], "unit_rating_kw: must be greater than 0"),
-    ("ups-units-negative", {"sites.0.power.stages.stage=ups.units_installed": -2}, [], "must not be negative"),
+    (
+        "ups-rating-0",
+        {"sites.0.power.stages.stage=ups.unit_rating_kw": 0},
+        [],
+        "unit_rating_kw: must be greater than 0",
+    ),
+    (
+        "ups-units-negative",
+        {"sites.0.power.stages.stage=ups.units_installed": -2},
+        [],
+        "must not be negative",
+    ),
     ("stage-efficiency-0", {"sites.0.power.stages.stage=busway.efficiency": 0}, [], "efficiency"),
     ("stage-units-required-0", {"sites.0.power.stages.stage=busway.units_required": 0}, [], "units_required"),
     ("rack-gpus-0", {"sites.0.rack.gpus": 0}, [], "rack.gpus"),
@@ -143,16 +153,24 @@ MIX_EDITS = [
 
 SWEEP_EDITS = [
     ("base-missing", {"base": "nowhere.yaml"}, [], "base"),
-    ("system-unknown", {"parameters": {"sites[0].system": ["gb200-nvl72", "gb400-nvl999"]}}, [],
-     "unknown system 'gb400-nvl999'"),
+    (
+        "system-unknown",
+        {"parameters": {"sites[0].system": ["gb200-nvl72", "gb400-nvl999"]}},
+        [],
+        "unknown system 'gb400-nvl999'",
+    ),
     ("climate-unknown", {"parameters": {"sites[0].climate": ["atlantis"]}}, [], "atlantis"),
     ("model-unknown", {"tokens.model": "gpt-17"}, [], "gpt-17"),
     ("unknown-field", {"colour": "blue"}, [], "unknown field"),
     ("parameter-unknown", {"parameters": {"sites[0].colour": ["blue"]}}, [], "parameters"),
     ("sampling-bad", {"sampling": "sideways"}, [], "sampling"),
     ("grid-mw-negative", {"parameters": {"sites[0].grid_mw": [-5]}}, [], "parameters"),
-    ("workload-model-unknown", {"scenario": {"workload": "{files}/workload-bad-model.yaml", "days": 0.1}}, [],
-     "gpt-17"),
+    (
+        "workload-model-unknown",
+        {"scenario": {"workload": "{files}/workload-bad-model.yaml", "days": 0.1}},
+        [],
+        "gpt-17",
+    ),
 ]
 
 SPEC_EDITS = [
@@ -178,24 +196,49 @@ OPTION_CASES = [
     ("simulate-days-text", ["simulate", "{design}", "-w", "{workload}", "-d", "abc"], "--days"),
     ("simulate-days-400", ["simulate", "{design}", "-w", "{workload}", "-d", "400"], "--days"),
     ("simulate-policy", ["simulate", "{design}", "-w", "{workload}", "-p", "magic", "-o", "{out}"], "magic"),
-    ("simulate-compare", ["simulate", "{design}", "-w", "{workload}", "--compare-policies", "a,b"], "unknown policy"),
+    (
+        "simulate-compare",
+        ["simulate", "{design}", "-w", "{workload}", "--compare-policies", "a,b"],
+        "unknown policy",
+    ),
     ("simulate-no-workload", ["simulate", "{design}"], "--workload"),
-    ("simulate-workload-missing", ["simulate", "{design}", "-w", "{missing}", "-o", "{out}"], "file not found"),
+    (
+        "simulate-workload-missing",
+        ["simulate", "{design}", "-w", "{missing}", "-o", "{out}"],
+        "file not found",
+    ),
     ("simulate-seed-text", ["simulate", "{design}", "-w", "{workload}", "-s", "x"], "--seed"),
-    ("tokens-tp-1024", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--tp", "1024", "-o", "{out}"],
-     "tp 1024"),
+    (
+        "tokens-tp-1024",
+        ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--tp", "1024", "-o", "{out}"],
+        "tp 1024",
+    ),
     ("tokens-tp-0", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--tp", "0"], "--tp"),
-    ("tokens-tp-heads", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--tp", "3", "-o", "{out}"],
-     "does not divide"),
+    (
+        "tokens-tp-heads",
+        ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--tp", "3", "-o", "{out}"],
+        "does not divide",
+    ),
     ("tokens-precision", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "-p", "fp3"], "fp3"),
     ("tokens-isl-0", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--isl", "0"], "--isl"),
-    ("tokens-mode", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--mode", "x", "-o", "{out}"], "mode"),
+    (
+        "tokens-mode",
+        ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--mode", "x", "-o", "{out}"],
+        "mode",
+    ),
     ("tokens-nothing", ["tokens"], "--model"),
     ("tokens-model-unknown", ["tokens", "-m", "gpt-17", "-s", "gb200-nvl72", "-o", "{out}"], "gpt-17"),
-    ("tokens-system-unknown", ["tokens", "-m", "llama-3.3-70b", "-s", "gb400-nvl999", "-o", "{out}"], "gb400"),
+    (
+        "tokens-system-unknown",
+        ["tokens", "-m", "llama-3.3-70b", "-s", "gb400-nvl999", "-o", "{out}"],
+        "gb400",
+    ),
     ("tokens-mix-no-design", ["tokens", "--mix", "{design}"], "--mix needs --design"),
-    ("tokens-ep-dense", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--ep", "4", "-o", "{out}"],
-     "no experts"),
+    (
+        "tokens-ep-dense",
+        ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--ep", "4", "-o", "{out}"],
+        "no experts",
+    ),
     ("tokens-pue", ["tokens", "-m", "llama-3.3-70b", "-s", "gb200-nvl72", "--pue", "0.5"], "--pue"),
     ("export-leaves", ["export", "slurm", "{design}", "--leaves", "x", "-o", "{out}"], "--leaves"),
     ("export-no-arg", ["export", "kueue"], "Missing argument"),
@@ -207,19 +250,45 @@ OPTION_CASES = [
     ("certify-missing", ["certify", "{missing}"], "file not found"),
     ("certify-dir", ["certify", "{dir}"], "not a file"),
     ("certify-catalog-missing", ["certify", "{design}", "-c", "{missing}"], "catalog directory not found"),
-    ("replay-seeds", ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv",
-                      "--seeds", "x"], "--seeds"),
-    ("replay-inflation", ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv",
-                          "--inflation", "0"], "--inflation"),
-    ("replay-jobs", ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv",
-                     "--jobs", "-1"], "--jobs"),
-    ("replay-policy", ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv",
-                       "-p", "magic"], "magic"),
+    (
+        "replay-seeds",
+        ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv", "--seeds", "x"],
+        "--seeds",
+    ),
+    (
+        "replay-inflation",
+        [
+            "replay-openb",
+            "--nodes",
+            "{files}/nodes-ok.csv",
+            "--pods",
+            "{files}/pods-bad.csv",
+            "--inflation",
+            "0",
+        ],
+        "--inflation",
+    ),
+    (
+        "replay-jobs",
+        ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv", "--jobs", "-1"],
+        "--jobs",
+    ),
+    (
+        "replay-policy",
+        ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv", "-p", "magic"],
+        "magic",
+    ),
     ("replay-no-nodes", ["replay-openb", "--pods", "{files}/pods-bad.csv"], "--nodes"),
-    ("replay-nodes-bad", ["replay-openb", "--nodes", "{files}/nodes-bad.csv", "--pods", "{files}/pods-bad.csv"],
-     "nodes-bad.csv"),
-    ("replay-pods-bad", ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv"],
-     "pods-bad.csv"),
+    (
+        "replay-nodes-bad",
+        ["replay-openb", "--nodes", "{files}/nodes-bad.csv", "--pods", "{files}/pods-bad.csv"],
+        "nodes-bad.csv",
+    ),
+    (
+        "replay-pods-bad",
+        ["replay-openb", "--nodes", "{files}/nodes-ok.csv", "--pods", "{files}/pods-bad.csv"],
+        "pods-bad.csv",
+    ),
     ("run-example-days", ["run-example", "-d", "-1", "-o", "{out}"], "--days"),
     ("run-example-spec", ["run-example", "--spec", "{missing}", "-o", "{out}"], "file not found"),
     ("sweep-missing", ["sweep", "{missing}", "-o", "{out}"], "file not found"),
@@ -228,11 +297,17 @@ OPTION_CASES = [
     ("serve-port", ["serve", "--design", "{design}", "--port", "70000"], "--port"),
     ("serve-design-missing", ["serve", "--design", "{missing}"], "file not found"),
     ("drain-neither", ["drain", "-t", "x", "-s", "http://127.0.0.1:9"], "exactly one of --rack or --node"),
-    ("drain-both", ["drain", "--rack", "1", "--node", "2", "-t", "x", "-s", "http://127.0.0.1:9"],
-     "exactly one of --rack or --node"),
+    (
+        "drain-both",
+        ["drain", "--rack", "1", "--node", "2", "-t", "x", "-s", "http://127.0.0.1:9"],
+        "exactly one of --rack or --node",
+    ),
     ("drain-rack-text", ["drain", "--rack", "one"], "--rack"),
-    ("tenants-sites-text", ["tenants", "add", "t", "--sites", "a,b", "-t", "x", "-s", "http://127.0.0.1:9"],
-     "comma-separated integers"),
+    (
+        "tenants-sites-text",
+        ["tenants", "add", "t", "--sites", "a,b", "-t", "x", "-s", "http://127.0.0.1:9"],
+        "comma-separated integers",
+    ),
     ("audit-limit-0", ["audit", "--limit", "0"], "--limit"),
     ("submit-no-name", ["submit"], "Missing argument"),
     ("submit-gpus-text", ["submit", "x", "--gpus", "many"], "--gpus"),
@@ -251,30 +326,67 @@ def _case(cid: str, args: list[str], expect: str, **extra) -> dict:
 def cases() -> list[dict]:
     out = []
     for cid, sets, deletes, expect in DESIGN_EDITS:
-        out.append(_case(f"design-{cid}", DESIGN_COMMANDS["certify"], expect, base="design", set=sets or {},
-                         delete=deletes))
+        out.append(
+            _case(
+                f"design-{cid}",
+                DESIGN_COMMANDS["certify"],
+                expect,
+                base="design",
+                set=sets or {},
+                delete=deletes,
+            )
+        )
     for cid, text, expect in DESIGN_TEXTS:
-        out.append(_case(f"design-text-{cid}", DESIGN_COMMANDS["certify"], expect, text=text, name="design.json"))
+        out.append(
+            _case(f"design-text-{cid}", DESIGN_COMMANDS["certify"], expect, text=text, name="design.json")
+        )
     edits = {cid: (sets, deletes, expect) for cid, sets, deletes, expect in DESIGN_EDITS}
     for cid in TRACEBACK_EDITS:
         sets, deletes, expect = edits[cid]
         for command, args in DESIGN_COMMANDS.items():
             if command != "certify":
-                out.append(_case(f"{command}-design-{cid}", args, expect, base="design", set=sets or {},
-                                 delete=deletes))
+                out.append(
+                    _case(
+                        f"{command}-design-{cid}", args, expect, base="design", set=sets or {}, delete=deletes
+                    )
+                )
     for cid, sets, deletes, expect in WORKLOAD_EDITS:
         out.append(_case(f"workload-{cid}", SIM, expect, base="workload", set=sets or {}, delete=deletes))
     for cid, text, expect in WORKLOAD_TEXTS:
         out.append(_case(f"workload-text-{cid}", SIM, expect, text=text, name="workload.yaml"))
     for cid, sets, deletes, expect in MIX_EDITS:
-        out.append(_case(f"mix-{cid}", ["tokens", "--design", "{design}", "--mix", "{file}", "-o", "{out}"], expect,
-                         base="mix", set=sets or {}, delete=deletes))
+        out.append(
+            _case(
+                f"mix-{cid}",
+                ["tokens", "--design", "{design}", "--mix", "{file}", "-o", "{out}"],
+                expect,
+                base="mix",
+                set=sets or {},
+                delete=deletes,
+            )
+        )
     for cid, sets, deletes, expect in SWEEP_EDITS:
-        out.append(_case(f"sweep-{cid}", ["sweep", "{file}", "-o", "{out}", "-n", "1"], expect, base="sweep",
-                         set=sets or {}, delete=deletes))
+        out.append(
+            _case(
+                f"sweep-{cid}",
+                ["sweep", "{file}", "-o", "{out}", "-n", "1"],
+                expect,
+                base="sweep",
+                set=sets or {},
+                delete=deletes,
+            )
+        )
     for cid, sets, deletes, expect in SPEC_EDITS:
-        out.append(_case(f"spec-{cid}", ["design", "{file}", "-o", "{out}"], expect, base="spec", set=sets or {},
-                         delete=deletes))
+        out.append(
+            _case(
+                f"spec-{cid}",
+                ["design", "{file}", "-o", "{out}"],
+                expect,
+                base="spec",
+                set=sets or {},
+                delete=deletes,
+            )
+        )
     for cid, args, expect in OPTION_CASES:
         out.append(_case(f"option-{cid}", args, expect))
     return out
@@ -284,7 +396,11 @@ def main() -> None:
     items = cases()
     ids = [c["id"] for c in items]
     assert len(ids) == len(set(ids)), "case ids must be unique"
-    lines = ["# Generated by make_cases.py; edit that file and run it again.", f"# {len(items)} cases", "cases:"]
+    lines = [
+        "# Generated by make_cases.py; edit that file and run it again.",
+        f"# {len(items)} cases",
+        "cases:",
+    ]
     lines += [f"  - {json.dumps(c, ensure_ascii=False)}" for c in items]
     (HERE / "cases.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {len(items)} cases")

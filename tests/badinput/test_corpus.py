@@ -13,8 +13,14 @@ import pytest
 from tests.badinput.corpus import contract_problems, load_cases, prepare, run_in_process, run_subprocess
 
 CASES = load_cases()
-SUBPROCESS_CASES = ["design-ups-units-0", "export-slurm-design-no-halls", "workload-model-unknown",
-                    "option-simulate-days-0", "option-tokens-tp-1024", "design-text-nan"]
+SUBPROCESS_CASES = [
+    "design-ups-units-0",
+    "export-slurm-design-no-halls",
+    "workload-model-unknown",
+    "option-simulate-days-0",
+    "option-tokens-tp-1024",
+    "design-text-nan",
+]
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +42,24 @@ def test_corpus_is_large_and_covers_every_command_and_file_kind():
     kinds = Counter(case.get("base") or ("text" if "text" in case else "options") for case in CASES)
     assert {"design", "workload", "mix", "sweep", "spec", "text", "options"} <= set(kinds)
     commands = {case["args"][0] for case in CASES}
-    assert {"design", "certify", "export", "simulate", "tokens", "sweep", "serve", "catalog", "schema",
-            "replay-openb", "run-example", "drain", "tenants", "submit", "status", "audit"} <= commands
+    assert {
+        "design",
+        "certify",
+        "export",
+        "simulate",
+        "tokens",
+        "sweep",
+        "serve",
+        "catalog",
+        "schema",
+        "replay-openb",
+        "run-example",
+        "drain",
+        "tenants",
+        "submit",
+        "status",
+        "audit",
+    } <= commands
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

@@ -17,8 +17,12 @@ from hypothesis import strategies as st
 from tests.badinput.corpus import dump, run_in_process
 
 ODD_VALUES = [0, -1, 1, -1e9, 1e12, 1e308, 0.5, None, True, "", "x", "gb400-nvl999", [], {}, [0], {"a": 1}]
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
-                             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def leaf_paths(doc, prefix=()) -> list[tuple]:
@@ -97,8 +101,11 @@ def test_random_design_edits(command, design_base, tmp_path_factory):
         tmp, work = _case_dirs(tmp_path_factory)
         target = tmp / "design.json"
         target.write_text(dump("design", edit(design_base, path, value, delete)), encoding="utf-8")
-        args = (["certify", str(target), "--json"] if command == "certify"
-                else ["export", "kueue", str(target), "-o", str(work / "out"), "--json"])
+        args = (
+            ["certify", str(target), "--json"]
+            if command == "certify"
+            else ["export", "kueue", str(target), "-o", str(work / "out"), "--json"]
+        )
         check_run(*run_in_process(args, work, tmp / "home"), work)
 
     check()

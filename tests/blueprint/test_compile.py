@@ -29,7 +29,9 @@ def test_gb200_scalable_unit_is_8_racks_576_gpus(catalog):
 
 
 def test_xdr_fabric_of_gb300_site_matches_quantum_x800_rule(catalog):
-    design = compile(one_site(system="gb300-nvl72", it_mw=4 * 8 * 142 / 1000, fabric="infiniband_xdr"), catalog)
+    design = compile(
+        one_site(system="gb300-nvl72", it_mw=4 * 8 * 142 / 1000, fabric="infiniband_xdr"), catalog
+    )
     assert [t.switches for t in design.sites[0].fabric.tiers] == [32, 18]
 
 
@@ -41,7 +43,9 @@ def test_grid_budget_holds_on_design_day(catalog):
             # the budget is used, not wasted: one more NVLink domain (with its share of network and PUE) would not fit
             per_domain_mw = site.metrics.facility_mw / site.metrics.nvlink_domains
             used = site.metrics.facility_mw >= 0.95 * site.metrics.grid_mw
-            assert used or site.metrics.facility_mw + 1.5 * per_domain_mw > site.metrics.grid_mw, "the budget is used, not wasted"
+            assert used or site.metrics.facility_mw + 1.5 * per_domain_mw > site.metrics.grid_mw, (
+                "the budget is used, not wasted"
+            )
             assert 1.03 < site.metrics.pue_design < 1.6
 
 
@@ -91,15 +95,32 @@ def test_coolant_flow_matches_hand_calculation():
 
 
 def test_dry_coolers_in_mild_climate_and_towers_in_hot_one(catalog):
-    assert compile(one_site(system="vera-rubin-nvl72", climate="dublin-ie"), catalog).sites[0].cooling.heat_rejection_kind == "dry_cooler"
-    assert compile(one_site(system="gb300-nvl72", climate="phoenix-az"), catalog).sites[0].cooling.heat_rejection_kind != "dry_cooler"
-    assert compile(one_site(system="hgx-h100", climate="singapore"), catalog).sites[0].cooling.heat_rejection_kind == "chiller"
+    assert (
+        compile(one_site(system="vera-rubin-nvl72", climate="dublin-ie"), catalog)
+        .sites[0]
+        .cooling.heat_rejection_kind
+        == "dry_cooler"
+    )
+    assert (
+        compile(one_site(system="gb300-nvl72", climate="phoenix-az"), catalog)
+        .sites[0]
+        .cooling.heat_rejection_kind
+        != "dry_cooler"
+    )
+    assert (
+        compile(one_site(system="hgx-h100", climate="singapore"), catalog)
+        .sites[0]
+        .cooling.heat_rejection_kind
+        == "chiller"
+    )
 
 
 def test_redundancy_counts(catalog):
     site = compile(one_site(redundancy={"power": "2N", "cooling": "N+1"}), catalog).sites[0]
     for stage in site.power.stages:
-        expected = stage.units_required + (1 if stage.stage == "substation_transformer" else stage.units_required)
+        expected = stage.units_required + (
+            1 if stage.stage == "substation_transformer" else stage.units_required
+        )
         assert stage.units_installed == expected
     for hall in site.halls:
         assert hall.cdus_installed == hall.cdus_required + 1

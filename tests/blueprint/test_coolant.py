@@ -58,5 +58,6 @@ def test_table_is_exactly_coolprop_at_the_tenths_compile_asks_for(temp_c: float)
     designs are the same figure for figure as with CoolProp (no knife-edge count moves)."""
     fluid, temp_k = "INCOMP::MPG[0.25]", temp_c + 273.15
     assert coolant.coolant_properties(fluid, temp_c) == (
-        PropsSI("D", "T", temp_k, "P", PRESSURE_PA, fluid), PropsSI("C", "T", temp_k, "P", PRESSURE_PA, fluid)
+        PropsSI("D", "T", temp_k, "P", PRESSURE_PA, fluid),
+        PropsSI("C", "T", temp_k, "P", PRESSURE_PA, fluid),
     )

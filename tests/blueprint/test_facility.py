@@ -15,7 +15,13 @@ EXAMPLES = ["row-1mw", "site-10mw", "site-100mw", "site-1gw", "campus-2750mw", "
 
 
 def site_spec(**site) -> dict:
-    base = {"name": "s", "grid_mw": 10, "climate": "dublin-ie", "system": "gb200-nvl72", "fabric": "infiniband_ndr"}
+    base = {
+        "name": "s",
+        "grid_mw": 10,
+        "climate": "dublin-ie",
+        "system": "gb200-nvl72",
+        "fabric": "infiniband_ndr",
+    }
     return {"name": "t", "sites": [{**base, **site}]}
 
 
@@ -30,15 +36,18 @@ def errors(design, catalog, rule_ids=None):
 # --- blocks and redundancy --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("topology", "required", "installed", "carrying"), [
-    ("N", 5, 5, 5),
-    ("N+1", 5, 6, 5),
-    ("2N", 5, 10, 5),
-    ("DR 4/3", 5, 8, 6),
-    ("DR 3/2", 5, 9, 6),
-    ("BR 6+1", 5, 6, 5),
-    ("BR 4+1", 9, 12, 9),
-])
+@pytest.mark.parametrize(
+    ("topology", "required", "installed", "carrying"),
+    [
+        ("N", 5, 5, 5),
+        ("N+1", 5, 6, 5),
+        ("2N", 5, 10, 5),
+        ("DR 4/3", 5, 8, 6),
+        ("DR 3/2", 5, 9, 6),
+        ("BR 6+1", 5, 6, 5),
+        ("BR 4+1", 9, 12, 9),
+    ],
+)
 def test_block_counts(topology, required, installed, carrying):
     assert power.block_counts(required, topology) == (installed, carrying)
 
@@ -152,7 +161,10 @@ def test_facility_capex_per_mw_inside_the_market_range(name, catalog):
     for site in compiled_example(name).sites:
         market = catalog.typed("markets", site.metrics.market, Market)
         per_mw = site.metrics.facility_capex_usd_per_mw
-        assert market.construction_usd_per_mw_low <= per_mw <= market.construction_usd_per_mw_high, (name, per_mw)
+        assert market.construction_usd_per_mw_low <= per_mw <= market.construction_usd_per_mw_high, (
+            name,
+            per_mw,
+        )
 
 
 def test_one_row_costs_at_most_1_5x_per_mw_of_100_mw():
@@ -163,7 +175,18 @@ def test_one_row_costs_at_most_1_5x_per_mw_of_100_mw():
 
 def test_capex_covers_storage_networks_spares_land_soft_and_interest():
     m = compiled_example("site-100mw").sites[0].metrics
-    for category in ("compute", "network", "storage", "spares", "power", "cooling", "building", "land", "soft", "finance"):
+    for category in (
+        "compute",
+        "network",
+        "storage",
+        "spares",
+        "power",
+        "cooling",
+        "building",
+        "land",
+        "soft",
+        "finance",
+    ):
         assert m.capex_usd_by_category.get(category, 0) > 0, category
     c = m.capex_usd_by_category
     construction = c["power"] + c["cooling"] + c["building"]
@@ -174,10 +197,18 @@ def test_energy_follows_the_load_profile(catalog):
     low = build(catalog, load={"it_load_fraction": 0.5})
     high = build(catalog, load={"it_load_fraction": 0.9})
     default = build(catalog)
-    assert low.sites[0].metrics.energy_mwh_per_year < default.sites[0].metrics.energy_mwh_per_year < high.sites[0].metrics.energy_mwh_per_year
-    assert 0.65 < default.sites[0].metrics.it_load_fraction < 0.75  # the economics' inference figure plus the fabric
+    assert (
+        low.sites[0].metrics.energy_mwh_per_year
+        < default.sites[0].metrics.energy_mwh_per_year
+        < high.sites[0].metrics.energy_mwh_per_year
+    )
+    assert (
+        0.65 < default.sites[0].metrics.it_load_fraction < 0.75
+    )  # the economics' inference figure plus the fabric
     hourly = build(catalog, load={"hourly_it_load_fraction": [0.5] * 24})
-    assert hourly.sites[0].metrics.energy_mwh_per_year == pytest.approx(low.sites[0].metrics.energy_mwh_per_year)
+    assert hourly.sites[0].metrics.energy_mwh_per_year == pytest.approx(
+        low.sites[0].metrics.energy_mwh_per_year
+    )
 
 
 def test_tco_per_gpu_hour_is_the_one_function():
@@ -185,16 +216,20 @@ def test_tco_per_gpu_hour_is_the_one_function():
     m, econ_it = site.metrics, ("compute", "network", "storage", "spares")
     it = sum(m.capex_usd_by_category.get(c, 0.0) for c in econ_it)
     facility = m.capex_usd - it
-    assert cost.tco_usd_per_gpu_hour(it, facility, m.opex_usd_per_year, m.gpus, 0.08, 5, 20) == pytest.approx(m.usd_per_gpu_hour)
+    assert cost.tco_usd_per_gpu_hour(it, facility, m.opex_usd_per_year, m.gpus, 0.08, 5, 20) == pytest.approx(
+        m.usd_per_gpu_hour
+    )
 
 
 def test_fault_levels_and_voltage_drop_are_computed():
     d = compiled_example("site-10mw").sites[0].power.distribution
     # 3.5 MVA at 415 V, 7 % impedance: 3500 / (√3 · 0.415 · 0.07) ≈ 69.6 kA
-    assert d.lv_fault_ka == pytest.approx(3500 / (3 ** 0.5 * 0.415 * 0.07) / 1000, rel=1e-3)
+    assert d.lv_fault_ka == pytest.approx(3500 / (3**0.5 * 0.415 * 0.07) / 1000, rel=1e-3)
     assert d.lv_interrupting_ka >= d.lv_fault_ka
     assert 0 < d.voltage_drop_pct < 3.0
-    assert power.busway_voltage_drop_pct(1000, 20, 0.03, 0.0, 400, 1.0) == pytest.approx(3 ** 0.5 * 1000 * 0.03e-3 * 20 / 400 * 100)
+    assert power.busway_voltage_drop_pct(1000, 20, 0.03, 0.0, 400, 1.0) == pytest.approx(
+        3**0.5 * 1000 * 0.03e-3 * 20 / 400 * 100
+    )
 
 
 def test_a_stated_coolant_supply_drives_the_plant(catalog):
@@ -219,9 +254,20 @@ def test_coolant_supply_above_the_systems_limit_is_bad_input(catalog):
 
 def test_dc_distributed_redundant_site_without_generators(catalog):
     """Vera Rubin on 800 V DC, 4-make-3 SST blocks, no generators with 20 min ride-through: only the Tier III warning."""
-    design = build(catalog, grid_mw=50, climate="phoenix-az", system="vera-rubin-nvl72", fabric="auto",
-                   power={"topology": "distributed_redundant", "distributed_make": 4, "distribution": "dc_800v",
-                          "generators": False, "ups_ride_through_min": 20})
+    design = build(
+        catalog,
+        grid_mw=50,
+        climate="phoenix-az",
+        system="vera-rubin-nvl72",
+        fabric="auto",
+        power={
+            "topology": "distributed_redundant",
+            "distributed_make": 4,
+            "distribution": "dc_800v",
+            "generators": False,
+            "ups_ride_through_min": 20,
+        },
+    )
     site = design.sites[0]
     sst = next(s for s in site.power.stages if s.stage == "sst")
     assert site.power.topology == "DR 4/3" and sst.units_installed * 3 == sst.units_carrying * 4

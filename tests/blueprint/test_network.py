@@ -12,7 +12,14 @@ B300_XDR_TABLE = [(1, 8, 4), (2, 16, 8), (4, 32, 18), (8, 64, 36), (18, 144, 72)
 
 # DGX SuperPOD B200 RA, dgx-superpod-architecture.html: SU = 32 DGX B200 = 256 GPUs, QM9700 (64 x 400G);
 # (SUs, leaf, spine, core).
-B200_NDR_TABLE = [(2, 16, 8, 0), (4, 32, 16, 0), (8, 64, 32, 0), (16, 128, 128, 64), (32, 256, 256, 128), (64, 512, 512, 256)]
+B200_NDR_TABLE = [
+    (2, 16, 8, 0),
+    (4, 32, 16, 0),
+    (8, 64, 32, 0),
+    (16, 128, 128, 64),
+    (32, 256, 256, 128),
+    (64, 512, 512, 256),
+]
 
 
 @pytest.mark.parametrize(("sus", "leaves", "spines"), B300_XDR_TABLE)

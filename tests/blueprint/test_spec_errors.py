@@ -23,12 +23,32 @@ CASES = [
     ("malformed yaml", "name: t\nsites: [\n  - name: a\n", ":3", "malformed YAML"),
     ("unknown system", GOOD.replace("gb200-nvl72", "gb999"), ":6: sites[0].system", "unknown system"),
     ("negative power", GOOD.replace("grid_mw: 10", "grid_mw: -5"), ":4: sites[0].grid_mw", "greater than 0"),
-    ("absurd power", GOOD.replace("grid_mw: 10", "grid_mw: 900000"), ":4: sites[0].grid_mw", "less than or equal"),
-    ("too small", GOOD.replace("grid_mw: 10", "grid_mw: 0.01"), ":4: sites[0].grid_mw", "too small for one NVLink domain"),
-    ("missing field", GOOD.replace("    system: gb200-nvl72\n", ""), ":3: sites[0].system", "required field is missing"),
+    (
+        "absurd power",
+        GOOD.replace("grid_mw: 10", "grid_mw: 900000"),
+        ":4: sites[0].grid_mw",
+        "less than or equal",
+    ),
+    (
+        "too small",
+        GOOD.replace("grid_mw: 10", "grid_mw: 0.01"),
+        ":4: sites[0].grid_mw",
+        "too small for one NVLink domain",
+    ),
+    (
+        "missing field",
+        GOOD.replace("    system: gb200-nvl72\n", ""),
+        ":3: sites[0].system",
+        "required field is missing",
+    ),
     ("extra field", GOOD + "    colour: blue\n", ":7: sites[0].colour", "unknown field"),
     ("both powers", GOOD + "    it_mw: 5\n", ":3: sites[0]", "exactly one of grid_mw or it_mw"),
-    ("bad redundancy", GOOD + "    redundancy: {power: 3N}\n", ":7: sites[0].redundancy.power", "Input should be"),
+    (
+        "bad redundancy",
+        GOOD + "    redundancy: {power: 3N}\n",
+        ":7: sites[0].redundancy.power",
+        "Input should be",
+    ),
     ("unknown climate", GOOD.replace("dublin-ie", "atlantis"), ":5: sites[0].climate", "unknown climate"),
 ]
 

@@ -19,7 +19,15 @@ def holds_number(value) -> bool:
     return False
 
 
-REQUIRED_SYSTEMS = {"gb200-nvl72", "gb300-nvl72", "vera-rubin-nvl72", "hgx-h100", "hgx-h200", "hgx-b200", "hgx-b300"}
+REQUIRED_SYSTEMS = {
+    "gb200-nvl72",
+    "gb300-nvl72",
+    "vera-rubin-nvl72",
+    "hgx-h100",
+    "hgx-h200",
+    "hgx-b200",
+    "hgx-b300",
+}
 
 
 def test_required_systems_present(catalog):
@@ -75,11 +83,18 @@ entries:
     ("text", "message"),
     [
         ("kind: gadgets\nentries: []\n", ":1: kind: unknown kind"),
-        ("kind: regions\nentries:\n  - name: x\n    country: DE\n    grid_carbon_g_per_kwh: 5\n    price_usd_per_kwh_low: 1\n    price_usd_per_kwh_high: 1\n",
-         ":3: entries[0]: Value error, figures without a source"),
-        ("kind: regions\nentries:\n  - name: x\n    colour: red\n", ":3: entries[0].grid_carbon_g_per_kwh: required field is missing"),
-        ("kind: cables\nentries:\n  - name: x\n    kind: dac\n    cost_usd_per_link: 1\n    sources: {'*': s}\n    colour: red\n",
-         ":7: entries[0].colour: unknown field"),
+        (
+            "kind: regions\nentries:\n  - name: x\n    country: DE\n    grid_carbon_g_per_kwh: 5\n    price_usd_per_kwh_low: 1\n    price_usd_per_kwh_high: 1\n",
+            ":3: entries[0]: Value error, figures without a source",
+        ),
+        (
+            "kind: regions\nentries:\n  - name: x\n    colour: red\n",
+            ":3: entries[0].grid_carbon_g_per_kwh: required field is missing",
+        ),
+        (
+            "kind: cables\nentries:\n  - name: x\n    kind: dac\n    cost_usd_per_link: 1\n    sources: {'*': s}\n    colour: red\n",
+            ":7: entries[0].colour: unknown field",
+        ),
     ],
 )
 def test_bad_catalog_file_names_file_line_field(tmp_path, text, message):
@@ -91,6 +106,20 @@ def test_bad_catalog_file_names_file_line_field(tmp_path, text, message):
 
 
 def test_all_kinds_have_bundled_entries(catalog):
-    for kind in ["gpus", "systems", "switches", "transceivers", "cables", "cdus", "heat_rejection", "transformers", "ups", "busways", "regions", "climates", "economics"]:
+    for kind in [
+        "gpus",
+        "systems",
+        "switches",
+        "transceivers",
+        "cables",
+        "cdus",
+        "heat_rejection",
+        "transformers",
+        "ups",
+        "busways",
+        "regions",
+        "climates",
+        "economics",
+    ]:
         assert kind in KIND_MODELS
         assert catalog.kind(kind), kind

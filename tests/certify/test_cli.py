@@ -58,8 +58,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     invalid = tmp_path / "invalid.json"
     invalid.write_text(json.dumps({"name": "x"}), encoding="utf-8")
     small = tmp_path / "small.yaml"
-    small.write_text("name: x\nsites:\n  - name: a\n    grid_mw: 0.01\n    climate: oslo-no\n    system: gb200-nvl72\n",
-                      encoding="utf-8")
+    small.write_text(
+        "name: x\nsites:\n  - name: a\n    grid_mw: 0.01\n    climate: oslo-no\n    system: gb200-nvl72\n",
+        encoding="utf-8",
+    )
     cases = {
         malformed: f"{malformed}:2: malformed JSON",
         invalid: f"{invalid}:1: schema_version: required field is missing",

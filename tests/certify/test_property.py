@@ -33,10 +33,15 @@ def sites(draw, index: int):
         "system": draw(st.sampled_from(SYSTEMS)),
         "cooling": "auto",
         "fabric": draw(st.sampled_from(["auto", "auto", "infiniband_ndr", "infiniband_xdr", "spectrum_x"])),
-        "redundancy": {"power": draw(st.sampled_from(REDUNDANCY)), "cooling": draw(st.sampled_from(REDUNDANCY))},
+        "redundancy": {
+            "power": draw(st.sampled_from(REDUNDANCY)),
+            "cooling": draw(st.sampled_from(REDUNDANCY)),
+        },
         "fabric_oversubscription": draw(st.sampled_from([1.0, 1.0, 2.0, 3.0])),
-        "limits": {"hall_it_mw_max": draw(st.sampled_from([10.0, 40.0, 80.0])),
-                   "racks_per_row": draw(st.integers(min_value=6, max_value=24))},
+        "limits": {
+            "hall_it_mw_max": draw(st.sampled_from([10.0, 40.0, 80.0])),
+            "racks_per_row": draw(st.integers(min_value=6, max_value=24)),
+        },
     }
     power_field = draw(st.sampled_from(["grid_mw", "grid_mw", "grid_mw", "it_mw"]))
     site[power_field] = draw(st.floats(min_value=0.5, max_value=500))

@@ -48,8 +48,9 @@ def test_version_and_short_help():
 def test_every_command_has_json_and_short_options():
     commands = leaf_commands()
     assert len(commands) > 30
-    missing = [" ".join(path) for path, command in commands
-               if not any("--json" in p.opts for p in command.params)]
+    missing = [
+        " ".join(path) for path, command in commands if not any("--json" in p.opts for p in command.params)
+    ]
     assert missing == []
     flags = {opt for _, command in commands for p in command.params for opt in p.opts}
     assert {"-o", "-c", "-j", "-w", "-d", "-m", "-s", "-t", "-p", "-h"} - {"-h"} <= flags
@@ -57,8 +58,13 @@ def test_every_command_has_json_and_short_options():
 
 
 def test_option_errors_are_one_line_and_exit_2():
-    for args in (["simulate", "x.yaml", "-w", "w.yaml", "--days", "0"], ["design"], ["frobnicate"],
-                 ["tokens", "--isl", "zero"], ["design", "x.yaml", "--bogus"]):
+    for args in (
+        ["simulate", "x.yaml", "-w", "w.yaml", "--days", "0"],
+        ["design"],
+        ["frobnicate"],
+        ["tokens", "--isl", "zero"],
+        ["design", "x.yaml", "--bogus"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -103,7 +109,9 @@ def test_files_are_written_0644(tmp_path):
     try:
         result = runner.invoke(app, ["design", str(REPO / "examples" / "row-1mw.yaml"), "-o", str(tmp_path)])
         assert result.exit_code == 0, result.output
-        result = runner.invoke(app, ["export", "slurm", str(tmp_path / "design.json"), "-o", str(tmp_path / "slurm")])
+        result = runner.invoke(
+            app, ["export", "slurm", str(tmp_path / "design.json"), "-o", str(tmp_path / "slurm")]
+        )
         assert result.exit_code == 0, result.output
     finally:
         os.umask(old)
@@ -113,15 +121,26 @@ def test_files_are_written_0644(tmp_path):
 
 def test_service_that_cannot_start_exits_3(tmp_path):
     pytest.importorskip("sqlalchemy")
-    result = runner.invoke(app, ["serve", "--design", str(REPO / "examples" / "row-1mw.yaml"),
-                                 "--db", "postgresql+psycopg://tokenfab@127.0.0.1:1/none?connect_timeout=2"])
+    result = runner.invoke(
+        app,
+        [
+            "serve",
+            "--design",
+            str(REPO / "examples" / "row-1mw.yaml"),
+            "--db",
+            "postgresql+psycopg://tokenfab@127.0.0.1:1/none?connect_timeout=2",
+        ],
+    )
     assert result.exit_code == 3, result.output
     assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
 
 
 def test_unreachable_server_exits_1_with_one_line(tmp_path):
-    result = runner.invoke(app, ["tenants", "list", "-s", "http://127.0.0.1:9", "-t", "secret", "--json"],
-                           env={"HOME": str(tmp_path)})
+    result = runner.invoke(
+        app,
+        ["tenants", "list", "-s", "http://127.0.0.1:9", "-t", "secret", "--json"],
+        env={"HOME": str(tmp_path)},
+    )
     assert result.exit_code == 1, result.output
     assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
 
@@ -139,11 +158,13 @@ def test_help_imports_no_heavy_layer():
 
     import tokenfab
 
-    code = ("import sys\nfrom tokenfab.cli import app\n"
-            "try:\n    app(['--help'], prog_name='tokenfab')\nexcept SystemExit:\n    pass\n"
-            "heavy = ['numpy', 'pandas', 'matplotlib', 'pydantic', 'CoolProp', 'fastapi', 'uvicorn', 'sqlalchemy',\n"
-            "         'jinja2', 'scipy', 'yaml', 'tokenfab.blueprint', 'tokenfab.catalog.load']\n"
-            "print('HEAVY:' + ','.join(m for m in heavy if m in sys.modules))\n")
+    code = (
+        "import sys\nfrom tokenfab.cli import app\n"
+        "try:\n    app(['--help'], prog_name='tokenfab')\nexcept SystemExit:\n    pass\n"
+        "heavy = ['numpy', 'pandas', 'matplotlib', 'pydantic', 'CoolProp', 'fastapi', 'uvicorn', 'sqlalchemy',\n"
+        "         'jinja2', 'scipy', 'yaml', 'tokenfab.blueprint', 'tokenfab.catalog.load']\n"
+        "print('HEAVY:' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(Path(tokenfab.__file__).resolve().parents[1]))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.strip().splitlines()[-1] == "HEAVY:"

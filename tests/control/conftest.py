@@ -65,8 +65,10 @@ def pg_server() -> Iterator[str]:
         yield os.environ["TOKENFAB_TEST_PG_URL"]
         return
     if postgres_bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin); run scripts/setup-system.sh "
-                    "or set TOKENFAB_TEST_PG_URL")
+        pytest.skip(
+            "PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin); run scripts/setup-system.sh "
+            "or set TOKENFAB_TEST_PG_URL"
+        )
     with throwaway_postgres() as url:
         yield url
 

@@ -41,8 +41,11 @@ class Api:
         """Create a tenant and a token for it; return the token's headers."""
         response = self.client.post("/api/v1/tenants", headers=self.op, json={"name": name, **fields})
         assert response.status_code == 201, response.text
-        token = self.client.post("/api/v1/tokens", headers=self.op,
-                                 json={"name": f"{name}-token", "role": "tenant", "tenant": name})
+        token = self.client.post(
+            "/api/v1/tokens",
+            headers=self.op,
+            json={"name": f"{name}-token", "role": "tenant", "tenant": name},
+        )
         assert token.status_code == 201, token.text
         return bearer(token.json()["token"])
 
@@ -63,8 +66,6 @@ def open_api(design: Design, db_url: str, settings=None) -> Api:
     return Api(client, opened.bootstrap_token, opened.service)
 
 
-
-
 class ThreadServer:
     """uvicorn serving the app on 127.0.0.1 from a thread of this process."""
 
@@ -83,8 +84,13 @@ class ThreadServer:
         self.operator_token = opened.bootstrap_token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(design, db_url, service=self.service, settings=settings),
-                                host="127.0.0.1", port=self.port, log_level="warning", **server_options(settings))
+        config = uvicorn.Config(
+            create_app(design, db_url, service=self.service, settings=settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            **server_options(settings),
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -113,14 +119,32 @@ def wait_healthy(url: str, timeout_s: float = 60.0, process: subprocess.Popen | 
     raise TimeoutError(f"{url} did not come up in {timeout_s} s")
 
 
-def start_server_process(design_path: Path, db_url: str, port: int, token: str, log: Path) -> subprocess.Popen:
+def start_server_process(
+    design_path: Path, db_url: str, port: int, token: str, log: Path
+) -> subprocess.Popen:
     """`tokenfab serve` as a real process (uvicorn) with a known bootstrap token."""
     env = {**os.environ, "TOKENFAB_BOOTSTRAP_TOKEN": token}
     handle = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "tokenfab.cli", "serve", "--design", str(design_path), "--db", db_url,
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "tokenfab.cli",
+            "serve",
+            "--design",
+            str(design_path),
+            "--db",
+            db_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def assert_allocations_consistent(db_url: str, node_gpus) -> dict[str, int]:
@@ -136,11 +160,14 @@ def assert_allocations_consistent(db_url: str, node_gpus) -> dict[str, int]:
     engine = make_engine(db_url)
     try:
         with session_factory(engine)() as session:
-            rows = session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot,
-                                          GpuAllocationRow.workload_id)).all()
-            placements = session.execute(select(PlacementRow.workload_id, PlacementRow.node_ids,
-                                                PlacementRow.gpus_per_node)
-                                         .where(PlacementRow.released_at.is_(None))).all()
+            rows = session.execute(
+                select(GpuAllocationRow.node_id, GpuAllocationRow.slot, GpuAllocationRow.workload_id)
+            ).all()
+            placements = session.execute(
+                select(PlacementRow.workload_id, PlacementRow.node_ids, PlacementRow.gpus_per_node).where(
+                    PlacementRow.released_at.is_(None)
+                )
+            ).all()
             states = dict(session.execute(select(WorkloadRow.id, WorkloadRow.state)).all())
             tenant_of = dict(session.execute(select(WorkloadRow.id, WorkloadRow.tenant_id)).all())
             domain_of = dict(session.execute(select(NodeRow.id, NodeRow.domain)).all())

@@ -34,7 +34,9 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
         table = runner.invoke(app, ["status"])
         assert table.exit_code == 0 and workload["id"] in table.stdout
 
-        over = json.loads(runner.invoke(app, ["submit", "big", "--gpus", "144", "--tenant", "acme", "--json"]).stdout)
+        over = json.loads(
+            runner.invoke(app, ["submit", "big", "--gpus", "144", "--tenant", "acme", "--json"]).stdout
+        )
         assert over["state"] == "queued" and "over quota" in over["queue_reason"]
         queue = json.loads(runner.invoke(app, ["queue", "--json"]).stdout)["data"]
         assert [w["id"] for w in queue] == [over["id"]]
@@ -48,13 +50,30 @@ def test_cli_client_round_trip(row_design, tmp_path, monkeypatch):
         assert tenants[0]["name"] == "acme" and tenants[0]["gpus_allocated"] == 72
         assert json.loads(runner.invoke(app, ["tenants", "list", "-j"]).stdout)["data"] == tenants
 
-        created = json.loads(runner.invoke(app, ["api-token", "create", "acme-ci", "--tenant", "acme",
-                                                 "--json"]).stdout)
+        created = json.loads(
+            runner.invoke(app, ["api-token", "create", "acme-ci", "--tenant", "acme", "--json"]).stdout
+        )
         mine = runner.invoke(app, ["status", "--json", "--token", created["token"]])
         assert {w["tenant"] for w in json.loads(mine.stdout)["data"]} == {"acme"}
 
-        notebook = runner.invoke(app, ["submit", "nb", "--kind", "small", "--gpu-fraction", "0.25", "--cpu-cores",
-                                       "4", "--memory-gb", "32", "--tenant", "acme", "--json"])
+        notebook = runner.invoke(
+            app,
+            [
+                "submit",
+                "nb",
+                "--kind",
+                "small",
+                "--gpu-fraction",
+                "0.25",
+                "--cpu-cores",
+                "4",
+                "--memory-gb",
+                "32",
+                "--tenant",
+                "acme",
+                "--json",
+            ],
+        )
         assert notebook.exit_code == 0 and json.loads(notebook.stdout)["placement"]["gpu_fraction"] == 0.25
         assert "0.25" in runner.invoke(app, ["status"]).stdout
         no_share = runner.invoke(app, ["submit", "nb2", "--kind", "small", "--tenant", "acme"])

@@ -22,7 +22,10 @@ def test_concurrent_submit_and_cancel_never_double_allocates(backend, row_design
         headers = bearer(server.operator_token)
         tenants = ["acme", "globex", "initech"]
         for name in tenants:
-            assert httpx.post(f"{server.url}/api/v1/tenants", headers=headers, json={"name": name}).status_code == 201
+            assert (
+                httpx.post(f"{server.url}/api/v1/tenants", headers=headers, json={"name": name}).status_code
+                == 201
+            )
         acknowledged: list[str] = []
         errors: list[str] = []
         lock = threading.Lock()
@@ -36,9 +39,14 @@ def test_concurrent_submit_and_cancel_never_double_allocates(backend, row_design
                         response = http.delete(f"/api/v1/workloads/{mine.pop(rng.randrange(len(mine)))}")
                         expected = 200
                     else:
-                        response = http.post("/api/v1/workloads", json={
-                            "name": f"c{index}-{i}", "gpus": rng.choice([1, 2, 4, 8, 12, 36, 72]),
-                            "tenant": tenants[index % len(tenants)]})
+                        response = http.post(
+                            "/api/v1/workloads",
+                            json={
+                                "name": f"c{index}-{i}",
+                                "gpus": rng.choice([1, 2, 4, 8, 12, 36, 72]),
+                                "tenant": tenants[index % len(tenants)],
+                            },
+                        )
                         expected = 201
                         if response.status_code == 201:
                             mine.append(response.json()["id"])

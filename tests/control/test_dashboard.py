@@ -12,8 +12,15 @@ import pytest
 from control_helpers import ThreadServer, bearer
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -35,10 +42,14 @@ def test_dashboard_login_submit_map_drain(browser, row_design, tmp_path):
     with ThreadServer(row_design, f"sqlite:///{tmp_path / 'ui.db'}") as server:
         operator = bearer(server.operator_token)
         httpx.post(f"{server.url}/api/v1/tenants", headers=operator, json={"name": "acme"}).raise_for_status()
-        httpx.post(f"{server.url}/api/v1/tenants", headers=operator, json={"name": "globex"}).raise_for_status()
-        other = httpx.post(f"{server.url}/api/v1/workloads", headers=operator,
-                           json={"name": "globex-serve", "kind": "inference", "gpus": 4, "replicas": 6,
-                                 "tenant": "globex"}).json()
+        httpx.post(
+            f"{server.url}/api/v1/tenants", headers=operator, json={"name": "globex"}
+        ).raise_for_status()
+        other = httpx.post(
+            f"{server.url}/api/v1/workloads",
+            headers=operator,
+            json={"name": "globex-serve", "kind": "inference", "gpus": 4, "replicas": 6, "tenant": "globex"},
+        ).json()
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -76,7 +87,8 @@ def test_dashboard_login_submit_map_drain(browser, row_design, tmp_path):
         expect(tile).to_have_attribute("data-health", "draining")
         expect(tile).to_have_attribute("data-used", "0")
         expect(page.locator('#rack-detail .node[data-health="draining"]')).to_have_count(
-            int((server.service.fleet.node_rack == rack).sum()))
+            int((server.service.fleet.node_rack == rack).sum())
+        )
         # the drained job was requeued and placed elsewhere, never back on the drained rack
         expect(row).to_have_attribute("data-state", "running")
         expect(page.locator("#audit")).to_contain_text("rack.drain")
@@ -84,8 +96,11 @@ def test_dashboard_login_submit_map_drain(browser, row_design, tmp_path):
         page.screenshot(path=str(tmp_path / "dashboard-operator.png"), full_page=True)
 
         # a tenant sees only its own share
-        token = httpx.post(f"{server.url}/api/v1/tokens", headers=operator,
-                           json={"name": "acme-ui", "role": "tenant", "tenant": "acme"}).json()["token"]
+        token = httpx.post(
+            f"{server.url}/api/v1/tokens",
+            headers=operator,
+            json={"name": "acme-ui", "role": "tenant", "tenant": "acme"},
+        ).json()["token"]
         page.click("#logout")
         page.fill("#token-input", token)
         page.click("#login-button")
@@ -132,11 +147,21 @@ def test_dashboard_at_one_gigawatt_zoom_search_and_occupied(browser, gw_design, 
         fleet = server.service.fleet
         operator = bearer(server.operator_token)
         for name in ("acme", "globex"):
-            httpx.post(f"{server.url}/api/v1/tenants", headers=operator, json={"name": name}).raise_for_status()
-        theirs = httpx.post(f"{server.url}/api/v1/workloads", headers=operator, timeout=60,
-                            json={"name": "globex-hidden-run", "gpus": 144, "tenant": "globex"}).json()
-        mine = httpx.post(f"{server.url}/api/v1/workloads", headers=operator, timeout=60,
-                          json={"name": "acme-finetune", "gpus": 8, "tenant": "acme"}).json()
+            httpx.post(
+                f"{server.url}/api/v1/tenants", headers=operator, json={"name": name}
+            ).raise_for_status()
+        theirs = httpx.post(
+            f"{server.url}/api/v1/workloads",
+            headers=operator,
+            timeout=60,
+            json={"name": "globex-hidden-run", "gpus": 144, "tenant": "globex"},
+        ).json()
+        mine = httpx.post(
+            f"{server.url}/api/v1/workloads",
+            headers=operator,
+            timeout=60,
+            json={"name": "acme-finetune", "gpus": 8, "tenant": "acme"},
+        ).json()
         their_rack = theirs["placement"]["racks"][0]
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         errors: list[str] = []
@@ -182,12 +207,17 @@ def test_dashboard_at_one_gigawatt_zoom_search_and_occupied(browser, gw_design, 
         assert _page_height(page) < 3000, _page_height(page)
 
         # a tenant: the other tenant's rack is drawn occupied, with no name anywhere on the page
-        token = httpx.post(f"{server.url}/api/v1/tokens", headers=operator,
-                           json={"name": "acme-ui", "role": "tenant", "tenant": "acme"}).json()["token"]
+        token = httpx.post(
+            f"{server.url}/api/v1/tokens",
+            headers=operator,
+            json={"name": "acme-ui", "role": "tenant", "tenant": "acme"},
+        ).json()["token"]
         page.click("#logout")
         _login(page, token)
         expect(page.locator("#whoami")).to_contain_text("tenant acme")
-        expect(page.locator(f'.group.hall[data-hall-id="{hall}"]')).to_have_attribute("data-occupied", re.compile("[1-9]"))
+        expect(page.locator(f'.group.hall[data-hall-id="{hall}"]')).to_have_attribute(
+            "data-occupied", re.compile("[1-9]")
+        )
         page.fill("#map-search", str(their_rack))
         page.press("#map-search", "Enter")
         page.click('.hit[data-kind="rack"]')
@@ -205,7 +235,7 @@ def test_dashboard_at_one_gigawatt_zoom_search_and_occupied(browser, gw_design, 
         page.fill("#map-search", "")
         page.press("#map-search", "Enter")
         body = page.locator("body").inner_text() + page.content()
-        assert "globex" not in body, body[max(0, body.find("globex") - 300): body.find("globex") + 100]
+        assert "globex" not in body, body[max(0, body.find("globex") - 300) : body.find("globex") + 100]
         assert theirs["id"] not in body
         assert _page_height(page) < 3000, _page_height(page)
         page.screenshot(path=str(tmp_path / "dashboard-1gw-tenant.png"), full_page=True)

@@ -35,7 +35,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_submission(row_design, row_desi
     try:
         wait_healthy(url, process=server)
         for name in ("acme", "globex"):
-            assert httpx.post(f"{url}/api/v1/tenants", headers=headers, json={"name": name}).status_code == 201
+            assert (
+                httpx.post(f"{url}/api/v1/tenants", headers=headers, json={"name": name}).status_code == 201
+            )
         acknowledged: list[str] = []
         lock = threading.Lock()
         enough = threading.Event()
@@ -45,9 +47,14 @@ def test_sigkill_mid_burst_loses_no_acknowledged_submission(row_design, row_desi
             with httpx.Client(base_url=url, headers=headers, timeout=10.0) as client:
                 for i in range(400):
                     try:
-                        response = client.post("/api/v1/workloads", json={
-                            "name": f"c{client_index}-{i}", "gpus": 4 * (1 + (i + client_index) % 3),
-                            "tenant": tenant})
+                        response = client.post(
+                            "/api/v1/workloads",
+                            json={
+                                "name": f"c{client_index}-{i}",
+                                "gpus": 4 * (1 + (i + client_index) % 3),
+                                "tenant": tenant,
+                            },
+                        )
                     except httpx.HTTPError:
                         return  # the server died under us: this one was never acknowledged
                     if response.status_code == 201:
@@ -75,18 +82,27 @@ def test_sigkill_mid_burst_loses_no_acknowledged_submission(row_design, row_desi
     restarted = start_server_process(row_design_path, db_url, port, token, tmp_path / "server.log")
     try:
         wait_healthy(url, process=restarted)
-        listed = httpx.get(f"{url}/api/v1/workloads", headers=headers, params={"limit": 5000}, timeout=10).json()
+        listed = httpx.get(
+            f"{url}/api/v1/workloads", headers=headers, params={"limit": 5000}, timeout=10
+        ).json()
         present = {w["id"]: w for w in listed["data"]}
         missing = [w for w in acknowledged if w not in present]
         assert not missing, f"{len(missing)} acknowledged workloads lost, e.g. {missing[:3]}"
         held = assert_allocations_consistent(db_url, row_design and _node_gpus(row_design))
         metrics = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
-        allocated = next(int(line.split()[-1]) for line in metrics.splitlines()
-                         if line.startswith("tokenfab_gpus_allocated "))
+        allocated = next(
+            int(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("tokenfab_gpus_allocated ")
+        )
         assert allocated == sum(held.values()), "the restarted scheduler disagrees with the store"
         # and the restarted server keeps working: a new submission is placed or queued with a reason
-        after = httpx.post(f"{url}/api/v1/workloads", headers=headers, timeout=10,
-                           json={"name": "after-restart", "gpus": 4, "tenant": "acme"}).json()
+        after = httpx.post(
+            f"{url}/api/v1/workloads",
+            headers=headers,
+            timeout=10,
+            json={"name": "after-restart", "gpus": 4, "tenant": "acme"},
+        ).json()
         assert after["state"] == "running" or after["queue_reason"]
     finally:
         restarted.terminate()

@@ -27,7 +27,9 @@ def test_depths_and_sums_agree(api):
     for site in full["sites"]:
         assert site["gpus"] == sum(h["gpus"] for h in site["halls"])
         for hall in site["halls"]:
-            assert hall["gpus"] == sum(su["gpus"] for su in hall["sus"]) == sum(r["gpus"] for r in hall["racks"])
+            assert (
+                hall["gpus"] == sum(su["gpus"] for su in hall["sus"]) == sum(r["gpus"] for r in hall["racks"])
+            )
             assert hall["gpus_free"] == sum(r["gpus_free"] for r in hall["racks"])
             assert sum(su["racks"] for su in hall["sus"]) == len(hall["racks"])
     held = [r for s in full["sites"] for h in s["halls"] for r in h["racks"] if r["tenants"]]
@@ -94,14 +96,21 @@ def test_search_finds_racks_nodes_and_only_own_workloads(api):
     found = hits(acme, "llama")
     assert [h["id"] for h in found] == [mine["id"]]
     assert found[0]["rack"] == mine["placement"]["racks"][0] and found[0]["hall"] is not None
-    assert hits(acme, theirs["id"]) == [] and {h["id"] for h in hits(api.op, "llama")} == {mine["id"], theirs["id"]}
+    assert hits(acme, theirs["id"]) == [] and {h["id"] for h in hits(api.op, "llama")} == {
+        mine["id"],
+        theirs["id"],
+    }
     assert api.client.get("/api/v1/factory/search", headers=acme, params={"q": ""}).status_code == 422
 
 
 def test_map_at_one_gigawatt_aggregates(tmp_path):
     """At 1 GW (5,000+ racks) the SU-level map stays small: no rack listed, every SU summarised."""
-    spec = parse_spec({"name": "gw", "sites": [{"name": "s", "grid_mw": 1000, "climate": "ashburn-va",
-                                                   "system": "gb200-nvl72"}]})
+    spec = parse_spec(
+        {
+            "name": "gw",
+            "sites": [{"name": "s", "grid_mw": 1000, "climate": "ashburn-va", "system": "gb200-nvl72"}],
+        }
+    )
     design = compile_design(spec, load_catalog())
     api = open_api(design, f"sqlite:///{tmp_path / 'gw.db'}")
     try:

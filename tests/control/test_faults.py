@@ -34,9 +34,13 @@ def test_a_database_fault_is_a_json_503_and_nothing_half_done(row_design, tmp_pa
     assert response.status_code == 503 and response.json()["error"].startswith("the database is unavailable")
     _rename(db, "telemetry_away", "telemetry")
     _rename(db, "power_events_away", "power_events")
-    assert api.client.get("/api/v1/workloads", headers=acme).json()["count"] == 0  # the failed batch left nothing
+    assert (
+        api.client.get("/api/v1/workloads", headers=acme).json()["count"] == 0
+    )  # the failed batch left nothing
     placed = api.client.post("/api/v1/workloads", headers=acme, json={"name": "kept", "gpus": 8})
-    assert placed.status_code == 201 and placed.json()["state"] == "running"  # memory was rebuilt from the store
+    assert (
+        placed.status_code == 201 and placed.json()["state"] == "running"
+    )  # memory was rebuilt from the store
     api.client.close()
     api.service.close()
 
@@ -46,13 +50,18 @@ def _stop(admin_url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as connection:
         data_dir = connection.execute("SHOW data_directory").fetchone()[0]
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_postgres, str(postgres_bin_dir() / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, str(postgres_bin_dir() / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_healthz_and_the_api_answer_503_when_postgresql_is_down(row_design):
     if postgres_bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin): run scripts/setup-system.sh")
+        pytest.skip(
+            "PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin): run scripts/setup-system.sh"
+        )
     with throwaway_postgres() as admin_url:
         api = open_api(row_design, create_database(admin_url, "faults"))
         acme = api.tenant("acme")
@@ -60,7 +69,11 @@ def test_healthz_and_the_api_answer_503_when_postgresql_is_down(row_design):
         _stop(admin_url)
         health = api.client.get("/healthz")
         assert health.status_code == 503 and health.json()["error"].startswith("the database is unavailable")
-        for method, path in (("GET", "/api/v1/workloads"), ("POST", "/api/v1/workloads"), ("GET", "/metrics")):
+        for method, path in (
+            ("GET", "/api/v1/workloads"),
+            ("POST", "/api/v1/workloads"),
+            ("GET", "/metrics"),
+        ):
             response = api.client.request(method, path, headers=acme, json={"name": "x", "gpus": 8})
             assert response.status_code == 503, (method, path, response.text)
             assert response.headers["content-type"] == "application/json" and "error" in response.json()

@@ -46,12 +46,20 @@ def test_no_input_gives_a_server_error(fuzz_target):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES_PER_MODE, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+            @settings(
+                max_examples=EXAMPLES_PER_MODE,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate],
+            )
             def call(case) -> None:
                 response = case.call(headers=headers)
                 if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} {case.body!r} -> {response.status_code}")
+                    failures.append(
+                        f"{case.method} {case.formatted_path} {case.body!r} -> {response.status_code}"
+                    )
                 elif response.status_code >= 400 and "error" not in response.json():
                     failures.append(f"{case.method} {case.formatted_path}: 4xx without an error body")
 

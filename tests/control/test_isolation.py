@@ -10,26 +10,38 @@ def test_tenant_cannot_see_or_change_another_tenants_workload(api):
     acme, globex = api.tenant("acme"), api.tenant("globex")
     theirs = api.submit(globex, name="secret-run", gpus=8)
     mine = api.submit(acme, name="mine", gpus=4)
-    for method, path, body in (("GET", f"/api/v1/workloads/{theirs['id']}", None),
-                               ("DELETE", f"/api/v1/workloads/{theirs['id']}", None),
-                               ("POST", f"/api/v1/workloads/{theirs['id']}/scale", {"replicas": 2})):
+    for method, path, body in (
+        ("GET", f"/api/v1/workloads/{theirs['id']}", None),
+        ("DELETE", f"/api/v1/workloads/{theirs['id']}", None),
+        ("POST", f"/api/v1/workloads/{theirs['id']}/scale", {"replicas": 2}),
+    ):
         response = api.client.request(method, path, headers=acme, json=body)
         assert response.status_code == 404, (method, path, response.text)
         # exactly what an id that never existed gets
-        missing = api.client.request(method, path.replace(theirs["id"], "w-000000000000"), headers=acme, json=body)
-        assert missing.status_code == 404 and missing.json()["error"].replace("w-000000000000", theirs["id"]) == \
-            response.json()["error"]
+        missing = api.client.request(
+            method, path.replace(theirs["id"], "w-000000000000"), headers=acme, json=body
+        )
+        assert (
+            missing.status_code == 404
+            and missing.json()["error"].replace("w-000000000000", theirs["id"]) == response.json()["error"]
+        )
     assert api.client.get(f"/api/v1/workloads/{theirs['id']}", headers=globex).json()["state"] == "running"
     listed = api.client.get("/api/v1/workloads", headers=acme).json()["data"]
     assert [w["id"] for w in listed] == [mine["id"]]
     queue = api.client.get("/api/v1/queue", headers=acme).json()["data"]
     assert all(w["tenant"] == "acme" for w in queue)
     # a tenant cannot submit in another's name either
-    response = api.client.post("/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 1, "tenant": "globex"})
+    response = api.client.post(
+        "/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 1, "tenant": "globex"}
+    )
     assert response.status_code == 404
     # the map and nodes show only the caller's share
-    racks = [r for s in api.client.get("/api/v1/factory", headers=acme).json()["sites"] for h in s["halls"]
-             for r in h["racks"]]
+    racks = [
+        r
+        for s in api.client.get("/api/v1/factory", headers=acme).json()["sites"]
+        for h in s["halls"]
+        for r in h["racks"]
+    ]
     assert all(set(r["tenants"]) <= {"acme"} for r in racks)
     nodes = api.client.get("/api/v1/nodes", headers=acme).json()["data"]
     assert all(theirs["id"] not in n["workloads"] for n in nodes)
@@ -51,7 +63,7 @@ def test_tenants_never_share_an_nvlink_domain(api):
                 placed[name] |= {int(node_domain[n]) for n in workload["placement"]["node_ids"]}
     names = list(placed)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not placed[a] & placed[b], f"{a} and {b} share NVLink domains {placed[a] & placed[b]}"
     # and what the store holds agrees
     by_domain: dict[int, set[str]] = {}
@@ -75,7 +87,9 @@ def test_residency_pins_a_tenant_to_its_site(two_site_design, tmp_path):
         assert set(fleet.node_site[workload["placement"]["node_ids"]].tolist()) == {1}
     assert all(w["queue_reason"] for w in queued)
     # site 0 still has every GPU free: nothing spilled over
-    assert int(fleet.node_free_gpus[fleet.node_site == 0].sum()) == int(fleet.node_gpus[fleet.node_site == 0].sum())
+    assert int(fleet.node_free_gpus[fleet.node_site == 0].sum()) == int(
+        fleet.node_gpus[fleet.node_site == 0].sum()
+    )
     # a residency that names a site that does not exist is refused, naming the field
     bad = handle.client.post("/api/v1/tenants", headers=handle.op, json={"name": "x", "allowed_sites": [7]})
     assert bad.status_code == 422 and bad.json()["field"] == "allowed_sites[0]"

@@ -39,14 +39,20 @@ def _read_answer(sock: socket.socket) -> bytes:
 def test_a_300_mb_anonymous_request_is_refused_unread(row_design, tmp_path):
     with ThreadServer(row_design, f"sqlite:///{tmp_path / 'c.db'}") as server:
         # announced size over the limit: 413 before a byte of the body is sent
-        sock = _raw(server.port, b"POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: 314572800\r\n\r\n")
+        sock = _raw(
+            server.port,
+            b"POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 314572800\r\n\r\n",
+        )
         answer = _read_answer(sock)
         sock.close()
         assert answer.startswith(b"HTTP/1.1 413") and b"larger than 1048576 bytes" in answer
         # no size announced (chunked): no token, so 401 after the head, the body never read
-        sock = _raw(server.port, b"POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                 b"Transfer-Encoding: chunked\r\n\r\n")
+        sock = _raw(
+            server.port,
+            b"POST /api/v1/workloads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+        )
         sent = 0
         sock.settimeout(0.2)
         answer = b""
@@ -66,8 +72,12 @@ def test_a_300_mb_anonymous_request_is_refused_unread(row_design, tmp_path):
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
         assert sent <= 8 * MIB, f"{sent / MIB:.0f} MiB sent before the 401"
         # a chunked body past the limit with a valid token: 413 once the limit is passed
-        response = httpx.post(f"{server.url}/api/v1/workloads", headers=bearer(server.operator_token),
-                              content=(b"x" * 65536 for _ in range(64)), timeout=30)
+        response = httpx.post(
+            f"{server.url}/api/v1/workloads",
+            headers=bearer(server.operator_token),
+            content=(b"x" * 65536 for _ in range(64)),
+            timeout=30,
+        )
         assert response.status_code == 413 and "larger than" in response.json()["error"]
         assert httpx.get(f"{server.url}/healthz").status_code == 200
 
@@ -83,8 +93,11 @@ def test_slow_heads_and_bodies_are_cut_off(row_design, tmp_path):
         silent.close()
         partial.close()
         token = server.operator_token.encode()
-        slow = _raw(server.port, b"POST /api/v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                 b"Authorization: Bearer " + token + b"\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        slow = _raw(
+            server.port,
+            b"POST /api/v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token + b'\r\nContent-Length: 100\r\n\r\n{"name":',
+        )
         answer = _read_answer(slow)
         slow.close()
         assert answer.startswith(b"HTTP/1.1 408") and b"not received within" in answer
@@ -97,15 +110,20 @@ def test_slow_heads_and_bodies_are_cut_off(row_design, tmp_path):
 
 
 def test_rate_limit_per_token_with_retry_after(row_design, tmp_path):
-    api = open_api(row_design, f"sqlite:///{tmp_path / 'c.db'}", settings=Settings(rate_limit_per_s=2,
-                                                                                    rate_limit_burst=20))
+    api = open_api(
+        row_design,
+        f"sqlite:///{tmp_path / 'c.db'}",
+        settings=Settings(rate_limit_per_s=2, rate_limit_burst=20),
+    )
     acme = api.tenant("acme")  # two operator requests
     codes = [api.client.get("/api/v1/whoami", headers=acme).status_code for _ in range(21)]
     assert codes[:20] == [200] * 20 and codes[20] == 429
     limited = api.client.get("/api/v1/whoami", headers=acme)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
     assert "rate limit" in limited.json()["error"]
-    assert api.client.get("/api/v1/whoami", headers=api.op).status_code == 200  # another token: its own bucket
+    assert (
+        api.client.get("/api/v1/whoami", headers=api.op).status_code == 200
+    )  # another token: its own bucket
     # failed authentications are limited per client address the same way
     wrong = bearer("tf_000000000000_" + "x" * 43)
     codes = [api.client.get("/api/v1/whoami", headers=wrong).status_code for _ in range(22)]
@@ -135,10 +153,15 @@ def test_security_headers_no_store_and_offline_docs(api):
 
 def test_authentication_comes_before_the_body(api):
     # a malformed body without a token is a 401, not a 422: the body was not looked at
-    response = api.client.post("/api/v1/workloads", content=b"{not json", headers={"Content-Type": "application/json"})
+    response = api.client.post(
+        "/api/v1/workloads", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
-    response = api.client.post("/api/v1/workloads", content=b"{not json",
-                               headers={**bearer("tf_000000000000_" + "y" * 43), "Content-Type": "application/json"})
+    response = api.client.post(
+        "/api/v1/workloads",
+        content=b"{not json",
+        headers={**bearer("tf_000000000000_" + "y" * 43), "Content-Type": "application/json"},
+    )
     assert response.status_code == 401
     assert api.client.post("/api/v1/workloads", content=b"{not json", headers=api.op).status_code == 422
 

@@ -36,15 +36,24 @@ def _while_locked(api, calls):
 def test_refusals_do_not_wait_for_the_writer_lock(api):
     acme = api.tenant("acme")
     api.tenant("globex")
-    answers = _while_locked(api, [
-        lambda c: c.post("/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 100_000}),
-        lambda c: c.post("/api/v1/workloads", headers=acme, json={"name": "x", "kind": "inference", "gpus": 80}),
-        lambda c: c.post("/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 8, "tenant": "globex"}),
-        lambda c: c.post("/api/v1/workloads", headers=api.op, json={"name": "x", "gpus": 8, "tenant": "nobody"}),
-        lambda c: c.post("/api/v1/workloads", headers=api.op, json={"name": "x", "gpus": 8}),
-        lambda c: c.patch("/api/v1/tenants/acme", headers=api.op, json={"allowed_halls": [99]}),
-        lambda c: c.post("/api/v1/nodes/99999/cordon", headers=api.op),
-    ])
+    answers = _while_locked(
+        api,
+        [
+            lambda c: c.post("/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 100_000}),
+            lambda c: c.post(
+                "/api/v1/workloads", headers=acme, json={"name": "x", "kind": "inference", "gpus": 80}
+            ),
+            lambda c: c.post(
+                "/api/v1/workloads", headers=acme, json={"name": "x", "gpus": 8, "tenant": "globex"}
+            ),
+            lambda c: c.post(
+                "/api/v1/workloads", headers=api.op, json={"name": "x", "gpus": 8, "tenant": "nobody"}
+            ),
+            lambda c: c.post("/api/v1/workloads", headers=api.op, json={"name": "x", "gpus": 8}),
+            lambda c: c.patch("/api/v1/tenants/acme", headers=api.op, json={"allowed_halls": [99]}),
+            lambda c: c.post("/api/v1/nodes/99999/cordon", headers=api.op),
+        ],
+    )
     assert [a.status_code for a in answers] == [422, 422, 404, 404, 422, 422, 404], [a.text for a in answers]
 
 
@@ -52,11 +61,13 @@ def test_a_large_placement_and_its_release_in_bulk(api):
     acme = api.tenant("acme")
     big = api.submit(acme, name="big", gpus=432)  # every GPU of the row
     assert big["state"] == "running" and sum(big["placement"]["gpus_per_node"]) == 432
-    assert assert_allocations_consistent(f"sqlite:///{api.service.engine.url.database}",
-                                         api.service.fleet.node_gpus) == {big["id"]: 432}
+    assert assert_allocations_consistent(
+        f"sqlite:///{api.service.engine.url.database}", api.service.fleet.node_gpus
+    ) == {big["id"]: 432}
     assert api.client.delete(f"/api/v1/workloads/{big['id']}", headers=acme).json()["state"] == "cancelled"
     assert not api.service.memory.slot_used.any()
     again = api.submit(acme, name="again", gpus=432)  # every slot was freed, in memory and in the store
     assert again["state"] == "running"
-    assert assert_allocations_consistent(f"sqlite:///{api.service.engine.url.database}",
-                                         api.service.fleet.node_gpus) == {again["id"]: 432}
+    assert assert_allocations_consistent(
+        f"sqlite:///{api.service.engine.url.database}", api.service.fleet.node_gpus
+    ) == {again["id"]: 432}

@@ -42,7 +42,8 @@ def test_the_control_plane_draw_is_the_twin_power_model(api):
     fig = memory.figures
     n = memory.fleet.n_gpus  # 432 GB200: TDP 1,200 W, idle 140 W, host 466.7 W per GPU, fabric 55.8 kW
     empty_kw = power.facility_power_kw(
-        power.it_power_kw(power.it_power_w(0.0, n, n, fig.gpu_idle_w, fig.host_w_per_gpu), fig.fabric_kw), fig.pue
+        power.it_power_kw(power.it_power_w(0.0, n, n, fig.gpu_idle_w, fig.host_w_per_gpu), fig.fabric_kw),
+        fig.pue,
     )
     assert memory.facility_draw_kw() == pytest.approx(empty_kw)
     acme = api.tenant("acme")
@@ -62,12 +63,15 @@ def test_curtailment_evicts_one_big_workload_not_three_with_two_placed_again(api
     memory = api.service.memory
     draw_kw = memory.facility_draw_kw()
     gpu_kw = draw_kw - memory.facility_draw_kw(freed_gpus=1)
-    assert gpu_kw == pytest.approx((1020 - 140) * memory.figures.pue / 1000.0, abs=0.001)  # (1,020 − 140) W × PUE
+    assert gpu_kw == pytest.approx(
+        (1020 - 140) * memory.figures.pue / 1000.0, abs=0.001
+    )  # (1,020 − 140) W × PUE
     cap_kw = round(draw_kw - 40 * gpu_kw, 1)  # shed the power of 40 GPUs: ~40 kW
     audit_before = api.client.get("/api/v1/audit", headers=api.op).json()["data"][0]["id"]
 
-    status = api.client.post("/api/v1/power/events", headers=api.op,
-                             json={"kind": "curtailment", "cap_kw": cap_kw}).json()
+    status = api.client.post(
+        "/api/v1/power/events", headers=api.op, json={"kind": "curtailment", "cap_kw": cap_kw}
+    ).json()
 
     # newest-first eviction would take small0, small1 (16 GPUs, not enough) and big (72), then place
     # both small ones again in the 48 GPUs of headroom; the fewest covering set is big alone

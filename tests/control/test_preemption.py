@@ -14,8 +14,9 @@ def state(api, headers, workload) -> dict:
 def test_higher_priority_evicts_the_same_tenants_lower_priority_work(api):
     acme = api.tenant("acme")
     low = api.submit(acme, name="low", gpus=432, priority=0)  # the whole factory
-    fixed = api.submit(acme, **{"name": "fixed", "kind": "small", "gpu_fraction": 0.5, "priority": -5,
-                                "preemptible": False})
+    fixed = api.submit(
+        acme, **{"name": "fixed", "kind": "small", "gpu_fraction": 0.5, "priority": -5, "preemptible": False}
+    )
     assert low["state"] == "running" and fixed["state"] == "queued"
     high = api.submit(acme, name="high", gpus=72, priority=10)
     assert high["state"] == "running"

@@ -25,10 +25,15 @@ def test_the_last_operator_token_cannot_be_revoked(api):
     me = api.client.get("/api/v1/whoami", headers=api.op).json()["token_id"]
     refused = api.client.delete(f"/api/v1/tokens/{me}", headers=api.op)
     assert refused.status_code == 409 and "last live operator token" in refused.json()["error"]
-    second = api.client.post("/api/v1/tokens", headers=api.op, json={"name": "ops2", "role": "operator"}).json()
+    second = api.client.post(
+        "/api/v1/tokens", headers=api.op, json={"name": "ops2", "role": "operator"}
+    ).json()
     assert api.client.delete(f"/api/v1/tokens/{me}", headers=bearer(second["token"])).status_code == 200
     assert api.client.get("/api/v1/whoami", headers=api.op).status_code == 401
-    assert api.client.delete(f"/api/v1/tokens/{second['id']}", headers=bearer(second["token"])).status_code == 409
+    assert (
+        api.client.delete(f"/api/v1/tokens/{second['id']}", headers=bearer(second["token"])).status_code
+        == 409
+    )
     # tenant tokens are revocable as before
     acme_id = api.client.get("/api/v1/whoami", headers=acme).json()["token_id"]
     assert api.client.delete(f"/api/v1/tokens/{acme_id}", headers=bearer(second["token"])).status_code == 200
@@ -77,15 +82,31 @@ def test_bootstrap_token_never_reaches_a_log(row_design_path, tmp_path, monkeypa
 
     env = {k: v for k, v in os.environ.items() if k != "TOKENFAB_BOOTSTRAP_TOKEN"}
     with log.open("wb") as handle:  # stdout is a file: a log
-        process = subprocess.Popen([sys.executable, "-m", "tokenfab.cli", "serve", "--design", str(row_design_path),
-                                    "--db", db_url, "--port", str(port)], stdout=handle, stderr=subprocess.STDOUT,
-                                   env=env)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokenfab.cli",
+                "serve",
+                "--design",
+                str(row_design_path),
+                "--db",
+                db_url,
+                "--port",
+                str(port),
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process=process)
         text_ = log.read_text()
         assert "bootstrap operator token" in text_ and "tokenfab admin reset-token" in text_
         assert not TOKEN.search(text_)
-        recovered = TOKEN.search(CliRunner().invoke(app, ["admin", "reset-token", "--db", db_url]).stdout).group(0)
+        recovered = TOKEN.search(
+            CliRunner().invoke(app, ["admin", "reset-token", "--db", db_url]).stdout
+        ).group(0)
         response = httpx.get(f"http://127.0.0.1:{port}/api/v1/whoami", headers=bearer(recovered))
         assert response.status_code == 200 and response.json()["role"] == "operator"
     finally:
@@ -94,8 +115,9 @@ def test_bootstrap_token_never_reaches_a_log(row_design_path, tmp_path, monkeypa
     # a token chosen in the environment is not repeated either
     chosen = "tf_0123456789ab_" + "s" * 40
     port = free_port()
-    process = start_server_process(row_design_path, f"sqlite:///{tmp_path / 'd.db'}", port, chosen,
-                                   tmp_path / "chosen.log")
+    process = start_server_process(
+        row_design_path, f"sqlite:///{tmp_path / 'd.db'}", port, chosen, tmp_path / "chosen.log"
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process=process)
         assert chosen not in (tmp_path / "chosen.log").read_text()
@@ -110,8 +132,9 @@ def test_serve_on_a_busy_port_exits_3_before_creating_anything(row_design_path, 
         busy.listen()
         port = busy.getsockname()[1]
         db = tmp_path / "c.db"
-        result = CliRunner().invoke(app, ["serve", "--design", str(row_design_path), "--db", f"sqlite:///{db}",
-                                          "--port", str(port)])
+        result = CliRunner().invoke(
+            app, ["serve", "--design", str(row_design_path), "--db", f"sqlite:///{db}", "--port", str(port)]
+        )
     assert result.exit_code == 3
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.output
@@ -124,12 +147,24 @@ def test_no_bool_where_a_number_goes(api):
     for path, body in (("/api/v1/power/cap", {"cap_kw": False}), ("/api/v1/power/cap", {"cap_kw": "100"})):
         response = api.client.put(path, headers=api.op, json=body)
         assert response.status_code == 422 and response.json()["field"] == "cap_kw", response.text
-    for body in ({"name": "x", "gpus": True}, {"name": "x", "gpus": 2.0}, {"name": "x", "gpus": 2, "replicas": "1"},
-                 {"name": "x", "gpus": 2, "preemptible": 0}, {"name": 7, "gpus": 2}):
+    for body in (
+        {"name": "x", "gpus": True},
+        {"name": "x", "gpus": 2.0},
+        {"name": "x", "gpus": 2, "replicas": "1"},
+        {"name": "x", "gpus": 2, "preemptible": 0},
+        {"name": 7, "gpus": 2},
+    ):
         response = api.client.post("/api/v1/workloads", headers=acme, json=body)
         assert response.status_code == 422, (body, response.text)
-    assert api.client.post("/api/v1/tenants", headers=api.op, json={"name": "b", "quota_gpus": True}).status_code == 422
-    assert api.client.post("/api/v1/power/events", headers=api.op,
-                           json={"kind": "curtailment", "cap_kw": False}).status_code == 422
+    assert (
+        api.client.post("/api/v1/tenants", headers=api.op, json={"name": "b", "quota_gpus": True}).status_code
+        == 422
+    )
+    assert (
+        api.client.post(
+            "/api/v1/power/events", headers=api.op, json={"kind": "curtailment", "cap_kw": False}
+        ).status_code
+        == 422
+    )
     assert api.client.get("/api/v1/power", headers=api.op).json()["cap_kw"] is None
     assert api.client.get(f"/api/v1/workloads/{running['id']}", headers=acme).json()["state"] == "running"

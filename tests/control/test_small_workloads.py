@@ -36,7 +36,10 @@ def test_small_workloads_share_a_gpu_and_count_their_fraction(api):
     rack = api.service.fleet.node_rack[node]
     detail = api.client.get(f"/api/v1/racks/{rack}", headers=acme).json()
     shown = next(n for n in detail["nodes"] if n["id"] == node)
-    assert shown["gpus_shared"] == {str(slot): 1000} and set(shown["workloads"]) >= {first["id"], second["id"]}
+    assert shown["gpus_shared"] == {str(slot): 1000} and set(shown["workloads"]) >= {
+        first["id"],
+        second["id"],
+    }
     assert {w["id"] for w in detail["workloads"]} >= {first["id"], second["id"]}
 
     api.client.delete(f"/api/v1/workloads/{first['id']}", headers=acme)
@@ -47,18 +50,21 @@ def test_small_workloads_share_a_gpu_and_count_their_fraction(api):
     assert_allocations_consistent(str(api.service.engine.url), api.service.fleet.node_gpus)
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "s", "kind": "small"}, "gpu_fraction"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 1.5}, "gpu_fraction"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0}, "gpu_fraction"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0.0001}, "gpu_fraction"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "gpus": 2}, "gpus"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "replicas": 2}, "replicas"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "cpu_cores": 4000}, "cpu_cores"),
-    ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "memory_gb": -1}, "memory_gb"),
-    ({"name": "s", "kind": "training", "gpus": 4, "gpu_fraction": 0.5}, "gpu_fraction"),
-    ({"name": "s", "kind": "training"}, "gpus"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "s", "kind": "small"}, "gpu_fraction"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 1.5}, "gpu_fraction"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0}, "gpu_fraction"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0.0001}, "gpu_fraction"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "gpus": 2}, "gpus"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "replicas": 2}, "replicas"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "cpu_cores": 4000}, "cpu_cores"),
+        ({"name": "s", "kind": "small", "gpu_fraction": 0.5, "memory_gb": -1}, "memory_gb"),
+        ({"name": "s", "kind": "training", "gpus": 4, "gpu_fraction": 0.5}, "gpu_fraction"),
+        ({"name": "s", "kind": "training"}, "gpus"),
+    ],
+)
 def test_bad_small_workload_is_422_naming_the_field(api, body, field):
     response = api.client.post("/api/v1/workloads", headers=api.op, json={**body, "tenant": "nobody"})
     assert response.status_code == 422, response.text
@@ -111,21 +117,44 @@ def test_database_refuses_an_oversubscribed_or_mixed_gpu(row_design, tmp_path, r
         placement_of = dict(session.execute(select(PlacementRow.workload_id, PlacementRow.id)).all())
         whole_slot = session.execute(select(GpuAllocationRow.node_id, GpuAllocationRow.slot)).one()
     attempts = [
-        GpuShareRow(node_id=node, slot=slot, workload_id=whole["id"], milli=400,
-                    placement_id=placement_of[whole["id"]]),  # 700 + 400 > 1000
-        GpuShareRow(node_id=whole_slot[0], slot=whole_slot[1], workload_id=shared["id"], milli=100,
-                    placement_id=placement_of[shared["id"]]),  # on a GPU allocated whole
-        GpuAllocationRow(node_id=node, slot=slot, workload_id=whole["id"],
-                         placement_id=placement_of[whole["id"]]),  # whole on a shared GPU
-        GpuShareRow(node_id=node, slot=slot, workload_id=whole["id"], milli=1000,
-                    placement_id=placement_of[whole["id"]]),  # a share is below one GPU
+        GpuShareRow(
+            node_id=node,
+            slot=slot,
+            workload_id=whole["id"],
+            milli=400,
+            placement_id=placement_of[whole["id"]],
+        ),  # 700 + 400 > 1000
+        GpuShareRow(
+            node_id=whole_slot[0],
+            slot=whole_slot[1],
+            workload_id=shared["id"],
+            milli=100,
+            placement_id=placement_of[shared["id"]],
+        ),  # on a GPU allocated whole
+        GpuAllocationRow(
+            node_id=node, slot=slot, workload_id=whole["id"], placement_id=placement_of[whole["id"]]
+        ),  # whole on a shared GPU
+        GpuShareRow(
+            node_id=node,
+            slot=slot,
+            workload_id=whole["id"],
+            milli=1000,
+            placement_id=placement_of[whole["id"]],
+        ),  # a share is below one GPU
     ]
     for row in attempts:
         with pytest.raises(DBAPIError), service.sessions() as session, session.begin():
             session.add(row)
     with service.sessions() as session, session.begin():  # 700 + 300 = 1000 fits
-        session.add(GpuShareRow(node_id=node, slot=slot, workload_id=whole["id"], milli=300,
-                                placement_id=placement_of[whole["id"]]))
+        session.add(
+            GpuShareRow(
+                node_id=node,
+                slot=slot,
+                workload_id=whole["id"],
+                milli=300,
+                placement_id=placement_of[whole["id"]],
+            )
+        )
     api.client.close()
     service.close()
 
@@ -134,7 +163,9 @@ def test_draining_a_shared_gpus_rack_requeues_and_replaces_its_small_workloads(a
     acme = api.tenant("acme")
     notebook = api.submit(acme, **small("nb", 0.3))
     rack = notebook["placement"]["racks"][0]
-    drained = api.client.post(f"/api/v1/racks/{rack}/drain", headers=api.op, json={"reason": "CDU swap"}).json()
+    drained = api.client.post(
+        f"/api/v1/racks/{rack}/drain", headers=api.op, json={"reason": "CDU swap"}
+    ).json()
     assert notebook["id"] in drained["requeued"]
     moved = api.client.get(f"/api/v1/workloads/{notebook['id']}", headers=acme).json()
     assert moved["state"] == "running" and moved["placement"]["racks"] != [rack]

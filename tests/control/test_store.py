@@ -15,9 +15,26 @@ def test_migrations_create_every_table_and_rerun_cleanly(row_design, tmp_path):
     first = ControlService.open(row_design, db_url)
     assert first.bootstrap_token
     tables = set(inspect(first.service.engine).get_table_names())
-    assert {"sites", "halls", "racks", "nodes", "tenants", "api_tokens", "workloads", "placements",
-            "gpu_allocations", "audit_log", "power_events", "telemetry", "alembic_version", "environments",
-            "environment_steps", "environment_nodes", "environment_pkeys", "environment_vlans"} <= tables
+    assert {
+        "sites",
+        "halls",
+        "racks",
+        "nodes",
+        "tenants",
+        "api_tokens",
+        "workloads",
+        "placements",
+        "gpu_allocations",
+        "audit_log",
+        "power_events",
+        "telemetry",
+        "alembic_version",
+        "environments",
+        "environment_steps",
+        "environment_nodes",
+        "environment_pkeys",
+        "environment_vlans",
+    } <= tables
     first.service.engine.dispose()
     again = ControlService.open(row_design, db_url)  # upgrade is idempotent; no second bootstrap token
     assert again.bootstrap_token is None
@@ -47,8 +64,11 @@ def test_curtailment_evicts_low_priority_work_and_restore_places_it_again(api):
     filler = [api.submit(acme, name=f"filler{i}", gpus=72) for i in range(3)]
     draw = api.client.get("/api/v1/power", headers=api.op).json()["facility_draw_kw"]
     cap = draw - 1.0
-    result = api.client.post("/api/v1/power/events", headers=api.op,
-                             json={"kind": "curtailment", "cap_kw": cap, "message": "grid operator request"})
+    result = api.client.post(
+        "/api/v1/power/events",
+        headers=api.op,
+        json={"kind": "curtailment", "cap_kw": cap, "message": "grid operator request"},
+    )
     assert result.status_code == 200, result.text
     status = result.json()
     assert status["evicted"] and important["id"] not in status["evicted"]
@@ -81,7 +101,9 @@ def test_failed_node_requeues_or_fails_per_policy(api):
     assert again["state"] == "running" and not set(again["placement"]["node_ids"]) & nodes
     assert api.client.get(f"/api/v1/workloads/{drop['id']}", headers=acme).json()["state"] == "failed"
     listed = api.client.get("/api/v1/nodes", headers=api.op, params={"health": "failed"}).json()
-    assert {n["id"] for n in listed["data"]} == nodes and all(n["health_reason"] == "PSU" for n in listed["data"])
+    assert {n["id"] for n in listed["data"]} == nodes and all(
+        n["health_reason"] == "PSU" for n in listed["data"]
+    )
 
 
 def test_a_second_allocation_of_a_gpu_slot_cannot_commit(api):
@@ -96,15 +118,21 @@ def test_a_second_allocation_of_a_gpu_slot_cannot_commit(api):
     first = api.submit(acme, name="first", gpus=4)
     other = api.submit(acme, name="other", gpus=4)
     with api.service.sessions() as session:
-        taken = session.scalars(select(GpuAllocationRow).where(GpuAllocationRow.workload_id == first["id"])).first()
-        placement_id = session.scalars(select(GpuAllocationRow.placement_id)
-                                       .where(GpuAllocationRow.workload_id == other["id"])).first()
+        taken = session.scalars(
+            select(GpuAllocationRow).where(GpuAllocationRow.workload_id == first["id"])
+        ).first()
+        placement_id = session.scalars(
+            select(GpuAllocationRow.placement_id).where(GpuAllocationRow.workload_id == other["id"])
+        ).first()
     free_before = api.service.fleet.node_free_gpus.copy()
 
     def double_allocate(session):
         api.service.fleet.node_free_gpus[:] = 0  # memory goes wrong as well
-        session.add(GpuAllocationRow(node_id=taken.node_id, slot=taken.slot, workload_id=other["id"],
-                                     placement_id=placement_id))
+        session.add(
+            GpuAllocationRow(
+                node_id=taken.node_id, slot=taken.slot, workload_id=other["id"], placement_id=placement_id
+            )
+        )
         session.flush()
 
     with pytest.raises(IntegrityError):

@@ -32,15 +32,19 @@ def _page_leaks(text: str, other: Tenant, cap_kw: float) -> list[str]:
 def test_the_dashboard_shows_a_tenant_nothing_of_another(browser, row_design, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
-    with ThreadServer(row_design, f"sqlite:///{tmp_path / 'ui.db'}") as server, \
-            httpx.Client(base_url=server.url, timeout=30) as client:
+    with (
+        ThreadServer(row_design, f"sqlite:///{tmp_path / 'ui.db'}") as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
         api = Api(client, server.operator_token, server.service)
         acme, globex, cap_kw = _scene(api)
         tokens = {}
         for tenant in (acme, globex):
             tokens[tenant.name] = api.client.post(
-                "/api/v1/tokens", headers=api.op, json={"name": f"{tenant.name}-ui", "role": "tenant",
-                                                        "tenant": tenant.name}).json()["token"]
+                "/api/v1/tokens",
+                headers=api.op,
+                json={"name": f"{tenant.name}-ui", "role": "tenant", "tenant": tenant.name},
+            ).json()["token"]
             tenant.strings.add(f"{tenant.name}-ui")
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         errors: list[str] = []

@@ -32,8 +32,13 @@ ROUTE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/environments/{env}/scale"): {"domains": 1},
     ("post", "/api/v1/environments/{env}/upgrade"): {"version": "v1.32.4+k0s.0"},
     ("post", "/api/v1/ops/alerts"): {
-        "version": "4", "groupKey": "probe", "status": "resolved", "receiver": "probe",
-        "alerts": [{"status": "resolved", "labels": {"alertname": "Probe"}, "startsAt": "2026-01-01T00:00:00Z"}],
+        "version": "4",
+        "groupKey": "probe",
+        "status": "resolved",
+        "receiver": "probe",
+        "alerts": [
+            {"status": "resolved", "labels": {"alertname": "Probe"}, "startsAt": "2026-01-01T00:00:00Z"}
+        ],
     },
 }
 """A body for every route that takes one: a new route with a body must be added here to pass."""
@@ -69,14 +74,18 @@ def _scene(api) -> tuple[Tenant, Tenant, float]:
     globex.figures |= {"4321", "4,321", "12345.678", "12,345.678", "98,765", "98765", "0.137"}
     acme.figures |= {"0.271"}
     globex.submit(api, name="globex-train", gpus=37)
-    globex.submit(api, name="globex-serve", kind="inference", gpus=4, replicas=2, tokens_per_s_per_gpu=12345.678)
+    globex.submit(
+        api, name="globex-serve", kind="inference", gpus=4, replicas=2, tokens_per_s_per_gpu=12345.678
+    )
     globex.submit(api, name="globex-nb", kind="small", gpu_fraction=0.137, cpu_cores=3, memory_gb=17)
     acme.submit(api, name="acme-big", gpus=288)
     acme.submit(api, name="acme-nb", kind="small", gpu_fraction=0.271, cpu_cores=2, memory_gb=9)
     acme.submit(api, name="acme-serve", kind="inference", gpus=4, replicas=1)
     waiting = globex.submit(api, name="globex-wait", gpus=72)
     assert waiting["state"] == "queued", waiting
-    cancelled = api.client.delete(f"/api/v1/workloads/{acme.workloads['acme-big']['id']}", headers=acme.headers)
+    cancelled = api.client.delete(
+        f"/api/v1/workloads/{acme.workloads['acme-big']['id']}", headers=acme.headers
+    )
     assert cancelled.status_code == 200
     started = api.client.get(f"/api/v1/workloads/{waiting['id']}", headers=globex.headers).json()
     assert started["state"] == "running"  # acme's cancel let globex's work start
@@ -120,7 +129,9 @@ def _leaks(answer: Any, other: Tenant, cap_kw: float) -> list[str]:
     return found
 
 
-def _calls(api, me: Tenant, route: str, method: str, racks: int, my_node: int) -> list[tuple[str, dict | None]]:
+def _calls(
+    api, me: Tenant, route: str, method: str, racks: int, my_node: int
+) -> list[tuple[str, dict | None]]:
     """The concrete calls of one route as ``me``: every value a path parameter can take that ``me`` knows."""
     body = ROUTE_BODIES.get((method, route))
     if body is not None:
@@ -151,22 +162,33 @@ def test_every_route_as_each_tenant_shows_nothing_of_the_other(api):
     racks = api.service.fleet.n_racks
     routes = [(route, method, op) for route, item in schema["paths"].items() for method, op in item.items()]
     for method_route in {(m, r) for r, m, op in routes if op.get("requestBody")}:
-        assert method_route in ROUTE_BODIES, f"{method_route}: a new route with a body; add it to ROUTE_BODIES"
-    order = sorted(routes, key=lambda r: (r[1] != "get", r[1] == "delete"))  # reads, then writes, deletes last
+        assert method_route in ROUTE_BODIES, (
+            f"{method_route}: a new route with a body; add it to ROUTE_BODIES"
+        )
+    order = sorted(
+        routes, key=lambda r: (r[1] != "get", r[1] == "delete")
+    )  # reads, then writes, deletes last
     for me, other in ((acme, globex), (globex, acme)):
-        my_node = api.client.get(f"/api/v1/workloads/{me.workloads[f'{me.name}-nb']['id']}",
-                                 headers=me.headers).json()["placement"]["node_ids"][0]
+        my_node = api.client.get(
+            f"/api/v1/workloads/{me.workloads[f'{me.name}-nb']['id']}", headers=me.headers
+        ).json()["placement"]["node_ids"][0]
         visited, statuses = set(), {}
         for route, method, _ in order:
             for path, body in _calls(api, me, route, method, racks, my_node):
-                if method == "delete" and "workloads" in path and not path.endswith(me.workloads[f"{me.name}-serve"]["id"]):
+                if (
+                    method == "delete"
+                    and "workloads" in path
+                    and not path.endswith(me.workloads[f"{me.name}-serve"]["id"])
+                ):
                     continue  # cancel one workload of its own, keep the rest of the scene
                 if method == "delete" and "tokens" in path:
                     body = None
                 response = api.client.request(method.upper(), path, headers=me.headers, json=body)
                 assert response.status_code < 500, (method, path, response.text)
                 statuses[(method, path)] = response.status_code
-                answer = response.json() if "json" in response.headers.get("content-type", "") else response.text
+                answer = (
+                    response.json() if "json" in response.headers.get("content-type", "") else response.text
+                )
                 leaks = _leaks(answer, other, cap_kw)
                 assert not leaks, f"{me.name} {method.upper()} {path} shows {other.name}: {leaks[:5]}"
                 visited.add((method, route))
@@ -183,13 +205,24 @@ def test_every_route_as_each_tenant_shows_nothing_of_the_other(api):
 def test_another_tenants_ids_are_answered_like_missing_ones(api):
     acme, globex, _ = _scene(api)
     for workload in globex.workloads.values():
-        for method, suffix, body in (("GET", "", None), ("DELETE", "", None), ("POST", "/scale", {"replicas": 1})):
-            theirs = api.client.request(method, f"/api/v1/workloads/{workload['id']}{suffix}", headers=acme.headers,
-                                        json=body)
-            missing = api.client.request(method, f"/api/v1/workloads/w-000000000000{suffix}", headers=acme.headers,
-                                         json=body)
+        for method, suffix, body in (
+            ("GET", "", None),
+            ("DELETE", "", None),
+            ("POST", "/scale", {"replicas": 1}),
+        ):
+            theirs = api.client.request(
+                method, f"/api/v1/workloads/{workload['id']}{suffix}", headers=acme.headers, json=body
+            )
+            missing = api.client.request(
+                method, f"/api/v1/workloads/w-000000000000{suffix}", headers=acme.headers, json=body
+            )
             assert theirs.status_code == missing.status_code == 404
             assert theirs.json()["error"].replace(workload["id"], "w-000000000000") == missing.json()["error"]
     assert api.client.get("/api/v1/tenants/globex", headers=acme.headers).status_code == 404
-    assert api.client.get(f"/api/v1/workloads/{globex.workloads['globex-train']['id']}",
-                          headers=bearer(api.op["Authorization"].split()[1])).status_code == 200
+    assert (
+        api.client.get(
+            f"/api/v1/workloads/{globex.workloads['globex-train']['id']}",
+            headers=bearer(api.op["Authorization"].split()[1]),
+        ).status_code
+        == 200
+    )

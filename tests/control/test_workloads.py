@@ -20,7 +20,9 @@ def test_queued_workload_is_placed_when_capacity_frees(api):
     cancelled = api.client.delete(f"/api/v1/workloads/{big['id']}", headers=acme).json()
     assert cancelled["state"] == "cancelled" and cancelled["placement"] is None
     placed = api.client.get(f"/api/v1/workloads/{waiting['id']}", headers=acme).json()
-    assert placed["state"] == "running" and placed["placement"]["gpus"] == 144 and placed["queue_reason"] == ""
+    assert (
+        placed["state"] == "running" and placed["placement"]["gpus"] == 144 and placed["queue_reason"] == ""
+    )
     actions = [a["action"] for a in api.client.get("/api/v1/audit", headers=api.op).json()["data"]]
     assert "workload.place" in actions and "workload.cancel" in actions
     usage = api.client.get("/api/v1/usage", headers=acme).json()["data"][0]
@@ -35,20 +37,27 @@ def test_inference_scales_with_replicas_inside_nvlink_domains(api):
 
     def replicas_whole(workload) -> bool:
         per_domain = Counter()
-        for node, gpus in zip(workload["placement"]["node_ids"], workload["placement"]["gpus_per_node"],
-                              strict=True):
+        for node, gpus in zip(
+            workload["placement"]["node_ids"], workload["placement"]["gpus_per_node"], strict=True
+        ):
             per_domain[int(node_domain[node])] += gpus
         return all(count % 8 == 0 for count in per_domain.values())
 
     assert replicas_whole(service)
-    scaled = api.client.post(f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 9}).json()
+    scaled = api.client.post(
+        f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 9}
+    ).json()
     assert scaled["state"] == "running" and scaled["gpus"] == 72 and scaled["replicas"] == 9
     assert replicas_whole(scaled)
     usage = api.client.get("/api/v1/usage", headers=acme).json()["data"][0]
     assert usage["tokens_per_s"] == 72 * 2500
-    too_big = api.client.post(f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 100})
+    too_big = api.client.post(
+        f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 100}
+    )
     assert too_big.status_code == 422 and too_big.json()["field"] == "replicas"
-    down = api.client.post(f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 1}).json()
+    down = api.client.post(
+        f"/api/v1/workloads/{service['id']}/scale", headers=acme, json={"replicas": 1}
+    ).json()
     assert down["gpus"] == 8 and down["state"] == "running"
 
 
@@ -61,8 +70,11 @@ def test_reopening_the_store_rebuilds_the_same_state(row_design, tmp_path):
     opened = ControlService.open(row_design, db_url)
     from fastapi.testclient import TestClient
 
-    handle = Api(TestClient(create_app(row_design, db_url, service=opened.service)), opened.bootstrap_token,
-                 opened.service)
+    handle = Api(
+        TestClient(create_app(row_design, db_url, service=opened.service)),
+        opened.bootstrap_token,
+        opened.service,
+    )
     acme, globex = handle.tenant("acme", quota_gpus=150), handle.tenant("globex", allowed_halls=[0])
     for i in range(5):
         handle.submit(acme, name=f"a{i}", gpus=36)
@@ -77,8 +89,9 @@ def test_reopening_the_store_rebuilds_the_same_state(row_design, tmp_path):
     assert after.scheduler.allocations().keys() == before.scheduler.allocations().keys()
     for request_id, placement in before.scheduler.allocations().items():
         again = after.scheduler.allocation(request_id)
-        assert np.array_equal(again.nodes, placement.nodes) and np.array_equal(again.gpus_per_node,
-                                                                                placement.gpus_per_node)
+        assert np.array_equal(again.nodes, placement.nodes) and np.array_equal(
+            again.gpus_per_node, placement.gpus_per_node
+        )
     assert np.array_equal(after.fleet.node_free_gpus, before.fleet.node_free_gpus)
     assert np.array_equal(after.fleet.node_health, before.fleet.node_health)
     assert np.array_equal(after.fleet.domain_tenant >= 0, before.fleet.domain_tenant >= 0)

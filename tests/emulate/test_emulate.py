@@ -28,7 +28,9 @@ def emulation():
 
     catalog = load_catalog()
     design = compile(load_spec(REPO / "examples" / "row-1mw.yaml")[0], catalog)
-    emu = build(design, load_workload(REPO / "examples" / "workload-mixed.yaml"), catalog, base_dir=REPO / "examples")
+    emu = build(
+        design, load_workload(REPO / "examples" / "workload-mixed.yaml"), catalog, base_dir=REPO / "examples"
+    )
     emu.factory.apply_placements(place_standalone(emu.factory, emu.workload))
     emu.factory.step(1.0)
     return emu
@@ -48,8 +50,11 @@ def families(text: str) -> dict:
 def test_counter_list_is_the_exporters_default_plus_error_counters():
     rows = read_counter_list()
     fields = [r[0] for r in rows]
-    enabled = [line.split(",")[0].strip() for line in DCGM_COUNTERS_CSV.read_text().splitlines()
-               if line.startswith("DCGM_FI_")]
+    enabled = [
+        line.split(",")[0].strip()
+        for line in DCGM_COUNTERS_CSV.read_text().splitlines()
+        if line.startswith("DCGM_FI_")
+    ]
     assert fields[: len(enabled)] == enabled or set(enabled) <= set(fields)
     assert set(EXTRA_COUNTERS) <= set(fields) and "DCGM_FI_DEV_XID_ERRORS" in fields
 
@@ -58,11 +63,26 @@ def test_dcgm_page_has_the_exporters_names_and_labels(client, emulation):
     f = emulation.factory
     text = client.get("/dcgm/rack/0/metrics").text
     fams = families(text)
-    assert {"DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_XID_ERRORS",
-            "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"} <= set(fams)
+    assert {
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_GPU_TEMP",
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_XID_ERRORS",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL",
+    } <= set(fams)
     power = fams["DCGM_FI_DEV_POWER_USAGE"].samples
     assert len(power) == int(f.rack_first_gpu[1] - f.rack_first_gpu[0])
-    assert set(power[0].labels) == {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"}
+    assert set(power[0].labels) == {
+        "gpu",
+        "UUID",
+        "pci_bus_id",
+        "device",
+        "modelName",
+        "Hostname",
+        "DCGM_FI_DRIVER_VERSION",
+    }
     assert power[0].labels["Hostname"] == emulation.node_names[0]
     assert sum(s.value for s in power) == pytest.approx(float(f.gpu_power_w[: len(power)].sum()))
     assert client.get("/dcgm/rack/9999/metrics").status_code == 404
@@ -77,8 +97,13 @@ def test_vllm_and_facility_pages(client, emulation):
     assert any(float(s.labels["le"]) == svc.ttft_target_s for s in buckets if s.labels["le"] != "+Inf")
     counts = [s.value for s in buckets]
     assert counts == sorted(counts)  # cumulative
-    assert {"vllm:prompt_tokens", "vllm:generation_tokens", "vllm:num_requests_running", "vllm:num_requests_waiting",
-            "vllm:kv_cache_usage_perc"} <= set(fams)
+    assert {
+        "vllm:prompt_tokens",
+        "vllm:generation_tokens",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+    } <= set(fams)
     info = fams["tokenfab_service_slo_info"].samples[0].labels
     assert float(info["ttft_le"]) == svc.ttft_target_s
     facility = families(client.get("/facility/metrics").text)
@@ -94,7 +119,9 @@ def test_redfish_resources(client, emulation):
     members = client.get("/redfish/v1/Chassis").json()["Members"]
     assert len(members) == emulation.factory.fleet.n_racks + 1
     power = client.get("/redfish/v1/Chassis/Facility/Power").json()
-    assert power["PowerControl"][0]["PowerConsumedWatts"] == pytest.approx(emulation.factory.facility_kw * 1000, rel=1e-3)
+    assert power["PowerControl"][0]["PowerConsumedWatts"] == pytest.approx(
+        emulation.factory.facility_kw * 1000, rel=1e-3
+    )
     env = client.get("/redfish/v1/Chassis/Rack0/EnvironmentMetrics").json()
     assert env["@odata.type"].startswith("#EnvironmentMetrics") and env["PowerWatts"]["Reading"] > 0
     cdu = client.get("/redfish/v1/ThermalEquipment/CDUs/0").json()
@@ -105,9 +132,19 @@ def test_redfish_resources(client, emulation):
 def test_fault_api_records_and_rejects(client, emulation):
     bad = client.post("/faults", json={"kind": "meteor", "params": {}})
     assert bad.status_code == 422 and bad.json()["field"] == "kind"
-    assert client.post("/faults", json={"kind": "xid", "params": {"node": 10**6, "gpu": 0, "code": 79}}).status_code == 404
-    assert client.post("/faults", json={"kind": "xid", "params": {"node": 0, "gpu": 0, "code": 13}}).status_code == 422
-    assert client.post("/faults", content=b"{x", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            "/faults", json={"kind": "xid", "params": {"node": 10**6, "gpu": 0, "code": 79}}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post("/faults", json={"kind": "xid", "params": {"node": 0, "gpu": 0, "code": 13}}).status_code
+        == 422
+    )
+    assert (
+        client.post("/faults", content=b"{x", headers={"content-type": "application/json"}).status_code == 400
+    )
     ok = client.post("/faults", json={"kind": "nvlink", "params": {"node": 0, "gpu": 1, "errors_per_s": 5}})
     assert ok.status_code == 201 and ok.json()["at_s"] == emulation.factory.t_s
     log = client.get("/faults").json()
@@ -167,13 +204,28 @@ def test_physics_of_faults(emulation):
 
 def test_placements_give_each_workload_its_own_gpus(emulation):
     f = emulation.factory
-    items = [{"id": "a", "name": "a", "kind": "training", "tenant": "t", "node_ids": [0, 1], "gpus_per_node": [2, 4]},
-             {"id": "b", "name": emulation.workload.services[0].name, "kind": "inference", "tenant": "t",
-              "node_ids": [0], "gpus_per_node": [2]}]
+    items = [
+        {
+            "id": "a",
+            "name": "a",
+            "kind": "training",
+            "tenant": "t",
+            "node_ids": [0, 1],
+            "gpus_per_node": [2, 4],
+        },
+        {
+            "id": "b",
+            "name": emulation.workload.services[0].name,
+            "kind": "inference",
+            "tenant": "t",
+            "node_ids": [0],
+            "gpus_per_node": [2],
+        },
+    ]
     f.apply_placements(items)
     first = f.node_first_gpu
-    assert list(f.gpu_workload[first[0]:first[0] + 4]) == [0, 0, 1, 1]
-    assert list(f.gpu_kind[first[1]:first[1] + 4]) == [KIND_TRAINING] * 4
+    assert list(f.gpu_workload[first[0] : first[0] + 4]) == [0, 0, 1, 1]
+    assert list(f.gpu_kind[first[1] : first[1] + 4]) == [KIND_TRAINING] * 4
     assert f.gpu_kind[first[0] + 2] == KIND_INFERENCE
     assert (f.gpu_workload >= 0).sum() == 8
     recent = {m["workload"]: m for m in f.moves[-40:]}
@@ -200,7 +252,9 @@ def test_twin_driven_emulator_draws_what_the_twin_draws():
     path = REPO / "examples" / "workload-mixed.yaml"
     emu = build(design, load_workload(path), catalog, base_dir=path.parent)
     spec, traces, rows = load_inputs(path)
-    source = TwinSource(Simulation(design, spec, 1.0, traces=traces, acme_rows=rows, catalog=catalog), emu.factory)
+    source = TwinSource(
+        Simulation(design, spec, 1.0, traces=traces, acme_rows=rows, catalog=catalog), emu.factory
+    )
     for hour in (12.0, 13.0, 17.2, 18.0, 20.0, 22.0):  # the grid event runs from 17 h to 20 h
         emu.factory.t_s = hour * 3600.0 - 1.0
         for state in emu.factory.services:  # the twin keeps no queue: compare without the emulator's backlog
@@ -219,13 +273,34 @@ def test_cli_bad_input_and_export(tmp_path):
     design = str(REPO / "examples" / "row-1mw.yaml")
     missing = runner.invoke(app, ["emulate", design, "--workload", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "nope.yaml" in missing.output
-    no_token = runner.invoke(app, ["emulate", design, "--workload", str(REPO / "examples" / "workload-mixed.yaml"),
-                                   "--control", "http://127.0.0.1:1"])
+    no_token = runner.invoke(
+        app,
+        [
+            "emulate",
+            design,
+            "--workload",
+            str(REPO / "examples" / "workload-mixed.yaml"),
+            "--control",
+            "http://127.0.0.1:1",
+        ],
+    )
     assert no_token.exit_code == 2 and "--control-token" in no_token.output
     bad = runner.invoke(app, ["export", "prometheus", design, "--emulator", "nope", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "host:port" in bad.output
-    ok = runner.invoke(app, ["export", "prometheus", design, "--workload", str(REPO / "examples" / "workload-mixed.yaml"),
-                             "--out", str(tmp_path / "prom"), "--json"])
+    ok = runner.invoke(
+        app,
+        [
+            "export",
+            "prometheus",
+            design,
+            "--workload",
+            str(REPO / "examples" / "workload-mixed.yaml"),
+            "--out",
+            str(tmp_path / "prom"),
+            "--json",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert {"prometheus.yml", "alertmanager.yml", "rules/recording.yml", "rules/alerts.yml"} <= {
-        str(p.relative_to(tmp_path / "prom")) for p in (tmp_path / "prom").rglob("*.yml")}
+        str(p.relative_to(tmp_path / "prom")) for p in (tmp_path / "prom").rglob("*.yml")
+    }

@@ -159,7 +159,9 @@ def test_csv_rows_are_keyed_by_their_header(netbox_files):
         assert tuple(next(csv.reader(io.StringIO(netbox_files[name])))) == header, name
     feeds = _rows(netbox_files["power-feeds.csv"])
     assert feeds and all(f["rack"] in f["name"] and f["power_panel"].startswith(f["location"]) for f in feeds)
-    assert _csv(("a", "b"), [{"b": 2, "a": 1}]) == "a,b\n1,2\n", "values land under their column, whatever the key order"
+    assert _csv(("a", "b"), [{"b": 2, "a": 1}]) == "a,b\n1,2\n", (
+        "values land under their column, whatever the key order"
+    )
     with pytest.raises(ValueError, match=r"missing \['b'\], unexpected \['c'\]"):
         _csv(("a", "b"), [{"a": 1, "c": 3}])
 

@@ -22,7 +22,13 @@ FACTORY_SPECS = sorted(p for p in EXAMPLES_DIR.glob("*.yaml") if "sites" in yaml
 
 
 def test_every_site_example_is_covered():
-    assert {p.stem for p in FACTORY_SPECS} >= {"row-1mw", "site-10mw", "site-100mw", "site-1gw", "campus-2750mw"}
+    assert {p.stem for p in FACTORY_SPECS} >= {
+        "row-1mw",
+        "site-10mw",
+        "site-100mw",
+        "site-1gw",
+        "campus-2750mw",
+    }
 
 
 @pytest.mark.parametrize("path", FACTORY_SPECS, ids=lambda p: p.stem)

@@ -45,7 +45,9 @@ def pod_list(rows: list[tuple[int, int, int, int, str]]) -> PodList:
 
 
 def request(cpu=1000, mem=0, num=1, milli=1000, spec=0, shape=0) -> g.PodRequest:
-    return g.PodRequest(cpu_milli=cpu, memory_mib=mem, num_gpu=num, gpu_milli=milli, spec_code=spec, shape_code=shape)
+    return g.PodRequest(
+        cpu_milli=cpu, memory_mib=mem, num_gpu=num, gpu_milli=milli, spec_code=spec, shape_code=shape
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,9 +115,14 @@ def test_fgd_score_and_gpu_choice_by_hand():
     state.gpu_free[1] = [700, 1000]
     state.gpu_free[2] = [0, 0]
     for arrays in (state.gpu_free_total, state.gpu_full_count, state.gpu_free_max):
-        arrays[:] = [state.gpu_free[i].sum() if arrays is state.gpu_free_total else
-                     (state.gpu_free[i] == 1000).sum() if arrays is state.gpu_full_count else
-                     state.gpu_free[i].max() for i in range(3)]
+        arrays[:] = [
+            state.gpu_free[i].sum()
+            if arrays is state.gpu_free_total
+            else (state.gpu_free[i] == 1000).sum()
+            if arrays is state.gpu_full_count
+            else state.gpu_free[i].max()
+            for i in range(3)
+        ]
     scorer = g.FgdScorer(frag, cluster)
     nodes = np.array([0, 1])
     scores, gpus = scorer.score(state, request(milli=700, shape=99), nodes, np.random.default_rng(0))
@@ -145,13 +152,21 @@ def test_filter_matches_brute_force(data, n_nodes, cpu, mem, kind, milli, spec):
     models = data.draw(st.lists(st.sampled_from(["T4", "G2", "P100"]), min_size=n_nodes, max_size=n_nodes))
     counts = data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=n_nodes, max_size=n_nodes))
     nodes = node_list([(16000, 1000, c, m) for c, m in zip(counts, models, strict=True)])
-    num, gm = {"cpu": (0, 0), "share": (1, milli), "whole1": (1, 1000), "whole2": (2, 1000), "whole4": (4, 1000)}[kind]
+    num, gm = {
+        "cpu": (0, 0),
+        "share": (1, milli),
+        "whole1": (1, 1000),
+        "whole2": (2, 1000),
+        "whole4": (4, 1000),
+    }[kind]
     pods = pod_list([(cpu, mem, num, gm, spec)])
     cluster = g.Cluster.from_node_list(nodes)
     workload = g.PodSet.from_pod_list(pods, cluster)
     state = g.ClusterState.empty(cluster)
     for i in range(n_nodes):
-        free = data.draw(st.lists(st.sampled_from([0, 150, 500, 999, 1000]), min_size=counts[i], max_size=counts[i]))
+        free = data.draw(
+            st.lists(st.sampled_from([0, 150, 500, 999, 1000]), min_size=counts[i], max_size=counts[i])
+        )
         state.gpu_free[i, : counts[i]] = free
         state.cpu_free[i] = data.draw(st.integers(0, 16000))
         state.mem_free[i] = data.draw(st.integers(0, 1000))
@@ -182,10 +197,18 @@ def small_random_case(seed: int = 7):
     node_rows = []
     for i in range(30):
         kind = i % 3
-        node_rows.append([(96000, 393216, 8, "G2"), (104000, 524288, 2, "T4"), (64000, 262144, 4, "V100M16")][kind])
-    shapes = [(12000, 40000, 1, 1000, ""), (6000, 12288, 1, 460, ""), (3152, 20000, 1, 810, "G2"),
-              (4000, 8000, 1, 320, ""), (32000, 60000, 0, 0, ""), (48000, 200000, 4, 1000, "V100M16|G2"),
-              (88000, 300000, 8, 1000, "")]
+        node_rows.append(
+            [(96000, 393216, 8, "G2"), (104000, 524288, 2, "T4"), (64000, 262144, 4, "V100M16")][kind]
+        )
+    shapes = [
+        (12000, 40000, 1, 1000, ""),
+        (6000, 12288, 1, 460, ""),
+        (3152, 20000, 1, 810, "G2"),
+        (4000, 8000, 1, 320, ""),
+        (32000, 60000, 0, 0, ""),
+        (48000, 200000, 4, 1000, "V100M16|G2"),
+        (88000, 300000, 8, 1000, ""),
+    ]
     weights = np.array([30, 25, 20, 10, 8, 4, 1], dtype=float)
     picks = rng.choice(len(shapes), size=140, p=weights / weights.sum())
     return g.Cluster.from_node_list(node_list(node_rows)), pod_list([shapes[k] for k in picks])
@@ -242,9 +265,14 @@ def test_arrival_order_tops_up_to_ratio():
 
 def test_allocation_curve_buckets_by_rounded_arrived_pct():
     result = g.ReplayResult(
-        policy="x", seed=0, pod_index=np.arange(4), node_index=np.zeros(4, dtype=np.int64),
-        gpu_index=np.zeros(4, dtype=np.int64), arrived_gpu_milli=np.array([4, 6, 10, 10]),
-        allocated_gpu_milli=np.array([4, 6, 8, 8]), cluster_gpu_milli=100,
+        policy="x",
+        seed=0,
+        pod_index=np.arange(4),
+        node_index=np.zeros(4, dtype=np.int64),
+        gpu_index=np.zeros(4, dtype=np.int64),
+        arrived_gpu_milli=np.array([4, 6, 10, 10]),
+        allocated_gpu_milli=np.array([4, 6, 8, 8]),
+        cluster_gpu_milli=100,
     )
     curve = g.allocation_curve(result, levels_pct=[4, 6, 10, 5, 8, 50])
     assert curve[:3].tolist() == [4.0, 6.0, 8.0]
@@ -281,8 +309,14 @@ def write_small_trace(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     for i in range(60):
         k = int(rng.integers(4))
-        pod_rows.append([f"p{i},12000,40000,1,1000,", f"p{i},6000,12288,1,460,", f"p{i},4000,8000,0,0,",
-                         f"p{i},3000,8000,1,810,G2"][k])
+        pod_rows.append(
+            [
+                f"p{i},12000,40000,1,1000,",
+                f"p{i},6000,12288,1,460,",
+                f"p{i},4000,8000,0,0,",
+                f"p{i},3000,8000,1,810,G2",
+            ][k]
+        )
     nodes, pods = tmp_path / "nodes.csv", tmp_path / "pods.csv"
     nodes.write_text("\n".join(cluster_rows) + "\n")
     pods.write_text("\n".join(pod_rows) + "\n")
@@ -291,8 +325,23 @@ def write_small_trace(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_cli_json_on_a_small_trace(tmp_path):
     nodes, pods = write_small_trace(tmp_path)
-    result = CliRunner().invoke(app, ["replay-openb", "--nodes", str(nodes), "--pods", str(pods), "--policy", "fgd",
-                                      "--seeds", "1-2,5", "--json", "--jobs", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "replay-openb",
+            "--nodes",
+            str(nodes),
+            "--pods",
+            str(pods),
+            "--policy",
+            "fgd",
+            "--seeds",
+            "1-2,5",
+            "--json",
+            "--jobs",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["policy"] == "fgd" and payload["seeds"] == [1, 2, 5]
@@ -302,8 +351,22 @@ def test_cli_json_on_a_small_trace(tmp_path):
 
 def test_cli_table_and_all_policies(tmp_path):
     nodes, pods = write_small_trace(tmp_path)
-    result = CliRunner().invoke(app, ["replay-openb", "--nodes", str(nodes), "--pods", str(pods), "--policy", "all",
-                                      "--seeds", "7", "--jobs", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "replay-openb",
+            "--nodes",
+            str(nodes),
+            "--pods",
+            str(pods),
+            "--policy",
+            "all",
+            "--seeds",
+            "7",
+            "--jobs",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "unalloc@100" in result.output and "fgd" in result.output
 

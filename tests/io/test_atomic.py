@@ -16,8 +16,8 @@ def _mode(path) -> int:
 
 def test_text_and_bytes_land_whole_with_mode_0644(tmp_path):
     target = tmp_path / "sub" / "design.json"
-    write_text_atomic(target, "{\"a\": 1}\n")
-    assert target.read_text(encoding="utf-8") == "{\"a\": 1}\n"
+    write_text_atomic(target, '{"a": 1}\n')
+    assert target.read_text(encoding="utf-8") == '{"a": 1}\n'
     assert _mode(target) == FILE_MODE == 0o644
     write_bytes_atomic(target, b"\x89PNG")
     assert target.read_bytes() == b"\x89PNG" and _mode(target) == 0o644

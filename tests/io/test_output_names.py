@@ -69,7 +69,9 @@ def test_a_factory_too_large_to_hold_is_one_line(in_tmp):
     spec = in_tmp / "huge.yaml"
     spec.write_text("name: huge\nsites:\n" + "".join(f"  - {SITE % (i, 10000)}\n" for i in range(64)))
     for command in (["design", str(spec)], ["export", "slurm", str(spec)]):
-        _one_line_exit_2(runner.invoke(app, command), "huge.yaml", "sites", "274,627,584 GPUs", f"{MAX_DESIGN_GPUS:,}")
+        _one_line_exit_2(
+            runner.invoke(app, command), "huge.yaml", "sites", "274,627,584 GPUs", f"{MAX_DESIGN_GPUS:,}"
+        )
     spec_path = REPO / "examples" / "row-1mw.yaml"
     design = json.loads(compile(load_spec(spec_path)[0], load_catalog()).model_dump_json())
     design["sites"][0]["halls"][0]["su_racks"] = [10**9]  # hand-edited: a billion racks

@@ -16,26 +16,39 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "ops" / "prometheus" / "rules"
 TESTS = REPO / "ops" / "prometheus" / "tests"
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (scripts/setup-system.sh)")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (scripts/setup-system.sh)"
+)
 
 
 def test_shipped_rules_are_the_generated_ones():
     for name, text in rule_files(1.0).items():
-        assert (RULES / name).read_text(encoding="utf-8") == text, f"regenerate {name}: tokenfab export prometheus"
+        assert (RULES / name).read_text(encoding="utf-8") == text, (
+            f"regenerate {name}: tokenfab export prometheus"
+        )
 
 
 @needs_promtool
 def test_promtool_check_rules():
-    result = subprocess.run([PROMTOOL, "check", "rules", *sorted(map(str, RULES.glob("*.yml")))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", *sorted(map(str, RULES.glob("*.yml")))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 21 rules found" in result.stdout + result.stderr
 
 
 @needs_promtool
 def test_promtool_test_rules():
-    result = subprocess.run([PROMTOOL, "test", "rules", *sorted(p.name for p in TESTS.glob("*.yml"))],
-                            capture_output=True, text=True, timeout=120, cwd=TESTS)
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", *sorted(p.name for p in TESTS.glob("*.yml"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=TESTS,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(list(TESTS.glob("*.yml")))
 
@@ -44,8 +57,12 @@ def test_promtool_test_rules():
 def test_scaled_rules_are_valid_and_shorter(tmp_path):
     for name, text in rule_files(60.0).items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    result = subprocess.run([PROMTOOL, "check", "rules", *sorted(map(str, tmp_path.glob("*.yml")))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", *sorted(map(str, tmp_path.glob("*.yml")))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     recording = yaml.safe_load((tmp_path / "recording.yml").read_text())
     exprs = {r["record"]: r["expr"] for r in recording["groups"][0]["rules"]}
@@ -56,9 +73,18 @@ def test_scaled_rules_are_valid_and_shorter(tmp_path):
 def test_burn_rates_are_the_workbooks():
     """Page at 14.4x (1h, 5m) and 6x (6h, 30m); ticket at 3x (1d, 2h) and 1x (3d, 6h): 2 %, 5 %, 10 %
     of a 30-day budget spent in the long window."""
-    assert BURN_RATES == (("page", 14.4, "1h", "5m"), ("page", 6.0, "6h", "30m"),
-                          ("ticket", 3.0, "1d", "2h"), ("ticket", 1.0, "3d", "6h"))
-    assert duration(300) == "5m" and duration(0.5) == "500ms" and duration(86400) == "1d" and duration(90) == "90s"
+    assert BURN_RATES == (
+        ("page", 14.4, "1h", "5m"),
+        ("page", 6.0, "6h", "30m"),
+        ("ticket", 3.0, "1d", "2h"),
+        ("ticket", 1.0, "3d", "6h"),
+    )
+    assert (
+        duration(300) == "5m"
+        and duration(0.5) == "500ms"
+        and duration(86400) == "1d"
+        and duration(90) == "90s"
+    )
 
 
 def _design(name: str):
@@ -80,14 +106,21 @@ def test_exported_configs_pass_promtool(tmp_path):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    result = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(files["prometheus.yml"])
     dcgm = next(job for job in config["scrape_configs"] if job["job_name"] == "dcgm")
     assert len(dcgm["static_configs"]) == design.metrics.racks
     hook = yaml.safe_load(files["alertmanager.yml"])["receivers"][0]["webhook_configs"][0]
-    assert hook["url"].endswith("/api/v1/ops/alerts") and hook["http_config"]["authorization"]["type"] == "Bearer"
+    assert (
+        hook["url"].endswith("/api/v1/ops/alerts")
+        and hook["http_config"]["authorization"]["type"] == "Bearer"
+    )
 
 
 def test_per_hall_export_partitions_racks_and_federates():
@@ -100,7 +133,9 @@ def test_per_hall_export_partitions_racks_and_federates():
     racks = []
     for name in halls:
         jobs = yaml.safe_load(files[name])["scrape_configs"]
-        racks += [c["labels"]["rack"] for c in next(j for j in jobs if j["job_name"] == "dcgm")["static_configs"]]
+        racks += [
+            c["labels"]["rack"] for c in next(j for j in jobs if j["job_name"] == "dcgm")["static_configs"]
+        ]
     assert len(racks) == len(set(racks)) == design.metrics.racks
     federate = yaml.safe_load(files["prometheus-global.yml"])["scrape_configs"][0]
     assert federate["metrics_path"] == "/federate" and federate["params"]["match[]"] == list(FEDERATE_MATCH)

@@ -29,7 +29,9 @@ def test_every_calibration_names_real_measurements():
     measurements = {m.name for m in CATALOG.all("perf_measurements", PerfMeasurement)}
     for cal in CATALOG.all("perf_calibrations", PerfCalibration):
         assert set(cal.calibrated_on) <= measurements, cal.name
-    calibrated = {name for cal in CATALOG.all("perf_calibrations", PerfCalibration) for name in cal.calibrated_on}
+    calibrated = {
+        name for cal in CATALOG.all("perf_calibrations", PerfCalibration) for name in cal.calibrated_on
+    }
     assert calibrated == measurements
 
 

@@ -37,7 +37,9 @@ def run(*args):
 
 
 def test_table_and_plot(tmp_path):
-    result = run("--model", "llama-3.3-70b", "--system", "hgx-h200", "--precision", "fp8", "--out", str(tmp_path))
+    result = run(
+        "--model", "llama-3.3-70b", "--system", "hgx-h200", "--precision", "fp8", "--out", str(tmp_path)
+    )
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "operating point" in result.output
     assert "tokens/s per GPU" in result.output
@@ -46,8 +48,20 @@ def test_table_and_plot(tmp_path):
 
 def test_json_schema(tmp_path):
     result = run(
-        "--model", "gpt-oss-120b", "--system", "gb200-nvl72", "--isl", "1024", "--osl", "8192",
-        "--ttft-ms", "2000", "--itl-ms", "20", "--json", "--no-plot",
+        "--model",
+        "gpt-oss-120b",
+        "--system",
+        "gb200-nvl72",
+        "--isl",
+        "1024",
+        "--osl",
+        "8192",
+        "--ttft-ms",
+        "2000",
+        "--itl-ms",
+        "20",
+        "--json",
+        "--no-plot",
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -58,13 +72,25 @@ def test_json_schema(tmp_path):
     assert doc["mode_reason"].startswith(doc["mode"])
     assert doc["itl_ms"] <= 20 and doc["ttft_ms"] <= 2000
     assert doc["curve"] and REQUIRED_KEYS - {"curve"} <= set(doc["curve"][0])
-    assert doc["tokens_per_s_per_gpu_total"] == pytest.approx(doc["tokens_per_s_per_gpu_output"] * (1 + 1024 / 8192))
+    assert doc["tokens_per_s_per_gpu_total"] == pytest.approx(
+        doc["tokens_per_s_per_gpu_output"] * (1 + 1024 / 8192)
+    )
 
 
 def test_pinned_point():
     result = run(
-        "--model", "llama-3.1-8b", "--system", "hgx-h100", "--precision", "bf16", "--tp", "1",
-        "--concurrency", "64", "--json", "--no-plot",
+        "--model",
+        "llama-3.1-8b",
+        "--system",
+        "hgx-h100",
+        "--precision",
+        "bf16",
+        "--tp",
+        "1",
+        "--concurrency",
+        "64",
+        "--json",
+        "--no-plot",
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -75,8 +101,18 @@ def test_pinned_point():
 def test_power_cap_and_region():
     base = json.loads(run("--model", "llama-3.1-8b", "--system", "hgx-h100", "--json", "--no-plot").output)
     capped = json.loads(
-        run("--model", "llama-3.1-8b", "--system", "hgx-h100", "--power-cap-w", "350", "--region", "no-nordpool",
-            "--json", "--no-plot").output
+        run(
+            "--model",
+            "llama-3.1-8b",
+            "--system",
+            "hgx-h100",
+            "--power-cap-w",
+            "350",
+            "--region",
+            "no-nordpool",
+            "--json",
+            "--no-plot",
+        ).output
     )
     assert capped["gpu_power_w"] <= 350 + 1e-6
     assert capped["gco2_per_million_tokens"] < base["gco2_per_million_tokens"]
@@ -135,7 +171,9 @@ def test_factory_mix(design_path):
     assert doc["gpus"] == 432
     assert doc["tokens_per_day_total"] > doc["tokens_per_day_output"] > 0
     # Cost per million output tokens = the factory's $/day over its output tokens per day.
-    assert doc["usd_per_million_tokens"] == pytest.approx(2.1 * 432 * 24 / (doc["tokens_per_day_output"] / 1e6))
+    assert doc["usd_per_million_tokens"] == pytest.approx(
+        2.1 * 432 * 24 / (doc["tokens_per_day_output"] / 1e6)
+    )
     assert {w["workload"] for w in doc["workloads"]} == {"chat", "reasoning", "agents"}
     assert sum(w["gpus"] for w in doc["workloads"]) == pytest.approx(432)
     table = run("--design", str(design_path), "--mix", mix)

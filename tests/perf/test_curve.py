@@ -18,7 +18,9 @@ MODELS = ["llama-3.1-8b", "llama-3.3-70b", "gpt-oss-120b", "deepseek-r1", "qwen3
 
 
 def pinned(model, system, precision, concurrency, **kw):
-    return estimate(CATALOG, model, system, precision=precision, concurrency=concurrency, **kw).operating_point
+    return estimate(
+        CATALOG, model, system, precision=precision, concurrency=concurrency, **kw
+    ).operating_point
 
 
 @settings(max_examples=10, deadline=None)
@@ -97,7 +99,11 @@ def test_front_is_monotone_and_operating_point_meets_targets():
     assert gpus == sorted(gpus)
     op = curve.operating_point
     assert op.meets_targets and op.itl_ms <= 25 and op.ttft_ms <= 2000
-    better = [p for p in curve.points if p.meets_targets and p.tokens_per_s_per_gpu_total > op.tokens_per_s_per_gpu_total]
+    better = [
+        p
+        for p in curve.points
+        if p.meets_targets and p.tokens_per_s_per_gpu_total > op.tokens_per_s_per_gpu_total
+    ]
     assert not better
 
 
@@ -114,7 +120,9 @@ def test_units_and_identities_of_a_point():
     assert p.tokens_per_s_per_rack_total == pytest.approx(72 * p.tokens_per_s_per_gpu_total)
     assert p.joules_per_token == pytest.approx(p.gpu_power_w / p.tokens_per_s_per_gpu_output)
     # Provisioned power per GPU: 132 kW / 72 x 1.2 PUE.
-    assert p.tokens_per_s_per_mw_total == pytest.approx(p.tokens_per_s_per_gpu_total / (132 / 72 * 1.2) * 1000)
+    assert p.tokens_per_s_per_mw_total == pytest.approx(
+        p.tokens_per_s_per_gpu_total / (132 / 72 * 1.2) * 1000
+    )
     assert p.ttft_ms > 0 and 0 < p.gpu_power_w <= 1200
 
 
@@ -150,7 +158,9 @@ def test_collectives_zero_for_one_gpu_and_grow_with_message():
 
 
 def test_disaggregated_mode_and_both():
-    dis = estimate(CATALOG, "deepseek-r1", "gb200-nvl72", precision="fp4", isl=4096, osl=1024, mode="disaggregated")
+    dis = estimate(
+        CATALOG, "deepseek-r1", "gb200-nvl72", precision="fp4", isl=4096, osl=1024, mode="disaggregated"
+    )
     assert dis.operating_point.mode == "disaggregated"
     assert dis.points and all(p.mode == "disaggregated" for p in dis.points)
     assert all(0 < p.prefill_gpu_fraction < 1 for p in dis.points)

@@ -27,13 +27,32 @@ def synthetic_rows():
         for gpu in ("h100-sxm", "h200", "b200"):
             for isl, osl in ((128, 128), (128, 2048), (2048, 128), (1000, 1000), (5000, 500)):
                 k += 1
-                rows.append(PointRow(
-                    id=f"S{k}", line=k + 1, source_kind="trtllm-perf-overview", source="synthetic",
-                    engine="TensorRT-LLM", engine_version="0.20", model=model, model_family=family,
-                    precision="fp8", gpu=gpu, system_gpus=tp, tp=tp, pp=1, ep=None, dp_attention=None,
-                    scenario="offline_max_throughput", isl=isl, osl=osl, concurrency=None,
-                    metric="output_tok_s_per_gpu", value=1.0, notes="",
-                ))
+                rows.append(
+                    PointRow(
+                        id=f"S{k}",
+                        line=k + 1,
+                        source_kind="trtllm-perf-overview",
+                        source="synthetic",
+                        engine="TensorRT-LLM",
+                        engine_version="0.20",
+                        model=model,
+                        model_family=family,
+                        precision="fp8",
+                        gpu=gpu,
+                        system_gpus=tp,
+                        tp=tp,
+                        pp=1,
+                        ep=None,
+                        dp_attention=None,
+                        scenario="offline_max_throughput",
+                        isl=isl,
+                        osl=osl,
+                        concurrency=None,
+                        metric="output_tok_s_per_gpu",
+                        value=1.0,
+                        notes="",
+                    )
+                )
     return rows
 
 
@@ -59,7 +78,10 @@ def test_cross_validation_holds_out_whole_families():
     rows = synthetic_rows()
     elements = build_elements(CATALOG, rows)
     data = fit_data(rows, elements)
-    rows = [replace(r, value=float(v)) for r, v in zip(rows, predict_with(data, from_theta(initial_theta())), strict=True)]
+    rows = [
+        replace(r, value=float(v))
+        for r, v in zip(rows, predict_with(data, from_theta(initial_theta())), strict=True)
+    ]
     data = fit_data(rows, elements)
     seen = []
 

@@ -16,7 +16,13 @@ def test_report_writes_html_and_every_figure_as_png_and_svg(tmp_path):
     assert path == tmp_path / "report.html"
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     stems = {name.rsplit(".", 1)[0] for name in figures}
-    assert stems == {"site0-hall0-floor-plan", "site0-power-one-line", "site0-fabric", "costs", "pue-vs-outdoor-temperature"}
+    assert stems == {
+        "site0-hall0-floor-plan",
+        "site0-power-one-line",
+        "site0-fabric",
+        "costs",
+        "pue-vs-outdoor-temperature",
+    }
     assert all(f"{stem}.png" in figures and f"{stem}.svg" in figures for stem in stems)
     html = path.read_text(encoding="utf-8")
     # offline: no script, no stylesheet or image from the network

@@ -25,7 +25,9 @@ CHROMIUM_ARGS = [
 @pytest.mark.xdist_group("chromium")
 def test_report_opens_in_chromium_with_every_figure(tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (scripts/setup-system.sh installs it)")
+        pytest.skip(
+            "Debian's chromium is not installed at /usr/bin/chromium (scripts/setup-system.sh installs it)"
+        )
     sync_api = pytest.importorskip("playwright.sync_api")
     report = write_report(compiled_example("site-10mw"), tmp_path / "report")
 

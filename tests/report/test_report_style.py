@@ -27,11 +27,17 @@ def recorded_charts(monkeypatch):
     original = Figure.savefig
 
     def savefig(self, *args, **kwargs):
-        charts.append([
-            {"legend": ax.get_legend() is not None, "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
-             "has_data": bool(ax.lines or ax.collections or ax.patches)}
-            for ax in self.axes
-        ])
+        charts.append(
+            [
+                {
+                    "legend": ax.get_legend() is not None,
+                    "xlabel": ax.get_xlabel(),
+                    "ylabel": ax.get_ylabel(),
+                    "has_data": bool(ax.lines or ax.collections or ax.patches),
+                }
+                for ax in self.axes
+            ]
+        )
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", savefig)
@@ -49,13 +55,29 @@ def _assert_legends_and_labels(charts: list) -> None:
 
 def test_simulation_report_shares_the_design_report_style(tmp_path, recorded_charts, monkeypatch):
     workload = tmp_path / "workload.yaml"
-    workload.write_text((FILES / "workload-base.yaml").read_text().replace("tiny-trace.csv", str(FILES / "tiny-trace.csv")))
+    workload.write_text(
+        (FILES / "workload-base.yaml").read_text().replace("tiny-trace.csv", str(FILES / "tiny-trace.csv"))
+    )
     design_out, run_out = tmp_path / "design", tmp_path / "run"
-    result = CliRunner().invoke(app, ["design", str(REPO / "examples" / "row-1mw.yaml"), "-o", str(design_out), "-r"])
+    result = CliRunner().invoke(
+        app, ["design", str(REPO / "examples" / "row-1mw.yaml"), "-o", str(design_out), "-r"]
+    )
     assert result.exit_code == 0, result.output
     recorded_charts.clear()
-    result = CliRunner().invoke(app, ["simulate", str(design_out / "design.json"), "-w", str(workload), "-d", "0.1",
-                                      "-o", str(run_out), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(design_out / "design.json"),
+            "-w",
+            str(workload),
+            "-d",
+            "0.1",
+            "-o",
+            str(run_out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     design_html = (design_out / "report.html").read_text()
     run_html = (run_out / "report.html").read_text()
@@ -75,13 +97,15 @@ def test_sweep_report_shares_the_style(tmp_path, recorded_charts):
     from tokenfab.report.render import render_page
     from tokenfab.sweep.report import write_report
 
-    frame = pd.DataFrame({
-        "sites[0].system": ["a", "b", "a", "b"],
-        "usd_per_million_tokens": [1.0, 2.0, 1.5, 0.8],
-        "tokens_per_s_per_mw": [10.0, 30.0, 20.0, 5.0],
-        "capex_usd": [1e9, 2e9, 1.5e9, 0.9e9],
-        "error": [None, None, None, "boom"],
-    })
+    frame = pd.DataFrame(
+        {
+            "sites[0].system": ["a", "b", "a", "b"],
+            "usd_per_million_tokens": [1.0, 2.0, 1.5, 0.8],
+            "tokens_per_s_per_mw": [10.0, 30.0, 20.0, 5.0],
+            "capex_usd": [1e9, 2e9, 1.5e9, 0.9e9],
+            "error": [None, None, None, "boom"],
+        }
+    )
     files = write_report(frame, ["sites[0].system"], tmp_path, title="sweep t", notes=["a note"])
     html = Path(files["report"]).read_text()
     design_style = _style(render_page("base.html.j2"))
@@ -105,6 +129,9 @@ def test_design_report_charts_have_legends(tmp_path, recorded_charts):
 
 def test_no_page_is_built_outside_the_templates():
     source = REPO / "src" / "tokenfab"
-    offenders = [str(p.relative_to(source)) for p in source.rglob("*.py")
-                 if re.search(r"<!doctype|<html", p.read_text(encoding="utf-8"), re.I)]
+    offenders = [
+        str(p.relative_to(source))
+        for p in source.rglob("*.py")
+        if re.search(r"<!doctype|<html", p.read_text(encoding="utf-8"), re.I)
+    ]
     assert offenders == []

@@ -7,9 +7,15 @@ import numpy as np
 from tokenfab.fleet import Fleet
 
 
-def make_fleet(domains_per_su: tuple[int, ...] = (3, 3), sus_per_hall: tuple[int, ...] = (2,),
-               halls_per_site: tuple[int, ...] = (1,), nodes_per_domain: int = 2, gpus_per_node: int = 4,
-               cpu_cores: float = 64.0, memory_gb: float = 512.0) -> Fleet:
+def make_fleet(
+    domains_per_su: tuple[int, ...] = (3, 3),
+    sus_per_hall: tuple[int, ...] = (2,),
+    halls_per_site: tuple[int, ...] = (1,),
+    nodes_per_domain: int = 2,
+    gpus_per_node: int = 4,
+    cpu_cores: float = 64.0,
+    memory_gb: float = 512.0,
+) -> Fleet:
     """A fleet where each rack is one NVLink domain of ``nodes_per_domain`` nodes; ids ascend
     site → hall → SU → domain → node (domain d holds nodes ``d·n … d·n + n − 1``)."""
     n_domains = sum(domains_per_su)

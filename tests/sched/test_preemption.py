@@ -16,11 +16,13 @@ def full_fleet(policy=Policy.topology_packing) -> Scheduler:
     """Two SUs of 3 domains (8 GPUs each), completely filled by one job per domain, with
     priority 0 (d0, d1, d3), 1 (d2, d4) and a non-preemptible priority-0 job on d5."""
     sched = Scheduler(make_fleet(), policy)
-    for d, (priority, preemptible) in enumerate([(0, True), (0, True), (1, True), (0, True), (1, True),
-                                                 (0, False)]):
+    for d, (priority, preemptible) in enumerate(
+        [(0, True), (0, True), (1, True), (0, True), (1, True), (0, False)]
+    ):
         request = Request(f"d{d}", 8, priority=priority, preemptible=preemptible)
-        sched.restore(request, Placement(request.id, np.array([2 * d, 2 * d + 1]), np.array([4, 4])),
-                      now_s=100.0 * d)
+        sched.restore(
+            request, Placement(request.id, np.array([2 * d, 2 * d + 1]), np.array([4, 4])), now_s=100.0 * d
+        )
     return sched
 
 
@@ -69,8 +71,11 @@ def test_fewest_gpu_hours_over_fewest_victims():
     sched.restore(Request("big", 8), Placement("big", np.array([0, 1]), np.array([4, 4])), now_s=0.0)
     sched.restore(Request("s1", 4), Placement("s1", np.array([2]), np.array([4])), now_s=3000.0)
     sched.restore(Request("s2", 4), Placement("s2", np.array([3]), np.array([4])), now_s=3000.0)
-    p = sched.place(Request("x", 8, priority=1, level=Level.domain, level_required=True),
-                    allow_preemption=True, now_s=3600.0)
+    p = sched.place(
+        Request("x", 8, priority=1, level=Level.domain, level_required=True),
+        allow_preemption=True,
+        now_s=3600.0,
+    )
     assert sorted(p.evicted) == ["s1", "s2"]  # 2 × 4 GPUs × 600 s < 8 GPUs × 3600 s
     assert p.eviction.lost_gpu_hours == pytest.approx(8 * 600 / 3600)
 

@@ -14,7 +14,9 @@ ALLOW_ALL = {"t": ((0,), None)}  # a residency that allows everything forces the
 def placements(policy: Policy, residency: dict | None) -> list:
     # one hall of 3 SUs (4, 3, 4 domains of 2 nodes × 4 GPUs): part-fill SUs so their whole-domain
     # counts differ, then ask for whole domains at hall level, several domains over few, and small gangs
-    sched = Scheduler(make_fleet(domains_per_su=(4, 3, 4), sus_per_hall=(3,)), policy, tenant_residency=residency)
+    sched = Scheduler(
+        make_fleet(domains_per_su=(4, 3, 4), sus_per_hall=(3,)), policy, tenant_residency=residency
+    )
     requests = [
         Request("a", 8, tenant="t", kind=WorkloadKind.inference),
         Request("b", 3, tenant="t"),

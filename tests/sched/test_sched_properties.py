@@ -19,27 +19,52 @@ LEVELS = (None, Level.domain, Level.rack, Level.su, Level.hall, Level.site, Leve
 
 def small_fleet():
     # SU0, SU1 in hall 0 (site 0), SU2 in hall 1 (site 1); domains of 2 nodes × 4 GPUs
-    return make_fleet(domains_per_su=(3, 3, 2), sus_per_hall=(2, 1), halls_per_site=(1, 1), cpu_cores=16,
-                      memory_gb=128)
+    return make_fleet(
+        domains_per_su=(3, 3, 2), sus_per_hall=(2, 1), halls_per_site=(1, 1), cpu_cores=16, memory_gb=128
+    )
 
 
 gang = st.builds(
     lambda gpus, slice_gpus, whole, level, required, inference, tenant, exclusive, priority: dict(
-        gpus=gpus * max(1, slice_gpus), slice_gpus=slice_gpus, whole_domains=whole, level=level,
-        level_required=required, kind=WorkloadKind.inference if inference else WorkloadKind.training,
-        tenant=tenant, exclusive_domains=exclusive, priority=priority),
-    st.integers(1, 12), st.sampled_from([0, 0, 2, 4, 8]), st.booleans(), st.sampled_from(LEVELS), st.booleans(),
-    st.booleans(), st.sampled_from(TENANTS), st.booleans(), st.integers(0, 2),
+        gpus=gpus * max(1, slice_gpus),
+        slice_gpus=slice_gpus,
+        whole_domains=whole,
+        level=level,
+        level_required=required,
+        kind=WorkloadKind.inference if inference else WorkloadKind.training,
+        tenant=tenant,
+        exclusive_domains=exclusive,
+        priority=priority,
+    ),
+    st.integers(1, 12),
+    st.sampled_from([0, 0, 2, 4, 8]),
+    st.booleans(),
+    st.sampled_from(LEVELS),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(TENANTS),
+    st.booleans(),
+    st.integers(0, 2),
 )
 small = st.builds(
-    lambda milli, cpu, tenant: dict(gpus=0, gpu_fraction=milli / MILLI_PER_GPU, cpu_cores=cpu, memory_gb=4.0 * cpu,
-                                    tenant=tenant, kind=WorkloadKind.small),
-    st.sampled_from([0, 100, 250, 500, 700]), st.integers(1, 6), st.sampled_from(TENANTS),
+    lambda milli, cpu, tenant: dict(
+        gpus=0,
+        gpu_fraction=milli / MILLI_PER_GPU,
+        cpu_cores=cpu,
+        memory_gb=4.0 * cpu,
+        tenant=tenant,
+        kind=WorkloadKind.small,
+    ),
+    st.sampled_from([0, 100, 250, 500, 700]),
+    st.integers(1, 6),
+    st.sampled_from(TENANTS),
 )
 operation = st.one_of(
     st.tuples(st.just("place"), st.one_of(gang, gang, small)),
     st.tuples(st.just("release"), st.integers(0, 30)),
-    st.tuples(st.just("health"), st.integers(0, 19), st.sampled_from([HEALTH_OK, HEALTH_CORDONED, HEALTH_FAILED])),
+    st.tuples(
+        st.just("health"), st.integers(0, 19), st.sampled_from([HEALTH_OK, HEALTH_CORDONED, HEALTH_FAILED])
+    ),
     st.tuples(st.just("preempt"), gang),
 )
 
@@ -83,7 +108,11 @@ def check_request_honoured(sched: Scheduler, request: Request, p: Placement) -> 
         assert p.gpus == request.gpus
     if request.slice_gpus:
         assert all(g % request.slice_gpus == 0 for g in per_domain.values())
-    if request.kind == WorkloadKind.inference and request.gpus <= fleet.domain_gpus.max() and not request.slice_gpus:
+    if (
+        request.kind == WorkloadKind.inference
+        and request.gpus <= fleet.domain_gpus.max()
+        and not request.slice_gpus
+    ):
         assert len(per_domain) == 1
     if request.level is not None and request.level_required:
         level = Level.domain if request.level == Level.node and request.whole_domains else request.level

@@ -71,12 +71,15 @@ PATHS = pytest.mark.parametrize("generic", [False, True], ids=["indexed", "gener
 
 
 @PATHS
-@pytest.mark.parametrize(("policy", "nodes", "gpus"), [
-    (Policy.first_fit, [0, 1], [4, 4]),             # lowest ids
-    (Policy.best_fit, [0, 1], [4, 4]),              # tightest (all 8), lowest id
-    (Policy.topology_packing, [0, 1], [4, 4]),      # whole domain in the fullest SU (SU0: 16 < 22 free)
-    (Policy.fragmentation_aware, [6, 7], [4, 4]),   # break a whole domain where fewest are left (SU1)
-])
+@pytest.mark.parametrize(
+    ("policy", "nodes", "gpus"),
+    [
+        (Policy.first_fit, [0, 1], [4, 4]),  # lowest ids
+        (Policy.best_fit, [0, 1], [4, 4]),  # tightest (all 8), lowest id
+        (Policy.topology_packing, [0, 1], [4, 4]),  # whole domain in the fullest SU (SU0: 16 < 22 free)
+        (Policy.fragmentation_aware, [6, 7], [4, 4]),  # break a whole domain where fewest are left (SU1)
+    ],
+)
 def test_one_domain_gang_per_policy(policy, nodes, gpus, generic):
     sched = scheduler(policy, generic)
     assert as_lists(sched.place(Request("r", 8))) == (nodes, gpus)
@@ -84,12 +87,15 @@ def test_one_domain_gang_per_policy(policy, nodes, gpus, generic):
 
 
 @PATHS
-@pytest.mark.parametrize(("policy", "nodes", "gpus"), [
-    (Policy.first_fit, [0], [4]),
-    (Policy.best_fit, [9], [4]),              # tightest domain d4 (7 free), on one node that fits
-    (Policy.topology_packing, [9], [4]),
-    (Policy.fragmentation_aware, [9], [4]),
-])
+@pytest.mark.parametrize(
+    ("policy", "nodes", "gpus"),
+    [
+        (Policy.first_fit, [0], [4]),
+        (Policy.best_fit, [9], [4]),  # tightest domain d4 (7 free), on one node that fits
+        (Policy.topology_packing, [9], [4]),
+        (Policy.fragmentation_aware, [9], [4]),
+    ],
+)
 def test_small_gang_fills_the_fullest_domain(policy, nodes, gpus, generic):
     sched = scheduler(policy, generic)
     assert as_lists(sched.place(Request("r", 4))) == (nodes, gpus)
@@ -97,12 +103,15 @@ def test_small_gang_fills_the_fullest_domain(policy, nodes, gpus, generic):
 
 
 @PATHS
-@pytest.mark.parametrize(("policy", "nodes", "gpus"), [
-    (Policy.first_fit, [0, 1], [4, 2]),         # lowest ids
-    (Policy.best_fit, [8, 9], [3, 3]),          # d4 (7 free): no node has 6, so fullest node first
-    (Policy.topology_packing, [8, 9], [3, 3]),
-    (Policy.fragmentation_aware, [8, 9], [3, 3]),
-])
+@pytest.mark.parametrize(
+    ("policy", "nodes", "gpus"),
+    [
+        (Policy.first_fit, [0, 1], [4, 2]),  # lowest ids
+        (Policy.best_fit, [8, 9], [3, 3]),  # d4 (7 free): no node has 6, so fullest node first
+        (Policy.topology_packing, [8, 9], [3, 3]),
+        (Policy.fragmentation_aware, [8, 9], [3, 3]),
+    ],
+)
 def test_gang_larger_than_a_node_fills_the_fullest_nodes(policy, nodes, gpus, generic):
     sched = scheduler(policy, generic)
     assert as_lists(sched.place(Request("r", 6))) == (nodes, gpus)
@@ -110,12 +119,15 @@ def test_gang_larger_than_a_node_fills_the_fullest_nodes(policy, nodes, gpus, ge
 
 
 @PATHS
-@pytest.mark.parametrize(("policy", "domains"), [
-    (Policy.first_fit, {0: 8, 1: 8, 3: 4}),          # lowest ids, not kept together
-    (Policy.best_fit, {0: 8, 1: 8, 4: 4}),           # largest first, tightest remainder (d4: 4 of 7 slices)
-    (Policy.topology_packing, {4: 4, 5: 4, 0: 8, 1: 4}),     # no SU holds 20; in the hall: partly used
-    (Policy.fragmentation_aware, {4: 4, 5: 4, 0: 8, 3: 4}),  # domains first, then whole ones; the last
-])                                                            # one where fewest whole domains are left
+@pytest.mark.parametrize(
+    ("policy", "domains"),
+    [
+        (Policy.first_fit, {0: 8, 1: 8, 3: 4}),  # lowest ids, not kept together
+        (Policy.best_fit, {0: 8, 1: 8, 4: 4}),  # largest first, tightest remainder (d4: 4 of 7 slices)
+        (Policy.topology_packing, {4: 4, 5: 4, 0: 8, 1: 4}),  # no SU holds 20; in the hall: partly used
+        (Policy.fragmentation_aware, {4: 4, 5: 4, 0: 8, 3: 4}),  # domains first, then whole ones; the last
+    ],
+)  # one where fewest whole domains are left
 def test_gang_across_domains_with_slices(policy, domains, generic):
     sched = scheduler(policy, generic)
     result = sched.place(Request("r", 20, slice_gpus=4))
@@ -180,7 +192,8 @@ def test_node_level():
     assert as_lists(sched.place(Request("a", 3, level=Level.node, level_required=True))) == ([0], [3])
     assert as_lists(sched.place(Request("b", 2, level=Level.node, level_required=True))) == ([1], [2])
     assert refused(sched.place(Request("c", 5, level=Level.node, level_required=True))).startswith(
-        "needs 5 GPUs in one node")
+        "needs 5 GPUs in one node"
+    )
 
 
 @pytest.mark.parametrize("policy", list(Policy))
@@ -263,8 +276,9 @@ def test_health(policy):
 
 @pytest.mark.parametrize("policy", list(Policy))
 def test_fractional_gpus_share_and_never_go_whole(policy):
-    fleet = make_fleet(domains_per_su=(1,), sus_per_hall=(1,), nodes_per_domain=1, gpus_per_node=2,
-                       cpu_cores=8, memory_gb=64)
+    fleet = make_fleet(
+        domains_per_su=(1,), sus_per_hall=(1,), nodes_per_domain=1, gpus_per_node=2, cpu_cores=8, memory_gb=64
+    )
     sched = Scheduler(fleet, policy)
     p1 = placed(sched.place(Request("s1", 0, gpu_fraction=0.5, cpu_cores=2, memory_gb=8)))
     assert p1.gpus == 0 and p1.gpu_fraction == 0.5
@@ -285,15 +299,21 @@ def test_fractional_gpus_share_and_never_go_whole(policy):
     check_counts(sched)
 
 
-@pytest.mark.parametrize(("request_", "reason"), [
-    (Request("x", -1), "gpus must be ≥ 0, got -1"),
-    (Request("x", 0), "the request asks for no GPU, CPU or memory"),
-    (Request("x", 1, gpu_fraction=1.5), "gpu_fraction must be in [0, 1), got 1.5"),
-    (Request("x", 2, gpu_fraction=0.5), "a fractional request asks for a share of one GPU, not 2 GPUs"),
-    (Request("x", 12, slice_gpus=16), "a slice of 16 GPUs does not fit one NVLink domain (largest has 8 GPUs)"),
-    (Request("x", 10, slice_gpus=4), "gpus (10) must be a multiple of slice_gpus (4)"),
-    (Request("x", 100), "needs 100 GPUs; the fleet has 48"),
-])
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (Request("x", -1), "gpus must be ≥ 0, got -1"),
+        (Request("x", 0), "the request asks for no GPU, CPU or memory"),
+        (Request("x", 1, gpu_fraction=1.5), "gpu_fraction must be in [0, 1), got 1.5"),
+        (Request("x", 2, gpu_fraction=0.5), "a fractional request asks for a share of one GPU, not 2 GPUs"),
+        (
+            Request("x", 12, slice_gpus=16),
+            "a slice of 16 GPUs does not fit one NVLink domain (largest has 8 GPUs)",
+        ),
+        (Request("x", 10, slice_gpus=4), "gpus (10) must be a multiple of slice_gpus (4)"),
+        (Request("x", 100), "needs 100 GPUs; the fleet has 48"),
+    ],
+)
 def test_bad_requests_are_refused_with_a_reason(request_, reason):
     assert refused(Scheduler(make_fleet()).place(request_)) == reason
 
@@ -343,8 +363,12 @@ def test_restore_puts_back_what_a_store_kept():
     """The control plane rebuilds from its store: health first, then every placement, fractional
     ones stored without their share (it comes from the request)."""
     original = Scheduler(make_fleet(), Policy.topology_packing)
-    requests = [Request("a", 6), Request("b", 0, gpu_fraction=0.25, cpu_cores=2, memory_gb=8),
-                Request("c", 8, tenant="sov", exclusive_domains=True), Request("d", 4, whole_domains=True)]
+    requests = [
+        Request("a", 6),
+        Request("b", 0, gpu_fraction=0.25, cpu_cores=2, memory_gb=8),
+        Request("c", 8, tenant="sov", exclusive_domains=True),
+        Request("d", 4, whole_domains=True),
+    ]
     for request in requests:
         placed(original.place(request))
     original.set_health([0], HEALTH_FAILED)

@@ -16,8 +16,10 @@ SMALL_BASE = REPO_ROOT / "examples" / "site-10mw.yaml"
 
 def test_sweep_writes_results_and_report(tmp_path):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"name: cli\nbase: {SMALL_BASE}\ntokens: {{model: llama-3.1-8b}}\nparameters:\n"
-                     "  sites[0].system: [gb200-nvl72, hgx-b200, hgx-h200]\n  sites[0].climate: [dublin-ie, singapore]\n")
+    sweep.write_text(
+        f"name: cli\nbase: {SMALL_BASE}\ntokens: {{model: llama-3.1-8b}}\nparameters:\n"
+        "  sites[0].system: [gb200-nvl72, hgx-b200, hgx-h200]\n  sites[0].climate: [dublin-ie, singapore]\n"
+    )
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["sweep", str(sweep), "--out", str(out), "--workers", "2", "--json"])
     assert result.exit_code == 0, result.output

@@ -34,19 +34,25 @@ def test_parse_and_set_dotted_paths():
 
 
 def test_grid_is_every_combination(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
 parameters:
   sites[0].system: [gb200-nvl72, hgx-h200]
   sites[0].climate: [abilene-tx, dublin-ie, singapore]
   sites[0].redundancy.power: [N+1, 2N]
-""")
+""",
+    )
     plan = plan_sweep(path, ALL_STAGES)
     assert len(plan.points) == 12
     combos = {tuple(p.parameters.values()) for p in plan.points}
     assert len(combos) == 12
     point = plan.points[-1]
-    assert point.parameters == {"sites[0].system": "hgx-h200", "sites[0].climate": "singapore",
-                                "sites[0].redundancy.power": "2N"}
+    assert point.parameters == {
+        "sites[0].system": "hgx-h200",
+        "sites[0].climate": "singapore",
+        "sites[0].redundancy.power": "2N",
+    }
     assert point.spec["sites"][0]["redundancy"]["power"] == "2N"
     assert point.spec["sites"][0]["grid_mw"] == 100
     assert len({p.key for p in plan.points}) == 12
@@ -54,15 +60,22 @@ parameters:
 
 
 def test_list_zips_and_tokens_parameters(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
 sampling: list
 parameters:
   sites[0].system: [gb200-nvl72, hgx-h200, hgx-b200]
   tokens.model: [llama-3.1-70b, llama-3.1-8b, deepseek-r1]
   sites[0].grid_mw: [50, 100, 150]
-""")
+""",
+    )
     plan = plan_sweep(path, ALL_STAGES)
-    assert [p.parameters["tokens.model"] for p in plan.points] == ["llama-3.1-70b", "llama-3.1-8b", "deepseek-r1"]
+    assert [p.parameters["tokens.model"] for p in plan.points] == [
+        "llama-3.1-70b",
+        "llama-3.1-8b",
+        "deepseek-r1",
+    ]
     assert plan.points[1].tokens["model"] == "llama-3.1-8b"
     assert plan.points[2].spec["sites"][0]["grid_mw"] == 150
 
@@ -116,7 +129,11 @@ def test_key_changes_with_base_spec(tmp_path):
         ("parameters:\n  sites[0].colour: [red]\n", 4, "no field 'colour'"),
         ("sampling: random\nparameters:\n  sites[0].grid_mw: {low: 1, high: 2}\n", 1, "needs `n`"),
         ("parameters:\n  sites[0].grid_mw: {low: 1, high: 2}\n", 1, "sampling: random"),
-        ("sampling: list\nparameters:\n  sites[0].cooling: [chiller]\n  sites[0].system: [a, b]\n", 1, "one length"),
+        (
+            "sampling: list\nparameters:\n  sites[0].cooling: [chiller]\n  sites[0].system: [a, b]\n",
+            1,
+            "one length",
+        ),
         ("parameters:\n  tokens.isl: [0]\n", 4, "greater than or equal to 1"),
         ("parameters:\n  scenario.days: [1]\n", 4, "no `scenario` section"),
         ("colour: red\nparameters:\n  sites[0].cooling: [chiller]\n", 3, "colour: unknown field"),

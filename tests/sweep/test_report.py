@@ -26,11 +26,13 @@ def test_numeric_parameters_are_binned():
 
 
 def test_pareto_rows_minimise_cost_and_respect_direction():
-    frame = pd.DataFrame({
-        "usd_per_million_tokens": [1.0, 2.0, 0.5, 3.0, math.nan],
-        "tokens_per_s_per_mw": [10.0, 20.0, 5.0, 15.0, 100.0],
-        "capex_usd": [3.0, 1.0, 4.0, 2.0, 0.1],
-    })
+    frame = pd.DataFrame(
+        {
+            "usd_per_million_tokens": [1.0, 2.0, 0.5, 3.0, math.nan],
+            "tokens_per_s_per_mw": [10.0, 20.0, 5.0, 15.0, 100.0],
+            "capex_usd": [3.0, 1.0, 4.0, 2.0, 0.1],
+        }
+    )
     tokens_front = pareto_rows(frame, "usd_per_million_tokens", "tokens_per_s_per_mw", True)
     assert tokens_front.index.tolist() == [2, 0, 1]  # row 3 is beaten by row 1; row 4 has no cost
     capex_front = pareto_rows(frame, "usd_per_million_tokens", "capex_usd", False)
@@ -38,16 +40,20 @@ def test_pareto_rows_minimise_cost_and_respect_direction():
 
 
 def test_effect_sizes_and_report_files(tmp_path):
-    frame = pd.DataFrame({
-        "sys": ["x", "x", "y", "y"] * 2,
-        "climate": ["hot", "cold"] * 4,
-        "usd_per_million_tokens": [1.0, 1.1, 2.0, 2.1, 1.0, 1.1, 2.0, 2.1],
-        "tokens_per_s_per_mw": [5.0, 5.5, 3.0, 3.2, 5.0, 5.5, 3.0, 3.2],
-        "capex_usd": [1e9, 1.1e9, 0.9e9, 1e9] * 2,
-        "error": [None] * 8,
-    })
+    frame = pd.DataFrame(
+        {
+            "sys": ["x", "x", "y", "y"] * 2,
+            "climate": ["hot", "cold"] * 4,
+            "usd_per_million_tokens": [1.0, 1.1, 2.0, 2.1, 1.0, 1.1, 2.0, 2.1],
+            "tokens_per_s_per_mw": [5.0, 5.5, 3.0, 3.2, 5.0, 5.5, 3.0, 3.2],
+            "capex_usd": [1e9, 1.1e9, 0.9e9, 1e9] * 2,
+            "error": [None] * 8,
+        }
+    )
     effects = effect_sizes(frame, ["sys", "climate"])
-    assert effects.loc["sys", "usd_per_million_tokens"] > 0.9 > effects.loc["climate", "usd_per_million_tokens"]
+    assert (
+        effects.loc["sys", "usd_per_million_tokens"] > 0.9 > effects.loc["climate", "usd_per_million_tokens"]
+    )
     files = write_report(frame, ["sys", "climate"], tmp_path, title="t", notes=["tokens skipped: test"])
     html = (tmp_path / "report.html").read_text()
     assert "tokens skipped: test" in html and "η²" in html

@@ -21,8 +21,11 @@ SMALL_BASE = REPO_ROOT / "examples" / "site-10mw.yaml"
 
 def small_sweep(tmp_path: Path, parameters: str, extra: str = "") -> Path:
     path = tmp_path / "small.yaml"
-    path.write_text(f"name: small\nbase: {SMALL_BASE}\ntokens: {{model: llama-3.1-8b, itl_ms: 50}}\n{extra}"
-                    f"parameters:\n{parameters}", encoding="utf-8")
+    path.write_text(
+        f"name: small\nbase: {SMALL_BASE}\ntokens: {{model: llama-3.1-8b, itl_ms: 50}}\n{extra}"
+        f"parameters:\n{parameters}",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -31,8 +34,11 @@ def comparable(rows):
 
 
 def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, catalog):
-    path = small_sweep(tmp_path, "  sites[0].system: [gb200-nvl72, no-such-system, hgx-h200]\n"
-                                 "  tokens.model: [llama-3.1-8b, no-such-model]\n")
+    path = small_sweep(
+        tmp_path,
+        "  sites[0].system: [gb200-nvl72, no-such-system, hgx-h200]\n"
+        "  tokens.model: [llama-3.1-8b, no-such-model]\n",
+    )
     plan = plan_sweep(path)
     outcome = run_sweep(plan, tmp_path / "out", workers=2)
     assert outcome.computed == 6 and len(outcome.rows) == 6
@@ -59,8 +65,10 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, catalog):
 
 
 def test_partial_run_resumes_without_duplicate_work(tmp_path):
-    path = small_sweep(tmp_path, "  sites[0].cooling: [chiller, dry_cooler, cooling_tower]\n"
-                                 "  sites[0].redundancy.power: [N+1, 2N]\n")
+    path = small_sweep(
+        tmp_path,
+        "  sites[0].cooling: [chiller, dry_cooler, cooling_tower]\n  sites[0].redundancy.power: [N+1, 2N]\n",
+    )
     plan = plan_sweep(path)
     out = tmp_path / "out"
     first = run_sweep(plan, out, workers=2, max_points=2)
@@ -70,22 +78,40 @@ def test_partial_run_resumes_without_duplicate_work(tmp_path):
         handle.write('{"point_key": "torn')
     second = run_sweep(plan, out, workers=2)
     assert second.resumed == 2 and second.computed == 4 and len(second.rows) == 6
-    keys = [json.loads(line)["point_key"] for line in (out / POINTS_FILE).read_text().splitlines()
-            if line.startswith("{") and line.endswith("}")]
+    keys = [
+        json.loads(line)["point_key"]
+        for line in (out / POINTS_FILE).read_text().splitlines()
+        if line.startswith("{") and line.endswith("}")
+    ]
     assert len(keys) == len(set(keys)) == 6
     third = run_sweep(plan, out, workers=2)
     assert third.computed == 0 and third.resumed == 6
 
 
 def test_killed_cli_run_resumes_from_written_rows(tmp_path):
-    path = small_sweep(tmp_path, "  sites[0].grid_mw: {low: 5, high: 20}\n"
-                                 "  sites[0].system: [gb200-nvl72, hgx-b200, hgx-h200]\n",
-                       extra="sampling: random\nn: 80\nseed: 3\n")
+    path = small_sweep(
+        tmp_path,
+        "  sites[0].grid_mw: {low: 5, high: 20}\n  sites[0].system: [gb200-nvl72, hgx-b200, hgx-h200]\n",
+        extra="sampling: random\nn: 80\nseed: 3\n",
+    )
     out = tmp_path / "out"
     points_file = out / POINTS_FILE
     process = subprocess.Popen(
-        [sys.executable, "-m", "tokenfab.cli", "sweep", str(path), "--out", str(out), "--workers", "1", "--json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "tokenfab.cli",
+            "sweep",
+            str(path),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -121,15 +147,20 @@ def test_ray_and_local_pool_give_the_same_rows(tmp_path):
     assert set(addresses) == {"127.0.0.1"}, "a local Ray instance listens on loopback only"
     assert not ray.is_initialized()
     assert on_ray.executor == "ray" and on_ray.computed == 3
-    differences = [(a["point_index"], k, a.get(k), b.get(k)) for a, b in zip(on_ray.rows, local.rows, strict=True)
-                   for k in set(a) | set(b) if k != "elapsed_s" and a.get(k) != b.get(k)]
+    differences = [
+        (a["point_index"], k, a.get(k), b.get(k))
+        for a, b in zip(on_ray.rows, local.rows, strict=True)
+        for k in set(a) | set(b)
+        if k != "elapsed_s" and a.get(k) != b.get(k)
+    ]
     assert not differences, differences
 
 
 def test_scenario_adds_simulation_columns(tmp_path, shared_data_dir):
     workload = REPO_ROOT / "examples" / "workload-mixed.yaml"
-    path = small_sweep(tmp_path, "  scenario.seed: [0, 1]\n",
-                       extra=f"scenario: {{workload: {workload}, days: 0.05}}\n")
+    path = small_sweep(
+        tmp_path, "  scenario.seed: [0, 1]\n", extra=f"scenario: {{workload: {workload}, days: 0.05}}\n"
+    )
     path.write_text(path.read_text().replace(str(SMALL_BASE), str(REPO_ROOT / "examples" / "row-1mw.yaml")))
     plan = plan_sweep(path)
     assert plan.stages[-1] == "simulate"
@@ -146,5 +177,7 @@ def test_bad_workload_is_an_input_error_at_the_scenario_line(tmp_path):
     bad = tmp_path / "w.yaml"
     bad.write_text("name: w\ntick_min: 0\n")
     path = small_sweep(tmp_path, "  sites[0].cooling: [chiller]\n", extra="scenario: {workload: w.yaml}\n")
-    with pytest.raises(InputError, match=r"small\.yaml:4: scenario\.workload: workload: .*w\.yaml:2: tick_min"):
+    with pytest.raises(
+        InputError, match=r"small\.yaml:4: scenario\.workload: workload: .*w\.yaml:2: tick_min"
+    ):
         plan_sweep(path)

@@ -47,7 +47,9 @@ def test_read_pod_list(tmp_path):
 
 
 def test_pod_list_without_gpu_spec_column(tmp_path):
-    pods = read_pod_list(write(tmp_path, "pods.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np,1000,10,1,500\n"))
+    pods = read_pod_list(
+        write(tmp_path, "pods.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np,1000,10,1,500\n")
+    )
     assert pods.gpu_spec == ("",)
 
 
@@ -100,7 +102,9 @@ def test_missing_and_empty_files(tmp_path):
     with pytest.raises(TraceFormatError, match="no rows"):
         read_pod_list(write(tmp_path, "header.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\n"))
     with pytest.raises(TraceFormatError, match="fields"):
-        read_pod_list(write(tmp_path, "wide.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np,1,1,0,0,9\n"))
+        read_pod_list(
+            write(tmp_path, "wide.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np,1,1,0,0,9\n")
+        )
 
 
 def test_shipped_openb_files():

@@ -28,7 +28,18 @@ def test_simulate_writes_run_json_parquet_and_report(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
-        ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload), "--days", "0.1", "--out", str(out), "--json", "--check"],
+        [
+            "simulate",
+            str(REPO / "examples" / "row-1mw.yaml"),
+            "--workload",
+            str(workload),
+            "--days",
+            "0.1",
+            "--out",
+            str(out),
+            "--json",
+            "--check",
+        ],
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -38,7 +49,10 @@ def test_simulate_writes_run_json_parquet_and_report(tmp_path):
     series = pq.read_table(out / "timeseries.parquet")
     assert {"time_s", "facility_power_kw", "gpus_training", "queue_jobs"} <= set(series.column_names)
     assert series.num_rows == 11  # 0 to 2.4 h every 15 min
-    assert pq.read_table(out / "jobs.parquet").num_rows == run["summary"]["jobs_arrived"] + run["summary"]["jobs_initial"]
+    assert (
+        pq.read_table(out / "jobs.parquet").num_rows
+        == run["summary"]["jobs_arrived"] + run["summary"]["jobs_initial"]
+    )
     report = (out / "report.html").read_text()
     for png in ("allocation.png", "power.png", "tokens.png", "queue.png"):
         assert png in report and (out / png).stat().st_size > 1000
@@ -50,7 +64,18 @@ def test_compare_policies_writes_a_table(tmp_path):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(
         app,
-        ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload), "--days", "0.05", "--out", str(out), "--compare-policies", "first_fit,topology_packing"],
+        [
+            "simulate",
+            str(REPO / "examples" / "row-1mw.yaml"),
+            "--workload",
+            str(workload),
+            "--days",
+            "0.05",
+            "--out",
+            str(out),
+            "--compare-policies",
+            "first_fit,topology_packing",
+        ],
     )
     assert result.exit_code == 0, result.output
     table = (out / "compare.md").read_text()
@@ -61,7 +86,9 @@ def test_compare_policies_writes_a_table(tmp_path):
 def test_bad_workload_exits_2_with_file_and_line(tmp_path):
     workload = tmp_path / "bad.yaml"
     workload.write_text("name: bad\ntraining:\n  load: lots\n")
-    result = CliRunner().invoke(app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload)])
+    result = CliRunner().invoke(
+        app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload)]
+    )
     assert result.exit_code == 2
     assert "bad.yaml:3: training.load:" in result.output
     assert "Traceback" not in result.output
@@ -71,11 +98,24 @@ def test_unknown_policy_and_missing_trace_exit_2(tmp_path):
     workload = tmp_path / "w.yaml"
     workload.write_text(TRAINING_ONLY)
     result = CliRunner().invoke(
-        app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload), "--policy", "magic"]
+        app,
+        [
+            "simulate",
+            str(REPO / "examples" / "row-1mw.yaml"),
+            "--workload",
+            str(workload),
+            "--policy",
+            "magic",
+        ],
     )
     assert result.exit_code == 2 and "unknown policy 'magic'" in result.output
     workload.write_text(
         "name: t\ninference:\n  services:\n    - {name: a, trace: nowhere.csv, model: llama-3.1-8b, ttft_ms: 1000, itl_ms: 50, peak_gpu_share: 0.1}\n"
     )
-    result = CliRunner().invoke(app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload)])
-    assert result.exit_code == 2 and "w.yaml:4: inference.services[0].trace: trace 'nowhere.csv' not found" in result.output
+    result = CliRunner().invoke(
+        app, ["simulate", str(REPO / "examples" / "row-1mw.yaml"), "--workload", str(workload)]
+    )
+    assert (
+        result.exit_code == 2
+        and "w.yaml:4: inference.services[0].trace: trace 'nowhere.csv' not found" in result.output
+    )

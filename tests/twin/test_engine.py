@@ -107,7 +107,15 @@ def test_an_event_cannot_schedule_into_the_past():
 
 def test_event_ranks_free_capacity_before_taking_it():
     r = EVENT_RANKS
-    assert r["Repair"] < r["JobFinish"] < r["Failure"] < r["Tick"] < r["JobArrival"] < r["Schedule"] < r["JobStart"]
+    assert (
+        r["Repair"]
+        < r["JobFinish"]
+        < r["Failure"]
+        < r["Tick"]
+        < r["JobArrival"]
+        < r["Schedule"]
+        < r["JobStart"]
+    )
     assert r["Checkpoint"] < r["Failure"], "a checkpoint at the instant of a failure saves the work"
     assert r["GridEventStart"] < r["PowerResponse"]
     assert len(set(r.values())) == len(r), "every event kind has its own rank"

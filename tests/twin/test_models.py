@@ -85,7 +85,9 @@ def test_failure_rates_have_sources_and_llama3_magnitude():
 
 def test_failure_draw_matches_expected_count():
     rng = np.random.default_rng(1)
-    counts = [len(draw_failures(FAILURE_RATES["gpu"], 16_384, 1.0, 54 * 86400.0, rng).time_s) for _ in range(200)]
+    counts = [
+        len(draw_failures(FAILURE_RATES["gpu"], 16_384, 1.0, 54 * 86400.0, rng).time_s) for _ in range(200)
+    ]
     assert np.mean(counts) == pytest.approx(246, rel=0.05)
 
 
@@ -102,7 +104,9 @@ def test_cdu_loss_beyond_redundancy_stops_racks():
 
 
 def test_energy_of_steps():
-    assert power.energy_from_steps_kwh(np.array([0.0, 3600.0]), np.array([10.0, 20.0]), 7200.0) == pytest.approx(30.0)
+    assert power.energy_from_steps_kwh(
+        np.array([0.0, 3600.0]), np.array([10.0, 20.0]), 7200.0
+    ) == pytest.approx(30.0)
 
 
 def test_autoscaler_covers_demand_with_headroom_and_waits_to_scale_down():
@@ -119,7 +123,9 @@ def test_bad_workload_names_file_line_and_field(tmp_path):
     path.write_text("name: x\ntraining:\n  load: 0.5\n  gang_scale: -3\n")
     with pytest.raises(InputError, match=r"w.yaml:4: training.gang_scale: "):
         load_workload(path)
-    path.write_text("name: x\npower:\n  grid_events:\n    - {start_h: 1, duration_h: 2, cut_fraction: 0.25, typo: 1}\n")
+    path.write_text(
+        "name: x\npower:\n  grid_events:\n    - {start_h: 1, duration_h: 2, cut_fraction: 0.25, typo: 1}\n"
+    )
     with pytest.raises(InputError, match=r"w.yaml:4: power.grid_events\[0\].typo: unknown field"):
         load_workload(path)
 

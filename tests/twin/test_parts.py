@@ -57,7 +57,9 @@ def test_grid_cuts_stack_and_lift_in_order():
 
 
 def test_training_caps_are_whole_steps_within_floor_and_full():
-    empty = TrainingJobs(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool), 0.0, 0.0, 0.0)
+    empty = TrainingJobs(
+        np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool), 0.0, 0.0, 0.0
+    )
     training = Training(empty, 1200.0, 72, full_power_w=1000.0, floor_power_w=400.0)
     assert training.set_cap(0.0, 555.5, idle_power_w=140.0, clock_power_exponent=2.5)
     assert training.cap_w == 550.0 and 0 < training.speed < 1 and training.speed_epoch == 1
@@ -70,8 +72,12 @@ def test_training_caps_are_whole_steps_within_floor_and_full():
 
 def test_events_change_the_state_and_return_what_follows(design_1mw, catalog):
     workload = WorkloadSpec.model_validate(
-        {"name": "w", "training": {"load": 0.9}, "failures": {"enabled": False},
-         "power": {"grid_events": [{"start_h": 5, "duration_h": 1, "cut_fraction": 0.3}]}}
+        {
+            "name": "w",
+            "training": {"load": 0.9},
+            "failures": {"enabled": False},
+            "power": {"grid_events": [{"start_h": 5, "duration_h": 1, "cut_fraction": 0.3}]},
+        }
     )
     sim = Simulation(design_1mw, workload, 0.5, seed=1, catalog=catalog)
     sim.step_until(3600.0)

@@ -30,7 +30,10 @@ def stress_workload(**overrides) -> WorkloadSpec:
             "request_level": "chat",
             "request_level_max_requests": 20_000,
         },
-        "failures": {"rate_multiplier": 200, "cdu_failures": [{"at_h": 1, "hall": 0, "units": 2, "repair_h": 1}]},
+        "failures": {
+            "rate_multiplier": 200,
+            "cdu_failures": [{"at_h": 1, "hall": 0, "units": 2, "repair_h": 1}],
+        },
         "power": {"grid_events": [{"start_h": 2, "duration_h": 1, "cut_fraction": 0.25}]},
     }
     doc.update(overrides)
@@ -40,7 +43,14 @@ def stress_workload(**overrides) -> WorkloadSpec:
 @pytest.fixture(scope="module")
 def stress_run(design_10mw, traces, acme_rows, catalog):
     return simulate(
-        design_10mw, stress_workload(), 4 / 24, seed=7, traces=traces, acme_rows=acme_rows, catalog=catalog, check=True
+        design_10mw,
+        stress_workload(),
+        4 / 24,
+        seed=7,
+        traces=traces,
+        acme_rows=acme_rows,
+        catalog=catalog,
+        check=True,
     )
 
 
@@ -65,7 +75,9 @@ def test_grid_event_is_met_within_its_deadline(stress_run):
     (event,) = stress_run.grid_events
     assert event["response_s"] is not None and event["response_s"] <= event["respond_within_s"]
     steps_t, steps_kw = stress_run.power_step_time_s, stress_run.power_step_kw
-    during = (steps_t >= event["start_s"] + event["respond_within_s"]) & (steps_t < event["start_s"] + event["duration_s"])
+    during = (steps_t >= event["start_s"] + event["respond_within_s"]) & (
+        steps_t < event["start_s"] + event["duration_s"]
+    )
     assert np.all(steps_kw[during] <= event["cap_kw"] + 1e-6)
     # inference kept serving while training gave way
     assert stress_run.summary["slo_attainment_tick"] > 0.9
@@ -131,9 +143,14 @@ def test_every_policy_keeps_the_invariants(policy, design_1mw, catalog):
 def test_a_scenario_replaces_the_workloads_failures_and_power(design_1mw, catalog):
     from tokenfab.twin.workload import ScenarioSpec
 
-    workload = WorkloadSpec.model_validate({"name": "w", "training": {"load": 0.6}, "failures": {"enabled": False}})
+    workload = WorkloadSpec.model_validate(
+        {"name": "w", "training": {"load": 0.6}, "failures": {"enabled": False}}
+    )
     scenario = ScenarioSpec.model_validate(
-        {"failures": {"rate_multiplier": 1000}, "power": {"grid_events": [{"start_h": 0.5, "duration_h": 0.5, "cut_fraction": 0.3}]}}
+        {
+            "failures": {"rate_multiplier": 1000},
+            "power": {"grid_events": [{"start_h": 0.5, "duration_h": 0.5, "cut_fraction": 0.3}]},
+        }
     )
     quiet = simulate(design_1mw, workload, 0.05, seed=2, catalog=catalog)
     stormy = simulate(design_1mw, workload, 0.05, seed=2, scenario=scenario, catalog=catalog)

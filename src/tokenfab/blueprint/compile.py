@@ -47,7 +47,11 @@ def _compile_site(index: int, site: SiteSpec, parts: Parts, domains: int) -> Sit
     design = _build_site(index, site, parts, domains)
     # `_size_it` estimates CDU pumps from the site total; halls round their CDUs up one by one, so the
     # built site can draw a little more. Step down until the design day fits the grid (certify PWR-007).
-    while site.grid_mw is not None and design.power.facility_power_peak_kw > site.grid_mw * 1000.0 and domains > 1:
+    while (
+        site.grid_mw is not None
+        and design.power.facility_power_peak_kw > site.grid_mw * 1000.0
+        and domains > 1
+    ):
         domains -= max(1, domains // 500)
         design = _build_site(index, site, parts, domains)
     return design
@@ -59,7 +63,9 @@ def _estimated_design_day(parts: Parts, site: SiteSpec, domains: int) -> loads.L
     rack_kw = domains * system.rack_power_max_kw / system.domains_per_rack
     liquid_kw = rack_kw * system.liquid_heat_fraction
     cdus = math.ceil(liquid_kw / parts.cdus[0].capacity_kw - 1e-9) if liquid_kw else 0
-    return loads.design_day_loads(parts, rack_kw, network.network_power_kw(parts, site, domains), cdus * parts.cdus[0].pump_power_kw)
+    return loads.design_day_loads(
+        parts, rack_kw, network.network_power_kw(parts, site, domains), cdus * parts.cdus[0].pump_power_kw
+    )
 
 
 def _size_it(parts: Parts, site: SiteSpec) -> int:
@@ -72,13 +78,17 @@ def _size_it(parts: Parts, site: SiteSpec) -> int:
     """
     system = parts.system
     if site.it_mw is not None:
-        return layout.nvlink_domains_for_power(site.it_mw * 1000.0, system.rack_power_max_kw, system.domains_per_rack)
+        return layout.nvlink_domains_for_power(
+            site.it_mw * 1000.0, system.rack_power_max_kw, system.domains_per_rack
+        )
     assert site.grid_mw is not None  # the spec holds exactly one of grid_mw, it_mw
     grid_kw = site.grid_mw * 1000.0
     ratio = 1.3
     domains = 0
     for _ in range(PUE_ITERATIONS):
-        domains = layout.nvlink_domains_for_power(grid_kw / ratio, system.rack_power_max_kw, system.domains_per_rack)
+        domains = layout.nvlink_domains_for_power(
+            grid_kw / ratio, system.rack_power_max_kw, system.domains_per_rack
+        )
         if domains <= 0:
             return 0
         day = _estimated_design_day(parts, site, domains)
@@ -86,7 +96,10 @@ def _size_it(parts: Parts, site: SiteSpec) -> int:
     while domains > 0 and _estimated_design_day(parts, site, domains).facility_kw > grid_kw:
         domains -= max(1, domains // 500)
     # the fixed point can settle a step low (the fabric's fixed share raises a small site's ratio): fill up
-    while domains > 0 and _estimated_design_day(parts, site, domains + max(1, domains // 500)).facility_kw <= grid_kw:
+    while (
+        domains > 0
+        and _estimated_design_day(parts, site, domains + max(1, domains // 500)).facility_kw <= grid_kw
+    ):
         domains += max(1, domains // 500)
     return domains
 
@@ -102,11 +115,17 @@ def _build_site(index: int, site: SiteSpec, parts: Parts, domains: int) -> SiteD
     rack_kw_max = counts.racks * rack.power_max_kw * counts.fill
     rack_kw_nominal = counts.racks * rack.power_nominal_kw * counts.fill
     pump_kw = cool.cdu_pump_power_kw(parts, halls)
-    parts = power_chain.settle_parts(parts, site, loads.design_day_loads(parts, rack_kw_max, network_kw, pump_kw), halls)
+    parts = power_chain.settle_parts(
+        parts, site, loads.design_day_loads(parts, rack_kw_max, network_kw, pump_kw), halls
+    )
     design_day = loads.design_day_loads(parts, rack_kw_max, network_kw, pump_kw)
-    annual = loads.annual_energy(parts, rack_kw_max, network_kw, pump_kw, loads.it_load_fractions(parts, site))
+    annual = loads.annual_energy(
+        parts, rack_kw_max, network_kw, pump_kw, loads.it_load_fractions(parts, site)
+    )
     pue_curve = loads.pue_by_outdoor_temp(parts, rack_kw_nominal, network_kw, pump_kw)
-    cooling = cool.cooling_design(parts, site.redundancy.cooling.value, halls, rack, design_day, annual, pue_curve)
+    cooling = cool.cooling_design(
+        parts, site.redundancy.cooling.value, halls, rack, design_day, annual, pue_curve
+    )
     chain = power_chain.power_chain(parts, site, design_day, halls, rack.power_max_kw)
     bom = cost.bill_of_materials(parts, site, counts, tree, fabric, halls, chain, cooling, design_day)
     metrics = cost.site_metrics(parts, counts, halls, design_day, chain, cooling, bom, annual)

@@ -89,7 +89,9 @@ def cdus_required(liquid_heat_kw: float, flow_lpm: float, capacity_kw: float, fl
     return max(math.ceil(liquid_heat_kw / capacity_kw - 1e-9), math.ceil(flow_lpm / flow_lpm_max - 1e-9))
 
 
-def heat_rejection_feasible(plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float, wet_bulb_c: float) -> bool:
+def heat_rejection_feasible(
+    plant: HeatRejection, supply_temp_c: float, dry_bulb_c: float, wet_bulb_c: float
+) -> bool:
     """Whether the plant holds `supply_temp_c` at the given outdoor conditions without compressors.
 
     Dry coolers approach the dry-bulb, towers the wet-bulb, hybrid (adiabatic) dry coolers the dry-bulb when
@@ -193,7 +195,9 @@ def heat_rejection_power_kw(
     compressors = 0.0
     if plant.kind == HeatRejectionKind.chiller:
         share = compressor_fraction(supply_temp_c, wet_bulb_c, plant.approach_k)
-        compressors = share * heat_kw / chiller_cop(supply_temp_c, wet_bulb_c, plant.approach_k, plant.carnot_fraction)
+        compressors = (
+            share * heat_kw / chiller_cop(supply_temp_c, wet_bulb_c, plant.approach_k, plant.carnot_fraction)
+        )
     else:
         trim_share = trim_fraction(plant, supply_temp_c, dry_bulb_c, wet_bulb_c)
         if trim_share > 0:
@@ -234,7 +238,9 @@ def rack_design(parts: Parts) -> RackDesign:
     rack_supply_c = parts.facility_supply_temp_c + parts.cdus[0].approach_k
     density, cp = rack_coolant_properties(parts)
     rack_liquid_kw = system.rack_power_max_kw * system.liquid_heat_fraction
-    rack_flow = coolant_flow_lpm(rack_liquid_kw, DEFAULT_COOLANT_DELTA_T_K, density, cp) if rack_liquid_kw else 0.0
+    rack_flow = (
+        coolant_flow_lpm(rack_liquid_kw, DEFAULT_COOLANT_DELTA_T_K, density, cp) if rack_liquid_kw else 0.0
+    )
     return RackDesign(
         system=system.name,
         gpus=system.gpus_per_rack,
@@ -265,7 +271,9 @@ def rack_coolant_properties(parts: Parts) -> tuple[float, float]:
     return coolant_properties(COOLANT_PG25, round(rack_supply_c + DEFAULT_COOLANT_DELTA_T_K / 2, 1))
 
 
-def cheapest_cdu(cdus: list[Cdu], liquid_kw: float, flow_lpm: float, redundancy: str) -> tuple[Cdu | None, int]:
+def cheapest_cdu(
+    cdus: list[Cdu], liquid_kw: float, flow_lpm: float, redundancy: str
+) -> tuple[Cdu | None, int]:
     """The CDU model whose installed count (with redundancy) costs least, and the count it needs (N)."""
     if liquid_kw <= 0:
         return None, 0
@@ -314,7 +322,9 @@ def cooling_design(
     capacity = rejection_modules(rejected_kw, redundancy, module_kw) * module_kw if total_liquid else 0.0
     plant = parts.liquid_plant if total_liquid else parts.air_plant
     climate = parts.climate
-    trim_share = trim_fraction(plant, parts.facility_supply_temp_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
+    trim_share = trim_fraction(
+        plant, parts.facility_supply_temp_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c
+    )
     trim_kw = trim_share * total_liquid if parts.trim_chiller else 0.0
     return CoolingDesign(
         heat_rejection=plant.name,
@@ -346,6 +356,9 @@ def cooling_design(
         spray_hours_per_year=annual.spray_hours,
         air_supply_temp_c=AIR_SIDE_CHILLED_WATER_C + parts.limits.crah_approach_k,
         heat_rejection_module_kw=module_kw,
-        supply_temp_source=("spec: coolant_supply_temp_c" if parts.rack_supply_temp_c != parts.system.supply_temp_max_c
-                            else f"{parts.system.name}: {parts.system.sources.get('supply_temp_max_c', parts.system.sources.get('*', ''))}"),
+        supply_temp_source=(
+            "spec: coolant_supply_temp_c"
+            if parts.rack_supply_temp_c != parts.system.supply_temp_max_c
+            else f"{parts.system.name}: {parts.system.sources.get('supply_temp_max_c', parts.system.sources.get('*', ''))}"
+        ),
     )

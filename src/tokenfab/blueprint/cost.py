@@ -58,7 +58,9 @@ def annualised_capex_usd_per_year(
     )
 
 
-def energy_cost_usd_per_year(facility_power_mw: float, price_usd_per_kwh: float, load_factor: float = 1.0) -> float:
+def energy_cost_usd_per_year(
+    facility_power_mw: float, price_usd_per_kwh: float, load_factor: float = 1.0
+) -> float:
     """Electricity bill per year at an average facility draw.
 
     .. math:: E_{\\$} = P_{fac}\\,[MW] \\times 1000 \\times 8760 \\times LF \\times p\\,[\\$/kWh]
@@ -92,7 +94,9 @@ def tco_usd_per_gpu_hour(
 
     The one function every $/GPU-hour figure goes through (designs, `system_usd_per_gpu_hour`, `tokens`).
     """
-    annual = annualised_capex_usd_per_year(it_capex_usd, facility_capex_usd, discount_rate, it_lifetime_years, facility_lifetime_years)
+    annual = annualised_capex_usd_per_year(
+        it_capex_usd, facility_capex_usd, discount_rate, it_lifetime_years, facility_lifetime_years
+    )
     return usd_per_gpu_hour(annual + opex_usd_per_year, gpus, utilisation)
 
 
@@ -151,8 +155,15 @@ def system_usd_per_gpu_hour(
     opex = energy_cost_usd_per_year(it_mw * pue, region.price_usd_per_kwh_mid, load_factor)
     opex += economics.maintenance_fraction_of_capex_per_year * (it_capex + facility_capex)
     opex += economics.staff_usd_per_mw_year * it_mw
-    return tco_usd_per_gpu_hour(it_capex, facility_capex, opex, system.gpus_per_rack, economics.discount_rate,
-                                economics.it_lifetime_years, economics.facility_lifetime_years)
+    return tco_usd_per_gpu_hour(
+        it_capex,
+        facility_capex,
+        opex,
+        system.gpus_per_rack,
+        economics.discount_rate,
+        economics.it_lifetime_years,
+        economics.facility_lifetime_years,
+    )
 
 
 AddLine = Callable[[str, str, float, str, float], None]
@@ -193,17 +204,41 @@ def bill_of_materials(
     market's construction cost; land, soft costs and interest during construction."""
     econ = parts.economics
     it_mw = loads.it_kw / 1000.0
-    k = market_index(parts.market.construction_usd_per_mw_mid if parts.market else None, econ.us_mean_construction_usd_per_mw)
+    k = market_index(
+        parts.market.construction_usd_per_mw_mid if parts.market else None,
+        econ.us_mean_construction_usd_per_mw,
+    )
     lines: list[BomLine] = []
 
     def add(category: str, item: str, count: float, unit: str, unit_cost: float) -> None:
         if count:
-            lines.append(BomLine(category=category, item=item, count=count, unit=unit, unit_cost_usd=unit_cost, total_usd=count * unit_cost))
+            lines.append(
+                BomLine(
+                    category=category,
+                    item=item,
+                    count=count,
+                    unit=unit,
+                    unit_cost_usd=unit_cost,
+                    total_usd=count * unit_cost,
+                )
+            )
 
     add("compute", parts.system.name, counts.racks, "rack", parts.system.rack_cost_usd)
     for item in fabric.items:  # every network's switches, modules and cables (blueprint.netparts)
-        add("network", item.item, item.count, "link" if item.kind == "cable" else item.kind, item.unit_cost_usd)
-    add("storage", "shared flash storage", counts.gpus * econ.storage_tb_per_gpu, "TB", econ.storage_usd_per_tb)
+        add(
+            "network",
+            item.item,
+            item.count,
+            "link" if item.kind == "cable" else item.kind,
+            item.unit_cost_usd,
+        )
+    add(
+        "storage",
+        "shared flash storage",
+        counts.gpus * econ.storage_tb_per_gpu,
+        "TB",
+        econ.storage_usd_per_tb,
+    )
     it_usd = sum(line.total_usd for line in lines)
     add("spares", "spare trays, switches and optics", 1, "lot", econ.spares_fraction_of_it * it_usd)
     _cooling_lines(add, parts, site, halls, cooling_design, it_mw, k)
@@ -211,17 +246,33 @@ def bill_of_materials(
     add("building", "shell and core", it_mw, "MW IT", econ.building_usd_per_mw * k)
     construction = sum(line.total_usd for line in lines if line.category in CONSTRUCTION_CATEGORIES)
     if parts.market:
-        add("land", f"land ({parts.market.name})", it_mw * econ.acres_per_mw, "acre", parts.market.land_usd_per_acre)
+        add(
+            "land",
+            f"land ({parts.market.name})",
+            it_mw * econ.acres_per_mw,
+            "acre",
+            parts.market.land_usd_per_acre,
+        )
     add("soft", "design, permits, commissioning", 1, "lot", econ.soft_cost_fraction * construction)
     land = sum(line.total_usd for line in lines if line.category == "land")
-    idc = interest_during_construction_usd(construction * (1 + econ.soft_cost_fraction) + land, econ.construction_interest_rate,
-                                           econ.construction_months)
+    idc = interest_during_construction_usd(
+        construction * (1 + econ.soft_cost_fraction) + land,
+        econ.construction_interest_rate,
+        econ.construction_months,
+    )
     add("finance", "interest during construction", 1, "lot", idc)
     return lines
 
 
-def _cooling_lines(add: AddLine, parts: Parts, site: SiteSpec, halls: list[HallDesign], cooling_design: CoolingDesign,
-                   it_mw: float, k: float) -> None:
+def _cooling_lines(
+    add: AddLine,
+    parts: Parts,
+    site: SiteSpec,
+    halls: list[HallDesign],
+    cooling_design: CoolingDesign,
+    it_mw: float,
+    k: float,
+) -> None:
     cdus_by_model: dict[str, int] = {}
     for hall in halls:
         if hall.cdu_model:
@@ -230,10 +281,26 @@ def _cooling_lines(add: AddLine, parts: Parts, site: SiteSpec, halls: list[HallD
         cdu = next(c for c in parts.cdus if c.name == name)
         add("cooling", name, count, "CDU", cdu.cost_usd * k)
     if cooling_design.liquid_heat_kw:
-        add("cooling", parts.liquid_plant.name, cooling_design.heat_rejection_capacity_kw / 1000.0, "MW", parts.liquid_plant.cost_usd_per_mw * k)
-    add("cooling", "trim chiller", cooling_design.trim_chiller_kw / 1000.0, "MW", parts.air_plant.cost_usd_per_mw * k)
+        add(
+            "cooling",
+            parts.liquid_plant.name,
+            cooling_design.heat_rejection_capacity_kw / 1000.0,
+            "MW",
+            parts.liquid_plant.cost_usd_per_mw * k,
+        )
+    add(
+        "cooling",
+        "trim chiller",
+        cooling_design.trim_chiller_kw / 1000.0,
+        "MW",
+        parts.air_plant.cost_usd_per_mw * k,
+    )
     air_module_kw = cool.rejection_module_kw(cooling_design.air_heat_kw)
-    air_mw = cool.rejection_modules(cooling_design.air_heat_kw, site.redundancy.cooling.value, air_module_kw) * air_module_kw / 1000.0
+    air_mw = (
+        cool.rejection_modules(cooling_design.air_heat_kw, site.redundancy.cooling.value, air_module_kw)
+        * air_module_kw
+        / 1000.0
+    )
     add("cooling", parts.air_plant.name + " (air side)", air_mw, "MW", parts.air_plant.cost_usd_per_mw * k)
     add("cooling", "mechanical fit-out", it_mw, "MW IT", parts.economics.mechanical_fitout_usd_per_mw * k)
 
@@ -246,7 +313,10 @@ def _power_lines(add: AddLine, parts: Parts, power_design: PowerChainDesign, it_
     econ = parts.economics
     unit_costs = {
         "busway": parts.busway.cost_usd,
-        "ups": next((u.cost_usd for u in parts.ups_options if u.name == _stage_equipment(power_design, "ups")), parts.ups.cost_usd),
+        "ups": next(
+            (u.cost_usd for u in parts.ups_options if u.name == _stage_equipment(power_design, "ups")),
+            parts.ups.cost_usd,
+        ),
         "sst": parts.sst.cost_usd if parts.sst else 0.0,
         "mv_lv_transformer": parts.mv_lv.cost_usd,
         "substation_transformer": parts.substation.cost_usd if parts.substation else 0.0,
@@ -255,11 +325,19 @@ def _power_lines(add: AddLine, parts: Parts, power_design: PowerChainDesign, it_
         add("power", stage.equipment, stage.units_installed, "unit", unit_costs[stage.stage] * k)
     standby = power_design.standby
     if standby is not None:
-        add("power", "UPS / DC storage battery", standby.battery_kwh, "kWh", parts.ups.battery_usd_per_kwh * k)
+        add(
+            "power", "UPS / DC storage battery", standby.battery_kwh, "kWh", parts.ups.battery_usd_per_kwh * k
+        )
         gen = next((g for g in parts.generator_options if g.name == standby.generator), parts.generator)
         if standby.generators and gen is not None:
             add("power", gen.name, standby.generators_installed, "unit", gen.cost_usd * k)
-            add("power", "ATS / paralleling per block", standby.transfer_switches, "block", gen.transfer_switch_cost_usd * k)
+            add(
+                "power",
+                "ATS / paralleling per block",
+                standby.transfer_switches,
+                "block",
+                gen.transfer_switch_cost_usd * k,
+            )
             add("power", "fuel storage", standby.fuel_l, "L", gen.fuel_storage_usd_per_l * k)
     if parts.substation is not None:
         add("power", "substation works", it_mw, "MW IT", econ.substation_usd_per_mw * k)
@@ -287,7 +365,9 @@ def site_metrics(
     it_capex = sum(capex_by_category.get(c, 0.0) for c in IT_CATEGORIES)
     facility_capex = capex - it_capex
     construction = sum(capex_by_category.get(c, 0.0) for c in CONSTRUCTION_CATEGORIES)
-    energy_usd = energy_cost_usd_per_year(annual.facility_kwh / HOURS_PER_YEAR / 1000.0, parts.price_usd_per_kwh)
+    energy_usd = energy_cost_usd_per_year(
+        annual.facility_kwh / HOURS_PER_YEAR / 1000.0, parts.price_usd_per_kwh
+    )
     opex_by_category = {
         "energy": energy_usd,
         "maintenance": econ.maintenance_fraction_of_capex_per_year * capex,
@@ -317,8 +397,15 @@ def site_metrics(
         energy_mwh_per_year=annual.facility_kwh / 1000.0,
         carbon_t_per_year=annual.facility_kwh * parts.carbon_g_per_kwh / 1e6,
         water_m3_per_year=annual.water_l / 1000.0,
-        usd_per_gpu_hour=tco_usd_per_gpu_hour(it_capex, facility_capex, opex, counts.gpus, econ.discount_rate,
-                                              econ.it_lifetime_years, econ.facility_lifetime_years),
+        usd_per_gpu_hour=tco_usd_per_gpu_hour(
+            it_capex,
+            facility_capex,
+            opex,
+            counts.gpus,
+            econ.discount_rate,
+            econ.it_lifetime_years,
+            econ.facility_lifetime_years,
+        ),
         white_space_m2=sum(h.white_space_m2 for h in halls),
         market=parts.market.name if parts.market else None,
         facility_capex_usd_per_mw=construction / (loads.it_kw / 1000.0),

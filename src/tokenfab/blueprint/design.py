@@ -109,7 +109,9 @@ class PowerStage(_Data):
     efficiency: float
     loss_kw: float
     redundancy: str
-    units_carrying: int | None = Field(default=None, description="units that carry the load after the worst single failure")
+    units_carrying: int | None = Field(
+        default=None, description="units that carry the load after the worst single failure"
+    )
 
 
 class PowerBlocks(_Data):
@@ -120,7 +122,9 @@ class PowerBlocks(_Data):
     load_kw: float
     blocks_required: int
     blocks_installed: int
-    blocks_carrying: int = Field(description="blocks that carry the hall after its worst single block failure")
+    blocks_carrying: int = Field(
+        description="blocks that carry the hall after its worst single block failure"
+    )
 
 
 class FailureCase(_Data):
@@ -231,9 +235,13 @@ class CoolingDesign(_Data):
     wue_l_per_kwh: float
     redundancy: str
     pue_by_outdoor_temp_c: list[tuple[float, float]] = Field(description="(dry-bulb °C, PUE) pairs")
-    trim_chiller_kw: float = Field(default=0.0, description="trim chiller capacity beside dry / hybrid coolers")
+    trim_chiller_kw: float = Field(
+        default=0.0, description="trim chiller capacity beside dry / hybrid coolers"
+    )
     spray_hours_per_year: float = Field(default=0.0, description="hours a hybrid dry cooler sprays")
-    air_supply_temp_c: float | None = Field(default=None, description="air supplied to the racks' air-cooled parts")
+    air_supply_temp_c: float | None = Field(
+        default=None, description="air supplied to the racks' air-cooled parts"
+    )
     heat_rejection_module_kw: float = Field(default=2000.0, description="size of one heat-rejection module")
     supply_temp_source: str = Field(default="", description="where the rack supply temperature comes from")
 
@@ -255,7 +263,9 @@ class ComputeFabric(_Data):
     gpus: int
     endpoints_per_plane: int
     tiers: list[FabricTier] = Field(description="tiers of one plane")
-    links_by_tier: list[int] = Field(description="links of one plane from tier i to i+1; index 0 is node-to-leaf")
+    links_by_tier: list[int] = Field(
+        description="links of one plane from tier i to i+1; index 0 is node-to-leaf"
+    )
 
 
 class NetworkItem(_Data):
@@ -309,8 +319,12 @@ class FabricDesign(_Data):
     dci_links: int = 0
     dci_oversubscription: float = 1.0
     aux_networks: list[AuxNetwork] = Field(default_factory=list)
-    link_length_m_by_tier: list[float] = Field(default_factory=list, description="longest link per tier; the last is the DCI when there is one")
-    transceiver_by_tier: list[str] = Field(default_factory=list, description="switch-side module per tier ('' for co-packaged)")
+    link_length_m_by_tier: list[float] = Field(
+        default_factory=list, description="longest link per tier; the last is the DCI when there is one"
+    )
+    transceiver_by_tier: list[str] = Field(
+        default_factory=list, description="switch-side module per tier ('' for co-packaged)"
+    )
     items: list[NetworkItem] = Field(default_factory=list, description="every counted network part, priced")
 
     @property
@@ -354,7 +368,9 @@ class SiteMetrics(_Data):
     usd_per_gpu_hour: float
     white_space_m2: float
     market: str | None = None
-    facility_capex_usd_per_mw: float | None = Field(default=None, description="power + cooling + building per MW of IT")
+    facility_capex_usd_per_mw: float | None = Field(
+        default=None, description="power + cooling + building per MW of IT"
+    )
     it_load_fraction: float | None = Field(default=None, description="mean IT draw / provisioned, for energy")
 
 

@@ -155,8 +155,10 @@ def hall_designs(parts: Parts, site: SiteSpec, counts: SiteCounts, rack: RackDes
         flow = hall_racks * rack.coolant_flow_lpm * hall_fill
         cdu, required = cool.cheapest_cdu(parts.cdus, liquid, flow, redundancy)
         installed = cool.units_with_redundancy(required, redundancy)
-        white = max(white_space_m2(hall_racks, econ.hall_white_space_m2_per_rack),
-                    air_limited_white_space_m2(hall_it - liquid, econ.air_system_capacity_kw_per_m2))
+        white = max(
+            white_space_m2(hall_racks, econ.hall_white_space_m2_per_rack),
+            air_limited_white_space_m2(hall_it - liquid, econ.air_system_capacity_kw_per_m2),
+        )
         halls.append(
             HallDesign(
                 index=hall_index,
@@ -174,7 +176,9 @@ def hall_designs(parts: Parts, site: SiteSpec, counts: SiteCounts, rack: RackDes
                 coolant_flow_lpm=flow,
                 white_space_m2=white,
                 area_m2=white + installed * (cdu.footprint_m2 if cdu else 0.0),
-                floor_load_kg_per_m2=floor_load_kg_per_m2(system.rack_weight_kg, system.rack_footprint_m2, econ.hall_white_space_m2_per_rack),
+                floor_load_kg_per_m2=floor_load_kg_per_m2(
+                    system.rack_weight_kg, system.rack_footprint_m2, econ.hall_white_space_m2_per_rack
+                ),
                 air_system_capacity_kw=white * econ.air_system_capacity_kw_per_m2,
                 fire_detection=parts.standards.fire_detection,
                 fire_suppression=parts.standards.fire_suppression,

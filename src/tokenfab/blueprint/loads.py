@@ -92,13 +92,21 @@ def facility_loads(
         )
     air_fans = econ.air_cooling_kw_per_kw_heat * air_heat
     chiller = cool.heat_rejection_power_kw(
-        parts.air_plant, air_heat + air_fans, cool.AIR_SIDE_CHILLED_WATER_C, dry_bulb_c, wet_bulb_c, design_db, design_wb
+        parts.air_plant,
+        air_heat + air_fans,
+        cool.AIR_SIDE_CHILLED_WATER_C,
+        dry_bulb_c,
+        wet_bulb_c,
+        design_db,
+        design_wb,
     )
     mechanical = cdu_pump_kw + rejection + air_fans + chiller
     misc = econ.misc_load_fraction * it_kw
     losses = chain_losses_kw(parts, it_kw, mechanical + misc)
     spray = cool.spray_fraction(parts.liquid_plant, facility_supply_c, dry_bulb_c)
-    water = cool.water_use_l_per_h(parts.liquid_plant, liquid_heat + rejection, spray) if liquid_heat > 0 else 0.0
+    water = (
+        cool.water_use_l_per_h(parts.liquid_plant, liquid_heat + rejection, spray) if liquid_heat > 0 else 0.0
+    )
     water += cool.water_use_l_per_h(parts.air_plant, air_heat + air_fans + chiller)
     return Loads(
         it_kw=it_kw,
@@ -137,14 +145,27 @@ def chain_losses_kw(parts: Parts, it_kw: float, non_it_kw: float) -> dict[str, f
         mv_lv = power.stage_loss_kw(it_kw + busway + ups + non_it_kw, parts.mv_lv.efficiency)
     upstream = it_kw + busway + ups + sst + non_it_kw + mv_lv
     substation = power.stage_loss_kw(upstream, parts.substation.efficiency) if parts.substation else 0.0
-    return {"busway": busway, "ups": ups, "sst": sst, "mv_lv_transformer": mv_lv, "substation_transformer": substation}
+    return {
+        "busway": busway,
+        "ups": ups,
+        "sst": sst,
+        "mv_lv_transformer": mv_lv,
+        "substation_transformer": substation,
+    }
 
 
 def design_day_loads(parts: Parts, rack_kw_total: float, network_kw: float, cdu_pump_kw: float) -> Loads:
     """Loads at the climate's design day (dry- and wet-bulb)."""
     climate = parts.climate
-    return facility_loads(parts, rack_kw_total, network_kw, cdu_pump_kw, climate.design_dry_bulb_c,
-                          climate.design_wet_bulb_c, parts.facility_supply_temp_c)
+    return facility_loads(
+        parts,
+        rack_kw_total,
+        network_kw,
+        cdu_pump_kw,
+        climate.design_dry_bulb_c,
+        climate.design_wet_bulb_c,
+        parts.facility_supply_temp_c,
+    )
 
 
 def it_load_fractions(parts: Parts, site: SiteSpec) -> tuple[float, float]:
@@ -157,23 +178,36 @@ def it_load_fractions(parts: Parts, site: SiteSpec) -> tuple[float, float]:
     if profile.hourly_it_load_fraction:
         hours = profile.hourly_it_load_fraction
         return float(np.mean(hours[7:19])), float(np.mean(hours[:7] + hours[19:]))
-    fraction = profile.it_load_fraction if profile.it_load_fraction is not None else parts.economics.inference_it_load_fraction
+    fraction = (
+        profile.it_load_fraction
+        if profile.it_load_fraction is not None
+        else parts.economics.inference_it_load_fraction
+    )
     return fraction, fraction
 
 
-def annual_energy(parts: Parts, rack_kw_max: float, network_kw: float, cdu_pump_kw: float,
-                  day_night_fraction: tuple[float, float]) -> AnnualEnergy:
+def annual_energy(
+    parts: Parts,
+    rack_kw_max: float,
+    network_kw: float,
+    cdu_pump_kw: float,
+    day_night_fraction: tuple[float, float],
+) -> AnnualEnergy:
     """Facility and IT energy and water over the 24 hour-weighted outdoor bins of `cool.outdoor_bins`.
 
     Racks draw their provisioned power times the load profile's day or night fraction; the fabric draws
     its full power. :math:`E = \\sum_b P_{fac}(u_b P_{rack}, T_{db,b}, T_{wb,b})\\, h_b`.
     """
     climate = parts.climate
-    dry_bins, wet_bins, hours = cool.outdoor_bins(climate.monthly_dry_bulb_c, climate.monthly_wet_bulb_c, climate.daily_range_k)
+    dry_bins, wet_bins, hours = cool.outdoor_bins(
+        climate.monthly_dry_bulb_c, climate.monthly_wet_bulb_c, climate.daily_range_k
+    )
     supply_c = parts.facility_supply_temp_c
     fractions = [day_night_fraction[0]] * 12 + [day_night_fraction[1]] * 12
-    annual = [facility_loads(parts, rack_kw_max * u, network_kw, cdu_pump_kw, d, w, supply_c)
-              for u, d, w in zip(fractions, dry_bins, wet_bins, strict=True)]
+    annual = [
+        facility_loads(parts, rack_kw_max * u, network_kw, cdu_pump_kw, d, w, supply_c)
+        for u, d, w in zip(fractions, dry_bins, wet_bins, strict=True)
+    ]
     spray = [cool.spray_fraction(parts.liquid_plant, supply_c, d) for d in dry_bins]
     return AnnualEnergy(
         facility_kwh=float(sum(a.facility_kw * h for a, h in zip(annual, hours, strict=True))),
@@ -183,14 +217,20 @@ def annual_energy(parts: Parts, rack_kw_max: float, network_kw: float, cdu_pump_
     )
 
 
-def pue_by_outdoor_temp(parts: Parts, rack_kw: float, network_kw: float, cdu_pump_kw: float) -> list[tuple[float, float]]:
+def pue_by_outdoor_temp(
+    parts: Parts, rack_kw: float, network_kw: float, cdu_pump_kw: float
+) -> list[tuple[float, float]]:
     """PUE against outdoor dry-bulb, with wet-bulb from the climate's own monthly dry/wet relation."""
     dry = np.asarray(parts.climate.monthly_dry_bulb_c)
     wet = np.asarray(parts.climate.monthly_wet_bulb_c)
-    slope, intercept = np.polyfit(dry, wet, 1) if np.ptp(dry) > 0.5 else (0.8, float(np.mean(wet - 0.8 * dry)))
+    slope, intercept = (
+        np.polyfit(dry, wet, 1) if np.ptp(dry) > 0.5 else (0.8, float(np.mean(wet - 0.8 * dry)))
+    )
     curve = []
     for dry_bulb in range(-10, 50, 5):
         wet_bulb = min(float(dry_bulb), float(slope * dry_bulb + intercept))
-        loads = facility_loads(parts, rack_kw, network_kw, cdu_pump_kw, float(dry_bulb), wet_bulb, parts.facility_supply_temp_c)
+        loads = facility_loads(
+            parts, rack_kw, network_kw, cdu_pump_kw, float(dry_bulb), wet_bulb, parts.facility_supply_temp_c
+        )
         curve.append((float(dry_bulb), round(loads.pue, 4)))
     return curve

@@ -120,7 +120,9 @@ def smallest_even_spread(leaves: int, uplinks_per_leaf: int, radix: int) -> int:
     return needed
 
 
-def fat_tree(endpoints_per_su: int, scalable_units: int, radix: int, oversubscription: float = 1.0) -> FatTree:
+def fat_tree(
+    endpoints_per_su: int, scalable_units: int, radix: int, oversubscription: float = 1.0
+) -> FatTree:
     """Switch and link counts of a rail-optimised fat tree over `scalable_units` whole SUs."""
     down, up = split_radix(radix, oversubscription)
     leaves = leaves_per_scalable_unit(endpoints_per_su, down) * scalable_units
@@ -209,7 +211,10 @@ def fabric_groups(hall_sus: list[int], sus_per_fabric: int) -> list[tuple[list[i
     holds more SUs than a fabric may, the site's SUs split into balanced fabrics that each name the halls their
     SUs stand in."""
     if not hall_sus or max(hall_sus) <= sus_per_fabric:
-        return [(halls, sum(hall_sus[h] for h in halls)) for halls in group_halls_into_fabrics(hall_sus, sus_per_fabric)]
+        return [
+            (halls, sum(hall_sus[h] for h in halls))
+            for halls in group_halls_into_fabrics(hall_sus, sus_per_fabric)
+        ]
     total = sum(hall_sus)
     starts = [sum(hall_sus[:h]) for h in range(len(hall_sus))]
     groups, first = [], 0
@@ -236,21 +241,42 @@ def dci_counts(endpoints_per_plane: list[int], radix: int, oversubscription: flo
     return border, math.ceil(sum(trunks) / radix), sum(trunks)
 
 
-def link_lengths_m(parts: Parts, site: SiteSpec, hall_racks: list[int], fabric_halls: int, fabrics: int,
-                   tiers: int) -> list[float]:
+def link_lengths_m(
+    parts: Parts, site: SiteSpec, hall_racks: list[int], fabric_halls: int, fabrics: int, tiers: int
+) -> list[float]:
     """Longest cable run per tier of a site about to be built (see `tier_lengths_m`)."""
     std, system = parts.standards, parts.system
     racks_per_su = layout.racks_per_scalable_unit(system.nodes_per_scalable_unit, system.nodes_per_rack)
     rack_air_kw = system.rack_power_max_kw * (1.0 - system.liquid_heat_fraction)
     racks = max(hall_racks, default=0)
-    hall_m2 = max(layout.white_space_m2(racks, parts.economics.hall_white_space_m2_per_rack),
-                  layout.air_limited_white_space_m2(racks * rack_air_kw, parts.economics.air_system_capacity_kw_per_m2))
-    return tier_lengths_m(min(site.limits.racks_per_row, racks_per_su), math.ceil(racks_per_su / site.limits.racks_per_row),
-                          hall_m2, fabric_halls, fabrics, tiers, parts.limits.rack_pitch_m, std.row_pitch_m, std.cable_drop_m)
+    hall_m2 = max(
+        layout.white_space_m2(racks, parts.economics.hall_white_space_m2_per_rack),
+        layout.air_limited_white_space_m2(racks * rack_air_kw, parts.economics.air_system_capacity_kw_per_m2),
+    )
+    return tier_lengths_m(
+        min(site.limits.racks_per_row, racks_per_su),
+        math.ceil(racks_per_su / site.limits.racks_per_row),
+        hall_m2,
+        fabric_halls,
+        fabrics,
+        tiers,
+        parts.limits.rack_pitch_m,
+        std.row_pitch_m,
+        std.cable_drop_m,
+    )
 
 
-def tier_lengths_m(row_racks: int, rows_per_su: int, hall_m2: float, fabric_halls: int, fabrics: int, tiers: int,
-                   rack_pitch_m: float, row_pitch_m: float, drop_m: float) -> list[float]:
+def tier_lengths_m(
+    row_racks: int,
+    rows_per_su: int,
+    hall_m2: float,
+    fabric_halls: int,
+    fabrics: int,
+    tiers: int,
+    rack_pitch_m: float,
+    row_pitch_m: float,
+    drop_m: float,
+) -> list[float]:
     """Longest cable run per tier from the hall geometry, and the DCI run last when there are fabrics to join.
 
     Leaves sit with their SU's rows: :math:`\\ell_0 = R_{row} w + n_{rows,SU} p + 2 d`. Spines serve a hall:
@@ -296,8 +322,9 @@ def _plan(parts: Parts, site: SiteSpec, counts: layout.SiteCounts) -> _Plan:
     e_su = gpus_per_su * links_per_gpu // planes
     radix = effective_radix(switch.ports, switch.port_gbps, link_gbps)
     down, _ = split_radix(radix, site.fabric_oversubscription)
-    sus_max = scalable_units_per_fabric(gpus_per_su, leaves_per_scalable_unit(e_su, down), radix,
-                                        parts.standards.compute_fabric_gpus_max)
+    sus_max = scalable_units_per_fabric(
+        gpus_per_su, leaves_per_scalable_unit(e_su, down), radix, parts.standards.compute_fabric_gpus_max
+    )
     hall_sus = [len(group) for group in counts.hall_groups]
     fabrics = []
     for halls, sus in fabric_groups(hall_sus, sus_max):
@@ -310,9 +337,16 @@ def _tier_name(i: int) -> str:
 
 
 def _tiers(tree: FatTree, multiple: int = 1) -> list[FabricTier]:
-    return [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=tree.switches_by_tier[i] * multiple,
-                       downlinks_per_switch=tree.downlinks_by_tier[i], uplinks_per_switch=tree.uplinks_by_tier[i])
-            for i in range(tree.tiers)]
+    return [
+        FabricTier.model_construct(
+            tier=i + 1,
+            name=_tier_name(i),
+            switches=tree.switches_by_tier[i] * multiple,
+            downlinks_per_switch=tree.downlinks_by_tier[i],
+            uplinks_per_switch=tree.uplinks_by_tier[i],
+        )
+        for i in range(tree.tiers)
+    ]
 
 
 @dataclass(frozen=True)
@@ -337,18 +371,34 @@ def _site_parts(parts: Parts, site: SiteSpec, counts: layout.SiteCounts, plan: _
             totals_switches[i] += tree.switches_by_tier[i] * plan.planes
             totals_links[i] += tree.links_by_tier[i] * plan.planes
     fabric_halls = max(len(h) for h, _, _ in plan.fabrics)
-    lengths = link_lengths_m(parts, site, [sum(g) for g in counts.hall_groups], fabric_halls, len(plan.fabrics), depth)
-    dci = dci_counts([plan.endpoints_per_su * sus for _, sus, _ in plan.fabrics], plan.radix,
-                     parts.standards.dci_oversubscription)
+    lengths = link_lengths_m(
+        parts, site, [sum(g) for g in counts.hall_groups], fabric_halls, len(plan.fabrics), depth
+    )
+    dci = dci_counts(
+        [plan.endpoints_per_su * sus for _, sus, _ in plan.fabrics],
+        plan.radix,
+        parts.standards.dci_oversubscription,
+    )
     border, spine, trunks = dci
-    compute = netparts.compute_items(parts, sum(totals_switches), plan.planes, plan.link_gbps, totals_links, lengths,
-                                     nics=counts.gpus * parts.system.scaleout_nics_per_gpu,
-                                     dci=(border * plan.planes, spine * plan.planes, trunks * plan.planes))
+    compute = netparts.compute_items(
+        parts,
+        sum(totals_switches),
+        plan.planes,
+        plan.link_gbps,
+        totals_links,
+        lengths,
+        nics=counts.gpus * parts.system.scaleout_nics_per_gpu,
+        dci=(border * plan.planes, spine * plan.planes, trunks * plan.planes),
+    )
     aux, aux_items = netparts.management_networks(parts, counts)
-    return _NetworkCounts(totals_switches, totals_links, lengths, dci, compute, aux, netparts.merge(compute.items + aux_items))
+    return _NetworkCounts(
+        totals_switches, totals_links, lengths, dci, compute, aux, netparts.merge(compute.items + aux_items)
+    )
 
 
-def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int) -> tuple[FabricDesign, FatTree]:
+def site_fabric(
+    parts: Parts, site: SiteSpec, scalable_units: int, domains: int
+) -> tuple[FabricDesign, FatTree]:
     """The site's networks: compute fabrics per building with planes and a DCI, storage + in-band and OOB.
 
     Returns the design and one plane's tree of the largest compute fabric.
@@ -364,13 +414,27 @@ def site_fabric(parts: Parts, site: SiteSpec, scalable_units: int, domains: int)
     for index, (halls, sus, tree) in enumerate(plan.fabrics):
         gpus = min(sus * gpus_per_su, gpus_left)
         gpus_left -= gpus
-        compute_fabrics.append(ComputeFabric.model_construct(
-            index=index, halls=halls, scalable_units=sus, gpus=gpus, endpoints_per_plane=plan.endpoints_per_su * sus,
-            tiers=_tiers(tree), links_by_tier=list(tree.links_by_tier)))
-    tiers = [FabricTier.model_construct(tier=i + 1, name=_tier_name(i), switches=n,
-                                        downlinks_per_switch=largest.downlinks_by_tier[i] if i < largest.tiers else 0,
-                                        uplinks_per_switch=largest.uplinks_by_tier[i] if i < largest.tiers else 0)
-             for i, n in enumerate(built.totals_switches)]
+        compute_fabrics.append(
+            ComputeFabric.model_construct(
+                index=index,
+                halls=halls,
+                scalable_units=sus,
+                gpus=gpus,
+                endpoints_per_plane=plan.endpoints_per_su * sus,
+                tiers=_tiers(tree),
+                links_by_tier=list(tree.links_by_tier),
+            )
+        )
+    tiers = [
+        FabricTier.model_construct(
+            tier=i + 1,
+            name=_tier_name(i),
+            switches=n,
+            downlinks_per_switch=largest.downlinks_by_tier[i] if i < largest.tiers else 0,
+            uplinks_per_switch=largest.uplinks_by_tier[i] if i < largest.tiers else 0,
+        )
+        for i, n in enumerate(built.totals_switches)
+    ]
     border, spine, trunks = built.dci
     endpoints = plan.endpoints_per_su * scalable_units * plan.planes
     design = FabricDesign(

@@ -103,7 +103,9 @@ class Parts:
     @property
     def facility_supply_temp_c(self) -> float:
         """Facility-water supply: the rack's supply (the spec's or the system's maximum) less the CDU approach."""
-        rack_c = self.rack_supply_temp_c if self.rack_supply_temp_c is not None else self.system.supply_temp_max_c
+        rack_c = (
+            self.rack_supply_temp_c if self.rack_supply_temp_c is not None else self.system.supply_temp_max_c
+        )
         return rack_c - self.cdus[0].approach_k
 
 
@@ -126,10 +128,15 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         raise CompileError((*loc, "fabric"), f"no switch in the catalog for fabric {fabric_kind.value}")
     switch = network.choose_compute_switch(switches, system, site.fabric_optics)
     if switch is None:
-        raise CompileError((*loc, "fabric_optics"), f"no co-packaged-optics switch in the catalog for fabric {fabric_kind.value}")
+        raise CompileError(
+            (*loc, "fabric_optics"),
+            f"no co-packaged-optics switch in the catalog for fabric {fabric_kind.value}",
+        )
     standards = lookup(catalog, "standards", "default", Standards, loc)
     link_gbps = min(system.scaleout_nic_gbps, switch.port_gbps)
-    transceivers = sorted(catalog.all("transceivers", Transceiver), key=lambda t: (t.gbps < link_gbps, t.gbps))
+    transceivers = sorted(
+        catalog.all("transceivers", Transceiver), key=lambda t: (t.gbps < link_gbps, t.gbps)
+    )
     cables = sorted(catalog.all("cables", Cable), key=lambda c: c.name)
     cdus = sorted(catalog.all("cdus", Cdu), key=lambda c: c.capacity_kw)
     plants = {p.kind: p for p in sorted(catalog.all("heat_rejection", HeatRejection), key=lambda p: p.name)}
@@ -137,17 +144,26 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
     mv_lv = [t for t in transformers if t.stage == "mv_lv"]
     substations = [t for t in transformers if t.stage == "substation"]
     ssts = [t for t in transformers if t.stage == "sst"]
-    limits = next(iter(sorted(catalog.all("facility_limits", FacilityLimits), key=lambda e: e.name != "default")), None)
+    limits = next(
+        iter(sorted(catalog.all("facility_limits", FacilityLimits), key=lambda e: e.name != "default")), None
+    )
     if not (transceivers and cables and cdus and mv_lv and substations and limits):
-        raise CompileError(loc, "the catalog lacks facility equipment (transceivers, cables, CDUs, transformers, facility limits)")
+        raise CompileError(
+            loc,
+            "the catalog lacks facility equipment (transceivers, cables, CDUs, transformers, facility limits)",
+        )
     if HeatRejectionKind.chiller not in plants:
         raise CompileError(loc, "the catalog has no chiller plant")
     dc = _wants_dc(site, system, limits)
     ups, busway, sst = _distribution_parts(catalog, site, system, dc, ssts, loc)
     if site.coolant_supply_temp_c is not None and site.coolant_supply_temp_c > system.supply_temp_max_c:
-        raise CompileError((*loc, "coolant_supply_temp_c"),
-                           f"{site.coolant_supply_temp_c:g} °C is above {system.name}'s {system.supply_temp_max_c:g} °C supply limit")
-    rack_supply_c = site.coolant_supply_temp_c if site.coolant_supply_temp_c is not None else system.supply_temp_max_c
+        raise CompileError(
+            (*loc, "coolant_supply_temp_c"),
+            f"{site.coolant_supply_temp_c:g} °C is above {system.name}'s {system.supply_temp_max_c:g} °C supply limit",
+        )
+    rack_supply_c = (
+        site.coolant_supply_temp_c if site.coolant_supply_temp_c is not None else system.supply_temp_max_c
+    )
     facility_supply_c = rack_supply_c - cdus[0].approach_k
     liquid_plant = choose_liquid_plant(site, plants, facility_supply_c, climate, (*loc, "cooling"))
     site_mw = site.grid_mw if site.grid_mw is not None else _it_mw(site) * 1.3
@@ -161,8 +177,12 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         climate=climate,
         region=region,
         economics=economics,
-        price_usd_per_kwh=site.price_usd_per_kwh if site.price_usd_per_kwh is not None else region.price_usd_per_kwh_mid,
-        carbon_g_per_kwh=site.carbon_g_per_kwh if site.carbon_g_per_kwh is not None else region.grid_carbon_g_per_kwh,
+        price_usd_per_kwh=site.price_usd_per_kwh
+        if site.price_usd_per_kwh is not None
+        else region.price_usd_per_kwh_mid,
+        carbon_g_per_kwh=site.carbon_g_per_kwh
+        if site.carbon_g_per_kwh is not None
+        else region.grid_carbon_g_per_kwh,
         switch=switch,
         transceiver=transceivers[0],
         cable=next((c for c in cables if c.kind == "fiber"), cables[0]),
@@ -184,7 +204,11 @@ def resolve(spec: FactorySpec, index: int, site: SiteSpec, catalog: Catalog) -> 
         rack_supply_temp_c=rack_supply_c,
         mv_lv_options=tuple(mv_lv),
         substation_options=tuple(substations),
-        ups_options=tuple(u for u in catalog.all("ups", Ups) if u.name.startswith("dc-") == dc and u.efficiency == ups.efficiency),
+        ups_options=tuple(
+            u
+            for u in catalog.all("ups", Ups)
+            if u.name.startswith("dc-") == dc and u.efficiency == ups.efficiency
+        ),
         generator_options=tuple(generators) if site.power.generators else (),
     )
 
@@ -206,7 +230,10 @@ def _distribution_parts(
     busways = [b for b in catalog.all("busways", Busway) if b.kind == kind]
     storage = sorted(catalog.all("ups", Ups), key=lambda u: (u.name.startswith("dc-") != dc, -u.module_kw))
     if not busways or not storage or (dc and not ssts):
-        raise CompileError((*loc, "power", "distribution"), f"the catalog lacks {kind.upper()} distribution equipment (busway, UPS or storage, SST)")
+        raise CompileError(
+            (*loc, "power", "distribution"),
+            f"the catalog lacks {kind.upper()} distribution equipment (busway, UPS or storage, SST)",
+        )
     row_kw = site.limits.racks_per_row * system.rack_power_max_kw
 
     def runs_cost(b: Busway) -> tuple[float, str]:
@@ -221,13 +248,17 @@ def _market(site: SiteSpec, catalog: Catalog, climate_market: str | None, loc: L
     return lookup(catalog, "markets", name, Market, loc) if name else None
 
 
-def _wants_trim_chiller(site: SiteSpec, plant: HeatRejection, supply_c: float, climate: ClimateDesign) -> bool:
+def _wants_trim_chiller(
+    site: SiteSpec, plant: HeatRejection, supply_c: float, climate: ClimateDesign
+) -> bool:
     """A trim chiller beside dry / hybrid coolers: as the spec says, else when the design day needs one."""
     if plant.kind not in (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler):
         return False
     if site.trim_chiller is not None:
         return site.trim_chiller
-    return not cool.heat_rejection_feasible(plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c)
+    return not cool.heat_rejection_feasible(
+        plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c
+    )
 
 
 def lookup(catalog: Catalog, kind: str, name: str, model: type[T], loc: Loc) -> T:
@@ -237,7 +268,9 @@ def lookup(catalog: Catalog, kind: str, name: str, model: type[T], loc: Loc) -> 
         raise CompileError(loc, str(exc.args[0])) from None
 
 
-def resolve_climate(site: SiteSpec, catalog: Catalog, loc: Loc) -> tuple[ClimateDesign, str | None, str | None]:
+def resolve_climate(
+    site: SiteSpec, catalog: Catalog, loc: Loc
+) -> tuple[ClimateDesign, str | None, str | None]:
     if isinstance(site.climate, str):
         named = lookup(catalog, "climates", site.climate, Climate, loc)
         return (
@@ -254,7 +287,9 @@ def resolve_climate(site: SiteSpec, catalog: Catalog, loc: Loc) -> tuple[Climate
         )
     given: ClimateSpec = site.climate
     dry = given.monthly_dry_bulb_c or seasonal_profile(given.design_dry_bulb_c - 6.0, 9.0)
-    wet = given.monthly_wet_bulb_c or [min(d, t) for d, t in zip(dry, seasonal_profile(given.design_wet_bulb_c - 5.0, 8.0), strict=True)]
+    wet = given.monthly_wet_bulb_c or [
+        min(d, t) for d, t in zip(dry, seasonal_profile(given.design_wet_bulb_c - 5.0, 8.0), strict=True)
+    ]
     return (
         ClimateDesign(
             name="custom",
@@ -272,7 +307,10 @@ def resolve_climate(site: SiteSpec, catalog: Catalog, loc: Loc) -> tuple[Climate
 def seasonal_profile(warmest_month_c: float, amplitude_k: float) -> list[float]:
     """Monthly means peaking in July (northern hemisphere), for a climate given only by its design day."""
     months = np.arange(12)
-    return [round(float(warmest_month_c - amplitude_k * (1 - np.cos(2 * np.pi * (m - 6) / 12))), 2) for m in months]
+    return [
+        round(float(warmest_month_c - amplitude_k * (1 - np.cos(2 * np.pi * (m - 6) / 12))), 2)
+        for m in months
+    ]
 
 
 def choose_liquid_plant(
@@ -287,9 +325,16 @@ def choose_liquid_plant(
         if kind not in plants:
             raise CompileError(loc, f"no {kind.value} plant in the catalog")
         return plants[kind]
-    order = (HeatRejectionKind.dry_cooler, HeatRejectionKind.hybrid_dry_cooler, HeatRejectionKind.cooling_tower, HeatRejectionKind.chiller)
+    order = (
+        HeatRejectionKind.dry_cooler,
+        HeatRejectionKind.hybrid_dry_cooler,
+        HeatRejectionKind.cooling_tower,
+        HeatRejectionKind.chiller,
+    )
     for kind in order:
         plant = plants.get(kind)
-        if plant and cool.heat_rejection_feasible(plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c):
+        if plant and cool.heat_rejection_feasible(
+            plant, supply_c, climate.design_dry_bulb_c, climate.design_wet_bulb_c
+        ):
             return plant
     return plants[HeatRejectionKind.chiller]

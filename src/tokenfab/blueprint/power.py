@@ -29,8 +29,13 @@ def stage_loss_kw(output_kw: float, efficiency: float) -> float:
     return output_kw * (1.0 / efficiency - 1.0)
 
 
-def loading_fraction(load_kw: float, units_installed: int, unit_rating_kw: float, redundancy: str,
-                     units_carrying: int | None = None) -> float:
+def loading_fraction(
+    load_kw: float,
+    units_installed: int,
+    unit_rating_kw: float,
+    redundancy: str,
+    units_carrying: int | None = None,
+) -> float:
     """Loading of the units that must carry the load after the worst single failure.
 
     With 2N each side must carry all of it, so the loading that matters is the load on one side (N units);
@@ -105,7 +110,9 @@ def units_after_worst_failure(installed: int, carrying: int, topology: str) -> i
     return max(installed - 1, 0) if topology == "N" else carrying
 
 
-def short_circuit_current_ka(rating_kva: float, voltage_v: float, impedance_pct: float, dc: bool = False) -> float:
+def short_circuit_current_ka(
+    rating_kva: float, voltage_v: float, impedance_pct: float, dc: bool = False
+) -> float:
     """Bolted fault current at a transformer's secondary from an infinite source.
 
     .. math:: I_{sc} = \\frac{S}{\\sqrt{3}\\, V\\, z} \\;(AC), \\qquad I_{sc} = \\frac{P}{V z} \\;(DC)
@@ -117,8 +124,15 @@ def short_circuit_current_ka(rating_kva: float, voltage_v: float, impedance_pct:
     return rating_kva * 1000.0 / (phases * voltage_v * z) / 1000.0
 
 
-def busway_voltage_drop_pct(current_a: float, length_m: float, r_mohm_per_m: float, x_mohm_per_m: float,
-                            voltage_v: float, power_factor: float, dc: bool = False) -> float:
+def busway_voltage_drop_pct(
+    current_a: float,
+    length_m: float,
+    r_mohm_per_m: float,
+    x_mohm_per_m: float,
+    voltage_v: float,
+    power_factor: float,
+    dc: bool = False,
+) -> float:
     """Voltage drop along a feeder, in % of nominal.
 
     .. math:: \\Delta V\\% = \\frac{k\\, I\\, (R\\cos\\varphi + X\\sin\\varphi)\\, L}{V} \\times 100,
@@ -158,8 +172,9 @@ def voltage_thd_pct(current_thd_pct: float, load_kva: float, short_circuit_kva: 
     return current_thd_pct * load_kva / short_circuit_kva
 
 
-def smoothed_ramp_fraction_per_min(swing_kw: float, storage_kwh: float, facility_kw: float,
-                                   max_window_s: float = 3600.0) -> tuple[float, float]:
+def smoothed_ramp_fraction_per_min(
+    swing_kw: float, storage_kwh: float, facility_kw: float, max_window_s: float = 3600.0
+) -> tuple[float, float]:
     """(window s, ramp as a share of facility power per minute) of a load swing smoothed by storage.
 
     Storage that covers a linear ramp over T seconds holds :math:`E = \\Delta P\\, T / 2`, so

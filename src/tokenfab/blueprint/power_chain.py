@@ -58,11 +58,18 @@ class _Sized:
 
 def site_topology(site: SiteSpec) -> str:
     p = site.power
-    return power.topology_label(p.topology.value, site.redundancy.power.value, p.distributed_make, p.catcher_group_max)
+    return power.topology_label(
+        p.topology.value, site.redundancy.power.value, p.distributed_make, p.catcher_group_max
+    )
 
 
-def size_blocks(options: tuple[Transformer, ...] | list[Transformer], hall_kva: list[float], topology: str,
-                min_loading: float, extra_cost_per_block: float = 0.0) -> _Sized:
+def size_blocks(
+    options: tuple[Transformer, ...] | list[Transformer],
+    hall_kva: list[float],
+    topology: str,
+    min_loading: float,
+    extra_cost_per_block: float = 0.0,
+) -> _Sized:
     """Pick the block rating and count blocks per hall.
 
     Every hall needs :math:`r = \\lceil S_{hall} / (S_{unit} f_{max}) \\rceil` blocks; `power.block_counts`
@@ -81,13 +88,31 @@ def size_blocks(options: tuple[Transformer, ...] | list[Transformer], hall_kva: 
         loadings = [kva / (c * unit.rating_mva * 1000.0) for kva, _, _, c in halls if c]
         worst = min(loadings, default=0.0)
         cost = sum(h[2] for h in halls) * (unit.cost_usd + extra_cost_per_block)
-        candidates.append((worst < min_loading, cost if worst >= min_loading else -worst, -unit.rating_mva, unit.name, unit, halls))
+        candidates.append(
+            (
+                worst < min_loading,
+                cost if worst >= min_loading else -worst,
+                -unit.rating_mva,
+                unit.name,
+                unit,
+                halls,
+            )
+        )
     *_, unit, halls = min(candidates, key=lambda c: c[:4])
     return _Sized(unit, halls)
 
 
-def _stage(name: str, equipment: str, sized_units: tuple[int, int, int], rating_kw: float, load_kw: float,
-           max_loading: float, efficiency: float, loss_kw: float, redundancy: str) -> PowerStage:
+def _stage(
+    name: str,
+    equipment: str,
+    sized_units: tuple[int, int, int],
+    rating_kw: float,
+    load_kw: float,
+    max_loading: float,
+    efficiency: float,
+    loss_kw: float,
+    redundancy: str,
+) -> PowerStage:
     required, installed, carrying = sized_units
     return PowerStage(
         stage=name,
@@ -107,7 +132,9 @@ def _stage(name: str, equipment: str, sized_units: tuple[int, int, int], rating_
 
 def _failure(unit: str, sized: _Sized, rating_kw: float, topology: str) -> FailureCase:
     """The worst single failure of `unit` over the halls: the most loaded survivors."""
-    worst = FailureCase(unit=unit, element="site", load_kw=0.0, capacity_after_kw=0.0, loading_after=0.0, carried=True)
+    worst = FailureCase(
+        unit=unit, element="site", load_kw=0.0, capacity_after_kw=0.0, loading_after=0.0, carried=True
+    )
     for h, (load, _, installed, carrying) in enumerate(sized.halls):
         if installed == 0:
             continue
@@ -115,8 +142,14 @@ def _failure(unit: str, sized: _Sized, rating_kw: float, topology: str) -> Failu
         capacity = left * rating_kw
         loading = load / capacity if capacity > 0 else math.inf
         if loading > worst.loading_after:
-            worst = FailureCase(unit=unit, element=f"hall[{h}]", load_kw=load, capacity_after_kw=capacity,
-                                loading_after=loading, carried=loading <= 1.0 + 1e-9)
+            worst = FailureCase(
+                unit=unit,
+                element=f"hall[{h}]",
+                load_kw=load,
+                capacity_after_kw=capacity,
+                loading_after=loading,
+                carried=loading <= 1.0 + 1e-9,
+            )
     return worst
 
 
@@ -148,12 +181,18 @@ def settle_parts(parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDes
     substation = parts.substation
     if substation is not None:
         red = "N" if topology == "N" else "N+1"
-        substation = size_blocks(parts.substation_options or (substation,), [(loads.facility_kw - loads.substation_loss_kw) / pf],
-                                 red, target).unit
+        substation = size_blocks(
+            parts.substation_options or (substation,),
+            [(loads.facility_kw - loads.substation_loss_kw) / pf],
+            red,
+            target,
+        ).unit
     return replace(parts, mv_lv=mv_lv, substation=substation)
 
 
-def power_chain(parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDesign], rack_kw: float) -> PowerChainDesign:
+def power_chain(
+    parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDesign], rack_kw: float
+) -> PowerChainDesign:
     """Size the chain with the parts' units for the design-day loads, grid side first in `stages`."""
     topology = site_topology(site)
     family = topology.split(" ")[0]
@@ -170,41 +209,104 @@ def power_chain(parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDesi
     runs_per_row = math.ceil(site.limits.racks_per_row * it_per_rack_kw / parts.busway.rating_kw - 1e-9)
     runs = sum(h.rows for h in halls) * runs_per_row
     bus_installed = power.installed_units(runs, bus_red)
-    stages.append(_stage("busway", parts.busway.name, (runs, bus_installed, runs), parts.busway.rating_kw, loads.it_kw,
-                         1.0, parts.busway.efficiency, loads.busway_loss_kw, bus_red))
+    stages.append(
+        _stage(
+            "busway",
+            parts.busway.name,
+            (runs, bus_installed, runs),
+            parts.busway.rating_kw,
+            loads.it_kw,
+            1.0,
+            parts.busway.efficiency,
+            loads.busway_loss_kw,
+            bus_red,
+        )
+    )
 
     ups_kw = loads.it_kw + loads.busway_loss_kw
     if parts.dc and parts.sst is not None:
-        block = size_blocks([parts.sst], [s * ups_kw / pf for s in shares], topology, limits.transformer_loading_min_fraction)
-        stages.append(_stage("sst", block.unit.name, (block.required, block.installed, block.carrying), block.unit.rating_mva * 1000,
-                             ups_kw / pf, block.unit.max_loading_fraction, block.unit.efficiency, loads.sst_loss_kw, topology))
+        block = size_blocks(
+            [parts.sst], [s * ups_kw / pf for s in shares], topology, limits.transformer_loading_min_fraction
+        )
+        stages.append(
+            _stage(
+                "sst",
+                block.unit.name,
+                (block.required, block.installed, block.carrying),
+                block.unit.rating_mva * 1000,
+                ups_kw / pf,
+                block.unit.max_loading_fraction,
+                block.unit.efficiency,
+                loads.sst_loss_kw,
+                topology,
+            )
+        )
         failures.append(_failure("sst", block, block.unit.rating_mva * 1000, topology))
         mech_red = "N" if topology == "N" else "N+1"
         mech = size_blocks([parts.mv_lv], [non_it / pf], mech_red, limits.transformer_loading_min_fraction)
-        stages.append(_stage("mv_lv_transformer", mech.unit.name, (mech.required, mech.installed, mech.carrying),
-                             mech.unit.rating_mva * 1000, non_it / pf, mech.unit.max_loading_fraction, mech.unit.efficiency,
-                             loads.mv_lv_loss_kw, mech_red))
+        stages.append(
+            _stage(
+                "mv_lv_transformer",
+                mech.unit.name,
+                (mech.required, mech.installed, mech.carrying),
+                mech.unit.rating_mva * 1000,
+                non_it / pf,
+                mech.unit.max_loading_fraction,
+                mech.unit.efficiency,
+                loads.mv_lv_loss_kw,
+                mech_red,
+            )
+        )
         failures.append(_failure("mv_lv_transformer", mech, mech.unit.rating_mva * 1000, mech_red))
         storage_kw = block.installed * block.unit.rating_mva * 1000 * block.unit.max_loading_fraction
-        lv_fault = power.short_circuit_current_ka(block.unit.rating_mva * 1000, block.unit.secondary_voltage_v, block.unit.impedance_pct, dc=True)
+        lv_fault = power.short_circuit_current_ka(
+            block.unit.rating_mva * 1000, block.unit.secondary_voltage_v, block.unit.impedance_pct, dc=True
+        )
         block_kw = block.unit.rating_mva * 1000 * block.unit.max_loading_fraction * pf
     else:
         mv_lv_kva = (ups_kw + loads.ups_loss_kw + non_it) / pf
-        block = size_blocks([parts.mv_lv], [s * mv_lv_kva for s in shares], topology, limits.transformer_loading_min_fraction)
-        stages.append(_stage("mv_lv_transformer", block.unit.name, (block.required, block.installed, block.carrying),
-                             block.unit.rating_mva * 1000, mv_lv_kva, block.unit.max_loading_fraction, block.unit.efficiency,
-                             loads.mv_lv_loss_kw, topology))
+        block = size_blocks(
+            [parts.mv_lv], [s * mv_lv_kva for s in shares], topology, limits.transformer_loading_min_fraction
+        )
+        stages.append(
+            _stage(
+                "mv_lv_transformer",
+                block.unit.name,
+                (block.required, block.installed, block.carrying),
+                block.unit.rating_mva * 1000,
+                mv_lv_kva,
+                block.unit.max_loading_fraction,
+                block.unit.efficiency,
+                loads.mv_lv_loss_kw,
+                topology,
+            )
+        )
         failures.append(_failure("mv_lv_transformer", block, block.unit.rating_mva * 1000, topology))
         module, ups = _ups_modules(parts, block, [s * ups_kw for s in shares])
-        stages.append(_stage("ups", module.name, (ups.required, ups.installed, ups.carrying), module.module_kw, ups_kw,
-                             module.max_loading_fraction, module.efficiency, loads.ups_loss_kw, topology))
+        stages.append(
+            _stage(
+                "ups",
+                module.name,
+                (ups.required, ups.installed, ups.carrying),
+                module.module_kw,
+                ups_kw,
+                module.max_loading_fraction,
+                module.efficiency,
+                loads.ups_loss_kw,
+                topology,
+            )
+        )
         failures.append(_failure("ups", ups, module.module_kw, topology))
         storage_kw = ups.installed * module.module_kw
-        lv_fault = power.short_circuit_current_ka(block.unit.rating_mva * 1000, block.unit.secondary_voltage_v, block.unit.impedance_pct)
+        lv_fault = power.short_circuit_current_ka(
+            block.unit.rating_mva * 1000, block.unit.secondary_voltage_v, block.unit.impedance_pct
+        )
         block_kw = block.unit.rating_mva * 1000 * block.unit.max_loading_fraction * pf
 
     upstream_kw = loads.facility_kw - loads.substation_loss_kw
-    mv_fault, grid_sc_mva, service_kv = _substation(parts, topology, upstream_kw / pf, loads, stages, failures)
+    mv_fault, grid_sc_mva, service_kv = _substation(
+        parts, topology, upstream_kw / pf, loads, stages, failures
+    )
     stages.reverse()
     standby = _standby(parts, site, block, shares, upstream_kw, storage_kw, topology, failures)
     return PowerChainDesign(
@@ -218,8 +320,17 @@ def power_chain(parts: Parts, site: SiteSpec, loads: Loads, halls: list[HallDesi
         redundancy=topology,
         stages=stages,
         topology=topology,
-        blocks=[PowerBlocks(hall=h, block_kw=block_kw, load_kw=kva * pf, blocks_required=r, blocks_installed=i, blocks_carrying=c)
-                for h, (kva, r, i, c) in enumerate(block.halls)],
+        blocks=[
+            PowerBlocks(
+                hall=h,
+                block_kw=block_kw,
+                load_kw=kva * pf,
+                blocks_required=r,
+                blocks_installed=i,
+                blocks_carrying=c,
+            )
+            for h, (kva, r, i, c) in enumerate(block.halls)
+        ],
         failures=failures,
         standby=standby,
         distribution=_distribution(parts, site, rack_kw, runs_per_row, lv_fault, mv_fault),
@@ -233,8 +344,17 @@ def _ups_modules(parts: Parts, block: _Sized, hall_kw: list[float]) -> tuple[Ups
     best: tuple[tuple[float, float], Ups, _Sized] | None = None
     for module in parts.ups_options or (parts.ups,):
         usable = module.module_kw * module.max_loading_fraction
-        per_block = [math.ceil(kw / c / usable - 1e-9) if c else 0 for kw, (_, _, _, c) in zip(hall_kw, block.halls, strict=True)]
-        sized = _Sized(block.unit, [(kw, r * m, i * m, c * m) for kw, m, (_, r, i, c) in zip(hall_kw, per_block, block.halls, strict=True)])
+        per_block = [
+            math.ceil(kw / c / usable - 1e-9) if c else 0
+            for kw, (_, _, _, c) in zip(hall_kw, block.halls, strict=True)
+        ]
+        sized = _Sized(
+            block.unit,
+            [
+                (kw, r * m, i * m, c * m)
+                for kw, m, (_, r, i, c) in zip(hall_kw, per_block, block.halls, strict=True)
+            ],
+        )
         key = (sized.installed * module.cost_usd, -module.module_kw)
         if best is None or key < best[0]:
             best = (key, module, sized)
@@ -242,40 +362,83 @@ def _ups_modules(parts: Parts, block: _Sized, hall_kw: list[float]) -> tuple[Ups
     return best[1], best[2]
 
 
-def _substation(parts: Parts, topology: str, load_kva: float, loads: Loads, stages: list[PowerStage],
-                failures: list[FailureCase]) -> tuple[float, float, float]:
+def _substation(
+    parts: Parts,
+    topology: str,
+    load_kva: float,
+    loads: Loads,
+    stages: list[PowerStage],
+    failures: list[FailureCase],
+) -> tuple[float, float, float]:
     """HV/MV substation (N+1; N for an N site) when the site is above the MV service limit.
 
     Returns (MV bus fault kA, grid short-circuit MVA at the point of interconnection, service kV).
     """
     limits = parts.limits
     if parts.substation is None:
-        fault = limits.mv_grid_short_circuit_mva * 1000.0 / (math.sqrt(3.0) * limits.mv_service_voltage_kv * 1000.0)
+        fault = (
+            limits.mv_grid_short_circuit_mva
+            * 1000.0
+            / (math.sqrt(3.0) * limits.mv_service_voltage_kv * 1000.0)
+        )
         return fault, limits.mv_grid_short_circuit_mva, limits.mv_service_voltage_kv
     red = "N" if topology == "N" else "N+1"
     sub = size_blocks([parts.substation], [load_kva], red, limits.transformer_loading_min_fraction)
-    stages.append(_stage("substation_transformer", sub.unit.name, (sub.required, sub.installed, sub.carrying),
-                         sub.unit.rating_mva * 1000, load_kva, sub.unit.max_loading_fraction, sub.unit.efficiency,
-                         loads.substation_loss_kw, red))
+    stages.append(
+        _stage(
+            "substation_transformer",
+            sub.unit.name,
+            (sub.required, sub.installed, sub.carrying),
+            sub.unit.rating_mva * 1000,
+            load_kva,
+            sub.unit.max_loading_fraction,
+            sub.unit.efficiency,
+            loads.substation_loss_kw,
+            red,
+        )
+    )
     failures.append(_failure("substation_transformer", sub, sub.unit.rating_mva * 1000, red))
-    fault = power.short_circuit_current_ka(sub.unit.rating_mva * 1000, sub.unit.secondary_voltage_v, sub.unit.impedance_pct)
+    fault = power.short_circuit_current_ka(
+        sub.unit.rating_mva * 1000, sub.unit.secondary_voltage_v, sub.unit.impedance_pct
+    )
     return fault, limits.hv_grid_short_circuit_mva, limits.hv_service_voltage_kv
 
 
-def _standby(parts: Parts, site: SiteSpec, block: _Sized, shares: list[float], facility_kw: float,
-             storage_kw: float, topology: str, failures: list[FailureCase]) -> StandbyDesign:
+def _standby(
+    parts: Parts,
+    site: SiteSpec,
+    block: _Sized,
+    shares: list[float],
+    facility_kw: float,
+    storage_kw: float,
+    topology: str,
+    failures: list[FailureCase],
+) -> StandbyDesign:
     """Generators per block (N+1 per hall for N+1 and 2N), with fuel for the autonomy asked; or none."""
     spec = site.power
     battery_kwh = storage_kw * spec.ups_ride_through_min / 60.0
     gen = parts.generator
     if gen is None:
-        return StandbyDesign(generators=False, generator=None, generator_rating_kw=0.0, generators_installed=0,
-                             generators_carrying=0, generator_load_kw=0.0, fuel_l=0.0, fuel_autonomy_h=0.0,
-                             transfer_switches=0, ups_ride_through_min=spec.ups_ride_through_min, battery_kwh=battery_kwh)
+        return StandbyDesign(
+            generators=False,
+            generator=None,
+            generator_rating_kw=0.0,
+            generators_installed=0,
+            generators_carrying=0,
+            generator_load_kw=0.0,
+            fuel_l=0.0,
+            fuel_autonomy_h=0.0,
+            transfer_switches=0,
+            ups_ride_through_min=spec.ups_ride_through_min,
+            battery_kwh=battery_kwh,
+        )
     best: tuple[tuple[float, float], Generator, _Sized] | None = None
     for option in parts.generator_options or (gen,):
         sized = _generators(option, block, shares, facility_kw, topology)
-        key = (sized.installed * option.cost_usd + block.installed * option.transfer_switch_cost_usd, -option.rating_kw)
+        key = (
+            sized.installed * option.cost_usd + block.installed * option.transfer_switch_cost_usd,
+            -option.rating_kw,
+        )
         if best is None or key < best[0]:
             best = (key, option, sized)
     assert best is not None  # there is always at least the site's generator
@@ -297,7 +460,9 @@ def _standby(parts: Parts, site: SiteSpec, block: _Sized, shares: list[float], f
     )
 
 
-def _generators(gen: Generator, block: _Sized, shares: list[float], facility_kw: float, topology: str) -> _Sized:
+def _generators(
+    gen: Generator, block: _Sized, shares: list[float], facility_kw: float, topology: str
+) -> _Sized:
     """Generators per hall: per block for N, DR and BR; N+1 per hall beside N+1 and 2N UPS."""
     usable = gen.rating_kw * gen.max_loading_fraction
     per_hall = []
@@ -312,8 +477,9 @@ def _generators(gen: Generator, block: _Sized, shares: list[float], facility_kw:
     return _Sized(block.unit, per_hall)
 
 
-def _distribution(parts: Parts, site: SiteSpec, rack_kw: float, runs_per_row: int, lv_fault_ka: float,
-                  mv_fault_ka: float) -> DistributionDesign:
+def _distribution(
+    parts: Parts, site: SiteSpec, rack_kw: float, runs_per_row: int, lv_fault_ka: float, mv_fault_ka: float
+) -> DistributionDesign:
     """The most loaded busway run of a full row, its voltage drop and tap-offs, and the fault levels."""
     b, limits, pf = parts.busway, parts.limits, parts.economics.power_factor
     dc = b.kind == "dc"
@@ -330,8 +496,9 @@ def _distribution(parts: Parts, site: SiteSpec, rack_kw: float, runs_per_row: in
         run_current_a=run_current,
         ampacity_a=b.ampacity_a,
         run_length_m=limits.busway_feed_length_m + row_m,
-        voltage_drop_pct=power.busway_voltage_drop_pct(run_current, length, b.resistance_mohm_per_m, b.reactance_mohm_per_m,
-                                                       b.voltage_v, pf, dc),
+        voltage_drop_pct=power.busway_voltage_drop_pct(
+            run_current, length, b.resistance_mohm_per_m, b.reactance_mohm_per_m, b.voltage_v, pf, dc
+        ),
         rack_current_a=rack_current,
         tap_offs_per_rack=taps,
         tap_off_current_a=rack_current / taps,
@@ -343,7 +510,9 @@ def _distribution(parts: Parts, site: SiteSpec, rack_kw: float, runs_per_row: in
     )
 
 
-def _grid(parts: Parts, loads: Loads, short_circuit_mva: float, service_kv: float, storage_kwh: float) -> GridDesign:
+def _grid(
+    parts: Parts, loads: Loads, short_circuit_mva: float, service_kv: float, storage_kwh: float
+) -> GridDesign:
     """What the point of interconnection sees: strength, harmonics, power factor, smoothed load swings."""
     limits, pf = parts.limits, parts.economics.power_factor
     load_kva = loads.facility_kw / pf
@@ -356,7 +525,9 @@ def _grid(parts: Parts, loads: Loads, short_circuit_mva: float, service_kv: floa
         power_factor=pf,
         current_thd_pct=parts.ups.current_thd_pct,
         isc_to_load_ratio=short_circuit_mva * 1000.0 / load_kva,
-        voltage_thd_pct=power.voltage_thd_pct(parts.ups.current_thd_pct, load_kva, short_circuit_mva * 1000.0),
+        voltage_thd_pct=power.voltage_thd_pct(
+            parts.ups.current_thd_pct, load_kva, short_circuit_mva * 1000.0
+        ),
         load_swing_kw=swing_kw,
         storage_kwh=storage_kwh,
         smoothing_window_s=window_s,

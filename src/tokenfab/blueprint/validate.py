@@ -25,8 +25,26 @@ if TYPE_CHECKING:
     from tokenfab.blueprint.parts import Loc
 
 NON_NEGATIVE_SUFFIXES = (
-    "_kw", "_mw", "_w", "_lpm", "_m2", "_usd", "_kg", "_tb", "_gbps", "_tbps", "_mwh", "_m3", "_per_year",
-    "_fraction", "_per_kwh", "_per_m2", "_per_m3", "_per_hour", "_gb", "_k",
+    "_kw",
+    "_mw",
+    "_w",
+    "_lpm",
+    "_m2",
+    "_usd",
+    "_kg",
+    "_tb",
+    "_gbps",
+    "_tbps",
+    "_mwh",
+    "_m3",
+    "_per_year",
+    "_fraction",
+    "_per_kwh",
+    "_per_m2",
+    "_per_m3",
+    "_per_hour",
+    "_gb",
+    "_k",
 )
 """Field-name endings of quantities that cannot be negative (temperatures in °C can)."""
 
@@ -34,7 +52,13 @@ POSITIVE_FIELDS = {
     "rack": ("gpus", "nodes", "nvlink_domains", "gpus_per_nvlink_domain", "power_max_kw", "power_nominal_kw"),
     "hall": ("racks", "gpus", "rows", "racks_per_row"),
     "stage": ("units_required", "units_installed", "unit_rating_kw", "efficiency", "max_loading_fraction"),
-    "cooling": ("coolant_delta_t_k", "coolant_density_kg_m3", "coolant_cp_j_per_kg_k", "pue_design", "pue_annual"),
+    "cooling": (
+        "coolant_delta_t_k",
+        "coolant_density_kg_m3",
+        "coolant_cp_j_per_kg_k",
+        "pue_design",
+        "pue_annual",
+    ),
     "fabric": ("switch_ports", "link_gbps", "gpus_per_nvlink_domain"),
 }
 """Quantities the certify rules, the fleet, the twin and the exporters divide by or count with."""
@@ -50,8 +74,10 @@ def schema_version_problem(version: object) -> str | None:
     """None when this tokenfab reads design schema `version` (same major version), else why not."""
     major = DESIGN_SCHEMA_VERSION.split(".")[0]
     if not isinstance(version, str) or version.split(".")[0] != major:
-        return (f"unsupported design schema {version!r} (this tokenfab reads {major}.x, "
-                f"written {DESIGN_SCHEMA_VERSION}); compile the spec again")
+        return (
+            f"unsupported design schema {version!r} (this tokenfab reads {major}.x, "
+            f"written {DESIGN_SCHEMA_VERSION}); compile the spec again"
+        )
     return None
 
 
@@ -104,21 +130,30 @@ def _site_problems(site: SiteDesign, loc: Loc, catalog: Catalog) -> Iterator[Pro
     yield from _known(catalog, "regions", site.region, (*loc, "region"), "region")
     yield from _known(catalog, "systems", rack.system, (*loc, "rack", "system"), "system")
     if rack.system != site.system:
-        yield Problem((*loc, "rack", "system"), f"{rack.system!r} differs from the site's system {site.system!r}")
+        yield Problem(
+            (*loc, "rack", "system"), f"{rack.system!r} differs from the site's system {site.system!r}"
+        )
     yield from _known(catalog, "switches", fabric.switch, (*loc, "fabric", "switch"), "switch")
     yield from _known(catalog, "cdus", site.cooling.cdu_model, (*loc, "cooling", "cdu_model"), "CDU")
     for s, stage in enumerate(site.power.stages):
-        yield from _known(catalog, None, stage.equipment, (*loc, "power", "stages", s, "equipment"), "equipment")
+        yield from _known(
+            catalog, None, stage.equipment, (*loc, "power", "stages", s, "equipment"), "equipment"
+        )
         yield from _positive(stage, "stage", (*loc, "power", "stages", s))
         if stage.units_installed < stage.units_required:
-            yield Problem((*loc, "power", "stages", s, "units_installed"),
-                          f"{stage.units_installed} installed is fewer than the {stage.units_required} required")
+            yield Problem(
+                (*loc, "power", "stages", s, "units_installed"),
+                f"{stage.units_installed} installed is fewer than the {stage.units_required} required",
+            )
     yield from _positive(rack, "rack", (*loc, "rack"))
     yield from _positive(site.cooling, "cooling", (*loc, "cooling"))
     yield from _positive(fabric, "fabric", (*loc, "fabric"))
     if rack.gpus > 0 and rack.nvlink_domains * rack.gpus_per_nvlink_domain != rack.gpus:
-        yield Problem((*loc, "rack", "gpus"), f"{rack.gpus} GPUs is not {rack.nvlink_domains} NVLink domains "
-                                              f"× {rack.gpus_per_nvlink_domain} GPUs")
+        yield Problem(
+            (*loc, "rack", "gpus"),
+            f"{rack.gpus} GPUs is not {rack.nvlink_domains} NVLink domains "
+            f"× {rack.gpus_per_nvlink_domain} GPUs",
+        )
     if not site.halls:
         yield Problem((*loc, "halls"), "a site needs at least one hall")
     for h, hall in enumerate(site.halls):
@@ -135,14 +170,21 @@ def _hall_problems(hall: HallDesign, rack: RackDesign, loc: Loc, catalog: Catalo
         if racks <= 0:
             yield Problem((*loc, "su_racks", s), f"a scalable unit needs at least one rack, got {racks}")
     if hall.racks != sum(hall.su_racks):
-        yield Problem((*loc, "racks"), f"{hall.racks} racks, but its scalable units hold {sum(hall.su_racks)}")
+        yield Problem(
+            (*loc, "racks"), f"{hall.racks} racks, but its scalable units hold {sum(hall.su_racks)}"
+        )
     full_gpus = hall.racks * rack.gpus
     if not full_gpus - rack.gpus < hall.gpus <= full_gpus:  # the last rack of a hall may be part-filled
-        yield Problem((*loc, "gpus"), f"{hall.gpus} GPUs do not fit {hall.racks} racks of {rack.gpus} GPUs "
-                                      f"(more than {full_gpus - rack.gpus}, at most {full_gpus})")
+        yield Problem(
+            (*loc, "gpus"),
+            f"{hall.gpus} GPUs do not fit {hall.racks} racks of {rack.gpus} GPUs "
+            f"(more than {full_gpus - rack.gpus}, at most {full_gpus})",
+        )
     if hall.cdus_installed < hall.cdus_required:
-        yield Problem((*loc, "cdus_installed"),
-                      f"{hall.cdus_installed} installed is fewer than the {hall.cdus_required} required")
+        yield Problem(
+            (*loc, "cdus_installed"),
+            f"{hall.cdus_installed} installed is fewer than the {hall.cdus_required} required",
+        )
 
 
 def _site_totals(site: SiteDesign, loc: Loc) -> Iterator[Problem]:

@@ -92,7 +92,9 @@ class Catalog:
             return self.entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self.kind(kind))) or "none"
-            raise KeyError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r} (known: {known})") from None
+            raise KeyError(
+                f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r} (known: {known})"
+            ) from None
 
     def typed(self, kind: str, name: str, model: type[T]) -> T:
         entry = self.get(kind, name)

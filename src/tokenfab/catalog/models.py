@@ -90,14 +90,18 @@ class Gpu(SourcedEntry):
     idle_power_w: float = Field(gt=0)
     nvlink_bandwidth_gb_s: float = Field(gt=0, description="per GPU, one direction")
     architecture: str
-    aliases: list[str] = Field(default_factory=list, description="other names data uses (e.g. the perf corpus)")
+    aliases: list[str] = Field(
+        default_factory=list, description="other names data uses (e.g. the perf corpus)"
+    )
     vendor: Literal["nvidia", "amd"] = "nvidia"
     memory_type: str = Field(default="", description="HBM3, HBM3e, GDDR6, ...")
     scaleup_link: Literal["nvlink", "nvlink_bridge", "nvlink_c2c", "pcie", "infinity_fabric"] = Field(
         default="nvlink", description="what carries tensor-parallel traffic between GPUs of a node"
     )
     nvlink_peers: int | None = Field(
-        default=None, gt=0, description="GPUs one scale-up link group joins (bridged pairs: 2); None = the node"
+        default=None,
+        gt=0,
+        description="GPUs one scale-up link group joins (bridged pairs: 2); None = the node",
     )
     pcie_bandwidth_gb_s: float | None = Field(default=None, gt=0, description="host interface, one direction")
     serving_floor_w: float | None = Field(
@@ -153,7 +157,10 @@ class System(SourcedEntry):
 
     @model_validator(mode="after")
     def _domains_are_whole(self) -> System:
-        if self.gpus_per_nvlink_domain % self.gpus_per_node and self.gpus_per_node % self.gpus_per_nvlink_domain:
+        if (
+            self.gpus_per_nvlink_domain % self.gpus_per_node
+            and self.gpus_per_node % self.gpus_per_nvlink_domain
+        ):
             raise ValueError("an NVLink domain must hold whole nodes")
         if self.gpus_per_rack % self.gpus_per_nvlink_domain:
             raise ValueError("a rack must hold whole NVLink domains")
@@ -172,8 +179,12 @@ class Switch(SourcedEntry):
     cost_usd: float = Field(gt=0)
     manufacturer: str = "NVIDIA"
     part_number: str = ""
-    ports_per_cage: int = Field(default=1, ge=1, description="logical ports one pluggable module serves (2: twin-port OSFP)")
-    co_packaged_optics: bool = Field(default=False, description="optics on the package: no switch-side modules; draw includes optics")
+    ports_per_cage: int = Field(
+        default=1, ge=1, description="logical ports one pluggable module serves (2: twin-port OSFP)"
+    )
+    co_packaged_optics: bool = Field(
+        default=False, description="optics on the package: no switch-side modules; draw includes optics"
+    )
     optics_reach_m: float | None = Field(default=None, gt=0, description="reach of co-packaged optics")
 
 
@@ -204,12 +215,18 @@ class Standards(SourcedEntry):
     storage_ports_per_scalable_unit: int = Field(ge=0)
     oob_ports_per_node: int = Field(ge=0)
     oob_ports_per_rack: int = Field(ge=0)
-    row_power_max_kw: float = Field(gt=0, description="most IT power one row of racks is fed and contained for")
+    row_power_max_kw: float = Field(
+        gt=0, description="most IT power one row of racks is fed and contained for"
+    )
     row_pitch_m: float = Field(gt=0, description="rack row to rack row, aisles included")
     cable_drop_m: float = Field(ge=0, description="vertical run plus slack at each end of a link")
     row_length_max_m: float = Field(gt=0)
-    slab_point_load_kg_per_m2: float = Field(gt=0, description="rack weight on its own footprint a slab carries")
-    raised_floor_concentrated_load_n: float = Field(gt=0, description="one caster or foot on a raised-floor panel")
+    slab_point_load_kg_per_m2: float = Field(
+        gt=0, description="rack weight on its own footprint a slab carries"
+    )
+    raised_floor_concentrated_load_n: float = Field(
+        gt=0, description="one caster or foot on a raised-floor panel"
+    )
     rack_feet: int = Field(gt=0)
     fire_detection: str
     fire_suppression: str
@@ -231,15 +248,21 @@ class HeatRejection(SourcedEntry):
     """Heat rejection plant per MW of heat: dry coolers, cooling towers or chillers."""
 
     kind: HeatRejectionKind
-    approach_k: float = Field(ge=0, description="leaving water minus dry-bulb (dry) or wet-bulb (tower) at design")
+    approach_k: float = Field(
+        ge=0, description="leaving water minus dry-bulb (dry) or wet-bulb (tower) at design"
+    )
     fan_power_kw_per_mw: float = Field(ge=0, description="fans at design day, per MW of heat rejected")
     pump_power_kw_per_mw: float = Field(ge=0)
     carnot_fraction: float = Field(ge=0, le=1, description="chiller COP as a fraction of the Carnot COP")
     water_l_per_kwh_heat: float = Field(ge=0, description="water consumed per kWh of heat rejected")
     cost_usd_per_mw: float = Field(gt=0)
     footprint_m2_per_mw: float = Field(ge=0)
-    wet_approach_k: float | None = Field(default=None, ge=0, description="hybrid dry cooler: approach to wet-bulb when sprayed")
-    spray_water_l_per_kwh_heat: float | None = Field(default=None, ge=0, description="hybrid dry cooler: water per kWh while sprayed")
+    wet_approach_k: float | None = Field(
+        default=None, ge=0, description="hybrid dry cooler: approach to wet-bulb when sprayed"
+    )
+    spray_water_l_per_kwh_heat: float | None = Field(
+        default=None, ge=0, description="hybrid dry cooler: water per kWh while sprayed"
+    )
 
 
 class Transformer(SourcedEntry):
@@ -250,7 +273,9 @@ class Transformer(SourcedEntry):
     efficiency: float = Field(gt=0, le=1)
     max_loading_fraction: float = Field(gt=0, le=1)
     cost_usd: float = Field(gt=0)
-    impedance_pct: float = Field(default=6.0, gt=0, le=25, description="short-circuit impedance, % on own base")
+    impedance_pct: float = Field(
+        default=6.0, gt=0, le=25, description="short-circuit impedance, % on own base"
+    )
     secondary_voltage_v: float = Field(default=415.0, gt=0)
 
 
@@ -302,8 +327,12 @@ class FacilityLimits(SourcedEntry):
     lv_interrupting_ratings_ka: list[float] = Field(min_length=1)
     mv_interrupting_ratings_ka: list[float] = Field(min_length=1)
     dc_800v_rack_kw_min: float = Field(gt=0, description="rack power above which AC busway no longer serves")
-    voltage_thd_max_pct_by_kv: list[tuple[float, float]] = Field(min_length=1, description="(bus kV up to, THDv %)")
-    current_tdd_max_pct_by_ratio: list[tuple[float, float]] = Field(min_length=1, description="(Isc/IL up to, TDD %)")
+    voltage_thd_max_pct_by_kv: list[tuple[float, float]] = Field(
+        min_length=1, description="(bus kV up to, THDv %)"
+    )
+    current_tdd_max_pct_by_ratio: list[tuple[float, float]] = Field(
+        min_length=1, description="(Isc/IL up to, TDD %)"
+    )
     power_factor_min: float = Field(gt=0, le=1)
     load_swing_fraction: float = Field(ge=0, le=1, description="synchronous training swing as a share of IT")
     ramp_max_fraction_per_min: float = Field(gt=0, description="load ramp at the point of interconnection")
@@ -377,7 +406,9 @@ class Economics(SourcedEntry):
     storage_tb_per_gpu: float = Field(default=0.0, ge=0)
     storage_usd_per_tb: float = Field(default=0.0, ge=0)
     storage_kw_per_pb: float = Field(default=0.0, ge=0)
-    inference_it_load_fraction: float = Field(default=1.0, gt=0, le=1, description="mean IT draw / provisioned")
+    inference_it_load_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="mean IT draw / provisioned"
+    )
     mv_service_usd_per_mw: float = Field(default=0.0, ge=0, description="utility MV connection, per MW")
 
 
@@ -406,7 +437,9 @@ class LlmModel(SourcedEntry):
     shared_experts: int = Field(default=0, ge=0)
     expert_ffn_size: int = Field(default=0, ge=0)
     dense_layers: int = Field(
-        default=0, ge=0, description="layers with a dense FFN in an MoE model (leading, or interleaved as in Llama 4)"
+        default=0,
+        ge=0,
+        description="layers with a dense FFN in an MoE model (leading, or interleaved as in Llama 4)",
     )
     q_lora_rank: int = Field(default=0, ge=0)
     kv_lora_rank: int = Field(default=0, ge=0)
@@ -417,11 +450,18 @@ class LlmModel(SourcedEntry):
     sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window")
     total_params_b: float = Field(gt=0, description="published total parameter count, billions")
     native_precision: Precision = Precision.bf16
-    aliases: list[str] = Field(default_factory=list, description="other Hugging Face repos of the same weights shape")
-    ffn_matrices: int = Field(
-        default=3, ge=2, le=3, description="weight matrices per FFN/expert: 3 gated (SwiGLU), 2 plain (GELU MLP)"
+    aliases: list[str] = Field(
+        default_factory=list, description="other Hugging Face repos of the same weights shape"
     )
-    active_params_b: float | None = Field(default=None, gt=0, description="published active parameters, billions")
+    ffn_matrices: int = Field(
+        default=3,
+        ge=2,
+        le=3,
+        description="weight matrices per FFN/expert: 3 gated (SwiGLU), 2 plain (GELU MLP)",
+    )
+    active_params_b: float | None = Field(
+        default=None, gt=0, description="published active parameters, billions"
+    )
 
     @property
     def is_moe(self) -> bool:

@@ -17,7 +17,9 @@ class PerfCalibration(SourcedEntry):
     """
 
     architecture: str = Field(description="matches Gpu.architecture; 'default' for any other")
-    compute_efficiency: dict[Precision, float] = Field(description="sustained / peak dense GEMM rate, per precision")
+    compute_efficiency: dict[Precision, float] = Field(
+        description="sustained / peak dense GEMM rate, per precision"
+    )
     attention_efficiency: float = Field(gt=0, le=1, description="attention kernels, sustained / peak")
     memory_efficiency: float = Field(gt=0, le=1, description="sustained / peak HBM bandwidth")
     moe_compute_efficiency: float = Field(gt=0, le=1, description="grouped expert GEMMs, of peak FLOP/s")
@@ -52,7 +54,9 @@ class PerfMeasurement(SourcedEntry):
     value: float = Field(gt=0)
     min_tokens_per_s_per_user: float | None = Field(default=None, gt=0, description="interactivity read at")
     concurrency: int | None = Field(default=None, gt=0, description="pinned concurrency per replica")
-    max_concurrency: int | None = Field(default=None, gt=0, description="highest concurrency the benchmark swept")
+    max_concurrency: int | None = Field(
+        default=None, gt=0, description="highest concurrency the benchmark swept"
+    )
     tp: int | None = Field(default=None, gt=0, description="pinned tensor parallelism")
 
 
@@ -119,7 +123,9 @@ class EngineProfile(SourcedEntry):
     batching: Literal["inflight", "static"] = "inflight"
     max_batch: int = Field(gt=0, description="most sequences scheduled together per replica")
     max_num_tokens: int = Field(gt=0, description="most tokens (prefill + decode) in one step")
-    kv_cache_fraction: float = Field(gt=0, le=1, description="share of HBM left after weights given to KV cache")
+    kv_cache_fraction: float = Field(
+        gt=0, le=1, description="share of HBM left after weights given to KV cache"
+    )
     cuda_graph_max_batch: int = Field(ge=0, description="largest batch run as a CUDA graph; 0 = graphs off")
     chunked_prefill: bool = True
 
@@ -131,8 +137,12 @@ class PerfGenerationParams(SourcedEntry):
     """
 
     generation: str
-    gemm_efficiency: dict[Precision, float] = Field(description="dense linear GEMMs, sustained / peak, per precision")
-    moe_gemm_efficiency: dict[Precision, float] = Field(description="routed-expert GEMMs, per weight precision")
+    gemm_efficiency: dict[Precision, float] = Field(
+        description="dense linear GEMMs, sustained / peak, per precision"
+    )
+    moe_gemm_efficiency: dict[Precision, float] = Field(
+        description="routed-expert GEMMs, per weight precision"
+    )
     attention_efficiency: float = Field(gt=0, le=1)
     memory_efficiency: float = Field(gt=0, le=1)
     moe_memory_efficiency: float = Field(gt=0, le=1)
@@ -149,10 +159,14 @@ class PerfFit(SourcedEntry):
     corpus_rows: int = Field(ge=0)
     link_efficiency: dict[str, float] = Field(description="collective bandwidth / peak: nvlink, scaleout")
     collective_latency_us: float = Field(ge=0)
-    moe_token_overhead_us: float = Field(ge=0, description="routing, permutation and load imbalance per token")
+    moe_token_overhead_us: float = Field(
+        ge=0, description="routing, permutation and load imbalance per token"
+    )
     eager_layer_factor: float = Field(ge=1, description="layer overhead multiplier outside CUDA graphs")
     engine_time_factor: dict[str, float] = Field(description="step-time multiplier per engine backend")
-    server_itl_headroom: float = Field(gt=0, le=1, description="mean ITL / p99 TPOT limit a server load reaches")
+    server_itl_headroom: float = Field(
+        gt=0, le=1, description="mean ITL / p99 TPOT limit a server load reaches"
+    )
     server_load_factor: float = Field(gt=0, le=1, description="sustained Poisson load / saturated capacity")
     mtp_draft_tokens: int = Field(ge=1)
     mtp_tokens_per_step: float = Field(ge=1, description="accepted tokens per decode step with MTP")

@@ -73,8 +73,17 @@ class RuleInfo:
 RULES: dict[str, RuleInfo] = {}
 
 
-def rule(rule_id: str, area: str, title: str, severity: Severity, why: str, limit: str = "", *,
-         kind: Kind, basis: str):
+def rule(
+    rule_id: str,
+    area: str,
+    title: str,
+    severity: Severity,
+    why: str,
+    limit: str = "",
+    *,
+    kind: Kind,
+    basis: str,
+):
     """Register a rule function under a stable id (decorator); every rule states its kind and basis."""
     if kind not in KINDS:
         raise ValueError(f"rule {rule_id}: kind must be one of {KINDS}, not {kind!r}")
@@ -121,7 +130,9 @@ def _rounded(number: float | str | None) -> float | str | None:
     return number
 
 
-def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str] | None = None) -> list[Finding]:
+def check(
+    design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str] | None = None
+) -> list[Finding]:
     """All findings of all rules (or of `rule_ids`), worst severity first, then by rule id and path."""
     from tokenfab.certify import rules as _rules  # noqa: F401  (registers the rules)
 
@@ -135,9 +146,18 @@ def check(design: Design, catalog: Catalog | None = None, rule_ids: Iterable[str
             # A hand-edited design can hold numbers no rule anticipates (zero ratings, empty lists):
             # report that the rule could not judge it rather than failing the whole check.
             findings.append(
-                Finding(rule_id=info.rule_id, severity="error", path="design", value=None, limit=None, unit="",
-                        message=f"could not evaluate ({type(exc).__name__}: {exc})", why=info.why,
-                        kind=info.kind, basis=info.basis)
+                Finding(
+                    rule_id=info.rule_id,
+                    severity="error",
+                    path="design",
+                    value=None,
+                    limit=None,
+                    unit="",
+                    message=f"could not evaluate ({type(exc).__name__}: {exc})",
+                    why=info.why,
+                    kind=info.kind,
+                    basis=info.basis,
+                )
             )
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule_id, f.path))
 

@@ -19,6 +19,7 @@ from tokenfab.cli import control  # noqa: F401
 from tokenfab.cli import environments  # noqa: F401
 from tokenfab.cli import admin  # noqa: F401
 from tokenfab.cli import emulate  # noqa: F401
+
 # isort: on
 from tokenfab.cli.app import app
 

@@ -11,14 +11,17 @@ from tokenfab.cli.app import app, console, fail_bad_input, print_json
 from tokenfab.cli.inputs import user_catalog
 from tokenfab.cli.options import CATALOG_OPTION, JSON_OPTION
 
-catalog_app = typer.Typer(help="Browse the catalog: systems, GPUs, fabric, facility equipment, regions.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Browse the catalog: systems, GPUs, fabric, facility equipment, regions.", no_args_is_help=True
+)
 app.add_typer(catalog_app, name="catalog")
-
 
 
 @catalog_app.command("list")
 def list_entries(
-    kind: str = typer.Argument(None, help="only this kind (systems, gpus, switches, cdus, regions, climates, ...)"),
+    kind: str = typer.Argument(
+        None, help="only this kind (systems, gpus, switches, cdus, regions, climates, ...)"
+    ),
     catalog_dir: list[Path] = CATALOG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -28,7 +31,13 @@ def list_entries(
     if kind and kind not in catalog.entries:
         fail_bad_input(f"unknown catalog kind {kind!r} (known: {', '.join(sorted(catalog.entries))})")
     if as_json:
-        print_json([{"kind": k, "name": n, "description": e.description} for k in kinds for n, e in sorted(catalog.kind(k).items())])
+        print_json(
+            [
+                {"kind": k, "name": n, "description": e.description}
+                for k in kinds
+                for n, e in sorted(catalog.kind(k).items())
+            ]
+        )
         return
     table = Table(title="tokenfab catalog")
     table.add_column("kind")
@@ -68,5 +77,9 @@ def show_entry(
         value = getattr(entry, field)
         source = entry.source_of(field)
         style = "yellow" if entry.is_estimate(field) else ""
-        table.add_row(field, str(value.value if hasattr(value, "value") else value), f"[{style}]{source}[/]" if style else source)
+        table.add_row(
+            field,
+            str(value.value if hasattr(value, "value") else value),
+            f"[{style}]{source}[/]" if style else source,
+        )
     console.print(table)

@@ -49,8 +49,15 @@ def findings_table(findings: list[Finding], title: str, why: bool = False) -> Ta
         message = Text(f.message)
         if why and f.why:
             message.append(f"\n{f.why} Basis: {f.basis}.", style="dim")
-        table.add_row(Text(f.severity, style=SEVERITY_STYLE[f.severity]), f.rule_id, Text(f.kind, style=KIND_STYLE[f.kind]), f.path,
-                      _with_unit(f.value, f.unit), _with_unit(f.limit, f.unit), message)
+        table.add_row(
+            Text(f.severity, style=SEVERITY_STYLE[f.severity]),
+            f.rule_id,
+            Text(f.kind, style=KIND_STYLE[f.kind]),
+            f.path,
+            _with_unit(f.value, f.unit),
+            _with_unit(f.limit, f.unit),
+            message,
+        )
     return table
 
 

@@ -30,7 +30,9 @@ ServerOpt = Annotated[
 TokenOpt = Annotated[
     str | None, typer.Option("--token", "-t", help="API token (default: $TOKENFAB_TOKEN or saved)")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", "-j", help='print JSON for scripts (lists as {"data": [...]})')]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", "-j", help='print JSON for scripts (lists as {"data": [...]})')
+]
 
 
 def _client(server: str | None, token: str | None):

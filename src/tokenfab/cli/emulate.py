@@ -22,7 +22,9 @@ from tokenfab.cli.options import JSON_OPTION
 def emulate(
     design: Annotated[Path, typer.Argument(help="design.json or factory spec (YAML)")],
     workload: Annotated[Path, typer.Option("--workload", "-w", help="workload file (as for `simulate`)")],
-    speed: Annotated[float, typer.Option("--speed", min=0.01, max=10000, help="simulated s per wall s")] = 1.0,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.01, max=10000, help="simulated s per wall s")
+    ] = 1.0,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9400,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     start_hour: Annotated[float, typer.Option("--start-hour", min=0, max=24 * 365)] = 12.0,
@@ -31,8 +33,12 @@ def emulate(
     control_token: Annotated[
         str | None, typer.Option("--control-token", envvar="TOKENFAB_CONTROL_TOKEN", help="operator token")
     ] = None,
-    step_s: Annotated[float, typer.Option("--step-wall-s", min=0.02, max=10, help="wall s between steps")] = 0.2,
-    static: Annotated[bool, typer.Option("--static", help="place once with the scheduler instead of the twin")] = False,
+    step_s: Annotated[
+        float, typer.Option("--step-wall-s", min=0.02, max=10, help="wall s between steps")
+    ] = 0.2,
+    static: Annotated[
+        bool, typer.Option("--static", help="place once with the scheduler instead of the twin")
+    ] = False,
     days: Annotated[float, typer.Option("--days", min=0.01, max=365, help="the twin's horizon")] = 2.0,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -64,7 +70,9 @@ def emulate(
             link.register(emu.workload)
         except ClientError as exc:
             if exc.status == 0:  # unreachable: a failed run, not bad input
-                err_console.print(f"[bold red]error:[/] --control {control}: {exc}", highlight=False, soft_wrap=True)
+                err_console.print(
+                    f"[bold red]error:[/] --control {control}: {exc}", highlight=False, soft_wrap=True
+                )
                 raise typer.Exit(EXIT_FAILED) from None
             fail_bad_input(f"--control {control}: cannot register the workload: {exc}")
     elif static:
@@ -76,8 +84,16 @@ def emulate(
         runner.sync_once()
     runner.start()
     if as_json:
-        print_json({"design": factory_design.name, "gpus": emu.factory.n_gpus, "racks": emu.factory.fleet.n_racks,
-                    "speed": speed, "url": f"http://{host}:{port}/", "state_url": f"http://{host}:{port}/state"})
+        print_json(
+            {
+                "design": factory_design.name,
+                "gpus": emu.factory.n_gpus,
+                "racks": emu.factory.fleet.n_racks,
+                "speed": speed,
+                "url": f"http://{host}:{port}/",
+                "state_url": f"http://{host}:{port}/state",
+            }
+        )
     else:
         console.print(
             f"emulating {factory_design.name} ({emu.factory.n_gpus:,} GPUs, {emu.factory.fleet.n_racks} racks) "
@@ -85,7 +101,9 @@ def emulate(
             highlight=False,
         )
     try:
-        uvicorn.run(create_app(runner, emu.node_names, emu.rack_names), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(runner, emu.node_names, emu.rack_names), host=host, port=port, log_level="warning"
+        )
     finally:
         runner.stop()
 

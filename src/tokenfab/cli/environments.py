@@ -54,7 +54,9 @@ def _show(envs: list[dict], title: str, as_json: bool, one: bool = True) -> None
 def create(
     name: str,
     domains: Annotated[int, typer.Option("--domains", help="whole NVLink domains (or racks: --unit rack)")],
-    unit: Annotated[str, typer.Option("--unit", help="size in whole NVLink domains or whole racks")] = "domain",
+    unit: Annotated[
+        str, typer.Option("--unit", help="size in whole NVLink domains or whole racks")
+    ] = "domain",
     kind: Annotated[str, typer.Option("--kind", help="kubernetes, vm, slurm or baremetal")] = "kubernetes",
     template: Annotated[str | None, typer.Option("--template", help="k0rdent cluster template")] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="operators: the owner")] = None,
@@ -109,7 +111,9 @@ def upgrade(
     _act(server, token, env, "upgrade", {"version": version}, as_json)
 
 
-def _act(server: str | None, token: str | None, env: str, action: str, body: dict[str, Any], as_json: bool) -> None:
+def _act(
+    server: str | None, token: str | None, env: str, action: str, body: dict[str, Any], as_json: bool
+) -> None:
     """POST one action on an environment (``/environments/{env}/{action}``) and show the result."""
     result = _call(server, token, lambda c: c.call("POST", f"/api/v1/environments/{env}/{action}", json=body))
     _show([result], "environment", as_json)

@@ -154,7 +154,9 @@ def export_netbox_command(
 @app.command("schema")
 def schema_command(
     kind: str = typer.Argument(None, help="'spec' or 'design' (default: both)"),
-    out: Path = typer.Option(None, "--out", "-o", help="write <kind>.schema.json files here instead of printing"),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="write <kind>.schema.json files here instead of printing"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """JSON Schemas of the factory spec and of design.json."""

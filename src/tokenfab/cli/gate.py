@@ -32,7 +32,9 @@ def _validated(doc, model, what: str):
         raise doc.validation_error(exc) from None
 
 
-def _names(catalog: Catalog, doc, kind: str, items: Iterable[tuple[Sequence[str | int], str | None]], what: str):
+def _names(
+    catalog: Catalog, doc, kind: str, items: Iterable[tuple[Sequence[str | int], str | None]], what: str
+):
     known = catalog.kind(kind)
     for loc, name in items:
         if name is not None and name not in known:
@@ -47,13 +49,20 @@ def load_workload_checked(path: str | Path, catalog: Catalog, design: Design | N
     doc = load_located_yaml(path)
     workload = _validated(doc, WorkloadSpec, "workload")
     services = workload.inference.services
-    _names(catalog, doc, "models",
-           ((["inference", "services", i, "model"], s.model) for i, s in enumerate(services)), "model")
+    _names(
+        catalog,
+        doc,
+        "models",
+        ((["inference", "services", i, "model"], s.model) for i, s in enumerate(services)),
+        "model",
+    )
     for i, service in enumerate(services):
         trace = resolve_trace(service.trace, Path(path).parent)
         if not trace.is_file():
-            raise doc.error(["inference", "services", i, "trace"],
-                            f"trace {service.trace!r} not found (known names: {', '.join(TRACE_FILES)}, or a file path)")
+            raise doc.error(
+                ["inference", "services", i, "trace"],
+                f"trace {service.trace!r} not found (known names: {', '.join(TRACE_FILES)}, or a file path)",
+            )
     if design is not None:
         check_workload_fits(doc, workload, design)
     return workload
@@ -64,12 +73,18 @@ def check_workload_fits(doc, workload, design: Design) -> None:
     halls = max((len(site.halls) for site in design.sites), default=0)
     for i, failure in enumerate(workload.failures.cdu_failures):
         if failure.hall >= halls:
-            raise doc.error(["failures", "cdu_failures", i, "hall"],
-                            f"hall {failure.hall} does not exist (the design has halls 0–{halls - 1})")
-        cdus = min(site.halls[failure.hall].cdus_installed for site in design.sites if failure.hall < len(site.halls))
+            raise doc.error(
+                ["failures", "cdu_failures", i, "hall"],
+                f"hall {failure.hall} does not exist (the design has halls 0–{halls - 1})",
+            )
+        cdus = min(
+            site.halls[failure.hall].cdus_installed for site in design.sites if failure.hall < len(site.halls)
+        )
         if failure.units > cdus:
-            raise doc.error(["failures", "cdu_failures", i, "units"],
-                            f"{failure.units} CDUs cannot fail in hall {failure.hall}, which has {cdus}")
+            raise doc.error(
+                ["failures", "cdu_failures", i, "units"],
+                f"{failure.units} CDUs cannot fail in hall {failure.hall}, which has {cdus}",
+            )
 
 
 def load_mix_checked(path: str | Path, catalog: Catalog):
@@ -78,8 +93,13 @@ def load_mix_checked(path: str | Path, catalog: Catalog):
 
     doc = load_located_yaml(path)
     mix = _validated(doc, TrafficMix, "mix")
-    _names(catalog, doc, "models", ((["workloads", i, "model"], w.model) for i, w in enumerate(mix.workloads)),
-           "model")
+    _names(
+        catalog,
+        doc,
+        "models",
+        ((["workloads", i, "model"], w.model) for i, w in enumerate(mix.workloads)),
+        "model",
+    )
     return mix
 
 
@@ -111,5 +131,8 @@ def _sweep_name(doc, catalog: Catalog, point, kind: str, name: str | None, spec_
         return
     varied = next((p for p, v in point.parameters.items() if v == name), None)
     loc = ["parameters", varied] if varied else ["base"]
-    raise doc.error(loc, f"unknown {kind.rstrip('s')} {name!r} at {format_loc(spec_loc)} "
-                         f"(known: {', '.join(sorted(catalog.kind(kind)))})")
+    raise doc.error(
+        loc,
+        f"unknown {kind.rstrip('s')} {name!r} at {format_loc(spec_loc)} "
+        f"(known: {', '.join(sorted(catalog.kind(kind)))})",
+    )

@@ -28,6 +28,7 @@ def user_catalog(catalog_dirs: list[Path] | None = None) -> Catalog:
     except InputError as exc:
         fail_bad_input(str(exc))
 
+
 OUT_DIR = Path("out")
 """Where commands write when no --out is given: ``out/<name>/…``."""
 
@@ -36,7 +37,9 @@ def named_output_dir(name: str, *below: str, base: Path = OUT_DIR) -> Path:
     """``base/<name>/<below…>``, refusing (exit 2) a name that would lead outside ``base`` (``../x``, an
     absolute path): a file's name never chooses where outside the output folder the command writes."""
     if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
-        fail_bad_input(f"name {name!r}: an output name is one folder name (letters, digits, . _ -), not a path")
+        fail_bad_input(
+            f"name {name!r}: an output name is one folder name (letters, digits, . _ -), not a path"
+        )
     return base.joinpath(name, *below)
 
 

@@ -8,7 +8,10 @@ import typer
 
 JSON_OPTION = typer.Option(False, "--json", "-j", help='print one JSON object (lists as {"data": [...]})')
 CATALOG_OPTION = typer.Option(
-    None, "--catalog", "-c", help="extra catalog directory (repeatable); its entries override the bundled ones"
+    None,
+    "--catalog",
+    "-c",
+    help="extra catalog directory (repeatable); its entries override the bundled ones",
 )
 
 

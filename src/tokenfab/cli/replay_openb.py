@@ -46,7 +46,9 @@ def parse_seeds(text: str) -> list[int]:
             try:
                 seeds.append(int(part))
             except ValueError:
-                raise ValueError(f"bad seed {part!r} (expected an integer or a range such as 42-51)") from None
+                raise ValueError(
+                    f"bad seed {part!r} (expected an integer or a range such as 42-51)"
+                ) from None
     if any(s < 0 for s in seeds):
         raise ValueError("seeds must be non-negative")
     if len(seeds) > 1000:
@@ -80,13 +82,19 @@ def _fmt(value: float) -> str:
 @app.command("replay-openb")
 def replay_openb(
     nodes: Path = typer.Option(..., "--nodes", help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)"),
-    pods: Path = typer.Option(..., "--pods", help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec])"),
+    pods: Path = typer.Option(
+        ..., "--pods", help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec])"
+    ),
     policy: str = typer.Option("fgd", "--policy", "-p", help="placement policy (docs/openb.md) or all"),
     seeds: str = typer.Option("42-51", "--seeds", "-s", help="seeds: a range 42-51, a list 1,2,3 or both"),
-    inflation: float = typer.Option(None, "--inflation",
-                                    help="top the pods up to this × cluster GPU (default: the experiment's 1.3)"),
-    tie_break: str = typer.Option("node-order", "--tie-break",
-                                  help="equal scores: first in the seed's node order (as upstream) or random"),
+    inflation: float = typer.Option(
+        None, "--inflation", help="top the pods up to this × cluster GPU (default: the experiment's 1.3)"
+    ),
+    tie_break: str = typer.Option(
+        "node-order",
+        "--tie-break",
+        help="equal scores: first in the seed's node order (as upstream) or random",
+    ),
     jobs: int = typer.Option(0, "--jobs", help="worker processes (0: one per CPU, at most one per seed)"),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -113,7 +121,9 @@ def replay_openb(
         try:
             policy_names = [replay_policy(policy).name]
         except KeyError:
-            fail_bad_input(f"--policy: unknown policy {policy!r} (choose from {', '.join(REPLAY_POLICIES)} or all)")
+            fail_bad_input(
+                f"--policy: unknown policy {policy!r} (choose from {', '.join(REPLAY_POLICIES)} or all)"
+            )
     if not 0 < inflation <= 10:
         fail_bad_input(f"--inflation: expected a ratio in (0, 10], got {inflation}")
     if tie_break not in TIE_BREAKS:
@@ -136,21 +146,34 @@ def replay_openb(
     summaries: list[ReplaySummary] = []
     if as_json:
         for name in policy_names:
-            summaries.append(replay_seeds(cluster, workload, name, seed_list, inflation, processes,
-                                          tie_break=tie_break))
+            summaries.append(
+                replay_seeds(cluster, workload, name, seed_list, inflation, processes, tie_break=tie_break)
+            )
         payload = [_summary_json(s) for s in summaries]
         print_json(payload[0] if len(payload) == 1 else payload)
         return
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         for name in policy_names:
             task = progress.add_task(f"{name}: seeds", total=len(seed_list))
             summaries.append(
-                replay_seeds(cluster, workload, name, seed_list, inflation, processes,
-                             on_seed_done=_advancer(progress, task), tie_break=tie_break)
+                replay_seeds(
+                    cluster,
+                    workload,
+                    name,
+                    seed_list,
+                    inflation,
+                    processes,
+                    on_seed_done=_advancer(progress, task),
+                    tie_break=tie_break,
+                )
             )
 
     _print_table(summaries, f"openb replay: {len(node_list)} nodes, {len(pod_list)} pods, seeds {seeds}")

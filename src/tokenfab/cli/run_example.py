@@ -38,13 +38,15 @@ def run_example(
 
         run_report = simulate_example(out_dir / "simulation", days=simulate_days, quiet=as_json)
     if as_json:
-        print_json({
-            "design": design.name,
-            "design_path": str(design_path),
-            "report_path": str(report_path),
-            "simulation_report_path": str(run_report) if run_report else None,
-            "metrics": design.metrics.model_dump(mode="json"),
-        })
+        print_json(
+            {
+                "design": design.name,
+                "design_path": str(design_path),
+                "report_path": str(report_path),
+                "simulation_report_path": str(run_report) if run_report else None,
+                "metrics": design.metrics.model_dump(mode="json"),
+            }
+        )
         return
     console.print(f"design:  [bold]{design_path}[/]")
     console.print(f"report:  [bold]{report_path.resolve()}[/]")

@@ -39,7 +39,8 @@ def serve(
     ] = 60.0,
     ops_rate_window: Annotated[str, typer.Option("--ops-rate-window", help="PromQL rate window")] = "1m",
     ops_time_scale: Annotated[
-        float, typer.Option("--ops-time-scale", min=0.01, help="simulated s per wall s of an emulated factory")
+        float,
+        typer.Option("--ops-time-scale", min=0.01, help="simulated s per wall s of an emulated factory"),
     ] = 1.0,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -74,8 +75,9 @@ def serve(
             )
         app_ = create_app(factory, db, service=opened.service, settings=settings)
         config = uvicorn.Config(app_, log_level=log_level, **server_options(settings))
-        ops_settings = OpsSettings(prometheus, ops_poll_s, ops_cooldown_s, ops_settle_s, ops_rate_window,
-                                   ops_time_scale)
+        ops_settings = OpsSettings(
+            prometheus, ops_poll_s, ops_cooldown_s, ops_settle_s, ops_rate_window, ops_time_scale
+        )
         app_.state.ops = OpsController(opened.service, ops_settings)
         app_.state.ops.start()
         # what exists now (design, fleet, catalog, the app) lives as long as the server: keep it out of the

@@ -34,7 +34,9 @@ def run_once(design, workload, traces, rows, days, policy, seed, check, show_pro
     from tokenfab.twin.run import simulate
 
     if not show_progress:
-        return simulate(design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, check=check)
+        return simulate(
+            design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, check=check
+        )
     with Progress(
         TextColumn(f"[bold]{policy}[/]"),
         BarColumn(),
@@ -49,7 +51,15 @@ def run_once(design, workload, traces, rows, days, policy, seed, check, show_pro
             bar.update(task, completed=simulated_s, sim_h=simulated_s / 3600.0)
 
         return simulate(
-            design, workload, days, policy=policy, seed=seed, traces=traces, acme_rows=rows, check=check, progress=progress
+            design,
+            workload,
+            days,
+            policy=policy,
+            seed=seed,
+            traces=traces,
+            acme_rows=rows,
+            check=check,
+            progress=progress,
         )
 
 
@@ -65,8 +75,14 @@ def summary_table(run) -> Table:
         ("utilisation (mean)", f"{s['utilisation_mean']:.1%}"),
         ("fragmentation (mean)", f"{s['fragmentation_mean']:.1%}"),
         ("goodput", f"{s['goodput_fraction']:.1%} of GPU-hours"),
-        ("GPU-hours lost (failure/power/preempt)", "/".join(f"{v:,.0f}" for v in s["lost_gpu_hours"].values())),
-        ("jobs arrived / finished / waiting", f"{s['jobs_arrived']:,} / {s['jobs_finished']:,} / {s['jobs_waiting_at_end']:,}"),
+        (
+            "GPU-hours lost (failure/power/preempt)",
+            "/".join(f"{v:,.0f}" for v in s["lost_gpu_hours"].values()),
+        ),
+        (
+            "jobs arrived / finished / waiting",
+            f"{s['jobs_arrived']:,} / {s['jobs_finished']:,} / {s['jobs_waiting_at_end']:,}",
+        ),
         ("interruptions / paused for power", f"{s['interruptions']:,} / {s['jobs_paused_for_power']:,}"),
         ("failures", ", ".join(f"{k} {v}" for k, v in s["failures"].items())),
         ("output tokens served", f"{s['output_tokens_served']:.3e}"),
@@ -76,10 +92,18 @@ def summary_table(run) -> Table:
         rows.append(("SLO attainment (measured, request level)", f"{s['slo_attainment_measured']:.2%}"))
     rows += [
         ("energy MWh", f"{s['energy_mwh']:,.1f}"),
-        ("facility power mean / peak / cap MW", f"{s['facility_power_mean_mw']:,.2f} / {s['facility_power_peak_mw']:,.2f} / {s['facility_cap_mw']:,.2f}"),
+        (
+            "facility power mean / peak / cap MW",
+            f"{s['facility_power_mean_mw']:,.2f} / {s['facility_power_peak_mw']:,.2f} / {s['facility_cap_mw']:,.2f}",
+        ),
         ("carbon t CO2", f"{s['carbon_t']:,.1f}"),
         ("energy cost $", f"{s['energy_cost_usd']:,.0f}"),
-        ("$ per M output tokens (inference)", "–" if s["usd_per_million_output_tokens"] is None else f"{s['usd_per_million_output_tokens']:.3f}"),
+        (
+            "$ per M output tokens (inference)",
+            "–"
+            if s["usd_per_million_output_tokens"] is None
+            else f"{s['usd_per_million_output_tokens']:.3f}",
+        ),
     ]
     for event in run.grid_events:
         met = "not met" if event["response_s"] is None else f"met in {event['response_s']:.0f} s"
@@ -95,7 +119,9 @@ def comparison_rows(runs) -> list[dict]:
         s = run.summary
         large = [r for r in s["by_size"] if r["size_class"] in ("2-8 domains", "9-64 domains", ">64 domains")]
         started = sum(r["started"] for r in large)
-        delay = sum((r["queue_delay_mean_h"] or 0.0) * r["started"] for r in large) / started if started else None
+        delay = (
+            sum((r["queue_delay_mean_h"] or 0.0) * r["started"] for r in large) / started if started else None
+        )
         out.append(
             {
                 "policy": run.policy,
@@ -116,7 +142,9 @@ def comparison_markdown(rows: list[dict]) -> str:
     head = "| policy | allocation | fragmentation | large-gang queue delay (h) | large gangs waiting | jobs finished | goodput | SLO (tick) |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        delay = "–" if r["large_gang_queue_delay_mean_h"] is None else f"{r['large_gang_queue_delay_mean_h']:.2f}"
+        delay = (
+            "–" if r["large_gang_queue_delay_mean_h"] is None else f"{r['large_gang_queue_delay_mean_h']:.2f}"
+        )
         lines.append(
             f"| {r['policy']} | {r['allocation_mean']:.1%} | {r['fragmentation_mean']:.1%} | {delay} | "
             f"{r['large_gangs_waiting_at_end']} | {r['jobs_finished']:,} | {r['goodput_fraction']:.1%} | {r['slo_attainment_tick']:.2%} |"
@@ -129,12 +157,18 @@ def simulate_command(
     source: Path = typer.Argument(..., help="factory spec (YAML) or design.json"),
     workload_path: Path = typer.Option(..., "--workload", "-w", help="workload/scenario YAML"),
     days: float = typer.Option(1.0, "--days", "-d", min=0.001, max=366, help="simulated days"),
-    policy: str = typer.Option("topology_packing", "--policy", "-p", help=f"placement policy: {', '.join(POLICIES)}"),
+    policy: str = typer.Option(
+        "topology_packing", "--policy", "-p", help=f"placement policy: {', '.join(POLICIES)}"
+    ),
     seed: int = typer.Option(0, "--seed", "-s", help="random seed (same seed, same run)"),
     out: Path = out_option("out/<design>/simulation"),
     as_json: bool = JSON_OPTION,
-    compare_policies: str = typer.Option(None, "--compare-policies", help="comma-separated policies to compare"),
-    check: bool = typer.Option(False, "--check", help="check the invariants at every tick; exit 1 if any fails"),
+    compare_policies: str = typer.Option(
+        None, "--compare-policies", help="comma-separated policies to compare"
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="check the invariants at every tick; exit 1 if any fails"
+    ),
 ) -> None:
     """Run the digital twin: training, inference, failures and grid events on a factory."""
     policies = [p.strip() for p in compare_policies.split(",") if p.strip()] if compare_policies else [policy]
@@ -169,10 +203,23 @@ def simulate_command(
         write_text_atomic(out_dir / "compare.md", comparison_markdown(comparison))
         if not as_json:
             table = Table(title="policy comparison")
-            for column in ("policy", "allocation", "fragmentation", "large-gang delay h", "large waiting", "finished", "goodput", "SLO"):
+            for column in (
+                "policy",
+                "allocation",
+                "fragmentation",
+                "large-gang delay h",
+                "large waiting",
+                "finished",
+                "goodput",
+                "SLO",
+            ):
                 table.add_column(column, justify="right")
             for r in comparison:
-                delay = "–" if r["large_gang_queue_delay_mean_h"] is None else f"{r['large_gang_queue_delay_mean_h']:.2f}"
+                delay = (
+                    "–"
+                    if r["large_gang_queue_delay_mean_h"] is None
+                    else f"{r['large_gang_queue_delay_mean_h']:.2f}"
+                )
                 table.add_row(
                     r["policy"],
                     f"{r['allocation_mean']:.1%}",
@@ -188,7 +235,9 @@ def simulate_command(
         from tokenfab.report.twin_run import run_document
 
         docs = [run_document(r) for r in runs]
-        print_json({"out": str(out_dir), "runs": docs, "comparison": comparison, "invariant_violations": problems})
+        print_json(
+            {"out": str(out_dir), "runs": docs, "comparison": comparison, "invariant_violations": problems}
+        )
     if problems:
         for line in problems:
             console.print(f"[bold red]invariant violated:[/] {line}")
@@ -201,7 +250,9 @@ def simulate_example(out_dir: Path, days: float = 1.0, seed: int = 0, quiet: boo
 
     design = design_from_path(EXAMPLES_DIR / "site-10mw.yaml")
     workload, traces, rows = load_inputs(EXAMPLES_DIR / "workload-mixed.yaml", design)
-    run = run_once(design, workload, traces, rows, days, "topology_packing", seed, False, show_progress=not quiet)
+    run = run_once(
+        design, workload, traces, rows, days, "topology_packing", seed, False, show_progress=not quiet
+    )
     if not quiet:
         console.print(summary_table(run))
     return write_run(run, Path(out_dir))["report"]

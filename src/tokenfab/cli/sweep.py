@@ -47,10 +47,18 @@ def _split_address(sweep_file: Path, address: str | None, ray: bool) -> tuple[Pa
 
 @app.command("sweep")
 def sweep_command(
-    sweep_file: Path = typer.Argument(..., metavar="SWEEP.yaml", help="sweep file (base spec, parameters, sampling)"),
-    ray_address: str | None = typer.Argument(None, metavar="[ADDRESS]", help="Ray cluster address, after --ray"),
-    ray: bool = typer.Option(False, "--ray", help="run on Ray: a local instance (127.0.0.1, no dashboard), "
-                             "or the cluster at ADDRESS (e.g. --ray auto, --ray ray://head:10001)"),
+    sweep_file: Path = typer.Argument(
+        ..., metavar="SWEEP.yaml", help="sweep file (base spec, parameters, sampling)"
+    ),
+    ray_address: str | None = typer.Argument(
+        None, metavar="[ADDRESS]", help="Ray cluster address, after --ray"
+    ),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="run on Ray: a local instance (127.0.0.1, no dashboard), "
+        "or the cluster at ADDRESS (e.g. --ray auto, --ray ray://head:10001)",
+    ),
     workers: int = typer.Option(None, "--workers", "-n", min=1, help="local processes (default: CPU cores)"),
     out: Path = out_option("out/<sweep name>; rerun to resume"),
     as_json: bool = JSON_OPTION,
@@ -67,22 +75,38 @@ def sweep_command(
     for note in plan.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
-    progress = Progress(TextColumn(f"[bold]{plan.name}[/]"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=err_console,
-                        disable=as_json)
+    progress = Progress(
+        TextColumn(f"[bold]{plan.name}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=as_json,
+    )
     task_id = progress.add_task("points", total=len(plan.points))
 
     def started(todo: int, resumed: int) -> None:
         if resumed:
-            err_console.print(f"resuming: {resumed} of {len(plan.points)} points already in {out_dir}", highlight=False)
+            err_console.print(
+                f"resuming: {resumed} of {len(plan.points)} points already in {out_dir}", highlight=False
+            )
         progress.reset(task_id, total=len(plan.points), completed=resumed)  # no rate sample for resumed rows
 
     try:
         with progress:
-            outcome = run_sweep(plan, out_dir, workers=workers or os.cpu_count(), use_ray=ray,
-                                ray_address=None if ray_address in (None, "local") else ray_address,
-                                on_start=started, on_row=lambda _row: progress.advance(task_id),
-                                catalog_dirs=catalog_dir or ())
+            outcome = run_sweep(
+                plan,
+                out_dir,
+                workers=workers or os.cpu_count(),
+                use_ray=ray,
+                ray_address=None if ray_address in (None, "local") else ray_address,
+                on_start=started,
+                on_row=lambda _row: progress.advance(task_id),
+                catalog_dirs=catalog_dir or (),
+            )
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished rows are in {out_dir / 'points.jsonl'}; rerun to resume")
         raise typer.Exit(130) from None
@@ -91,27 +115,36 @@ def sweep_command(
 
     files = write_results(outcome, out_dir)
     frame = results_frame(outcome)
-    files.update(write_report(frame, plan.parameter_names, out_dir, title=f"sweep {plan.name}", notes=plan.notes))
+    files.update(
+        write_report(frame, plan.parameter_names, out_dir, title=f"sweep {plan.name}", notes=plan.notes)
+    )
     all_failed = len(outcome.rows) > 0 and outcome.failed == len(outcome.rows)
     if as_json:
-        print_json({
-            "sweep": plan.name,
-            "points": len(plan.points),
-            "computed": outcome.computed,
-            "resumed": outcome.resumed,
-            "failed": outcome.failed,
-            "executor": outcome.executor,
-            "wall_s": outcome.wall_s,
-            "stages": list(plan.stages),
-            "notes": plan.notes,
-            "files": files,
-            "rows": [row for row in frame.to_dict(orient="records")],
-        })
+        print_json(
+            {
+                "sweep": plan.name,
+                "points": len(plan.points),
+                "computed": outcome.computed,
+                "resumed": outcome.resumed,
+                "failed": outcome.failed,
+                "executor": outcome.executor,
+                "wall_s": outcome.wall_s,
+                "stages": list(plan.stages),
+                "notes": plan.notes,
+                "files": files,
+                "rows": [row for row in frame.to_dict(orient="records")],
+            }
+        )
     else:
         console.print(_best_table(frame, plan.parameter_names, objective_of(frame)))
-        console.print(f"{len(plan.points)} points ({outcome.computed} computed, {outcome.resumed} resumed, "
-                      f"{outcome.failed} with an error) on {outcome.executor} in {outcome.wall_s:.1f} s", highlight=False)
-        console.print(f"results: [bold]{files['parquet']}[/], {files['csv']}; report: [bold]{files['report']}[/]")
+        console.print(
+            f"{len(plan.points)} points ({outcome.computed} computed, {outcome.resumed} resumed, "
+            f"{outcome.failed} with an error) on {outcome.executor} in {outcome.wall_s:.1f} s",
+            highlight=False,
+        )
+        console.print(
+            f"results: [bold]{files['parquet']}[/], {files['csv']}; report: [bold]{files['report']}[/]"
+        )
     if all_failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -131,12 +164,21 @@ def _best_table(frame, parameters, cost: str) -> Table:
     """The best certified points; failing points are counted in the title, never ranked."""
     from tokenfab.sweep.report import ranked
 
-    columns = [*parameters, cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "pue_annual",
-               "certify_errors"]
+    columns = [
+        *parameters,
+        cost,
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_mw",
+        "capex_usd",
+        "pue_annual",
+        "certify_errors",
+    ]
     columns = [c for c in columns if c in frame]
     if "error" in frame and frame["error"].notna().any():
         columns.append("error")
-    for optional in () if is_wide() else ("pue_annual", "tokens_per_s_per_gpu", "certify_errors", "capex_usd"):
+    for optional in (
+        () if is_wide() else ("pue_annual", "tokens_per_s_per_gpu", "certify_errors", "capex_usd")
+    ):
         if len(columns) * COLUMN_WIDTH <= console.width:
             break
         if optional in columns:
@@ -144,11 +186,14 @@ def _best_table(frame, parameters, cost: str) -> Table:
     best = ranked(frame, cost)
     failing = len(frame) - len(best)
     note = f"; {failing} failing certification or with an error, not ranked" if failing else ""
-    table = Table(title=f"best {min(TABLE_ROWS, len(best))} of {len(best)} certified points by {_HEADERS.get(cost, cost)}{note}")
+    table = Table(
+        title=f"best {min(TABLE_ROWS, len(best))} of {len(best)} certified points by {_HEADERS.get(cost, cost)}{note}"
+    )
     for column in columns:
         header = column.rsplit(".", 1)[-1] if column in parameters else _HEADERS.get(column, column)
-        table.add_column(header, justify="left" if column in parameters or column == "error" else "right",
-                         overflow="fold")
+        table.add_column(
+            header, justify="left" if column in parameters or column == "error" else "right", overflow="fold"
+        )
     for _, row in best.head(TABLE_ROWS).iterrows():
         table.add_row(*(_cell(row[c], c) for c in columns))
     return table

@@ -108,7 +108,9 @@ def energy_bases(catalog, curve, point, pue: float) -> dict:
     from tokenfab.perf.power import system_energy_bases
 
     rates = (("output", point.tokens_per_s_per_gpu_output), ("total", point.tokens_per_s_per_gpu_total))
-    return {name: system_energy_bases(catalog, curve.system, point.gpu_power_w, rate, pue) for name, rate in rates}
+    return {
+        name: system_energy_bases(catalog, curve.system, point.gpu_power_w, rate, pue) for name, rate in rates
+    }
 
 
 def _energy_row(point, energy: dict | None) -> str:
@@ -156,12 +158,16 @@ def write_curve_plot(curve, out_dir: Path) -> Path:
     ax.plot(xs, [p.tokens_per_s_per_gpu_output for p in curve.front], "--", label="front, output only")
     op = curve.operating_point
     if op is not None:
-        ax.plot([op.tokens_per_s_per_user], [op.tokens_per_s_per_gpu_total], "r*", ms=12, label="operating point")
+        ax.plot(
+            [op.tokens_per_s_per_user], [op.tokens_per_s_per_gpu_total], "r*", ms=12, label="operating point"
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("tokens/s per user")
     ax.set_ylabel("tokens/s per GPU")
-    ax.set_title(f"{curve.model} on {curve.system}, {curve.precision}, ISL {curve.isl} / OSL {curve.osl}", fontsize=9)
+    ax.set_title(
+        f"{curve.model} on {curve.system}, {curve.precision}, ISL {curve.isl} / OSL {curve.osl}", fontsize=9
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -187,7 +193,9 @@ def _cost_basis(catalog, design_path: Path | None, system: str | None, region: s
         if design_path is not None:
             basis = design_cost_basis(load_design_checked(design_path, catalog), system)
             if region is not None and region != basis.region:
-                fail_bad_input(f"{design_path}: --region {region} differs from the design site's {basis.region}")
+                fail_bad_input(
+                    f"{design_path}: --region {region} differs from the design site's {basis.region}"
+                )
             return basis
         assert system is not None and region is not None  # without a design the caller gives both
         return reference_cost_basis(catalog, system, region)
@@ -213,7 +221,16 @@ def _factory(design_path: Path, mix_path: Path, catalog, region: str | None, as_
         print_json(result.to_dict())
         return
     table = Table(title=f"{result.design} serving {result.mix} (utilisation {result.utilisation:.0%})")
-    for header in ("site", "workload", "system", "GPUs", "tok/day in+out", "tok/day out", "$/M out", "layout"):
+    for header in (
+        "site",
+        "workload",
+        "system",
+        "GPUs",
+        "tok/day in+out",
+        "tok/day out",
+        "$/M out",
+        "layout",
+    ):
         table.add_column(header, justify="right")
     for w in result.workloads:
         p = w.point
@@ -240,29 +257,48 @@ def _factory(design_path: Path, mix_path: Path, catalog, region: str | None, as_
 def tokens_command(
     model: str = typer.Option(None, "--model", "-m", help="model (catalog name, e.g. llama-3.3-70b)"),
     system: str = typer.Option(None, "--system", "-s", help="system (catalog name, e.g. gb200-nvl72)"),
-    precision: str = typer.Option(None, "--precision", "-p", help="bf16 | fp8 | fp4 (default: the model's native)"),
+    precision: str = typer.Option(
+        None, "--precision", "-p", help="bf16 | fp8 | fp4 (default: the model's native)"
+    ),
     isl: int = typer.Option(1024, "--isl", min=1, help="input tokens per request"),
     osl: int = typer.Option(1024, "--osl", min=1, help="output tokens per request"),
     ttft_ms: float = typer.Option(None, "--ttft-ms", min=0.001, help="time-to-first-token target [ms]"),
     itl_ms: float = typer.Option(None, "--itl-ms", min=0.001, help="inter-token latency target [ms]"),
     power_cap_w: float = typer.Option(None, "--power-cap-w", min=1, help="per-GPU power cap [W]"),
-    mode: str = typer.Option("auto", "--mode", help="auto (the better of the two, named) | aggregated | disaggregated | both"),
-    engine: str = typer.Option("tensorrt-llm", "--engine", help="engine whose limits apply: tensorrt-llm | dynamo | vllm | sglang"),
+    mode: str = typer.Option(
+        "auto", "--mode", help="auto (the better of the two, named) | aggregated | disaggregated | both"
+    ),
+    engine: str = typer.Option(
+        "tensorrt-llm", "--engine", help="engine whose limits apply: tensorrt-llm | dynamo | vllm | sglang"
+    ),
     spec_decoding: str = typer.Option("none", "--spec-decoding", help="none | mtp (multi-token prediction)"),
     tp: int = typer.Option(None, "--tp", min=1, help="pin tensor parallelism"),
     ep: int = typer.Option(None, "--ep", min=1, help="pin expert parallelism"),
     pp: int = typer.Option(None, "--pp", min=1, help="pin pipeline parallelism"),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="pin sequences per replica"),
-    region: str = typer.Option(None, "--region", help="grid region for $ and carbon (default us-pjm-dominion)"),
+    region: str = typer.Option(
+        None, "--region", help="grid region for $ and carbon (default us-pjm-dominion)"
+    ),
     pue: float = typer.Option(
-        None, "--pue", min=1.0, help="PUE for provisioned power, facility energy and carbon (default: the design's)"
+        None,
+        "--pue",
+        min=1.0,
+        help="PUE for provisioned power, facility energy and carbon (default: the design's)",
     ),
     design: Path = typer.Option(
-        None, "--design", "-d", help="design.json: price at its $/GPU-hour (with --mix: predict the whole factory)"
+        None,
+        "--design",
+        "-d",
+        help="design.json: price at its $/GPU-hour (with --mix: predict the whole factory)",
     ),
     mix: Path = typer.Option(None, "--mix", help="traffic mix YAML (with --design)"),
     points: Path = typer.Option(None, "--points", help="points CSV (perf corpus format): predict every row"),
-    out: Path = typer.Option(None, "--out", "-o", help="folder for the curve plot (default out/tokens); with --points the output file (.json or .csv)"),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="folder for the curve plot (default out/tokens); with --points the output file (.json or .csv)",
+    ),
     no_plot: bool = typer.Option(False, "--no-plot", help="do not write the PNG"),
     as_json: bool = JSON_OPTION,
     catalog_dir: list[Path] = CATALOG_OPTION,

@@ -108,6 +108,7 @@ NameParam = Annotated[str, PathParam(max_length=64)]
 IdParam = Annotated[int, PathParam(ge=0, le=s.MAX_ID)]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorBody} for code in (401, 403, 404, 409, 422)}
 
+
 def json_model(model: BaseModel, status_code: int = 200) -> Response:
     """A model as its JSON answer, serialised once by pydantic (the route's ``response_model`` documents it;
     FastAPI does not validate a `Response` again)."""

@@ -384,7 +384,9 @@ class AuditsPublic(_Out):
 
 EnvironmentKind = Literal["kubernetes", "vm", "slurm", "baremetal"]
 EnvironmentUnit = Literal["domain", "rack"]
-EnvironmentStateName = Literal["requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"]
+EnvironmentStateName = Literal[
+    "requested", "provisioning", "ready", "updating", "deleting", "deleted", "failed"
+]
 """`store.EnvironmentState`'s values, the only ones the store writes."""
 VERSION_PATTERN = r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
 KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -404,9 +406,7 @@ class EnvironmentCreate(_In):
     domains: int = Field(
         ge=1, le=100_000, description="whole NVLink domains (or racks, with unit rack) to reserve"
     )
-    unit: EnvironmentUnit = Field(
-        default="domain", description="reserve whole domains or whole racks"
-    )
+    unit: EnvironmentUnit = Field(default="domain", description="reserve whole domains or whole racks")
     version: str = Field(
         default="v1.32.5+k0s.1", pattern=VERSION_PATTERN, description="Kubernetes/OS version"
     )

@@ -21,8 +21,9 @@ class Emulation:
     rack_names: list[str]
 
 
-def build(design, workload_spec, catalog=None, start_hour: float = 12.0, seed: int = 0,
-          base_dir: Path | None = None) -> Emulation:
+def build(
+    design, workload_spec, catalog=None, start_hour: float = 12.0, seed: int = 0, base_dir: Path | None = None
+) -> Emulation:
     """The factory of `design` running `workload_spec` from `start_hour` of its first day."""
     from tokenfab.names import inventory
     from tokenfab.twin.facility import facility_figures
@@ -35,7 +36,16 @@ def build(design, workload_spec, catalog=None, start_hour: float = 12.0, seed: i
     start_s = start_hour * 3600.0
     names = inventory(design)
     total = sum(s.metrics.gpus for s in design.sites)
-    workload = build_workload(workload_spec, catalog, figures.system, total, figures.gpus_per_node,
-                              figures.gpus_per_domain, start_s, seed, base_dir)
+    workload = build_workload(
+        workload_spec,
+        catalog,
+        figures.system,
+        total,
+        figures.gpus_per_node,
+        figures.gpus_per_domain,
+        start_s,
+        seed,
+        base_dir,
+    )
     factory = EmulatedFactory(design, figures, workload, start_s)
     return Emulation(factory, workload, list(names.node_names), list(names.rack_names))

@@ -44,7 +44,9 @@ FB_USED_SHARE = {0: 0.005, KIND_TRAINING: 0.92, KIND_INFERENCE: 0.88}
 """estimate: framebuffer share in use by state (weights + KV cache fill inference GPUs) [-]."""
 
 
-def read_counter_list(path: Path = DCGM_COUNTERS_CSV, extra: tuple[str, ...] = EXTRA_COUNTERS) -> list[tuple[str, str, str]]:
+def read_counter_list(
+    path: Path = DCGM_COUNTERS_CSV, extra: tuple[str, ...] = EXTRA_COUNTERS
+) -> list[tuple[str, str, str]]:
     """(field, type, help) of every counter the exporter reports: uncommented rows, plus `extra`."""
     rows = []
     for raw in path.read_text(encoding="utf-8").splitlines():
@@ -83,7 +85,9 @@ class DcgmView:
         self.model_name = model_name
         self.fb_total_mib = fb_total_mib
         n = factory.n_gpus
-        self.uuids = [f"GPU-{hashlib.sha1(f'{factory.design.name}/{i}'.encode()).hexdigest()[:8]}-emu" for i in range(n)]
+        self.uuids = [
+            f"GPU-{hashlib.sha1(f'{factory.design.name}/{i}'.encode()).hexdigest()[:8]}-emu" for i in range(n)
+        ]
         self._labels: dict[int, str] = {}
         self.pci = [f"00000000:{(0x18 + 0x10 * int(s)) & 0xFF:02X}:00.0" for s in factory.gpu_slot]
 
@@ -94,7 +98,12 @@ class DcgmView:
         c = f.counters
         if field == "DCGM_FI_DEV_SM_CLOCK":
             limit = np.maximum(p, f.idle_w)
-            frac = np.asarray([power.training_clock_fraction(x, f.train_full_w, f.idle_w, f.fig.clock_power_exponent) for x in limit])
+            frac = np.asarray(
+                [
+                    power.training_clock_fraction(x, f.train_full_w, f.idle_w, f.fig.clock_power_exponent)
+                    for x in limit
+                ]
+            )
             return np.where(util > 0, SM_CLOCK_MAX_MHZ * frac, SM_CLOCK_IDLE_MHZ)
         table = {
             "DCGM_FI_DEV_MEM_CLOCK": lambda: np.full(len(g), MEM_CLOCK_MHZ),
@@ -127,8 +136,15 @@ class DcgmView:
     def _label_text(self, i: int) -> str:
         f = self.f
         slot = int(f.gpu_slot[i])
-        values = [str(slot), self.uuids[i], self.pci[i], f"nvidia{slot}", self.model_name,
-                  self.node_names[int(f.gpu_node[i])], DRIVER_VERSION]
+        values = [
+            str(slot),
+            self.uuids[i],
+            self.pci[i],
+            f"nvidia{slot}",
+            self.model_name,
+            self.node_names[int(f.gpu_node[i])],
+            DRIVER_VERSION,
+        ]
         return ",".join(f'{k}="{_escape(v)}"' for k, v in zip(DCGM_LABELS, values, strict=True))
 
     def rack_text(self, rack: int) -> bytes | None:
@@ -153,7 +169,9 @@ class DcgmView:
             for field, kind, help_text in self.counters:
                 out.append(f"# HELP {field} {help_text}\n# TYPE {field} {kind}\n")
                 values = self._values(field, g).tolist()
-                out.extend(f"{field}{{{lab}}} {floatToGoString(v)}\n" for lab, v in zip(labels, values, strict=True))
+                out.extend(
+                    f"{field}{{{lab}}} {floatToGoString(v)}\n" for lab, v in zip(labels, values, strict=True)
+                )
         return "".join(out).encode()
 
 
@@ -193,17 +211,37 @@ def vllm_text(f: EmulatedFactory, service: int) -> bytes:
             gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", st.kv_usage),
             counter("vllm:prompt_tokens", "Number of prefill tokens processed.", st.prompt_tokens),
             counter("vllm:generation_tokens", "Number of generation tokens processed.", st.generation_tokens),
-            counter("vllm:request_success", "Count of successfully processed requests.", st.requests,
-                    {"finished_reason": "length"}),
-            histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
-                      st.ttft_bounds_s, st.ttft_buckets, st.ttft_count, st.ttft_sum),
-            histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-                      st.itl_bounds_s, st.itl_buckets, st.itl_count, st.itl_sum),
+            counter(
+                "vllm:request_success",
+                "Count of successfully processed requests.",
+                st.requests,
+                {"finished_reason": "length"},
+            ),
+            histogram(
+                "vllm:time_to_first_token_seconds",
+                "Histogram of time to first token in seconds.",
+                st.ttft_bounds_s,
+                st.ttft_buckets,
+                st.ttft_count,
+                st.ttft_sum,
+            ),
+            histogram(
+                "vllm:inter_token_latency_seconds",
+                "Histogram of inter-token latency in seconds.",
+                st.itl_bounds_s,
+                st.itl_buckets,
+                st.itl_count,
+                st.itl_sum,
+            ),
         ]
-        slo = GaugeMetricFamily("tokenfab_service_slo_info",
-                                "The service's latency targets (le labels match its histogram buckets).",
-                                labels=["model_name", "ttft_le", "itl_le", "objective"])
-        slo.add_metric([svc.model, floatToGoString(svc.ttft_target_s), floatToGoString(svc.itl_target_s), "0.99"], 1.0)
+        slo = GaugeMetricFamily(
+            "tokenfab_service_slo_info",
+            "The service's latency targets (le labels match its histogram buckets).",
+            labels=["model_name", "ttft_le", "itl_le", "objective"],
+        )
+        slo.add_metric(
+            [svc.model, floatToGoString(svc.ttft_target_s), floatToGoString(svc.itl_target_s), "0.99"], 1.0
+        )
         families += [slo, gauge("tokenfab_service_gpus", "GPUs serving the service now.", st.gpus)]
     return render(families)
 
@@ -219,36 +257,104 @@ def facility_text(f: EmulatedFactory, site: str, rack_names: list[str]) -> bytes
                 m.add_metric(label_values, float(value))
             families.append(m)
 
-        one("facility_meter_power_watts", "Facility draw at the utility meter [W].", ["site", "meter"],
-            [([site, "utility"], f.facility_kw * 1000.0)])
-        one("facility_it_power_watts", "IT draw (GPUs, hosts, fabric) [W].", ["site"], [([site], f.it_kw * 1000.0)])
-        one("facility_grid_power_limit_watts", "Draw the grid allows now (connection or grid-event cap) [W].",
-            ["site"], [([site], f.grid_limit_kw * 1000.0)])
-        one("facility_grid_event_active", "1 while the grid asks the site to shed load.", ["site"],
-            [([site], 1.0 if f.grid_event_active() else 0.0)])
-        one("facility_pue_ratio", "Power usage effectiveness used for the facility draw [-].", ["site"], [([site], f.fig.pue)])
+        one(
+            "facility_meter_power_watts",
+            "Facility draw at the utility meter [W].",
+            ["site", "meter"],
+            [([site, "utility"], f.facility_kw * 1000.0)],
+        )
+        one(
+            "facility_it_power_watts",
+            "IT draw (GPUs, hosts, fabric) [W].",
+            ["site"],
+            [([site], f.it_kw * 1000.0)],
+        )
+        one(
+            "facility_grid_power_limit_watts",
+            "Draw the grid allows now (connection or grid-event cap) [W].",
+            ["site"],
+            [([site], f.grid_limit_kw * 1000.0)],
+        )
+        one(
+            "facility_grid_event_active",
+            "1 while the grid asks the site to shed load.",
+            ["site"],
+            [([site], 1.0 if f.grid_event_active() else 0.0)],
+        )
+        one(
+            "facility_pue_ratio",
+            "Power usage effectiveness used for the facility draw [-].",
+            ["site"],
+            [([site], f.fig.pue)],
+        )
         rack_it_w = np.bincount(f.gpu_rack, weights=f.gpu_power_w, minlength=f.fleet.n_racks)
-        host = np.bincount(f.gpu_rack, weights=np.where(f.gpu_power_w > 0, f.fig.host_w_per_gpu, 0.0), minlength=f.fleet.n_racks)
+        host = np.bincount(
+            f.gpu_rack,
+            weights=np.where(f.gpu_power_w > 0, f.fig.host_w_per_gpu, 0.0),
+            minlength=f.fleet.n_racks,
+        )
         rack_w = rack_it_w + host
         hall_w = np.bincount(f.rack_hall, weights=rack_w, minlength=len(f.hall_supply_c))
-        one("facility_ups_output_power_watts", "UPS output power per hall [W].", ["site", "hall", "ups"],
-            [([site, str(h), f"h{h}-ups"], hall_w[h]) for h in range(len(hall_w))])
-        one("facility_pdu_power_watts", "Rack PDU power [W].", ["site", "hall", "rack"],
-            [([site, str(int(f.rack_hall[r])), rack_names[r]], rack_w[r]) for r in range(f.fleet.n_racks)])
-        one("facility_rack_power_limit_ratio", "Rack power limit as a share of nominal (derating) [-].",
+        one(
+            "facility_ups_output_power_watts",
+            "UPS output power per hall [W].",
+            ["site", "hall", "ups"],
+            [([site, str(h), f"h{h}-ups"], hall_w[h]) for h in range(len(hall_w))],
+        )
+        one(
+            "facility_pdu_power_watts",
+            "Rack PDU power [W].",
             ["site", "hall", "rack"],
-            [([site, str(int(f.rack_hall[r])), rack_names[r]], f.rack_limit_fraction[r]) for r in range(f.fleet.n_racks)])
-        cdu_rows = [[site, str(int(h)), f"h{int(h)}-cdu{int(c)}"] for h, c in zip(f.cdu_hall, f.cdu_in_hall, strict=True)]
+            [([site, str(int(f.rack_hall[r])), rack_names[r]], rack_w[r]) for r in range(f.fleet.n_racks)],
+        )
+        one(
+            "facility_rack_power_limit_ratio",
+            "Rack power limit as a share of nominal (derating) [-].",
+            ["site", "hall", "rack"],
+            [
+                ([site, str(int(f.rack_hall[r])), rack_names[r]], f.rack_limit_fraction[r])
+                for r in range(f.fleet.n_racks)
+            ],
+        )
+        cdu_rows = [
+            [site, str(int(h)), f"h{int(h)}-cdu{int(c)}"]
+            for h, c in zip(f.cdu_hall, f.cdu_in_hall, strict=True)
+        ]
         lab = ["site", "hall", "cdu"]
-        one("facility_cdu_supply_temperature_celsius", "CDU secondary supply temperature [°C].", lab,
-            [(r, f.hall_supply_c[int(r[1])]) for r in cdu_rows])
-        one("facility_cdu_return_temperature_celsius", "CDU secondary return temperature [°C].", lab,
-            [(r, f.hall_return_c[int(r[1])]) for r in cdu_rows])
-        one("facility_cdu_flow_liters_per_minute", "CDU secondary flow [L/min].", lab,
-            [(r, f.cdu_flow_lpm[i] if f.cdu_pump_ok[i] else 0.0) for i, r in enumerate(cdu_rows)])
-        one("facility_cdu_pump_running", "1 while the CDU's pump runs.", lab,
-            [(r, 1.0 if f.cdu_pump_ok[i] else 0.0) for i, r in enumerate(cdu_rows)])
-        one("facility_cdu_heat_watts", "Heat the CDU carries [W].", lab, [(r, f.cdu_heat_kw[i] * 1000.0) for i, r in enumerate(cdu_rows)])
-        one("facility_cdu_required", "CDUs the hall needs to carry its design heat (N).", ["site", "hall"],
-            [([site, str(h)], f.hall_cdus_required[h]) for h in range(len(f.hall_cdus_required))])
+        one(
+            "facility_cdu_supply_temperature_celsius",
+            "CDU secondary supply temperature [°C].",
+            lab,
+            [(r, f.hall_supply_c[int(r[1])]) for r in cdu_rows],
+        )
+        one(
+            "facility_cdu_return_temperature_celsius",
+            "CDU secondary return temperature [°C].",
+            lab,
+            [(r, f.hall_return_c[int(r[1])]) for r in cdu_rows],
+        )
+        one(
+            "facility_cdu_flow_liters_per_minute",
+            "CDU secondary flow [L/min].",
+            lab,
+            [(r, f.cdu_flow_lpm[i] if f.cdu_pump_ok[i] else 0.0) for i, r in enumerate(cdu_rows)],
+        )
+        one(
+            "facility_cdu_pump_running",
+            "1 while the CDU's pump runs.",
+            lab,
+            [(r, 1.0 if f.cdu_pump_ok[i] else 0.0) for i, r in enumerate(cdu_rows)],
+        )
+        one(
+            "facility_cdu_heat_watts",
+            "Heat the CDU carries [W].",
+            lab,
+            [(r, f.cdu_heat_kw[i] * 1000.0) for i, r in enumerate(cdu_rows)],
+        )
+        one(
+            "facility_cdu_required",
+            "CDUs the hall needs to carry its design heat (N).",
+            ["site", "hall"],
+            [([site, str(h)], f.hall_cdus_required[h]) for h in range(len(f.hall_cdus_required))],
+        )
     return render(families)

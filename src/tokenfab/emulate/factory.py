@@ -113,8 +113,16 @@ class EmulatedFactory:
         self.gpu_nvlink_rate_per_s = np.zeros(n)
         self.counters = {
             name: np.zeros(n)
-            for name in ("ecc_sbe", "ecc_dbe", "nvlink_crc_flit", "nvlink_crc_data", "nvlink_replay",
-                         "nvlink_recovery", "nvlink_bytes", "pcie_replay")
+            for name in (
+                "ecc_sbe",
+                "ecc_dbe",
+                "nvlink_crc_flit",
+                "nvlink_crc_data",
+                "nvlink_replay",
+                "nvlink_recovery",
+                "nvlink_bytes",
+                "pcie_replay",
+            )
         }
         self.node_down = np.zeros(fleet.n_nodes, dtype=bool)
         self.rack_down = np.zeros(fleet.n_racks, dtype=bool)
@@ -134,15 +142,27 @@ class EmulatedFactory:
         self.hall_cdus_required = np.asarray([max(1, h.cdus_required) for h in halls])
         installed = np.asarray([max(1, h.cdus_installed) for h in halls])
         self.cdu_hall = np.repeat(np.arange(len(halls)), installed)
-        self.cdu_in_hall = np.arange(len(self.cdu_hall)) - np.repeat(np.cumsum(installed) - installed, installed)
-        self.cdu_capacity_kw = np.asarray([h.liquid_heat_kw for h in halls])[self.cdu_hall] / self.hall_cdus_required[self.cdu_hall]
-        self.cdu_flow_lpm = np.asarray([h.coolant_flow_lpm for h in halls])[self.cdu_hall] / self.hall_cdus_required[self.cdu_hall]
+        self.cdu_in_hall = np.arange(len(self.cdu_hall)) - np.repeat(
+            np.cumsum(installed) - installed, installed
+        )
+        self.cdu_capacity_kw = (
+            np.asarray([h.liquid_heat_kw for h in halls])[self.cdu_hall]
+            / self.hall_cdus_required[self.cdu_hall]
+        )
+        self.cdu_flow_lpm = (
+            np.asarray([h.coolant_flow_lpm for h in halls])[self.cdu_hall]
+            / self.hall_cdus_required[self.cdu_hall]
+        )
         self.cdu_pump_ok = np.ones(len(self.cdu_hall), dtype=bool)
         rack_in_hall = np.arange(fleet.n_racks) - np.searchsorted(self.rack_hall, self.rack_hall)
         hall_racks = np.bincount(self.rack_hall, minlength=len(halls))
         self.rack_cdu = np.searchsorted(self.cdu_hall, self.rack_hall) + np.asarray(
-            [cdu_of_rack(int(r), int(hall_racks[h]), int(installed[h])) for r, h in zip(rack_in_hall, self.rack_hall, strict=True)],
-            dtype=np.int64)
+            [
+                cdu_of_rack(int(r), int(hall_racks[h]), int(installed[h]))
+                for r, h in zip(rack_in_hall, self.rack_hall, strict=True)
+            ],
+            dtype=np.int64,
+        )
         self.hall_supply_c = self.hall_supply_base_c.copy()
         self.hall_return_c = self.hall_supply_base_c.copy()
         self.cdu_heat_kw = np.zeros(len(self.cdu_hall))
@@ -154,8 +174,15 @@ class EmulatedFactory:
         for i, svc in enumerate(workload.services):
             ttft = np.unique(np.append(latency.TTFT_BUCKETS_S, svc.ttft_target_s))
             itl = np.unique(np.append(latency.ITL_BUCKETS_S, svc.itl_target_s))
-            self.services.append(ServiceState(i, ttft_bounds_s=ttft, itl_bounds_s=itl, ttft_buckets=np.zeros(len(ttft)),
-                                              itl_buckets=np.zeros(len(itl))))
+            self.services.append(
+                ServiceState(
+                    i,
+                    ttft_bounds_s=ttft,
+                    itl_bounds_s=itl,
+                    ttft_buckets=np.zeros(len(ttft)),
+                    itl_buckets=np.zeros(len(itl)),
+                )
+            )
         # grid and clock
         self.grid_connection_kw = figures.grid_kw
         self.grid_events: list[dict] = []
@@ -198,8 +225,15 @@ class EmulatedFactory:
                 index = len(workloads)
                 kind = KIND_INFERENCE if item["kind"] == "inference" else KIND_TRAINING
                 service = self.service_of_name.get(item["name"], -1) if kind == KIND_INFERENCE else -1
-                workloads.append({**item, "index": index, "kind_code": kind, "service": service,
-                                  "nodes": tuple(sorted(set(nodes.tolist())))})
+                workloads.append(
+                    {
+                        **item,
+                        "index": index,
+                        "kind_code": kind,
+                        "service": service,
+                        "nodes": tuple(sorted(set(nodes.tolist()))),
+                    }
+                )
                 nodes_all.append(nodes)
                 counts_all.append(counts)
                 owner_all.append(np.full(len(nodes), index))
@@ -224,11 +258,25 @@ class EmulatedFactory:
             for w in workloads:
                 old = before.get(w["id"])
                 if old != w["nodes"]:
-                    self.moves.append({"t_s": self.t_s, "workload": w["id"], "name": w["name"],
-                                       "from_nodes": list(old or ()), "to_nodes": list(w["nodes"])})
+                    self.moves.append(
+                        {
+                            "t_s": self.t_s,
+                            "workload": w["id"],
+                            "name": w["name"],
+                            "from_nodes": list(old or ()),
+                            "to_nodes": list(w["nodes"]),
+                        }
+                    )
             for wid in set(before) - {w["id"] for w in workloads}:
-                self.moves.append({"t_s": self.t_s, "workload": wid, "name": wid, "from_nodes": list(before[wid]),
-                                   "to_nodes": []})
+                self.moves.append(
+                    {
+                        "t_s": self.t_s,
+                        "workload": wid,
+                        "name": wid,
+                        "from_nodes": list(before[wid]),
+                        "to_nodes": [],
+                    }
+                )
             self.version += 1
 
     # ------------------------------------------------------------------ step
@@ -241,7 +289,9 @@ class EmulatedFactory:
             n_w = len(self.workloads)
             owned = self.gpu_workload >= 0
             gpu_off = gpu_off | (self.node_unhealthy_outside[self.gpu_node] & ~owned)
-            stalled = np.bincount(self.gpu_workload[owned & bad], minlength=n_w) > 0 if n_w else np.zeros(0, bool)
+            stalled = (
+                np.bincount(self.gpu_workload[owned & bad], minlength=n_w) > 0 if n_w else np.zeros(0, bool)
+            )
             self._stalled = stalled
             limit_w = np.minimum(self.tdp_w, self.tdp_w * self.rack_limit_fraction[self.gpu_rack])
             power = np.full(self.n_gpus, self.idle_w)
@@ -265,7 +315,9 @@ class EmulatedFactory:
             powered = self.n_gpus - int(gpu_off.sum())
             idle = (power == self.idle_w) & ~gpu_off
             busy_w = float(power[~idle].sum())
-            it_w = twin_power.it_power_w(busy_w, int(idle.sum()), powered, self.idle_w, self.fig.host_w_per_gpu)
+            it_w = twin_power.it_power_w(
+                busy_w, int(idle.sum()), powered, self.idle_w, self.fig.host_w_per_gpu
+            )
             self.it_kw = twin_power.it_power_kw(it_w, self.fig.fabric_kw)
             self.facility_kw = twin_power.facility_power_kw(self.it_kw, self.fig.pue)
             self._step_cooling(power, gpu_off)
@@ -284,11 +336,16 @@ class EmulatedFactory:
             mine = svc_of_gpu == i
             gpus = int(mine.sum())
             rates = svc.rates
-            mean_limit = min(float(limit_w[mine].mean()) if gpus else self.tdp_w, self.service_cap_w.get(svc.name, self.tdp_w))
+            mean_limit = min(
+                float(limit_w[mine].mean()) if gpus else self.tdp_w,
+                self.service_cap_w.get(svc.name, self.tdp_w),
+            )
             row = int(np.searchsorted(rates.power_cap_w, mean_limit + 1e-6, side="right") - 1)
             row = min(max(row, 0), len(rates.power_cap_w) - 1)
             offered = svc.demand_requests_per_s(self.t_s)
-            capacity = latency.capacity_requests_per_s(gpus, float(rates.output_tokens_per_s_per_gpu[row]), svc.osl)
+            capacity = latency.capacity_requests_per_s(
+                gpus, float(rates.output_tokens_per_s_per_gpu[row]), svc.osl
+            )
             served = min(capacity, offered + state.backlog / dt_s) if capacity > 0 else 0.0
             state.backlog = latency.backlog_after(state.backlog, offered, capacity, dt_s)
             share = served / capacity if capacity > 0 else 0.0
@@ -296,13 +353,19 @@ class EmulatedFactory:
             itl = float(rates.itl_ms[row]) / 1000.0 * (0.9 + 0.1 * min(share, 1.0))
             done = served * dt_s
             tokens = done * svc.osl
-            state.ttft_buckets += done * latency.lognormal_share_below(state.ttft_bounds_s, ttft, latency.TTFT_SIGMA)
+            state.ttft_buckets += done * latency.lognormal_share_below(
+                state.ttft_bounds_s, ttft, latency.TTFT_SIGMA
+            )
             state.ttft_count += done
             state.ttft_sum += done * (ttft if math.isfinite(ttft) else latency.TTFT_BUCKETS_S[-1])
-            state.itl_buckets += tokens * latency.lognormal_share_below(state.itl_bounds_s, itl, latency.ITL_SIGMA)
+            state.itl_buckets += tokens * latency.lognormal_share_below(
+                state.itl_bounds_s, itl, latency.ITL_SIGMA
+            )
             state.itl_count += tokens
             state.itl_sum += tokens * itl
-            state.good += done * float(latency.lognormal_share_below([svc.ttft_target_s], ttft, latency.TTFT_SIGMA)[0])
+            state.good += done * float(
+                latency.lognormal_share_below([svc.ttft_target_s], ttft, latency.TTFT_SIGMA)[0]
+            )
             state.requests += done
             state.prompt_tokens += done * svc.isl
             state.generation_tokens += tokens
@@ -328,17 +391,30 @@ class EmulatedFactory:
 
     def _step_cooling(self, power: np.ndarray, gpu_off: np.ndarray) -> None:
         host = np.where(gpu_off, 0.0, self.fig.host_w_per_gpu)
-        hall_heat_kw = np.bincount(self.gpu_hall, weights=power + host, minlength=len(self.hall_supply_base_c)) / 1000.0
+        hall_heat_kw = (
+            np.bincount(self.gpu_hall, weights=power + host, minlength=len(self.hall_supply_base_c)) / 1000.0
+        )
         running = self.cdu_pump_ok.astype(float)
-        carry_kw = np.bincount(self.cdu_hall, weights=running * self.cdu_capacity_kw, minlength=len(hall_heat_kw))
-        flow_lpm = np.bincount(self.cdu_hall, weights=running * self.cdu_flow_lpm, minlength=len(hall_heat_kw))
+        carry_kw = np.bincount(
+            self.cdu_hall, weights=running * self.cdu_capacity_kw, minlength=len(hall_heat_kw)
+        )
+        flow_lpm = np.bincount(
+            self.cdu_hall, weights=running * self.cdu_flow_lpm, minlength=len(hall_heat_kw)
+        )
         m_dot = np.maximum(flow_lpm, 1e-6) / 60.0 * WATER_DENSITY_KG_PER_L
-        rise = np.minimum(np.maximum(hall_heat_kw - carry_kw, 0.0) * 1000.0 / (m_dot * WATER_CP_J_PER_KG_K), MAX_SUPPLY_RISE_K)
+        rise = np.minimum(
+            np.maximum(hall_heat_kw - carry_kw, 0.0) * 1000.0 / (m_dot * WATER_CP_J_PER_KG_K),
+            MAX_SUPPLY_RISE_K,
+        )
         self.hall_supply_c = self.hall_supply_base_c + rise
-        self.hall_return_c = self.hall_supply_c + np.minimum(hall_heat_kw * 1000.0 / (m_dot * WATER_CP_J_PER_KG_K), MAX_SUPPLY_RISE_K)
+        self.hall_return_c = self.hall_supply_c + np.minimum(
+            hall_heat_kw * 1000.0 / (m_dot * WATER_CP_J_PER_KG_K), MAX_SUPPLY_RISE_K
+        )
         n_running = np.maximum(np.bincount(self.cdu_hall, weights=running, minlength=len(hall_heat_kw)), 1.0)
         self.cdu_heat_kw = running * (hall_heat_kw / n_running)[self.cdu_hall]
-        self.gpu_temp_c = np.where(gpu_off, 0.0, self.hall_supply_c[self.gpu_hall] + GPU_THERMAL_RESISTANCE_K_PER_W * power)
+        self.gpu_temp_c = np.where(
+            gpu_off, 0.0, self.hall_supply_c[self.gpu_hall] + GPU_THERMAL_RESISTANCE_K_PER_W * power
+        )
 
     def _track_grid(self) -> None:
         for event in self.grid_events:
@@ -361,11 +437,25 @@ class EmulatedFactory:
         services = {}
         for i, svc in enumerate(self.workload.services):
             st = self.services[i]
-            instant = float(latency.lognormal_share_below([svc.ttft_target_s], st.ttft_mean_s, latency.TTFT_SIGMA)[0])
-            services[svc.name] = {"gpus": st.gpus, "ttft_mean_s": st.ttft_mean_s, "attainment_now": instant,
-                                  "good": st.good, "requests": st.requests, "backlog": st.backlog}
-        return {"t_s": self.t_s, "facility_kw": self.facility_kw, "grid_limit_kw": self.grid_limit_kw,
-                "it_kw": self.it_kw, "training_limit_w": self.training_limit_w, "services": services}
+            instant = float(
+                latency.lognormal_share_below([svc.ttft_target_s], st.ttft_mean_s, latency.TTFT_SIGMA)[0]
+            )
+            services[svc.name] = {
+                "gpus": st.gpus,
+                "ttft_mean_s": st.ttft_mean_s,
+                "attainment_now": instant,
+                "good": st.good,
+                "requests": st.requests,
+                "backlog": st.backlog,
+            }
+        return {
+            "t_s": self.t_s,
+            "facility_kw": self.facility_kw,
+            "grid_limit_kw": self.grid_limit_kw,
+            "it_kw": self.it_kw,
+            "training_limit_w": self.training_limit_w,
+            "services": services,
+        }
 
     def workload_running(self, workload_id: str) -> bool:
         """Placed and not stalled (no GPU of it broken, no node of it down)."""

@@ -91,14 +91,23 @@ def inject(f: EmulatedFactory, kind: str, params: dict) -> dict:
             cut = _float(params, "cut_fraction", 0.0, 0.99)
             duration = _float(params, "duration_s", 1.0, 7 * 86400.0)
             cap = (1.0 - cut) * min(f.facility_kw, f.grid_limit_kw)
-            event = {"start_s": f.t_s, "end_s": f.t_s + duration, "cut_fraction": cut, "cap_kw": cap,
-                     "facility_kw_before": f.facility_kw, "complied_at_s": None, "response_s": None}
+            event = {
+                "start_s": f.t_s,
+                "end_s": f.t_s + duration,
+                "cut_fraction": cut,
+                "cap_kw": cap,
+                "facility_kw_before": f.facility_kw,
+                "complied_at_s": None,
+                "response_s": None,
+            }
             f.grid_events.append(event)
             effect = {"cap_kw": cap, "event": len(f.grid_events) - 1}
         elif kind == "demand":
             name = params.get("service")
             if name not in f.service_of_name:
-                raise FaultError(f"service: {name!r} not found (known: {', '.join(f.service_of_name)})", "service", 404)
+                raise FaultError(
+                    f"service: {name!r} not found (known: {', '.join(f.service_of_name)})", "service", 404
+                )
             multiplier = _float(params, "multiplier", 0.0, 100.0)
             duration = _float(params, "duration_s", 1.0, 7 * 86400.0)
             svc = f.workload.services[f.service_of_name[name]]
@@ -106,8 +115,15 @@ def inject(f: EmulatedFactory, kind: str, params: dict) -> dict:
             f.surges.append({"service": name, "end_s": f.t_s + duration})
         else:
             raise FaultError(f"kind: one of {', '.join(KINDS)} is required", "kind")
-        record = {"id": len(f.faults), "kind": kind, "params": params, "effect": effect, "at_s": f.t_s,
-                  "at_unix": time.time(), "cleared_at_s": None}
+        record = {
+            "id": len(f.faults),
+            "kind": kind,
+            "params": params,
+            "effect": effect,
+            "at_s": f.t_s,
+            "at_unix": time.time(),
+            "cleared_at_s": None,
+        }
         f.faults.append(record)
         f.version += 1
         return record

@@ -28,15 +28,58 @@ TTFT_SIGMA = 0.35
 """estimate: log-spread of time to first token across requests at one load [-]."""
 ITL_SIGMA = 0.08
 """estimate: log-spread of inter-token latency across tokens at one load [-]."""
-TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                  20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+TTFT_BUCKETS_S = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
 """vLLM's bucket bounds for ``vllm:time_to_first_token_seconds`` [s]."""
-ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-                 40.0, 80.0)
+ITL_BUCKETS_S = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
 """vLLM's bucket bounds for ``vllm:inter_token_latency_seconds`` [s]."""
 
 
-def capacity_requests_per_s(gpus: int, output_tokens_per_s_per_gpu: float, mean_output_tokens: float) -> float:
+def capacity_requests_per_s(
+    gpus: int, output_tokens_per_s_per_gpu: float, mean_output_tokens: float
+) -> float:
     """Requests per second the replicas complete at full batch [1/s]: :math:`n r_{out} / \\overline{OSL}`."""
     return gpus * output_tokens_per_s_per_gpu / max(mean_output_tokens, 1e-9)
 

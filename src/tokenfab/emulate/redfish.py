@@ -152,7 +152,10 @@ def cdu(f: EmulatedFactory, index: int) -> dict:
             "EquipmentType": "CDU",
             "Status": _status(ok),
             "CoolingCapacityWatts": round(float(f.cdu_capacity_kw[index]) * 1000.0, 1),
-            "PumpInfo": {"Running": ok, "FlowLitersPerMinute": round(float(f.cdu_flow_lpm[index]) if ok else 0.0, 1)},
+            "PumpInfo": {
+                "Running": ok,
+                "FlowLitersPerMinute": round(float(f.cdu_flow_lpm[index]) if ok else 0.0, 1),
+            },
             "SupplyTemperatureCelsius": round(float(f.hall_supply_c[hall]), 2),
             "ReturnTemperatureCelsius": round(float(f.hall_return_c[hall]), 2),
             "HeatLoadWatts": round(float(f.cdu_heat_kw[index]) * 1000.0, 1),

@@ -56,8 +56,16 @@ def place_standalone(factory: EmulatedFactory, workload: EmulatedWorkload) -> li
         if nodes:
             n, c = np.concatenate(nodes), np.concatenate(counts)
             order = np.argsort(n, kind="stable")
-            items.append({"id": body["name"], "name": body["name"], "kind": body["kind"], "tenant": body["tenant"],
-                          "node_ids": n[order].tolist(), "gpus_per_node": c[order].tolist()})
+            items.append(
+                {
+                    "id": body["name"],
+                    "name": body["name"],
+                    "kind": body["kind"],
+                    "tenant": body["tenant"],
+                    "node_ids": n[order].tolist(),
+                    "gpus_per_node": c[order].tolist(),
+                }
+            )
     return items
 
 
@@ -110,16 +118,32 @@ class TwinSource:
         for request_id, placement in state.sched.allocations().items():
             svc = owner.get(request_id)
             key = svc.name if svc is not None else request_id
-            item = grouped.setdefault(key, {"id": key, "name": key, "kind": "inference" if svc else "training",
-                                            "tenant": svc.tenant if svc else "default", "node_ids": [], "gpus_per_node": []})
+            item = grouped.setdefault(
+                key,
+                {
+                    "id": key,
+                    "name": key,
+                    "kind": "inference" if svc else "training",
+                    "tenant": svc.tenant if svc else "default",
+                    "node_ids": [],
+                    "gpus_per_node": [],
+                },
+            )
             item["node_ids"] += placement.nodes.tolist()
             item["gpus_per_node"] += placement.gpus_per_node.tolist()
-        demand = {svc.name: float(state.demand_rate[i]) / max(svc.osl, 1) for i, svc in enumerate(state.services)}
+        demand = {
+            svc.name: float(state.demand_rate[i]) / max(svc.osl, 1) for i, svc in enumerate(state.services)
+        }
         unhealthy = np.flatnonzero(state.fleet.node_health != HEALTH_OK).tolist()
         caps = {svc.name: float(svc.rates.power_cap_w[svc.cap_index]) for svc in state.services}
-        return {"workloads": list(grouped.values()), "training_limit_w": float(state.training.cap_w),
-                "unhealthy_nodes": unhealthy, "demand_requests_per_s": demand, "service_power_cap_w": caps,
-                "park_idle_nodes": bool(state.grid.parking)}
+        return {
+            "workloads": list(grouped.values()),
+            "training_limit_w": float(state.training.cap_w),
+            "unhealthy_nodes": unhealthy,
+            "demand_requests_per_s": demand,
+            "service_power_cap_w": caps,
+            "park_idle_nodes": bool(state.grid.parking),
+        }
 
     def close(self) -> None:
         pass
@@ -152,8 +176,14 @@ def apply_desired(factory: EmulatedFactory, desired: dict) -> None:
 class Runner:
     """Steps the factory in accelerated real time and keeps it in line with the control plane."""
 
-    def __init__(self, factory: EmulatedFactory, speed: float = 1.0, step_wall_s: float = 0.2,
-                 link: ControlLink | TwinSource | None = None, sync_wall_s: float = 0.25):
+    def __init__(
+        self,
+        factory: EmulatedFactory,
+        speed: float = 1.0,
+        step_wall_s: float = 0.2,
+        link: ControlLink | TwinSource | None = None,
+        sync_wall_s: float = 0.25,
+    ):
         self.factory = factory
         self.speed = speed
         self.step_wall_s = step_wall_s

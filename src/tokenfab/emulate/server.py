@@ -39,21 +39,42 @@ def state_summary(runner: Runner, moves_limit: int = 200) -> dict:
         services = []
         for i, svc in enumerate(f.workload.services):
             st = f.services[i]
-            services.append({
-                "name": svc.name, "model": svc.model, "gpus": st.gpus, "backlog": st.backlog,
-                "offered_requests_per_s": st.offered_per_s, "ttft_mean_s": st.ttft_mean_s,
-                "ttft_target_s": svc.ttft_target_s, "attainment_cumulative": f.attainment(i),
-                "requests": st.requests, "good": st.good, "demand_multiplier": svc.demand_multiplier,
-            })
+            services.append(
+                {
+                    "name": svc.name,
+                    "model": svc.model,
+                    "gpus": st.gpus,
+                    "backlog": st.backlog,
+                    "offered_requests_per_s": st.offered_per_s,
+                    "ttft_mean_s": st.ttft_mean_s,
+                    "ttft_target_s": svc.ttft_target_s,
+                    "attainment_cumulative": f.attainment(i),
+                    "requests": st.requests,
+                    "good": st.good,
+                    "demand_multiplier": svc.demand_multiplier,
+                }
+            )
         return {
-            "design": f.design.name, "t_s": f.t_s, "elapsed_s": f.t_s - f.start_s, "speed": runner.speed,
-            "gpus": f.n_gpus, "nodes": f.fleet.n_nodes, "racks": f.fleet.n_racks,
-            "facility_kw": f.facility_kw, "it_kw": f.it_kw, "grid_limit_kw": f.grid_limit_kw,
-            "training_limit_w": f.training_limit_w, "grid_events": list(f.grid_events),
-            "services": services, "workloads": len(f.workloads),
+            "design": f.design.name,
+            "t_s": f.t_s,
+            "elapsed_s": f.t_s - f.start_s,
+            "speed": runner.speed,
+            "gpus": f.n_gpus,
+            "nodes": f.fleet.n_nodes,
+            "racks": f.fleet.n_racks,
+            "facility_kw": f.facility_kw,
+            "it_kw": f.it_kw,
+            "grid_limit_kw": f.grid_limit_kw,
+            "training_limit_w": f.training_limit_w,
+            "grid_events": list(f.grid_events),
+            "services": services,
+            "workloads": len(f.workloads),
             "stalled": [w["id"] for w in f.workloads if not f.workload_running(w["id"])],
-            "moves": f.moves[-moves_limit:], "faults": list(f.faults),
-            "syncs": runner.syncs, "sync_errors": runner.sync_errors, "last_sync_error": runner.last_sync_error,
+            "moves": f.moves[-moves_limit:],
+            "faults": list(f.faults),
+            "syncs": runner.syncs,
+            "sync_errors": runner.sync_errors,
+            "last_sync_error": runner.last_sync_error,
         }
 
 
@@ -64,7 +85,10 @@ def create_app(runner: Runner, node_names: list[str], rack_names: list[str], sit
 
     try:
         gpu = load_catalog().typed("gpus", f.design.sites[0].gpu, Gpu)
-        model_name, fb_mib = f"NVIDIA {gpu.name if hasattr(gpu, 'name') else f.design.sites[0].gpu}", gpu.hbm_gb * 1024
+        model_name, fb_mib = (
+            f"NVIDIA {gpu.name if hasattr(gpu, 'name') else f.design.sites[0].gpu}",
+            gpu.hbm_gb * 1024,
+        )
     except Exception:  # an unknown GPU still gets an exporter page
         model_name, fb_mib = f"NVIDIA {f.design.sites[0].gpu}", 196608.0
     dcgm = exposition.DcgmView(f, node_names, model_name, fb_mib)
@@ -93,7 +117,9 @@ def create_app(runner: Runner, node_names: list[str], rack_names: list[str], sit
 
     @app.get("/metrics")
     def own() -> Response:
-        clock = GaugeMetricFamily("tokenfab_emulator_simulated_seconds", "Simulated time since the start [s].")
+        clock = GaugeMetricFamily(
+            "tokenfab_emulator_simulated_seconds", "Simulated time since the start [s]."
+        )
         clock.add_metric([], f.t_s - f.start_s)
         speed = GaugeMetricFamily("tokenfab_emulator_speed_ratio", "Simulated seconds per wall second [-].")
         speed.add_metric([], runner.speed)

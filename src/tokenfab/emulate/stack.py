@@ -71,8 +71,9 @@ class Stack:
     def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True
+        )
         self.procs[name] = proc
         return proc
 
@@ -101,44 +102,128 @@ class Stack:
         py = [sys.executable, "-m", "tokenfab.cli"]
         # serve prints a bootstrap secret only to a terminal: the stack chooses it and hands it over
         self.operator_token = f"tf_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
-        self._spawn("control", [*py, "serve", "--design", str(self.design), "--db", f"sqlite:///{self.workdir}/control.db",
-                                "--port", str(self.ports["control"]), "--prometheus", self.url("prometheus"),
-                                "--ops-poll-s", str(self.ops_poll_s), "--ops-scale-cooldown-s", str(self.scale_cooldown_s),
-                                "--ops-power-settle-s", str(self.power_settle_s), "--ops-rate-window", self.rate_window,
-                                "--ops-time-scale", str(self.speed),
-                                *self.control_args],
-                    extra_env={"TOKENFAB_BOOTSTRAP_TOKEN": self.operator_token})
+        self._spawn(
+            "control",
+            [
+                *py,
+                "serve",
+                "--design",
+                str(self.design),
+                "--db",
+                f"sqlite:///{self.workdir}/control.db",
+                "--port",
+                str(self.ports["control"]),
+                "--prometheus",
+                self.url("prometheus"),
+                "--ops-poll-s",
+                str(self.ops_poll_s),
+                "--ops-scale-cooldown-s",
+                str(self.scale_cooldown_s),
+                "--ops-power-settle-s",
+                str(self.power_settle_s),
+                "--ops-rate-window",
+                self.rate_window,
+                "--ops-time-scale",
+                str(self.speed),
+                *self.control_args,
+            ],
+            extra_env={"TOKENFAB_BOOTSTRAP_TOKEN": self.operator_token},
+        )
         self._wait_http("control", "/healthz")
-        created = httpx.post(self.url("control") + "/api/v1/tokens", json={"name": "alertmanager", "role": "operator"},
-                             headers=self.auth(), timeout=10).json()
+        created = httpx.post(
+            self.url("control") + "/api/v1/tokens",
+            json={"name": "alertmanager", "role": "operator"},
+            headers=self.auth(),
+            timeout=10,
+        ).json()
         self.alert_token = created["token"]
         (self.workdir / "control-token").write_text(self.alert_token)
         (self.workdir / "control-token").chmod(0o600)
-        self._spawn("emulator", [*py, "emulate", str(self.design), "--workload", str(self.workload), "--speed", str(self.speed),
-                                 "--port", str(self.ports["emulator"]), "--control", self.url("control"),
-                                 "--control-token", self.operator_token])
+        self._spawn(
+            "emulator",
+            [
+                *py,
+                "emulate",
+                str(self.design),
+                "--workload",
+                str(self.workload),
+                "--speed",
+                str(self.speed),
+                "--port",
+                str(self.ports["emulator"]),
+                "--control",
+                self.url("control"),
+                "--control-token",
+                self.operator_token,
+            ],
+        )
         export = subprocess.run(
-            [*py, "export", "prometheus", str(self.design), "--workload", str(self.workload), "--out", str(self.workdir / "prom"),
-             "--emulator", f"127.0.0.1:{self.ports['emulator']}", "--control", f"127.0.0.1:{self.ports['control']}",
-             "--alertmanager", f"127.0.0.1:{self.ports['alertmanager']}", "--token-file", str(self.workdir / "control-token"),
-             "--scrape-interval-s", str(self.scrape_interval_s), "--evaluation-interval-s", str(self.evaluation_interval_s),
-             "--group-wait-s", str(self.group_wait_s), "--time-scale", str(self.time_scale), "--json",
-             "--repeat-interval-s", str(self.repeat_interval_s),
-             *(["--dcgm-scrape-interval-s", str(self.dcgm_scrape_interval_s)] if self.dcgm_scrape_interval_s else [])],
-            capture_output=True, text=True, timeout=120, cwd=self.workdir)
+            [
+                *py,
+                "export",
+                "prometheus",
+                str(self.design),
+                "--workload",
+                str(self.workload),
+                "--out",
+                str(self.workdir / "prom"),
+                "--emulator",
+                f"127.0.0.1:{self.ports['emulator']}",
+                "--control",
+                f"127.0.0.1:{self.ports['control']}",
+                "--alertmanager",
+                f"127.0.0.1:{self.ports['alertmanager']}",
+                "--token-file",
+                str(self.workdir / "control-token"),
+                "--scrape-interval-s",
+                str(self.scrape_interval_s),
+                "--evaluation-interval-s",
+                str(self.evaluation_interval_s),
+                "--group-wait-s",
+                str(self.group_wait_s),
+                "--time-scale",
+                str(self.time_scale),
+                "--json",
+                "--repeat-interval-s",
+                str(self.repeat_interval_s),
+                *(
+                    ["--dcgm-scrape-interval-s", str(self.dcgm_scrape_interval_s)]
+                    if self.dcgm_scrape_interval_s
+                    else []
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.workdir,
+        )
         if export.returncode != 0:
             raise RuntimeError(f"export prometheus failed:\n{export.stdout}\n{export.stderr}")
         prom = self.workdir / "prom"
         alertmanager = alertmanager_binary()
         if alertmanager is None:
             raise RuntimeError(f"none of {', '.join(ALERTMANAGER)} is on PATH")
-        self._spawn("alertmanager", [alertmanager, f"--config.file={prom / 'alertmanager.yml'}",
-                                     f"--storage.path={self.workdir / 'am-data'}",
-                                     f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
-                                     "--cluster.listen-address=", "--log.level=warn"])
-        self._spawn("prometheus", [PROMETHEUS, f"--config.file={prom / 'prometheus.yml'}",
-                                   f"--storage.tsdb.path={self.workdir / 'prom-data'}",
-                                   f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", "--log.level=warn"])
+        self._spawn(
+            "alertmanager",
+            [
+                alertmanager,
+                f"--config.file={prom / 'alertmanager.yml'}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+        )
+        self._spawn(
+            "prometheus",
+            [
+                PROMETHEUS,
+                f"--config.file={prom / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+                "--log.level=warn",
+            ],
+        )
         self._wait_http("emulator", "/healthz", timeout_s=120)
         self._wait_http("alertmanager", "/-/ready")
         self._wait_http("prometheus", "/-/ready")
@@ -183,9 +268,19 @@ def main() -> None:  # pragma: no cover - `make ops-stack`
     design, workload = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     speed = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
     workdir = Path(tempfile.mkdtemp(prefix="tokenfab-ops-"))
-    stack = Stack(workdir, design, workload, speed=speed, time_scale=speed, scrape_interval_s=5.0,
-                  evaluation_interval_s=5.0, group_wait_s=5.0, repeat_interval_s=300.0, ops_poll_s=5.0,
-                  rate_window="1m").start()
+    stack = Stack(
+        workdir,
+        design,
+        workload,
+        speed=speed,
+        time_scale=speed,
+        scrape_interval_s=5.0,
+        evaluation_interval_s=5.0,
+        group_wait_s=5.0,
+        repeat_interval_s=300.0,
+        ops_poll_s=5.0,
+        rate_window="1m",
+    ).start()
     print(f"control plane {stack.url('control')}  (operator token {stack.operator_token})")
     print(f"emulator      {stack.url('emulator')}/state")
     print(f"prometheus    {stack.url('prometheus')}")

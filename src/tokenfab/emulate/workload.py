@@ -171,7 +171,12 @@ def build_workload(
             priority=s.priority,
         )
         svc.replicas_at_start = autoscale.replicas_needed(
-            svc.demand_requests_per_s(start_s), osl, rate_out, rates.gpus_per_replica, s.headroom, max(1, s.min_replicas)
+            svc.demand_requests_per_s(start_s),
+            osl,
+            rate_out,
+            rates.gpus_per_replica,
+            s.headroom,
+            max(1, s.min_replicas),
         )
         services.append(svc)
     jobs: list[EmulatedJob] = []

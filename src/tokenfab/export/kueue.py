@@ -90,7 +90,9 @@ def cluster_queue(name: str, flavor: str, gpus: int) -> dict:
             "resourceGroups": [
                 {
                     "coveredResources": [GPU_RESOURCE],
-                    "flavors": [{"name": flavor, "resources": [{"name": GPU_RESOURCE, "nominalQuota": gpus}]}],
+                    "flavors": [
+                        {"name": flavor, "resources": [{"name": GPU_RESOURCE, "nominalQuota": gpus}]}
+                    ],
                 }
             ],
         },

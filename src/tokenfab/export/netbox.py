@@ -235,7 +235,18 @@ CSV_HEADERS: dict[str, tuple[str, ...]] = {
         "amperage",
         "max_utilization",
     ),
-    "devices.csv": ("name", "role", "manufacturer", "device_type", "status", "site", "location", "rack", "position", "face"),
+    "devices.csv": (
+        "name",
+        "role",
+        "manufacturer",
+        "device_type",
+        "status",
+        "site",
+        "location",
+        "rack",
+        "position",
+        "face",
+    ),
 }
 """Columns of every bulk-import CSV file (NetBox's import field names), in the order written."""
 
@@ -265,8 +276,17 @@ def _power_sides(site: SiteDesign) -> list[str]:
     return ["a", "b"] if site.power.redundancy == "2N" else ["a"]
 
 
-def _device(name: str, role: str, manufacturer: str, device_type: str, site: str, location: str = "",
-            rack: str = "", position: object = "", face: str = "") -> Row:
+def _device(
+    name: str,
+    role: str,
+    manufacturer: str,
+    device_type: str,
+    site: str,
+    location: str = "",
+    rack: str = "",
+    position: object = "",
+    face: str = "",
+) -> Row:
     """A devices.csv row (status ``planned``)."""
     return {
         "name": name,
@@ -290,7 +310,8 @@ def netbox_csvs(inv: Inventory, *, stream: bool = False) -> dict[str, str | Iter
     """
     design = inv.design
     hall_location = [
-        _hall_location(inv, int(inv.fleet.hall_site[h]), int(inv.hall_in_site[h])) for h in range(inv.fleet.n_halls)
+        _hall_location(inv, int(inv.fleet.hall_site[h]), int(inv.hall_in_site[h]))
+        for h in range(inv.fleet.n_halls)
     ]
     rows: dict[str, list[Row]] = {name: [] for name in CSV_HEADERS}
     rows["manufacturers.csv"] = [
@@ -311,7 +332,9 @@ def netbox_csvs(inv: Inventory, *, stream: bool = False) -> dict[str, str | Iter
     _rack_rows(inv, hall_location, rows)
     for site_index, site in enumerate(design.sites):
         rows["devices.csv"].extend(_switch_devices(inv, site_index, site, hall_location))
-    files: dict[str, str | Iterator[str]] = {name: _csv(CSV_HEADERS[name], rows[name]) for name in CSV_HEADERS}
+    files: dict[str, str | Iterator[str]] = {
+        name: _csv(CSV_HEADERS[name], rows[name]) for name in CSV_HEADERS
+    }
     cables = cable_chunks(inv)
     files["cables.csv"] = cables if stream else "".join(cables)
     return files
@@ -334,12 +357,20 @@ def _hall_rows(inv: Inventory, hall_location: list[str], rows: dict[str, list[Ro
             }
         )
         for side in _power_sides(site):
-            rows["power-panels.csv"].append({"site": site.name, "location": location, "name": f"{location}-panel-{side}"})
+            rows["power-panels.csv"].append(
+                {"site": site.name, "location": location, "name": f"{location}-panel-{side}"}
+            )
         cdu_model = (hall_design.cdu_model or "").upper()
         for cdu in range(hall_design.cdus_installed if cdu_model else 0):
             rows["devices.csv"].append(
-                _device(f"{inv.hall_codes[hall]}-cdu-{cdu:02d}", "cdu", GENERIC_MANUFACTURER, cdu_model, site.name,
-                        location)
+                _device(
+                    f"{inv.hall_codes[hall]}-cdu-{cdu:02d}",
+                    "cdu",
+                    GENERIC_MANUFACTURER,
+                    cdu_model,
+                    site.name,
+                    location,
+                )
             )
 
 
@@ -383,7 +414,9 @@ def _rack_rows(inv: Inventory, hall_location: list[str], rows: dict[str, list[Ro
                 }
             )
         rows["devices.csv"].extend(
-            _rack_devices(inv, site, units[site_index], rack, int(starts[rack]), int(starts[rack + 1]), location)
+            _rack_devices(
+                inv, site, units[site_index], rack, int(starts[rack]), int(starts[rack + 1]), location
+            )
         )
 
 
@@ -408,16 +441,23 @@ def _rack_devices(
     fits = sum(h for *_, h in layout) <= units
     for device, role, model, u in layout:
         rows.append(
-            _device(device, role, MANUFACTURER, model, site.name, location, name,
-                    position if fits else "", "front" if fits else "")
+            _device(
+                device,
+                role,
+                MANUFACTURER,
+                model,
+                site.name,
+                location,
+                name,
+                position if fits else "",
+                "front" if fits else "",
+            )
         )
         position += u
     return rows
 
 
-def _switch_devices(
-    inv: Inventory, site_index: int, site: SiteDesign, hall_location: list[str]
-) -> list[Row]:
+def _switch_devices(inv: Inventory, site_index: int, site: SiteDesign, hall_location: list[str]) -> list[Row]:
     fleet = inv.fleet
     site_halls = np.flatnonzero(fleet.hall_site == site_index)
     su_hall = fleet.su_hall[np.isin(fleet.su_hall, site_halls)]
@@ -430,8 +470,14 @@ def _switch_devices(
                 hall_location[int(su_hall[min(i // per_su, su_hall.shape[0] - 1)])] if tier.tier == 1 else ""
             )
             rows.append(
-                _device(switch_name(site_index, tier.name, i), f"{tier.name}-switch", MANUFACTURER, model,
-                        site.name, location)
+                _device(
+                    switch_name(site_index, tier.name, i),
+                    f"{tier.name}-switch",
+                    MANUFACTURER,
+                    model,
+                    site.name,
+                    location,
+                )
             )
     return rows
 

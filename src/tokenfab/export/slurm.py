@@ -36,6 +36,7 @@ from tokenfab.names import Inventory, hostlist, inventory, switch_name
 OS_RESERVED_MEMORY_FRACTION = 0.05
 """Share of a node's memory kept from Slurm for the OS (RealMemory must not exceed what slurmd sees)."""
 
+
 def parse_conf(text: str) -> list[dict[str, str]]:
     """Parse slurm.conf-style lines into one dict per line (keys lower-cased, comments dropped)."""
     records = []
@@ -287,7 +288,9 @@ def topology_block_conf(inv: Inventory) -> str:
     per_domain, per_su = [], []
     for site in inv.design.sites:
         rack_design = site.rack
-        per_domain.append(max(1, rack_design.gpus_per_nvlink_domain // (rack_design.gpus // rack_design.nodes)))
+        per_domain.append(
+            max(1, rack_design.gpus_per_nvlink_domain // (rack_design.gpus // rack_design.nodes))
+        )
         per_su.append(site.fabric.endpoints_per_scalable_unit // site.fabric.rails)
     # one BlockSizes for the cluster: the smallest domain, and a size that fits in every site's SU
     lines.append(f"BlockSizes={','.join(str(s) for s in block_sizes(min(per_domain), min(per_su)))}")

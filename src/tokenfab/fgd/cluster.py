@@ -103,8 +103,16 @@ class PodSet:
         allowed = np.zeros((len(specs), max(1, len(cluster.models))), dtype=bool)
         for i, s in enumerate(specs):
             allowed[i, : len(cluster.models)] = [_model_accepted(m, s) for m in cluster.models]
-        shapes = np.stack([pods.cpu_milli.astype(np.int64), pods.memory_mib.astype(np.int64), gpu_milli, num_gpu,
-                           spec_code], axis=1)
+        shapes = np.stack(
+            [
+                pods.cpu_milli.astype(np.int64),
+                pods.memory_mib.astype(np.int64),
+                gpu_milli,
+                num_gpu,
+                spec_code,
+            ],
+            axis=1,
+        )
         _, shape_code = np.unique(shapes, axis=0, return_inverse=True)
         return cls(
             names=pods.names,

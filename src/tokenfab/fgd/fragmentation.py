@@ -94,7 +94,9 @@ class FragmentationModel:
     total_weight: int
 
 
-def fragmentation_model(typical: TypicalPods, workload: PodSet, memory_aware: bool = False) -> FragmentationModel:
+def fragmentation_model(
+    typical: TypicalPods, workload: PodSet, memory_aware: bool = False
+) -> FragmentationModel:
     """Build the :class:`FragmentationModel` of a typical-pod distribution.
 
     With ``memory_aware`` (our extension, not in FGD), a typical pod also needs its memory: the
@@ -112,8 +114,12 @@ def fragmentation_model(typical: TypicalPods, workload: PodSet, memory_aware: bo
     weight = typical.weight[is_gpu]
     mem = np.zeros(len(cpu), dtype=np.int64)
     if memory_aware and len(cpu):
-        shape_rows = np.stack([typical.cpu_milli, typical.gpu_milli, typical.num_gpu, typical.spec_code], axis=1)[is_gpu]
-        pod_rows = np.stack([workload.cpu_milli, workload.gpu_milli, workload.num_gpu, workload.spec_code], axis=1)
+        shape_rows = np.stack(
+            [typical.cpu_milli, typical.gpu_milli, typical.num_gpu, typical.spec_code], axis=1
+        )[is_gpu]
+        pod_rows = np.stack(
+            [workload.cpu_milli, workload.gpu_milli, workload.num_gpu, workload.spec_code], axis=1
+        )
         match = (pod_rows[:, None, :] == shape_rows[None, :, :]).all(axis=2)  # [pod, typical GPU shape]
         pod_idx, shape_idx = np.nonzero(match)
         cpu, weight, mem = cpu[shape_idx], np.ones(len(pod_idx), dtype=np.int64), workload.memory_mib[pod_idx]
@@ -122,11 +128,15 @@ def fragmentation_model(typical: TypicalPods, workload: PodSet, memory_aware: bo
     mem_thresholds = np.unique(mem) if memory_aware else np.zeros(0, dtype=np.int64)
     table = np.zeros((len(cpu_thresholds) + 1, len(mem_thresholds) + 1, len(groups)), dtype=np.int64)
     cpu_level = np.searchsorted(cpu_thresholds, cpu, side="left") + 1  # pod k counts once c >= its cpu
-    mem_level = np.searchsorted(mem_thresholds, mem, side="left") + 1 if memory_aware else np.zeros(len(cpu), int)
+    mem_level = (
+        np.searchsorted(mem_thresholds, mem, side="left") + 1 if memory_aware else np.zeros(len(cpu), int)
+    )
     np.add.at(table, (cpu_level, mem_level, group_of), weight)
     table = np.cumsum(np.cumsum(table, axis=0), axis=1)
-    access = workload.spec_allowed[groups[:, 2]].T if len(groups) else np.zeros(
-        (workload.spec_allowed.shape[1], 0), dtype=bool
+    access = (
+        workload.spec_allowed[groups[:, 2]].T
+        if len(groups)
+        else np.zeros((workload.spec_allowed.shape[1], 0), dtype=bool)
     )
     return FragmentationModel(
         group_gpu_milli=groups[:, 0].astype(np.int64),
@@ -146,9 +156,15 @@ def usable_gpu(model: FragmentationModel, gpu_free: np.ndarray) -> tuple[np.ndar
     return usable_mask.sum(axis=-2), (gpu_free[..., :, None] * usable_mask).sum(axis=-2)
 
 
-def fragment_from_usable(model: FragmentationModel, total_free: np.ndarray, count_usable: np.ndarray,
-                         usable_milli: np.ndarray, cpu_free: np.ndarray, model_code: np.ndarray,
-                         mem_free: np.ndarray | None = None) -> np.ndarray:
+def fragment_from_usable(
+    model: FragmentationModel,
+    total_free: np.ndarray,
+    count_usable: np.ndarray,
+    usable_milli: np.ndarray,
+    cpu_free: np.ndarray,
+    model_code: np.ndarray,
+    mem_free: np.ndarray | None = None,
+) -> np.ndarray:
     """``F × total_weight = G·Σw − Σ_j A_μj [cnt_j ≥ n_j] U_j W_j(c, m)`` from the per-group parts."""
     cpu_level = np.searchsorted(model.cpu_thresholds, cpu_free, side="right")
     if len(model.mem_thresholds) and mem_free is not None:
@@ -160,8 +176,13 @@ def fragment_from_usable(model: FragmentationModel, total_free: np.ndarray, coun
     return total_free * model.total_weight - (satisfied * usable_milli * weight).sum(axis=-1)
 
 
-def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: np.ndarray,
-                    model_code: np.ndarray, mem_free: np.ndarray | None = None) -> np.ndarray:
+def fragment_scaled(
+    model: FragmentationModel,
+    gpu_free: np.ndarray,
+    cpu_free: np.ndarray,
+    model_code: np.ndarray,
+    mem_free: np.ndarray | None = None,
+) -> np.ndarray:
     """FGD's expected GPU fragment of node states, in milli-GPU × ``model.total_weight`` (exact).
 
     ``gpu_free`` has shape ``(..., G)``; ``cpu_free``, ``model_code`` (and ``mem_free``, used only by
@@ -169,8 +190,9 @@ def fragment_scaled(model: FragmentationModel, gpu_free: np.ndarray, cpu_free: n
     """
     gpu_free = np.asarray(gpu_free, dtype=np.int64)
     count_usable, usable_milli = usable_gpu(model, gpu_free)
-    return fragment_from_usable(model, gpu_free.sum(axis=-1), count_usable, usable_milli, cpu_free, model_code,
-                                mem_free)
+    return fragment_from_usable(
+        model, gpu_free.sum(axis=-1), count_usable, usable_milli, cpu_free, model_code, mem_free
+    )
 
 
 def sigmoid_score(delta_scaled: np.ndarray, total_weight: int) -> np.ndarray:

@@ -31,7 +31,9 @@ CURVE_LEVELS_PCT = tuple(range(0, 131))
 # --------------------------------------------------------------------------------------------
 
 
-def arrival_order(workload: PodSet, cluster_gpu_milli: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+def arrival_order(
+    workload: PodSet, cluster_gpu_milli: int, ratio: float, rng: np.random.Generator
+) -> np.ndarray:
     """Pod indices in arrival order: every pod of the list, shuffled, then random copies until the
     requested GPU reaches ``ratio`` × cluster capacity.
 
@@ -91,8 +93,14 @@ def _pick_max(scores: np.ndarray, node_rank: np.ndarray) -> int:
 TIE_BREAKS = ("node-order", "random")
 
 
-def replay(cluster: Cluster, workload: PodSet, policy: str | ReplayPolicy, seed: int,
-           inflation_ratio: float = DEFAULT_INFLATION_RATIO, tie_break: str = "node-order") -> ReplayResult:
+def replay(
+    cluster: Cluster,
+    workload: PodSet,
+    policy: str | ReplayPolicy,
+    seed: int,
+    inflation_ratio: float = DEFAULT_INFLATION_RATIO,
+    tie_break: str = "node-order",
+) -> ReplayResult:
     """Replay the workload (topped up to ``inflation_ratio`` × capacity, shuffled by ``seed``) on an
     empty cluster with one policy. Pods arrive one by one and never leave.
 
@@ -190,13 +198,22 @@ def _replay_curve(args: tuple[Cluster, PodSet, str, int, float, str]) -> np.ndar
     return allocation_curve(replay(cluster, workload, policy, seed, ratio, tie_break))
 
 
-def replay_seeds(cluster: Cluster, workload: PodSet, policy: str, seeds: Sequence[int],
-                 inflation_ratio: float = DEFAULT_INFLATION_RATIO, processes: int = 1,
-                 on_seed_done: Callable[[int], None] | None = None, tie_break: str = "node-order") -> ReplaySummary:
+def replay_seeds(
+    cluster: Cluster,
+    workload: PodSet,
+    policy: str,
+    seeds: Sequence[int],
+    inflation_ratio: float = DEFAULT_INFLATION_RATIO,
+    processes: int = 1,
+    on_seed_done: Callable[[int], None] | None = None,
+    tie_break: str = "node-order",
+) -> ReplaySummary:
     """Replay one policy for each seed (optionally over a process pool) and take the median curve."""
     if tie_break not in TIE_BREAKS:
         raise ValueError(f"unknown tie_break {tie_break!r}; choose from {', '.join(TIE_BREAKS)}")
-    jobs = [(cluster, workload, replay_policy(policy).name, int(s), inflation_ratio, tie_break) for s in seeds]
+    jobs = [
+        (cluster, workload, replay_policy(policy).name, int(s), inflation_ratio, tie_break) for s in seeds
+    ]
     curves: list[np.ndarray] = []
     if processes > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(processes, len(jobs))) as pool:

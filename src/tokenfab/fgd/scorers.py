@@ -45,8 +45,9 @@ class Scorer:
 
     gpu_selection = "best"
 
-    def score(self, state: ClusterState, pod: PodRequest, nodes: np.ndarray,
-              rng: np.random.Generator) -> ScoreResult:
+    def score(
+        self, state: ClusterState, pod: PodRequest, nodes: np.ndarray, rng: np.random.Generator
+    ) -> ScoreResult:
         raise NotImplementedError
 
 
@@ -72,7 +73,9 @@ def dot_product_scores(cpu_free: np.ndarray, gpu_free_total: np.ndarray, pod: Po
     """
     node_cpu = cpu_free / MAX_SPEC_CPU_MILLI
     node_gpu = gpu_free_total / MAX_SPEC_GPU_MILLI
-    dot = node_cpu * (pod.cpu_milli / MAX_SPEC_CPU_MILLI) + node_gpu * (pod.gpu_milli_total / MAX_SPEC_GPU_MILLI)
+    dot = node_cpu * (pod.cpu_milli / MAX_SPEC_CPU_MILLI) + node_gpu * (
+        pod.gpu_milli_total / MAX_SPEC_GPU_MILLI
+    )
     return np.trunc(MAX_NODE_SCORE * (1.0 - dot / 2.0)).astype(np.int64)
 
 
@@ -128,7 +131,9 @@ class GpuPackingScorer(Scorer):
         return gpu_packing_scores(state.gpu_free[nodes], state.cluster.gpu_count[nodes], pod), None
 
 
-def gpu_clustering_scores(affinity_count: np.ndarray, gpu_free_total: np.ndarray, pod: PodRequest) -> np.ndarray:
+def gpu_clustering_scores(
+    affinity_count: np.ndarray, gpu_free_total: np.ndarray, pod: PodRequest
+) -> np.ndarray:
     """GpuClustering: put pods of the same GPU class (share, 1-, 2-, 4-, 8-GPU) together.
 
     Base 75 if the node hosts only this class, 50 if it hosts it among others, 25 if it hosts no GPU
@@ -174,13 +179,18 @@ class FgdScorer(Scorer):
         stale = nodes[self._frag_version[nodes] != state.version[nodes]]
         if len(stale):
             self._frag_now[stale] = fragment_scaled(
-                self.frag, state.gpu_free[stale], state.cpu_free[stale], self.cluster.model_code[stale],
+                self.frag,
+                state.gpu_free[stale],
+                state.cpu_free[stale],
+                self.cluster.model_code[stale],
                 state.mem_free[stale],
             )
             self._frag_version[stale] = state.version[stale]
         return self._frag_now[nodes]
 
-    def node_deltas(self, state: ClusterState, pod: PodRequest, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def node_deltas(
+        self, state: ClusterState, pod: PodRequest, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fragment decrease (scaled, exact) of placing ``pod`` on each node: ``[n, options]`` and,
         for sharing pods, the GPU of each option (options = GPUs); else one option."""
         before = self.fragment_now(state, nodes)
@@ -199,8 +209,15 @@ class FgdScorer(Scorer):
             count_after = count_usable[:, None, :] - was_usable + is_usable
             usable_after = usable_milli[:, None, :] - before_gpu * was_usable + after_gpu * is_usable
             total_after = rows.sum(axis=1)[:, None] - pod.gpu_milli
-            after = fragment_from_usable(frag, total_after, count_after, usable_after, cpu_after[:, None],
-                                         model[:, None], mem_after[:, None])
+            after = fragment_from_usable(
+                frag,
+                total_after,
+                count_after,
+                usable_after,
+                cpu_after[:, None],
+                model[:, None],
+                mem_after[:, None],
+            )
             fits = rows >= pod.gpu_milli
             return np.where(fits, before[:, None] - after, np.iinfo(np.int64).min), fits
         after_rows = rows.copy()
@@ -215,7 +232,9 @@ class FgdScorer(Scorer):
         scores = sigmoid_score(np.where(fits, deltas, 0), self.frag.total_weight)
         return np.where(fits, scores, -1)
 
-    def fresh_scores(self, state: ClusterState, pod: PodRequest, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fresh_scores(
+        self, state: ClusterState, pod: PodRequest, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Score and GPU choice of ``nodes`` computed from their current state (no cache)."""
         deltas, fits = self.node_deltas(state, pod, nodes)
         scores = self.node_scores(deltas, fits)
@@ -237,7 +256,7 @@ class FgdScorer(Scorer):
 
 
 class FgdPackScorer(FgdScorer):
-    """"fgd-pack" (a negative result): FGD's fragmentation gradient without the score quantisation,
+    """ "fgd-pack" (a negative result): FGD's fragmentation gradient without the score quantisation,
     with packing as the tie-break.
 
     The reference FGD turns the fragment decrease ΔF into ``⌊100 σ(ΔF/1000)⌋``; its 100 levels make
@@ -291,19 +310,44 @@ def _make_fgd(cls: type[FgdScorer], memory_aware: bool = False) -> Callable[[Clu
 REPLAY_POLICIES: dict[str, ReplayPolicy] = {
     p.name: p
     for p in (
-        ReplayPolicy("random", "a uniformly random feasible node (and GPU)", lambda c, w: RandomScorer(), "01-Random"),
-        ReplayPolicy("dotprod", "Tetris dot product of free and requested (CPU, GPU)", lambda c, w: DotProductScorer(),
-               "02-DotProd"),
-        ReplayPolicy("gpuclustering", "keep pods of the same GPU class on the same nodes",
-               lambda c, w: GpuClusteringScorer(), "03-GpuClustering"),
-        ReplayPolicy("gpupacking", "fill shared GPUs, then used nodes, then idle nodes", lambda c, w: GpuPackingScorer(),
-               "04-GpuPacking"),
-        ReplayPolicy("bestfit", "the node left with the least free CPU and GPU", lambda c, w: BestFitScorer(),
-               "05-BestFit"),
-        ReplayPolicy("fgd", "Fragmentation Gradient Descent (Weng et al., ATC'23)", _make_fgd(FgdScorer), "06-FGD"),
-        ReplayPolicy("fgd-pack", "FGD's exact fragment gradient, BestFit tie-break", _make_fgd(FgdPackScorer)),
-        ReplayPolicy("fgd-mem", "ours: FGD with memory-aware typical pods, busy nodes first on ties",
-               _make_fgd(FgdMemScorer, True)),
+        ReplayPolicy(
+            "random", "a uniformly random feasible node (and GPU)", lambda c, w: RandomScorer(), "01-Random"
+        ),
+        ReplayPolicy(
+            "dotprod",
+            "Tetris dot product of free and requested (CPU, GPU)",
+            lambda c, w: DotProductScorer(),
+            "02-DotProd",
+        ),
+        ReplayPolicy(
+            "gpuclustering",
+            "keep pods of the same GPU class on the same nodes",
+            lambda c, w: GpuClusteringScorer(),
+            "03-GpuClustering",
+        ),
+        ReplayPolicy(
+            "gpupacking",
+            "fill shared GPUs, then used nodes, then idle nodes",
+            lambda c, w: GpuPackingScorer(),
+            "04-GpuPacking",
+        ),
+        ReplayPolicy(
+            "bestfit",
+            "the node left with the least free CPU and GPU",
+            lambda c, w: BestFitScorer(),
+            "05-BestFit",
+        ),
+        ReplayPolicy(
+            "fgd", "Fragmentation Gradient Descent (Weng et al., ATC'23)", _make_fgd(FgdScorer), "06-FGD"
+        ),
+        ReplayPolicy(
+            "fgd-pack", "FGD's exact fragment gradient, BestFit tie-break", _make_fgd(FgdPackScorer)
+        ),
+        ReplayPolicy(
+            "fgd-mem",
+            "ours: FGD with memory-aware typical pods, busy nodes first on ties",
+            _make_fgd(FgdMemScorer, True),
+        ),
     )
 }
 """Policies by name (lower case)."""

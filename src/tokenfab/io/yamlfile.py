@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
-    "InputError", "LocatedYaml", "format_loc", "load_located_yaml", "parse_located_yaml", "read_input_text",
+    "InputError",
+    "LocatedYaml",
+    "format_loc",
+    "load_located_yaml",
+    "parse_located_yaml",
+    "read_input_text",
 ]
 
 

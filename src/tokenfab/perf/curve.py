@@ -130,7 +130,11 @@ def estimate(
             f"{model} at {prec.value} does not fit on {system} "
             + ("with the pinned layout" if pinned else "in any layout tried (tp, ep, pp)")
         )
-    usd_gpu_h = usd_per_gpu_hour if usd_per_gpu_hour is not None else _reference_usd_per_gpu_hour(catalog, system, region)
+    usd_gpu_h = (
+        usd_per_gpu_hour
+        if usd_per_gpu_hour is not None
+        else _reference_usd_per_gpu_hour(catalog, system, region)
+    )
     columns = _point_columns(
         cols, model, system, prec, isl, osl, sys_, gpu, reg, pue, usd_gpu_h, ttft_ms, itl_ms
     )

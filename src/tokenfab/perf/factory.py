@@ -108,7 +108,9 @@ class FactoryTokens:
         return out
 
 
-def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_override: str | None = None) -> FactoryTokens:
+def factory_tokens(
+    catalog: Catalog, design: Design, mix: TrafficMix, region_override: str | None = None
+) -> FactoryTokens:
     """Tokens per day and cost per million tokens of `design` serving `mix` (a pure function)."""
     total_out = total_all = usd_day = 0.0
     rows = []
@@ -131,7 +133,9 @@ def factory_tokens(catalog: Catalog, design: Design, mix: TrafficMix, region_ove
                 usd_per_gpu_hour=site.metrics.usd_per_gpu_hour,
             )
             point = curve.operating_point
-            assert point is not None  # `estimate` always picks one (the nearest miss when none meets the targets)
+            assert (
+                point is not None
+            )  # `estimate` always picks one (the nearest miss when none meets the targets)
             share_gpus = gpus * w.share
             out_day = point.tokens_per_s_per_gpu_output * share_gpus * mix.utilisation * SECONDS_PER_DAY
             all_day = point.tokens_per_s_per_gpu_total * share_gpus * mix.utilisation * SECONDS_PER_DAY

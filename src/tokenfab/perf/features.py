@@ -179,7 +179,15 @@ def row_elements(row: PointRow, s: RowSetup) -> list[dict[str, Any]]:
     return out
 
 
-def _scenario_elements(row: PointRow, s: RowSetup, wave: dict[str, Any], isl: Floats, osl: Floats, max_tokens: Floats, gpus: Floats) -> list[dict[str, Any]]:
+def _scenario_elements(
+    row: PointRow,
+    s: RowSetup,
+    wave: dict[str, Any],
+    isl: Floats,
+    osl: Floats,
+    max_tokens: Floats,
+    gpus: Floats,
+) -> list[dict[str, Any]]:
     """The load(s) a row ran at, for one layout (see the module docstring)."""
     if row.scenario == "static_batch":
         b = float(row.concurrency or wave["b"])

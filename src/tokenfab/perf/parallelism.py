@@ -53,7 +53,10 @@ def allreduce_time_s(
     .. math:: t = \\frac{2 (g-1)}{g} \\frac{M}{\\eta\\,BW} + \\alpha \\quad (0 \\text{ when } g = 1)
     """
     g = np.asarray(group_gpus, dtype=float)
-    t = 2.0 * (g - 1.0) / g * np.asarray(message_bytes) / (efficiency * bandwidth_gb_s * 1e9) + latency_us * 1e-6
+    t = (
+        2.0 * (g - 1.0) / g * np.asarray(message_bytes) / (efficiency * bandwidth_gb_s * 1e9)
+        + latency_us * 1e-6
+    )
     return np.where(g > 1, t, 0.0)
 
 
@@ -106,9 +109,9 @@ def collective_time_per_step_s(
         per_gpu_tokens = tokens / n
         a2a_bytes = per_gpu_tokens * model.active_experts * h
         bw_ep = link_bandwidth_gb_s(system, gpu, ep)
-        a2a = alltoall_time_s(a2a_bytes * dispatch_bytes, ep, bw_ep, efficiency, latency_us) + alltoall_time_s(
-            a2a_bytes * ACTIVATION_BYTES, ep, bw_ep, efficiency, latency_us
-        )
+        a2a = alltoall_time_s(
+            a2a_bytes * dispatch_bytes, ep, bw_ep, efficiency, latency_us
+        ) + alltoall_time_s(a2a_bytes * ACTIVATION_BYTES, ep, bw_ep, efficiency, latency_us)
         # Expert tensor parallelism inside each expert group (n / ep GPUs) reduces like a dense FFN.
         expert_tp = n / ep
         ffn_ar = allreduce_time_s(message, expert_tp, bw_tp, efficiency, latency_us)
@@ -120,12 +123,16 @@ def collective_time_per_step_s(
     per_layer = attn_ar + ffn
     # Pipeline stages: in the NVLink domain when the whole replica fits, else over the NIC.
     bw_pp = link_bandwidth_gb_s(system, gpu, n * pp)
-    p2p = np.where(pp > 1, tokens * h * ACTIVATION_BYTES / (efficiency * bw_pp * 1e9) + latency_us * 1e-6, 0.0)
+    p2p = np.where(
+        pp > 1, tokens * h * ACTIVATION_BYTES / (efficiency * bw_pp * 1e9) + latency_us * 1e-6, 0.0
+    )
     time_s: np.ndarray = layers * per_layer + p2p
     return time_s
 
 
-def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats) -> np.ndarray:
+def weight_bytes_per_gpu(
+    model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats
+) -> np.ndarray:
     """Weights one GPU holds [B]: non-expert weights split ``tp`` ways, experts over the whole stage.
 
     .. math:: W_{GPU} = \\frac{1}{pp}\\left(\\frac{W_{dense}}{tp} + \\frac{W_{experts}}{\\max(tp, ep)}\\right)
@@ -138,7 +145,13 @@ def weight_bytes_per_gpu(model: LlmModel, precision: Precision, tp: Floats, ep: 
 
 
 def kv_capacity_bytes_per_gpu(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, kv_fraction: float | None = None
+    gpu: Gpu,
+    model: LlmModel,
+    precision: Precision,
+    tp: Floats,
+    ep: Floats,
+    pp: Floats,
+    kv_fraction: float | None = None,
 ) -> np.ndarray:
     """HBM left for the KV cache on one GPU after weights and workspace [B] (negative: does not fit).
 
@@ -155,7 +168,14 @@ def kv_capacity_bytes_per_gpu(
 
 
 def max_concurrency_per_replica(
-    gpu: Gpu, model: LlmModel, precision: Precision, tp: Floats, ep: Floats, pp: Floats, context_tokens: Floats, kv_fraction: float | None = None
+    gpu: Gpu,
+    model: LlmModel,
+    precision: Precision,
+    tp: Floats,
+    ep: Floats,
+    pp: Floats,
+    context_tokens: Floats,
+    kv_fraction: float | None = None,
 ) -> np.ndarray:
     """Sequences of `context_tokens` whose KV cache fits in one replica (PagedAttention-style, [2]_).
 

@@ -55,7 +55,9 @@ if TYPE_CHECKING:
     from tokenfab.units import Floats
 
 
-def serving_floor_w(idle_power_w: float, tdp_w: float, floor_fraction: float, measured_floor_w: float | None = None) -> float:
+def serving_floor_w(
+    idle_power_w: float, tdp_w: float, floor_fraction: float, measured_floor_w: float | None = None
+) -> float:
     """Lowest board power while a model is served [W]: the measured floor, else
     :math:`P_{idle} + s\\,(P_{TDP} - P_{idle})`."""
     if measured_floor_w is not None:
@@ -97,7 +99,9 @@ def gpu_power_w(
     return floor_power_w + (tdp_w - floor_power_w) * np.minimum(dynamic, 1.0)
 
 
-def step_time_at_clock_s(compute_time_s: Floats, memory_time_s: Floats, other_time_s: Floats, clock_fraction: Floats = 1.0) -> np.ndarray:
+def step_time_at_clock_s(
+    compute_time_s: Floats, memory_time_s: Floats, other_time_s: Floats, clock_fraction: Floats = 1.0
+) -> np.ndarray:
     """Step time when the SM clock runs at `clock_fraction` of nominal [s].
 
     Operator groups are stacked on axis 0 of the compute and memory times:
@@ -317,7 +321,9 @@ def conversion_efficiency(catalog: Catalog) -> float:
     return eta
 
 
-def system_overheads_w_per_gpu(catalog: Catalog, system: System, gpu: Gpu, fabric_tiers: int = 2) -> tuple[float, float]:
+def system_overheads_w_per_gpu(
+    catalog: Catalog, system: System, gpu: Gpu, fabric_tiers: int = 2
+) -> tuple[float, float]:
     """(host, scale-out network) power per GPU of `system` [W]: `node_overhead_power_w_per_gpu` and
     `network_power_w_per_gpu` on the system's default fabric, switch and optics from the catalog."""
     from tokenfab.catalog.models import Switch, Transceiver

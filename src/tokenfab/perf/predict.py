@@ -37,7 +37,10 @@ def _values(el: Elements, params: ParamSet) -> dict[str, np.ndarray]:
 
 
 def element_throughput(
-    el: Elements, params: ParamSet, values: dict[str, Any] | None = None, latencies: dict[str, Any] | None = None
+    el: Elements,
+    params: ParamSet,
+    values: dict[str, Any] | None = None,
+    latencies: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(output tok/s per GPU, feasible) per element; fills `latencies` (``itl_ms``, ``ttft_ms``) if given."""
     v = dict(values if values is not None else _values(el, params))

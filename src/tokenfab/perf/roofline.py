@@ -87,8 +87,10 @@ def model_shape(model: LlmModel) -> ModelShape:
     h, n_layers = model.hidden_size, model.num_layers
     if model.attention == "mla":
         qk = model.qk_nope_head_dim + model.qk_rope_head_dim
-        q = h * model.q_lora_rank + model.q_lora_rank * model.num_heads * qk if model.q_lora_rank else (
-            h * model.num_heads * qk
+        q = (
+            h * model.q_lora_rank + model.q_lora_rank * model.num_heads * qk
+            if model.q_lora_rank
+            else (h * model.num_heads * qk)
         )
         kv = h * (model.kv_lora_rank + model.qk_rope_head_dim) + model.kv_lora_rank * model.num_heads * (
             model.qk_nope_head_dim + model.v_head_dim
@@ -296,7 +298,9 @@ def step_work_per_gpu(
     )
 
 
-def roofline_time_s(flops: Floats, bytes_: Floats, peak_flops_per_s: Floats, bandwidth_bytes_per_s: Floats) -> np.ndarray:
+def roofline_time_s(
+    flops: Floats, bytes_: Floats, peak_flops_per_s: Floats, bandwidth_bytes_per_s: Floats
+) -> np.ndarray:
     """Time of one operator group: the slower of its compute and its memory traffic [s].
 
     .. math:: t = \\max\\left(\\frac{F}{\\eta_c P_{peak}}, \\frac{B}{\\eta_m BW}\\right)

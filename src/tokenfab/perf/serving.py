@@ -197,12 +197,16 @@ def layouts(
         eps = [ep_pin or 1]
     pps = [pp_pin] if pp_pin else [1, 2, 4]
     dp_max = max(eps) if model.is_moe else 1
-    limit = ctx.profile.max_batch * dp_max if conc_max is None else min(conc_max, ctx.profile.max_batch * dp_max)
+    limit = (
+        ctx.profile.max_batch * dp_max if conc_max is None else min(conc_max, ctx.profile.max_batch * dp_max)
+    )
     concs = [conc_pin] if conc_pin else [c for c in CONCURRENCY_GRID.tolist() if c <= limit]
     grid = np.array(np.meshgrid(tps, eps, pps, concs, indexing="ij")).reshape(4, -1).astype(float)
     tp, ep, pp, conc = grid
     # The engine's max batch holds per attention rank: a replica runs max_batch x (n / tp) x pp sequences.
-    keep: bool | np.ndarray = conc_pin is not None or conc <= ctx.profile.max_batch * np.maximum(tp, ep) / tp * pp
+    keep: bool | np.ndarray = (
+        conc_pin is not None or conc <= ctx.profile.max_batch * np.maximum(tp, ep) / tp * pp
+    )
     if conc_max is not None:
         keep = keep & (conc <= conc_max)
     if model.is_moe and not ep_pin:

@@ -162,7 +162,9 @@ def step_components(
     return k * tc, k * tm, k * other
 
 
-def step_time_s(work: dict[str, np.ndarray], peak: Mapping[str, Floats], v: Mapping[str, Floats]) -> np.ndarray:
+def step_time_s(
+    work: dict[str, np.ndarray], peak: Mapping[str, Floats], v: Mapping[str, Floats]
+) -> np.ndarray:
     """Step time [s]: :math:`\\sum_{op} \\max(t_c, t_m) + t_{other}` from `step_components`."""
     tc, tm, other = step_components(work, peak, v)
     step_s: np.ndarray = np.maximum(tc, tm).sum(axis=0) + other

@@ -103,6 +103,7 @@ def hall_plan(hall: HallDesign, rack_footprint_m2: float) -> HallPlan:
     row_length = max((r for _, r in rows), default=1) * RACK_WIDTH_M
     pairs = math.ceil(len(rows) / 2)
     pair_depth = 2 * rack_depth + 2 * AISLE_MIN_M
+
     def misfit(columns: int) -> float:
         width = columns * (row_length + CROSS_AISLE_M) + 2 * END_AISLE_M
         depth = math.ceil(pairs / columns) * pair_depth + AISLE_MIN_M
@@ -129,7 +130,11 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
     fig_w = 11.0
     fig_h = min(max((fig_w - 1.0) / aspect + 1.8, 4.5), 13.0)
     fig, ax = plt.subplots(figsize=(fig_w, fig_h))
-    ax.add_patch(Rectangle((0, 0), plan.width_m, total_depth, facecolor=PALETTE["floor"], edgecolor=PALETTE["wall"], lw=2.0))
+    ax.add_patch(
+        Rectangle(
+            (0, 0), plan.width_m, total_depth, facecolor=PALETTE["floor"], edgecolor=PALETTE["wall"], lw=2.0
+        )
+    )
 
     racks, cold, hot = [], [], []
     column_width = plan.row_length_m + CROSS_AISLE_M
@@ -150,10 +155,20 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
         for k in range(count):
             racks.append(Rectangle((x0 + k * RACK_WIDTH_M, y), RACK_WIDTH_M * 0.94, plan.rack_depth_m))
         if label_rows:
-            ax.text(x0 - 0.15, y + plan.rack_depth_m / 2, f"SU{su}", ha="right", va="center", fontsize=6, color=PALETTE["muted"])
+            ax.text(
+                x0 - 0.15,
+                y + plan.rack_depth_m / 2,
+                f"SU{su}",
+                ha="right",
+                va="center",
+                fontsize=6,
+                color=PALETTE["muted"],
+            )
     ax.add_collection(PatchCollection(cold, facecolor=PALETTE["cold"], edgecolor="none"))
     ax.add_collection(PatchCollection(hot, facecolor=PALETTE["hot"], edgecolor="none"))
-    ax.add_collection(PatchCollection(racks, facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], lw=0.3))
+    ax.add_collection(
+        PatchCollection(racks, facecolor=PALETTE["rack"], edgecolor=PALETTE["rack_edge"], lw=0.3)
+    )
 
     if hall.cdus_installed:
         _draw_cdu_gallery(ax, hall, plan.width_m)
@@ -164,14 +179,22 @@ def floor_plan_figure(site: SiteDesign, hall: HallDesign, title: str) -> Figure:
     ax.set_xlabel("metres")
     ax.set_ylabel("metres")
     ax.grid(color=PALETTE["grid"], alpha=0.15, lw=0.5)
-    caption = (f"{hall.racks} racks in {len(hall.su_racks)} SUs, {len(plan.rows)} rows · {hall.gpus:,} GPUs · "
-               f"{hall.it_power_max_kw / 1000:,.1f} MW IT · white space {hall.white_space_m2:,.0f} m² "
-               f"(drawn {plan.width_m:.0f} × {plan.depth_m:.0f} m, aisles {plan.aisle_m:.1f} m) · "
-               f"floor load {hall.floor_load_kg_per_m2:,.0f} kg/m²")
+    caption = (
+        f"{hall.racks} racks in {len(hall.su_racks)} SUs, {len(plan.rows)} rows · {hall.gpus:,} GPUs · "
+        f"{hall.it_power_max_kw / 1000:,.1f} MW IT · white space {hall.white_space_m2:,.0f} m² "
+        f"(drawn {plan.width_m:.0f} × {plan.depth_m:.0f} m, aisles {plan.aisle_m:.1f} m) · "
+        f"floor load {hall.floor_load_kg_per_m2:,.0f} kg/m²"
+    )
     fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold", color=PALETTE["text"])
     ax.set_title(caption, loc="left", fontsize=8, fontweight="normal", color=PALETTE["muted"])
-    ax.legend(handles=_floor_plan_legend(site, hall), loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4,
-              frameon=False, fontsize=8)
+    ax.legend(
+        handles=_floor_plan_legend(site, hall),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncol=4,
+        frameon=False,
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 
@@ -180,11 +203,21 @@ def _draw_cdu_gallery(ax: Axes, hall: HallDesign, width_m: float) -> None:
     """The hall's CDUs, evenly spaced in the gallery along the service wall, with their count and model."""
     spacing = width_m / hall.cdus_installed
     cdu_w = min(1.2, spacing * 0.8)
-    cdus = [Rectangle((spacing * (i + 0.5) - cdu_w / 2, 0.6), cdu_w, CDU_GALLERY_M - 1.2) for i in range(hall.cdus_installed)]
+    cdus = [
+        Rectangle((spacing * (i + 0.5) - cdu_w / 2, 0.6), cdu_w, CDU_GALLERY_M - 1.2)
+        for i in range(hall.cdus_installed)
+    ]
     ax.add_collection(PatchCollection(cdus, facecolor=PALETTE["cdu"], edgecolor="#1d6d63", lw=0.5))
     ax.plot([0, width_m], [CDU_GALLERY_M, CDU_GALLERY_M], color=PALETTE["wall"], lw=1.0, ls="--")
-    ax.text(width_m / 2, CDU_GALLERY_M - 0.3, f"CDU gallery: {hall.cdus_installed} × {hall.cdu_model} "
-            f"({hall.cdus_required} needed)", ha="center", va="top", fontsize=8, color="#1d6d63")
+    ax.text(
+        width_m / 2,
+        CDU_GALLERY_M - 0.3,
+        f"CDU gallery: {hall.cdus_installed} × {hall.cdu_model} ({hall.cdus_required} needed)",
+        ha="center",
+        va="top",
+        fontsize=8,
+        color="#1d6d63",
+    )
 
 
 def _floor_plan_legend(site: SiteDesign, hall: HallDesign) -> list[Patch]:
@@ -200,17 +233,46 @@ def _floor_plan_legend(site: SiteDesign, hall: HallDesign) -> list[Patch]:
 
 
 def _box(ax, x, y, w, h, title, lines, colour):
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor="white", edgecolor=colour, lw=1.6))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - w / 2, y - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor="white",
+            edgecolor=colour,
+            lw=1.6,
+        )
+    )
     ax.add_patch(Rectangle((x - w / 2, y + h / 2 - 0.28), w, 0.28, facecolor=colour, edgecolor="none"))
-    ax.text(x, y + h / 2 - 0.14, title, ha="center", va="center", fontsize=8.5, color="white", fontweight="bold")
-    ax.text(x, y - 0.12, "\n".join(lines), ha="center", va="center", fontsize=7, color=PALETTE["text"], linespacing=1.35)
+    ax.text(
+        x, y + h / 2 - 0.14, title, ha="center", va="center", fontsize=8.5, color="white", fontweight="bold"
+    )
+    ax.text(
+        x,
+        y - 0.12,
+        "\n".join(lines),
+        ha="center",
+        va="center",
+        fontsize=7,
+        color=PALETTE["text"],
+        linespacing=1.35,
+    )
 
 
 def _arrow(ax, start, end, label=""):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=PALETTE["wall"], lw=1.2))
+    ax.add_patch(
+        FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=PALETTE["wall"], lw=1.2)
+    )
     if label:
-        ax.text((start[0] + end[0]) / 2 + 0.08, (start[1] + end[1]) / 2, label, fontsize=7, color=PALETTE["muted"], va="center")
+        ax.text(
+            (start[0] + end[0]) / 2 + 0.08,
+            (start[1] + end[1]) / 2,
+            label,
+            fontsize=7,
+            color=PALETTE["muted"],
+            va="center",
+        )
 
 
 STAGE_TITLES = {
@@ -224,7 +286,11 @@ STAGE_TITLES = {
 def _stage_lines(stage: PowerStage) -> list[str]:
     """A power stage's box on the one-line: units and rating, redundancy, load, loading and losses."""
     unit = "kVA" if stage.stage.endswith("transformer") else "kW"
-    rating = f"{stage.unit_rating_kw / 1000:,.1f} M{unit[1:]}" if stage.unit_rating_kw >= 10_000 else f"{stage.unit_rating_kw:,.0f} {unit}"
+    rating = (
+        f"{stage.unit_rating_kw / 1000:,.1f} M{unit[1:]}"
+        if stage.unit_rating_kw >= 10_000
+        else f"{stage.unit_rating_kw:,.0f} {unit}"
+    )
     lines = [f"{stage.units_installed} × {rating}", f"{stage.units_required} needed · {stage.redundancy}"]
     if stage.redundancy == "2N":
         lines.append(f"sides A + B of {stage.units_installed // 2} each")
@@ -242,21 +308,66 @@ def power_one_line_figure(site: SiteDesign) -> Figure:
     x_positions = [0.95, 2.85, 4.75, 6.65, 8.55, 10.45]
     y = 2.2
     w, h = 1.7, 1.6
-    _box(ax, x_positions[0], y, w, h, "grid", [f"{p.grid_mw:,.1f} MW", "connection", f"peak draw {p.facility_power_peak_kw / 1000:,.1f} MW"], PALETTE["wall"])
+    _box(
+        ax,
+        x_positions[0],
+        y,
+        w,
+        h,
+        "grid",
+        [f"{p.grid_mw:,.1f} MW", "connection", f"peak draw {p.facility_power_peak_kw / 1000:,.1f} MW"],
+        PALETTE["wall"],
+    )
     for x, stage in zip(x_positions[1:5], p.stages, strict=False):
-        _box(ax, x, y, w, h, STAGE_TITLES.get(stage.stage, stage.stage), _stage_lines(stage),
-             PALETTE["rack"] if stage.stage in ("ups", "busway") else "#6d597a")
+        _box(
+            ax,
+            x,
+            y,
+            w,
+            h,
+            STAGE_TITLES.get(stage.stage, stage.stage),
+            _stage_lines(stage),
+            PALETTE["rack"] if stage.stage in ("ups", "busway") else "#6d597a",
+        )
     racks = site.metrics.racks
-    _box(ax, x_positions[5], y, w, h, "racks", [f"{racks:,} × {site.rack.system}", f"{site.rack.power_max_kw:,.0f} kW max each",
-                                                f"{site.metrics.gpus:,} GPUs", f"+ network {p.network_power_kw / 1000:,.2f} MW"], PALETTE["accent"])
+    _box(
+        ax,
+        x_positions[5],
+        y,
+        w,
+        h,
+        "racks",
+        [
+            f"{racks:,} × {site.rack.system}",
+            f"{site.rack.power_max_kw:,.0f} kW max each",
+            f"{site.metrics.gpus:,} GPUs",
+            f"+ network {p.network_power_kw / 1000:,.2f} MW",
+        ],
+        PALETTE["accent"],
+    )
     for a, b in zip(x_positions, x_positions[1:], strict=False):
         _arrow(ax, (a + w / 2, y), (b - w / 2, y))
     # mechanical and misc loads hang off the LV side of the MV/LV transformers
-    _box(ax, x_positions[2], 0.45, w, 0.75, "mechanical + misc", [f"{p.mechanical_power_peak_kw / 1000:,.2f} + {p.misc_power_kw / 1000:,.2f} MW"], PALETTE["cdu"])
+    _box(
+        ax,
+        x_positions[2],
+        0.45,
+        w,
+        0.75,
+        "mechanical + misc",
+        [f"{p.mechanical_power_peak_kw / 1000:,.2f} + {p.misc_power_kw / 1000:,.2f} MW"],
+        PALETTE["cdu"],
+    )
     _arrow(ax, (x_positions[2], y - h / 2), (x_positions[2], 0.45 + 0.375))
-    ax.text(0.1, 3.55, f"Power one-line · {site.name} · {p.redundancy} power path · "
-            f"IT {p.it_power_max_kw / 1000:,.2f} MW, facility {p.facility_power_peak_kw / 1000:,.2f} MW on the design day",
-            fontsize=11, fontweight="bold", color=PALETTE["text"])
+    ax.text(
+        0.1,
+        3.55,
+        f"Power one-line · {site.name} · {p.redundancy} power path · "
+        f"IT {p.it_power_max_kw / 1000:,.2f} MW, facility {p.facility_power_peak_kw / 1000:,.2f} MW on the design day",
+        fontsize=11,
+        fontweight="bold",
+        color=PALETTE["text"],
+    )
     ax.set_xlim(0, 11.4)
     ax.set_ylim(0, 3.8)
     ax.axis("off")
@@ -280,29 +391,56 @@ def fabric_figure(site: SiteDesign) -> Figure:
         step = width / max(shown, 1)
         y = level * 1.25
         xs = [0.5 + step * (i + 0.5) for i in range(shown)]
-        ax.add_collection(PatchCollection([Rectangle((x - step * 0.35, y - 0.18), step * 0.7, 0.36) for x in xs],
-                                          facecolor=colour, edgecolor="white", lw=0.5))
+        ax.add_collection(
+            PatchCollection(
+                [Rectangle((x - step * 0.35, y - 0.18), step * 0.7, 0.36) for x in xs],
+                facecolor=colour,
+                edgecolor="white",
+                lw=0.5,
+            )
+        )
         more = f" (showing {shown})" if count > shown else ""
-        ax.text(10.7, y, f"{label}\n{count:,}{more}", ha="left", va="center", fontsize=8, color=PALETTE["text"])
+        ax.text(
+            10.7, y, f"{label}\n{count:,}{more}", ha="left", va="center", fontsize=8, color=PALETTE["text"]
+        )
         return xs, y
 
-    domain_xs, domain_y = icons(f.nvlink_domains, 0, PALETTE["accent"], f"NVLink domains of {f.gpus_per_nvlink_domain} GPUs")
+    domain_xs, domain_y = icons(
+        f.nvlink_domains, 0, PALETTE["accent"], f"NVLink domains of {f.gpus_per_nvlink_domain} GPUs"
+    )
     below_xs, below_y = domain_xs, domain_y
     for i, tier in enumerate(f.tiers):
-        xs, y = icons(tier.switches, i + 1, PALETTE["rack"] if i == 0 else "#6d597a",
-                      f"{tier.name}: {tier.downlinks_per_switch} down / {tier.uplinks_per_switch} up")
+        xs, y = icons(
+            tier.switches,
+            i + 1,
+            PALETTE["rack"] if i == 0 else "#6d597a",
+            f"{tier.name}: {tier.downlinks_per_switch} down / {tier.uplinks_per_switch} up",
+        )
         for k, x in enumerate(xs):
             n = len(below_xs)
             for j in sorted({(k + m * n // 4) % n for m in range(4)}):
-                ax.plot([below_xs[j], x], [below_y + 0.18, y - 0.18], color=PALETTE["grid"], lw=0.4, alpha=0.6)
+                ax.plot(
+                    [below_xs[j], x], [below_y + 0.18, y - 0.18], color=PALETTE["grid"], lw=0.4, alpha=0.6
+                )
         links = f.links_by_tier[i] if i < len(f.links_by_tier) else 0
-        ax.text(0.05, (below_y + y) / 2, f"{links:,} links", fontsize=7.5, color=PALETTE["muted"], va="center")
+        ax.text(
+            0.05, (below_y + y) / 2, f"{links:,} links", fontsize=7.5, color=PALETTE["muted"], va="center"
+        )
         below_xs, below_y = xs, y
-    ax.set_title(f"Scale-out fabric · {site.name} · {f.kind} ({f.switch}, {f.switch_ports} ports × {f.link_gbps} Gb/s) · "
-                 f"{len(f.tiers)} tiers, {f.oversubscription:g}:1", loc="left")
-    ax.text(0, -0.75, f"{f.scalable_units} scalable units × {f.endpoints_per_scalable_unit:,} endpoints · {f.rails} rails · "
-            f"{f.cables:,} cables, {f.transceivers:,} × {f.transceiver} · bisection {f.bisection_tbps:,.0f} Tb/s · "
-            f"{f.switch_power_kw + f.transceiver_power_kw:,.0f} kW", fontsize=8, color=PALETTE["muted"])
+    ax.set_title(
+        f"Scale-out fabric · {site.name} · {f.kind} ({f.switch}, {f.switch_ports} ports × {f.link_gbps} Gb/s) · "
+        f"{len(f.tiers)} tiers, {f.oversubscription:g}:1",
+        loc="left",
+    )
+    ax.text(
+        0,
+        -0.75,
+        f"{f.scalable_units} scalable units × {f.endpoints_per_scalable_unit:,} endpoints · {f.rails} rails · "
+        f"{f.cables:,} cables, {f.transceivers:,} × {f.transceiver} · bisection {f.bisection_tbps:,.0f} Tb/s · "
+        f"{f.switch_power_kw + f.transceiver_power_kw:,.0f} kW",
+        fontsize=8,
+        color=PALETTE["muted"],
+    )
     ax.set_xlim(0, 13.2)
     ax.set_ylim(-1.0, levels * 1.25 - 0.5)
     ax.axis("off")
@@ -316,13 +454,21 @@ def fabric_figure(site: SiteDesign) -> Figure:
 def cost_figure(design: Design) -> Figure:
     """Capex by category (stacked by site) and opex per year by category."""
     fig, (capex_ax, opex_ax) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
-    categories = sorted({c for s in design.sites for c in s.metrics.capex_usd_by_category},
-                        key=lambda c: -sum(s.metrics.capex_usd_by_category.get(c, 0) for s in design.sites))
+    categories = sorted(
+        {c for s in design.sites for c in s.metrics.capex_usd_by_category},
+        key=lambda c: -sum(s.metrics.capex_usd_by_category.get(c, 0) for s in design.sites),
+    )
     left = [0.0] * len(categories)
     for k, site in enumerate(design.sites):
         values = [site.metrics.capex_usd_by_category.get(c, 0.0) / 1e6 for c in categories]
-        capex_ax.barh(categories, values, left=left, color=CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)], label=site.name,
-                      edgecolor="white")
+        capex_ax.barh(
+            categories,
+            values,
+            left=left,
+            color=CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)],
+            label=site.name,
+            edgecolor="white",
+        )
         left = [a + b for a, b in zip(left, values, strict=True)]
     for y, total in enumerate(left):
         capex_ax.text(total, y, f"  ${total:,.0f} M", va="center", fontsize=8, color=PALETTE["text"])
@@ -336,8 +482,12 @@ def cost_figure(design: Design) -> Figure:
         for c, v in site.metrics.opex_usd_per_year_by_category.items():
             opex[c] = opex.get(c, 0.0) + v / 1e6
     names = sorted(opex, key=lambda c: -opex[c])
-    opex_ax.barh(names, [opex[n] for n in names], color=[CATEGORY_COLOURS[(i + 2) % len(CATEGORY_COLOURS)] for i in range(len(names))],
-                 label="all sites")
+    opex_ax.barh(
+        names,
+        [opex[n] for n in names],
+        color=[CATEGORY_COLOURS[(i + 2) % len(CATEGORY_COLOURS)] for i in range(len(names))],
+        label="all sites",
+    )
     opex_ax.legend(frameon=False, fontsize=8, loc="lower right")
     for y, n in enumerate(names):
         opex_ax.text(opex[n], y, f"  ${opex[n]:,.1f} M", va="center", fontsize=8)
@@ -361,16 +511,30 @@ def pue_figure(design: Design) -> Figure:
         colour = CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]
         temps = [t for t, _ in site.cooling.pue_by_outdoor_temp_c]
         pues = [p for _, p in site.cooling.pue_by_outdoor_temp_c]
-        ax.plot(temps, pues, marker="o", ms=4, color=colour, lw=1.8,
-                label=f"{site.name}: {site.cooling.heat_rejection} @ {site.cooling.facility_supply_temp_c:.0f} °C supply, "
-                      f"annual PUE {site.cooling.pue_annual:.3f}")
+        ax.plot(
+            temps,
+            pues,
+            marker="o",
+            ms=4,
+            color=colour,
+            lw=1.8,
+            label=f"{site.name}: {site.cooling.heat_rejection} @ {site.cooling.facility_supply_temp_c:.0f} °C supply, "
+            f"annual PUE {site.cooling.pue_annual:.3f}",
+        )
         ax.axhline(site.cooling.pue_annual, color=colour, ls="--", lw=0.8, alpha=0.7)
         design_day = site.climate.design_dry_bulb_c
         if design_day not in design_days:
             design_days.add(design_day)
             ax.axvline(design_day, color=PALETTE["muted"], ls=":", lw=1)
-            ax.text(design_day, 1.0, f" design day {design_day:g} °C ({site.climate.name})", transform=ax.get_xaxis_transform(),
-                    color=PALETTE["muted"], fontsize=7, va="top")
+            ax.text(
+                design_day,
+                1.0,
+                f" design day {design_day:g} °C ({site.climate.name})",
+                transform=ax.get_xaxis_transform(),
+                color=PALETTE["muted"],
+                fontsize=7,
+                va="top",
+            )
     ax.set_xlabel("outdoor dry-bulb, °C")
     ax.set_ylabel("PUE at nominal IT load")
     ax.set_title("PUE against outdoor temperature", loc="left")

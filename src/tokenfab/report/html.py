@@ -44,19 +44,30 @@ class RenderedFigure:
         return [("SVG", f"figures/{self.slug}.svg"), ("PNG", f"figures/{self.slug}.png")]
 
 
-def _save(fig: Figure, slug: str, title: str, caption: str, figures_dir: Path, css_class: str = "wide") -> RenderedFigure:
+def _save(
+    fig: Figure, slug: str, title: str, caption: str, figures_dir: Path, css_class: str = "wide"
+) -> RenderedFigure:
     """Write the figure as PNG and SVG under `figures_dir` and return it with its PNG inlined."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PNG_DPI, facecolor="white", bbox_inches="tight", pad_inches=0.15)
     png = buffer.getvalue()
     (figures_dir / f"{slug}.png").write_bytes(png)
-    fig.savefig(figures_dir / f"{slug}.svg", format="svg", facecolor="white", bbox_inches="tight", pad_inches=0.15)
+    fig.savefig(
+        figures_dir / f"{slug}.svg", format="svg", facecolor="white", bbox_inches="tight", pad_inches=0.15
+    )
     plt.close(fig)
     return RenderedFigure(slug, title, caption, base64.b64encode(png).decode("ascii"), css_class)
 
 
 def _hall_key(hall: HallDesign) -> tuple:
-    return (tuple(hall.su_racks), hall.racks_per_row, hall.cdus_installed, hall.cdu_model, round(hall.white_space_m2, 1), hall.gpus)
+    return (
+        tuple(hall.su_racks),
+        hall.racks_per_row,
+        hall.cdus_installed,
+        hall.cdu_model,
+        round(hall.white_space_m2, 1),
+        hall.gpus,
+    )
 
 
 def identical_hall_groups(site: SiteDesign) -> list[list[int]]:
@@ -88,20 +99,48 @@ def _site_summary(site: SiteDesign) -> list[tuple[str, str]]:
     m, c, f = site.metrics, site.cooling, site.fabric
     return [
         ("system", f"{site.system} ({site.rack.gpus} GPUs, {site.rack.power_max_kw:,.0f} kW per rack)"),
-        ("climate / region", f"{site.climate.name} (design day {site.climate.design_dry_bulb_c:g} °C dry-bulb, "
-                             f"{site.climate.design_wet_bulb_c:g} °C wet-bulb) / {site.region}"),
+        (
+            "climate / region",
+            f"{site.climate.name} (design day {site.climate.design_dry_bulb_c:g} °C dry-bulb, "
+            f"{site.climate.design_wet_bulb_c:g} °C wet-bulb) / {site.region}",
+        ),
         ("grid / IT / facility", f"{m.grid_mw:,.1f} MW / {m.it_mw:,.2f} MW / {m.facility_mw:,.2f} MW"),
-        ("GPUs, racks, NVLink domains", f"{m.gpus:,} GPUs · {m.racks:,} racks · {m.nvlink_domains:,} domains"),
-        ("scalable units, halls", f"{m.scalable_units:,} SUs in {m.halls} hall(s) · white space {m.white_space_m2:,.0f} m²"),
-        ("cooling", f"{c.heat_rejection} ({c.heat_rejection_kind}) at {c.facility_supply_temp_c:.0f} °C facility supply · "
-                    f"{c.cdus_installed} × {c.cdu_model or '-'} CDUs · {c.redundancy}"),
-        ("PUE design / annual · WUE", f"{m.pue_design:.3f} / {m.pue_annual:.3f} · {m.wue_l_per_kwh:.2f} L/kWh"),
-        ("fabric", f"{f.kind}, {len(f.tiers)} tiers of {f.switch} ({'/'.join(str(t.switches) for t in f.tiers)} switches), "
-                   f"{f.oversubscription:g}:1"),
-        ("power", f"{site.power.redundancy} · " + ", ".join(f"{s.units_installed} × {s.equipment}" for s in site.power.stages)),
-        ("capex / opex", f"${m.capex_usd / 1e6:,.0f} M · ${m.opex_usd_per_year / 1e6:,.0f} M per year · ${m.usd_per_gpu_hour:.2f} per GPU-hour"),
-        ("energy / carbon / water", f"{m.energy_mwh_per_year / 1000:,.0f} GWh · {m.carbon_t_per_year / 1000:,.1f} kt CO₂ · "
-                                    f"{m.water_m3_per_year:,.0f} m³ per year"),
+        (
+            "GPUs, racks, NVLink domains",
+            f"{m.gpus:,} GPUs · {m.racks:,} racks · {m.nvlink_domains:,} domains",
+        ),
+        (
+            "scalable units, halls",
+            f"{m.scalable_units:,} SUs in {m.halls} hall(s) · white space {m.white_space_m2:,.0f} m²",
+        ),
+        (
+            "cooling",
+            f"{c.heat_rejection} ({c.heat_rejection_kind}) at {c.facility_supply_temp_c:.0f} °C facility supply · "
+            f"{c.cdus_installed} × {c.cdu_model or '-'} CDUs · {c.redundancy}",
+        ),
+        (
+            "PUE design / annual · WUE",
+            f"{m.pue_design:.3f} / {m.pue_annual:.3f} · {m.wue_l_per_kwh:.2f} L/kWh",
+        ),
+        (
+            "fabric",
+            f"{f.kind}, {len(f.tiers)} tiers of {f.switch} ({'/'.join(str(t.switches) for t in f.tiers)} switches), "
+            f"{f.oversubscription:g}:1",
+        ),
+        (
+            "power",
+            f"{site.power.redundancy} · "
+            + ", ".join(f"{s.units_installed} × {s.equipment}" for s in site.power.stages),
+        ),
+        (
+            "capex / opex",
+            f"${m.capex_usd / 1e6:,.0f} M · ${m.opex_usd_per_year / 1e6:,.0f} M per year · ${m.usd_per_gpu_hour:.2f} per GPU-hour",
+        ),
+        (
+            "energy / carbon / water",
+            f"{m.energy_mwh_per_year / 1000:,.0f} GWh · {m.carbon_t_per_year / 1000:,.1f} kt CO₂ · "
+            f"{m.water_m3_per_year:,.0f} m³ per year",
+        ),
     ]
 
 
@@ -128,17 +167,42 @@ def _site_figures(i: int, site: SiteDesign, figures_dir: Path) -> dict[str, Any]
         hall = site.halls[group[0]]
         label = _hall_label(group)
         fig = figures.floor_plan_figure(site, hall, f"Floor plan · {site.name} · {label}")
-        floor_plans.append(_save(fig, f"site{i}-hall{group[0]}-floor-plan", f"{site.name} {label}",
-                                 f"{site.name} {label}: to scale in metres", figures_dir, css_class="plan"))
-    power = _save(figures.power_one_line_figure(site), f"site{i}-power-one-line", f"{site.name} power one-line",
-                  f"{site.name}: grid to racks with installed (needed) units, ratings and loading", figures_dir)
-    fabric = _save(figures.fabric_figure(site), f"site{i}-fabric", f"{site.name} fabric",
-                   f"{site.name}: fat-tree tiers with switch counts and links per tier, over the NVLink domains", figures_dir)
-    return {"site": site, "summary": _site_summary(site), "floor_plans": floor_plans, "power": power, "fabric": fabric}
+        floor_plans.append(
+            _save(
+                fig,
+                f"site{i}-hall{group[0]}-floor-plan",
+                f"{site.name} {label}",
+                f"{site.name} {label}: to scale in metres",
+                figures_dir,
+                css_class="plan",
+            )
+        )
+    power = _save(
+        figures.power_one_line_figure(site),
+        f"site{i}-power-one-line",
+        f"{site.name} power one-line",
+        f"{site.name}: grid to racks with installed (needed) units, ratings and loading",
+        figures_dir,
+    )
+    fabric = _save(
+        figures.fabric_figure(site),
+        f"site{i}-fabric",
+        f"{site.name} fabric",
+        f"{site.name}: fat-tree tiers with switch counts and links per tier, over the NVLink domains",
+        figures_dir,
+    )
+    return {
+        "site": site,
+        "summary": _site_summary(site),
+        "floor_plans": floor_plans,
+        "power": power,
+        "fabric": fabric,
+    }
 
 
-def write_report(design: Design, out_dir: Path, findings: list[Finding] | None = None,
-                 catalog: Catalog | None = None) -> Path:
+def write_report(
+    design: Design, out_dir: Path, findings: list[Finding] | None = None, catalog: Catalog | None = None
+) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png|svg``; return the HTML's path.
 
     `findings` default to ``certify.check(design, catalog)``.
@@ -150,13 +214,27 @@ def write_report(design: Design, out_dir: Path, findings: list[Finding] | None =
         findings = check(design, catalog)
 
     sites = [_site_figures(i, site, figures_dir) for i, site in enumerate(design.sites)]
-    cost = _save(figures.cost_figure(design), "costs", "costs", "capex by category and site; opex per year by category", figures_dir)
-    pue = _save(figures.pue_figure(design), "pue-vs-outdoor-temperature", "PUE against outdoor temperature",
-                "PUE at nominal IT load against outdoor dry-bulb for each site's heat rejection; dotted: design day, dashed: annual PUE",
-                figures_dir)
+    cost = _save(
+        figures.cost_figure(design),
+        "costs",
+        "costs",
+        "capex by category and site; opex per year by category",
+        figures_dir,
+    )
+    pue = _save(
+        figures.pue_figure(design),
+        "pue-vs-outdoor-temperature",
+        "PUE against outdoor temperature",
+        "PUE at nominal IT load against outdoor dry-bulb for each site's heat rejection; dotted: design day, dashed: annual PUE",
+        figures_dir,
+    )
 
     shown = [
-        {**f.model_dump(), "value_text": _number_text(f.value, f.unit), "limit_text": _number_text(f.limit, f.unit)}
+        {
+            **f.model_dump(),
+            "value_text": _number_text(f.value, f.unit),
+            "limit_text": _number_text(f.limit, f.unit),
+        }
         for f in findings[:MAX_FINDINGS_SHOWN]
     ]
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}

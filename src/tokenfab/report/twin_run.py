@@ -70,11 +70,17 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str, str]]:
     ax.set_xlabel("simulated time [h]")
     ax.set_ylabel("share of GPUs [-]")
     ax.legend(loc="upper left", fontsize=8, ncol=5)
-    save(fig, "allocation.png", "Allocation and utilisation",
-         "GPUs held by training, inference and down, with utilisation and fragmentation, as shares of the fleet")
+    save(
+        fig,
+        "allocation.png",
+        "Allocation and utilisation",
+        "GPUs held by training, inference and down, with utilisation and fragmentation, as shares of the fleet",
+    )
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
-    ax.step(run.power_step_time_s / 3600.0, run.power_step_kw / 1000.0, where="post", label="facility power", lw=1)
+    ax.step(
+        run.power_step_time_s / 3600.0, run.power_step_kw / 1000.0, where="post", label="facility power", lw=1
+    )
     ax.plot(hours, s["facility_cap_kw"] / 1000.0, color="#c44e52", lw=1.2, ls="--", label="cap")
     ax.set_xlabel("simulated time [h]")
     ax.set_ylabel("facility power [MW]")
@@ -87,7 +93,12 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str, str]]:
     ax.set_xlabel("simulated time [h]")
     ax.set_ylabel("output tokens [M tokens/s]")
     ax.legend(loc="upper left", fontsize=8)
-    save(fig, "tokens.png", "Output tokens per second", "inference demand and what was served, millions of output tokens per second")
+    save(
+        fig,
+        "tokens.png",
+        "Output tokens per second",
+        "inference demand and what was served, millions of output tokens per second",
+    )
 
     fig, ax = plt.subplots(figsize=(9, 3.4))
     ax.plot(hours, s["queue_jobs"], color="#4c72b0", lw=1.2, label="queued jobs")
@@ -98,8 +109,12 @@ def _plots(run, out_dir: Path) -> list[tuple[str, str, str]]:
     ax2.set_ylabel("GPUs the queued jobs ask for [count]")
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [str(line.get_label()) for line in lines], loc="upper left", fontsize=8)
-    save(fig, "queue.png", "Training queue",
-         "training jobs waiting (left axis) and the GPUs they ask for (right axis)")
+    save(
+        fig,
+        "queue.png",
+        "Training queue",
+        "training jobs waiting (left axis) and the GPUs they ask for (right axis)",
+    )
     return figures
 
 
@@ -115,9 +130,14 @@ def _summary_table(summary: dict):
 
 
 SIZE_COLUMNS = (
-    ("size_class", "job size"), ("jobs", "jobs"), ("started", "started"), ("waiting", "waiting"),
-    ("queue_delay_mean_h", "queue delay mean [h]"), ("queue_delay_p95_h", "queue delay p95 [h]"),
-    ("finished", "finished"), ("jct_mean_h", "completion time mean [h]"),
+    ("size_class", "job size"),
+    ("jobs", "jobs"),
+    ("started", "started"),
+    ("waiting", "waiting"),
+    ("queue_delay_mean_h", "queue delay mean [h]"),
+    ("queue_delay_p95_h", "queue delay p95 [h]"),
+    ("finished", "finished"),
+    ("jct_mean_h", "completion time mean [h]"),
 )
 
 
@@ -128,8 +148,11 @@ def _size_table(by_size: list[dict]):
         return "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
     rows = [[fmt(row[key]) for key, _ in SIZE_COLUMNS] for row in by_size]
-    return PageTable(columns=[label for _, label in SIZE_COLUMNS], rows=rows,
-                     numeric={label for key, label in SIZE_COLUMNS if key != "size_class"})
+    return PageTable(
+        columns=[label for _, label in SIZE_COLUMNS],
+        rows=rows,
+        numeric={label for key, label in SIZE_COLUMNS if key != "size_class"},
+    )
 
 
 def _grid_item(event: dict) -> str:

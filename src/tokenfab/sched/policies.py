@@ -66,8 +66,14 @@ class DomainView:
         return whole
 
     def take(self, positions: np.ndarray) -> DomainView:
-        return DomainView(self.ids[positions], self.cap[positions], self.free[positions], self.size[positions],
-                          self.su_free[positions], self.su_whole[positions])
+        return DomainView(
+            self.ids[positions],
+            self.cap[positions],
+            self.free[positions],
+            self.size[positions],
+            self.su_free[positions],
+            self.su_whole[positions],
+        )
 
 
 @dataclass(frozen=True)
@@ -156,15 +162,16 @@ def _ascending(view: DomainView, need: int) -> np.ndarray:
     return np.arange(len(view.ids))
 
 
-def _tighten_last(view: DomainView, order: np.ndarray, need: int,
-                  choose: Callable[[DomainView, int], int]) -> np.ndarray:
+def _tighten_last(
+    view: DomainView, order: np.ndarray, need: int, choose: Callable[[DomainView, int], int]
+) -> np.ndarray:
     """Keep the prefix of ``order`` that leaves a remainder, then pick the last domain among the rest
     with ``choose``."""
     reach = np.cumsum(view.cap[order])
     count = min(int(np.searchsorted(reach, need)) + 1, len(order))
     before = order[: count - 1]
     remainder = need - (int(reach[count - 2]) if count > 1 else 0)
-    rest = order[count - 1:]
+    rest = order[count - 1 :]
     fits = rest[view.cap[rest] >= remainder]
     if remainder <= 0 or not len(fits):
         return order[:count]
@@ -187,19 +194,53 @@ def _partial_first_least_fragmenting(view: DomainView, need: int) -> np.ndarray:
 POLICIES: dict[Policy, PlacementPolicy] = {
     p.name: p
     for p in (
-        PlacementPolicy(Policy.first_fit, "lowest ids first (baseline)", _first_group, _first_domain, _ascending,
-                        tightest_domain=False, su_tie_break="id", pack_nodes=False, narrowest_level=False,
-                        lowest_ids_first=True),
-        PlacementPolicy(Policy.best_fit, "tightest group and domain that fit", _tightest_group, _tightest_domain,
-                        _largest_first, tightest_domain=True, su_tie_break="id", pack_nodes=True,
-                        narrowest_level=False, one_domain_first=True),
-        PlacementPolicy(Policy.topology_packing, "fill the fullest domain that fits; keep whole domains and units "
-                        "free for large gangs", _fullest_group, _fullest_domain, _partial_first,
-                        tightest_domain=True, su_tie_break="free", pack_nodes=True, narrowest_level=True),
-        PlacementPolicy(Policy.fragmentation_aware, "minimise the increase of the fragmentation measure",
-                        _tightest_group, _least_fragmenting_domain, _partial_first_least_fragmenting,
-                        tightest_domain=True, su_tie_break="whole", pack_nodes=True, narrowest_level=True,
-                        last_whole_domain_from_fewest_whole_su=True),
+        PlacementPolicy(
+            Policy.first_fit,
+            "lowest ids first (baseline)",
+            _first_group,
+            _first_domain,
+            _ascending,
+            tightest_domain=False,
+            su_tie_break="id",
+            pack_nodes=False,
+            narrowest_level=False,
+            lowest_ids_first=True,
+        ),
+        PlacementPolicy(
+            Policy.best_fit,
+            "tightest group and domain that fit",
+            _tightest_group,
+            _tightest_domain,
+            _largest_first,
+            tightest_domain=True,
+            su_tie_break="id",
+            pack_nodes=True,
+            narrowest_level=False,
+            one_domain_first=True,
+        ),
+        PlacementPolicy(
+            Policy.topology_packing,
+            "fill the fullest domain that fits; keep whole domains and units free for large gangs",
+            _fullest_group,
+            _fullest_domain,
+            _partial_first,
+            tightest_domain=True,
+            su_tie_break="free",
+            pack_nodes=True,
+            narrowest_level=True,
+        ),
+        PlacementPolicy(
+            Policy.fragmentation_aware,
+            "minimise the increase of the fragmentation measure",
+            _tightest_group,
+            _least_fragmenting_domain,
+            _partial_first_least_fragmenting,
+            tightest_domain=True,
+            su_tie_break="whole",
+            pack_nodes=True,
+            narrowest_level=True,
+            last_whole_domain_from_fewest_whole_su=True,
+        ),
     )
 }
 """The four placement policies by name."""
@@ -210,4 +251,6 @@ def get_policy(policy: Policy | str) -> PlacementPolicy:
     try:
         return POLICIES[Policy(policy)]
     except ValueError:
-        raise KeyError(f"unknown policy {policy!r}; choose from {', '.join(p.value for p in POLICIES)}") from None
+        raise KeyError(
+            f"unknown policy {policy!r}; choose from {', '.join(p.value for p in POLICIES)}"
+        ) from None

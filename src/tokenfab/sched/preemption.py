@@ -71,8 +71,9 @@ def plan(scheduler: Scheduler, request: Request, now_s: float | None = None) -> 
             break
 
     greedy = _greedy(scheduler, request, candidates)
-    if greedy is not None and (best is None or sum(cost[h.request.id] for h in greedy)
-                               < sum(cost[h.request.id] for h in best)):
+    if greedy is not None and (
+        best is None or sum(cost[h.request.id] for h in greedy) < sum(cost[h.request.id] for h in best)
+    ):
         best = greedy
     if best is None:
         return None
@@ -99,7 +100,7 @@ def _greedy(scheduler: Scheduler, request: Request, candidates: list[Allocation]
         position = 0
         fits = False
         while position < len(candidates):
-            for held in candidates[position:position + batch]:
+            for held in candidates[position : position + batch]:
                 trial.release(held)
             position += batch
             batch *= 2

@@ -30,7 +30,7 @@ class Quotas:
         used = self.used_milli.get(tenant, 0)
         if used + asked_milli <= quota * MILLI_PER_GPU:
             return None
-        return (f"tenant {tenant} over quota: {_gpus_text(used)} + {_gpus_text(asked_milli)} > {quota} GPUs")
+        return f"tenant {tenant} over quota: {_gpus_text(used)} + {_gpus_text(asked_milli)} > {quota} GPUs"
 
     def add(self, tenant: str, milli: int) -> None:
         self.used_milli[tenant] = self.used_milli.get(tenant, 0) + milli
@@ -47,15 +47,20 @@ def _gpus_text(milli: int) -> str:
 class Residency:
     """Which NVLink domains a request may use, from the tenant's pinning and the request's own."""
 
-    def __init__(self, domain_site: np.ndarray, domain_hall: np.ndarray,
-                 tenant_residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] | None = None):
+    def __init__(
+        self,
+        domain_site: np.ndarray,
+        domain_hall: np.ndarray,
+        tenant_residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] | None = None,
+    ):
         self.domain_site = domain_site
         self.domain_hall = domain_hall
         self.tenant_residency = dict(tenant_residency or {})
         self._cache: dict[tuple[tuple[int, ...] | None, tuple[int, ...] | None], np.ndarray | None] = {}
 
-    def allowed(self, tenant: str, sites: tuple[int, ...] | None, halls: tuple[int, ...] | None) -> tuple[
-            tuple[int, ...] | None, tuple[int, ...] | None]:
+    def allowed(
+        self, tenant: str, sites: tuple[int, ...] | None, halls: tuple[int, ...] | None
+    ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
         """The intersection of the tenant's pinning with the request's (None: unrestricted)."""
         pinned_sites, pinned_halls = self.tenant_residency.get(tenant, (None, None))
         return _intersect(pinned_sites, sites), _intersect(pinned_halls, halls)
@@ -82,8 +87,9 @@ def _intersect(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> tuple[in
     return tuple(sorted(set(a) & set(b)))
 
 
-def exclusivity_mask(domain_owner: np.ndarray, domain_pieces: np.ndarray, tenant_code: int,
-                     exclusive: bool) -> np.ndarray | None:
+def exclusivity_mask(
+    domain_owner: np.ndarray, domain_pieces: np.ndarray, tenant_code: int, exclusive: bool
+) -> np.ndarray | None:
     """Domains a request may use under NVLink-domain isolation, or None when all may be used.
 
     ``domain_owner[d]`` is the exclusive tenant holding domain d (NO_TENANT if none) and

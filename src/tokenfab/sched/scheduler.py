@@ -124,10 +124,14 @@ class Scheduler:
         tenant's lower-priority preemptible work (the twin's).
     """
 
-    def __init__(self, fleet: Fleet, policy: Policy | str = Policy.topology_packing,
-                 quotas_gpus: dict[str, int] | None = None,
-                 tenant_residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] | None = None,
-                 preempt_within_tenant: bool = False):
+    def __init__(
+        self,
+        fleet: Fleet,
+        policy: Policy | str = Policy.topology_packing,
+        quotas_gpus: dict[str, int] | None = None,
+        tenant_residency: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] | None = None,
+        preempt_within_tenant: bool = False,
+    ):
         self.fleet = fleet
         self.policy: PlacementPolicy = get_policy(policy)
         self.topology = Topology.of(fleet)
@@ -142,8 +146,9 @@ class Scheduler:
         self._n_gpus = fleet.n_gpus
         self._unhealthy_nodes = int((fleet.node_health != HEALTH_OK).sum())
         self.quotas = Quotas(quotas_gpus)
-        self.residency = Residency(self.topology.domain_parent[Level.site], self.topology.domain_parent[Level.hall],
-                                   tenant_residency)
+        self.residency = Residency(
+            self.topology.domain_parent[Level.site], self.topology.domain_parent[Level.hall], tenant_residency
+        )
         self._tenant_codes: dict[str, int] = {}
         self._allocations: dict[str, Allocation] = {}
         self._domain_requests: list[set[str]] = [set() for _ in range(fleet.n_domains)]
@@ -197,8 +202,9 @@ class Scheduler:
         level = Level(level)
         if level == Level.domain:
             return whole
-        per_element: np.ndarray = np.bincount(self.topology.domain_parent[level], weights=whole,
-                                              minlength=self.topology.level_size[level]).astype(np.int64)
+        per_element: np.ndarray = np.bincount(
+            self.topology.domain_parent[level], weights=whole, minlength=self.topology.level_size[level]
+        ).astype(np.int64)
         return per_element
 
     def used_gpus_by_tenant(self) -> dict[str, int]:
@@ -243,8 +249,9 @@ class Scheduler:
 
     # ------------------------------------------------------------------ place / release
 
-    def place(self, request: Request, allow_preemption: bool = False,
-              now_s: float | None = None) -> Placement | Unplaceable:
+    def place(
+        self, request: Request, allow_preemption: bool = False, now_s: float | None = None
+    ) -> Placement | Unplaceable:
         """Place ``request`` all-or-nothing, or say why not.
 
         With ``allow_preemption``, lower-priority preemptible allocations may be evicted (the cheapest set
@@ -273,13 +280,29 @@ class Scheduler:
                 found = retry
         if isinstance(found, str):
             return Unplaceable(request.id, found)
-        placement = Placement(request.id, found.nodes, found.gpus, gpu_fraction=found.share_milli / MILLI_PER_GPU,
-                              eviction=eviction, share_slot=found.share_slot)
+        placement = Placement(
+            request.id,
+            found.nodes,
+            found.gpus,
+            gpu_fraction=found.share_milli / MILLI_PER_GPU,
+            eviction=eviction,
+            share_slot=found.share_slot,
+        )
         self._sequence += 1
         if request.whole_domains:
             milli = sum(found.gpus.tolist()) * MILLI_PER_GPU
-        held = Allocation(request, self._tenant_code(request.tenant), placement, found.domains, milli,
-                          found.share_slot, found.share_milli, self._sequence, now_s, per_domain=found.per_domain)
+        held = Allocation(
+            request,
+            self._tenant_code(request.tenant),
+            placement,
+            found.domains,
+            milli,
+            found.share_slot,
+            found.share_milli,
+            self._sequence,
+            now_s,
+            per_domain=found.per_domain,
+        )
         self._prepare(held)
         self._apply(held, +1)
         return placement
@@ -299,11 +322,21 @@ class Scheduler:
             fits = np.flatnonzero((used > 0) & (used + share_milli <= MILLI_PER_GPU))
             slot = int(fits[0]) if len(fits) else int(np.flatnonzero(used == 0)[0])
         self._sequence += 1
-        fixed = Placement(placement.request_id, nodes, gpus, share_milli / MILLI_PER_GPU, placement.eviction, slot)
+        fixed = Placement(
+            placement.request_id, nodes, gpus, share_milli / MILLI_PER_GPU, placement.eviction, slot
+        )
         milli = int(gpus.sum()) * MILLI_PER_GPU if not share_milli else share_milli
-        held = Allocation(request, self._tenant_code(request.tenant), fixed,
-                          np.unique(self.fleet.node_domain[nodes]).astype(np.int64), milli,
-                          slot, share_milli, self._sequence, now_s)
+        held = Allocation(
+            request,
+            self._tenant_code(request.tenant),
+            fixed,
+            np.unique(self.fleet.node_domain[nodes]).astype(np.int64),
+            milli,
+            slot,
+            share_milli,
+            self._sequence,
+            now_s,
+        )
         self._prepare(held)
         self._apply(held, +1)
 
@@ -332,7 +365,9 @@ class Scheduler:
             sign = 1 if now_ok else -1
             moving = raw_free > 0
             if moving.any():
-                self.free.shift(self.topology, self.fleet.node_domain, changed[moving], sign * raw_free[moving])
+                self.free.shift(
+                    self.topology, self.fleet.node_domain, changed[moving], sign * raw_free[moving]
+                )
         if health not in (HEALTH_FAILED, HEALTH_DRAINING):
             return []
         became_nodes = nodes[old != health]
@@ -341,7 +376,11 @@ class Scheduler:
         candidates: set[str] = set()
         for domain in np.unique(self.fleet.node_domain[became_nodes]).tolist():
             candidates |= self._domain_requests[domain]
-        hit = [self._allocations[rid] for rid in candidates if became[self._allocations[rid].placement.nodes].any()]
+        hit = [
+            self._allocations[rid]
+            for rid in candidates
+            if became[self._allocations[rid].placement.nodes].any()
+        ]
         return [held.request.id for held in sorted(hit, key=lambda h: h.sequence)]
 
     # ------------------------------------------------------------------ bookkeeping
@@ -433,7 +472,9 @@ class Scheduler:
             self._allocations[request.id] = held
         else:
             if self._owned_domains:
-                emptied = domains[(self.domain_pieces[domains] == 0) & (fleet.domain_tenant[domains] != NO_TENANT)]
+                emptied = domains[
+                    (self.domain_pieces[domains] == 0) & (fleet.domain_tenant[domains] != NO_TENANT)
+                ]
                 fleet.domain_tenant[emptied] = NO_TENANT
                 self._owned_domains -= len(emptied)
             del self._allocations[request.id]
@@ -489,8 +530,10 @@ class Scheduler:
             return f"slice_gpus must be ≥ 0, got {request.slice_gpus}"
         if request.slice_gpus:
             if request.slice_gpus > top.max_domain_gpus:
-                return (f"a slice of {request.slice_gpus} GPUs does not fit one NVLink domain "
-                        f"(largest has {top.max_domain_gpus} GPUs)")
+                return (
+                    f"a slice of {request.slice_gpus} GPUs does not fit one NVLink domain "
+                    f"(largest has {top.max_domain_gpus} GPUs)"
+                )
             if request.gpus % request.slice_gpus:
                 return f"gpus ({request.gpus}) must be a multiple of slice_gpus ({request.slice_gpus})"
         if request.gpus > self._n_gpus:
@@ -501,15 +544,24 @@ class Scheduler:
 
     def domain_mask(self, request: Request) -> np.ndarray | None:
         """Domains the request may use (tenant residency, request residency, isolation); None: all."""
-        if (not request.exclusive_domains and not self._owned_domains and request.allowed_sites is None
-                and request.allowed_halls is None and request.allowed_domains is None
-                and request.tenant not in self.residency.tenant_residency):
+        if (
+            not request.exclusive_domains
+            and not self._owned_domains
+            and request.allowed_sites is None
+            and request.allowed_halls is None
+            and request.allowed_domains is None
+            and request.tenant not in self.residency.tenant_residency
+        ):
             return None
         sites, halls = self.residency.allowed(request.tenant, request.allowed_sites, request.allowed_halls)
         mask = self.residency.domain_mask(sites, halls)
         if request.exclusive_domains or self._owned_domains:
-            isolation = exclusivity_mask(self.fleet.domain_tenant, self.domain_pieces,
-                                         self._tenant_code(request.tenant), request.exclusive_domains)
+            isolation = exclusivity_mask(
+                self.fleet.domain_tenant,
+                self.domain_pieces,
+                self._tenant_code(request.tenant),
+                request.exclusive_domains,
+            )
             if isolation is not None:
                 mask = isolation if mask is None else mask & isolation
         if request.allowed_domains is not None:

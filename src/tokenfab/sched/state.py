@@ -64,9 +64,18 @@ class Topology:
         node_order = np.argsort(node_domain, kind="stable")
         counts = np.bincount(node_domain, minlength=fleet.n_domains)
         end = np.cumsum(counts)
-        parents = {Level.rack: domain_rack, Level.su: domain_su, Level.hall: domain_hall, Level.site: domain_site}
-        sizes = {Level.rack: fleet.n_racks, Level.su: fleet.n_sus, Level.hall: fleet.n_halls,
-                 Level.site: fleet.n_sites}
+        parents = {
+            Level.rack: domain_rack,
+            Level.su: domain_su,
+            Level.hall: domain_hall,
+            Level.site: domain_site,
+        }
+        sizes = {
+            Level.rack: fleet.n_racks,
+            Level.su: fleet.n_sus,
+            Level.hall: fleet.n_halls,
+            Level.site: fleet.n_sites,
+        }
         contiguous = all(bool(np.all(np.diff(p) >= 0)) for p in parents.values())
         ranges = None
         if contiguous:
@@ -76,8 +85,14 @@ class Topology:
                 ranges[level] = (level_end - np.bincount(p, minlength=sizes[level]), level_end)
         su_order = np.argsort(domain_su, kind="stable")
         su_end = np.cumsum(np.bincount(domain_su, minlength=fleet.n_sus))
-        su_domains = [(slice(a, b) if contiguous else su_order[a:b]) for a, b in zip((su_end - np.bincount(domain_su, minlength=fleet.n_sus)).tolist(),
-                                                     su_end.tolist(), strict=True)]
+        su_domains = [
+            (slice(a, b) if contiguous else su_order[a:b])
+            for a, b in zip(
+                (su_end - np.bincount(domain_su, minlength=fleet.n_sus)).tolist(),
+                su_end.tolist(),
+                strict=True,
+            )
+        ]
         return cls(
             domain_parent={
                 Level.domain: np.arange(fleet.n_domains, dtype=np.int64),
@@ -154,8 +169,15 @@ class FreeCounts:
         counts: np.ndarray = getattr(self, level.value)
         return counts
 
-    def shift(self, topology: Topology, node_domain: np.ndarray, nodes: np.ndarray, gpus: np.ndarray,
-              domains: np.ndarray | None = None, per_domain: np.ndarray | None = None) -> None:
+    def shift(
+        self,
+        topology: Topology,
+        node_domain: np.ndarray,
+        nodes: np.ndarray,
+        gpus: np.ndarray,
+        domains: np.ndarray | None = None,
+        per_domain: np.ndarray | None = None,
+    ) -> None:
         """Add ``gpus[i]`` (negative to take) to node ``nodes[i]`` (distinct nodes) and to its parents.
 
         ``domains`` (the distinct domains of ``nodes``, ascending) and ``per_domain`` (the sum of
@@ -200,7 +222,12 @@ class FreeCounts:
 
         An SU's largest domain count is kept as ``max(old max, raised counts)`` while some domain still
         holds the old max, else recomputed over the SU's domains."""
-        rack_of, su_of, hall_of, site_of = topology.rack_of, topology.su_of, topology.hall_of, topology.site_of
+        rack_of, su_of, hall_of, site_of = (
+            topology.rack_of,
+            topology.su_of,
+            topology.hall_of,
+            topology.site_of,
+        )
         before_counts = self.domain[domains]
         after_counts = before_counts + per_domain
         self.domain[domains] = after_counts
@@ -208,8 +235,9 @@ class FreeCounts:
         racks: dict[int, int] = {}
         sus: dict[int, int] = {}
         su_domain: dict[int, int] = {}  # a domain of each SU touched (for its hall and site)
-        for domain, before, after, delta in zip(domains.tolist(), before_counts.tolist(), after_counts.tolist(),
-                                                per_domain.tolist(), strict=True):
+        for domain, before, after, delta in zip(
+            domains.tolist(), before_counts.tolist(), after_counts.tolist(), per_domain.tolist(), strict=True
+        ):
             if not delta:
                 continue
             su = su_of[domain]
@@ -284,7 +312,9 @@ def recount(fleet: Fleet, topology: Topology) -> FreeCounts:
     parent = topology.domain_parent
 
     def up(level: Level) -> np.ndarray:
-        return np.bincount(parent[level], weights=domain, minlength=topology.level_size[level]).astype(np.int64)
+        return np.bincount(parent[level], weights=domain, minlength=topology.level_size[level]).astype(
+            np.int64
+        )
 
     n_values = topology.max_domain_gpus + 1
     n_sus = topology.level_size[Level.su]
@@ -292,6 +322,14 @@ def recount(fleet: Fleet, topology: Topology) -> FreeCounts:
     np.add.at(su_hist, (domain, parent[Level.su]), 1)
     su_max = np.zeros(n_sus, dtype=np.int64)
     np.maximum.at(su_max, parent[Level.su], domain)
-    return FreeCounts(node=node, domain=domain, rack=up(Level.rack), su=up(Level.su), hall=up(Level.hall),
-                      site=up(Level.site), domain_hist=np.bincount(domain, minlength=n_values).astype(np.int64),
-                      su_hist=su_hist, su_max=su_max)
+    return FreeCounts(
+        node=node,
+        domain=domain,
+        rack=up(Level.rack),
+        su=up(Level.su),
+        hall=up(Level.hall),
+        site=up(Level.site),
+        domain_hist=np.bincount(domain, minlength=n_values).astype(np.int64),
+        su_hist=su_hist,
+        su_max=su_max,
+    )

@@ -103,8 +103,11 @@ def certify_columns(design, point: SweepPoint, catalog) -> dict[str, Any]:
     )
     return {
         "certified": "error" not in severities,
-        "certify_engineering_errors": sum(1 for f, s in zip(findings, severities, strict=True)
-                                          if s == "error" and getattr(f, "kind", "") == "engineering"),
+        "certify_engineering_errors": sum(
+            1
+            for f, s in zip(findings, severities, strict=True)
+            if s == "error" and getattr(f, "kind", "") == "engineering"
+        ),
         "certify_errors": severities.count("error"),
         "certify_warnings": severities.count("warning"),
         "certify_infos": severities.count("info"),

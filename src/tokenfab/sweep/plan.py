@@ -178,7 +178,11 @@ def _check_value(base: dict, target: str, inner: tuple, value: Any) -> str | Non
         set_path(trial, inner, value)
     except KeyError as exc:
         return f"path not in the {target}: {exc.args[0]}"
-    models: dict[str, type[BaseModel]] = {"spec": FactorySpec, "tokens": TokensSettings, "scenario": ScenarioSettings}
+    models: dict[str, type[BaseModel]] = {
+        "spec": FactorySpec,
+        "tokens": TokensSettings,
+        "scenario": ScenarioSettings,
+    }
     model = models[target]
     try:
         model.model_validate(trial)

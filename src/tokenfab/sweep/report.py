@@ -155,8 +155,15 @@ def _scatter_with_front(
     failing = rows[~certified_mask(rows)]
     rows = rows[certified_mask(rows)]
     if not failing.empty:
-        axes.scatter(failing[x].astype(float) * x_scale, failing[y].astype(float), s=30, marker="x", color="#b00020",
-                     alpha=0.8, label="fails certification (not ranked)")
+        axes.scatter(
+            failing[x].astype(float) * x_scale,
+            failing[y].astype(float),
+            s=30,
+            marker="x",
+            color="#b00020",
+            alpha=0.8,
+            label="fails certification (not ranked)",
+        )
     levels = levels_of(rows[colour_by]) if colour_by else None
     groups: Iterable[tuple[Any, pd.DataFrame]]
     if levels is None or levels.nunique() > MAX_COLOURS:
@@ -288,10 +295,16 @@ def _fmt(value) -> str:
 
 
 FRONT_HEADINGS = (
-    ("pareto_tokens_per_mw", "Pareto front: cost against tokens per MW",
-     "each point a design; the black line its Pareto front (lower cost, more output tokens/s per MW)"),
-    ("pareto_capex", "Pareto front: cost against capex",
-     "each point a design; the black line its Pareto front (lower cost, lower capex in $ billion)"),
+    (
+        "pareto_tokens_per_mw",
+        "Pareto front: cost against tokens per MW",
+        "each point a design; the black line its Pareto front (lower cost, more output tokens/s per MW)",
+    ),
+    (
+        "pareto_capex",
+        "Pareto front: cost against capex",
+        "each point a design; the black line its Pareto front (lower cost, lower capex in $ billion)",
+    ),
 )
 
 
@@ -302,18 +315,34 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
     failed = frame[frame["error"].notna()] if "error" in frame else frame.iloc[0:0]
     uncertified = frame[~certified_mask(frame) & (frame["error"].isna() if "error" in frame else True)]
     rule_column = ["certify_failed_rules"] if "certify_failed_rules" in frame else []
-    metrics = [cost, "tokens_per_s_per_gpu", "tokens_per_s_per_mw", "capex_usd", "usd_per_gpu_hour", "pue_annual",
-               "gpus", "it_mw", "certify_errors", "certify_warnings"]
+    metrics = [
+        cost,
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_mw",
+        "capex_usd",
+        "usd_per_gpu_hour",
+        "pue_annual",
+        "gpus",
+        "it_mw",
+        "certify_errors",
+        "certify_warnings",
+    ]
     sections = [
-        {"heading": heading, "figure": file_figure(files[name], heading, caption),
-         "table": _table(fronts[name], [*parameters, *metrics])}
+        {
+            "heading": heading,
+            "figure": file_figure(files[name], heading, caption),
+            "table": _table(fronts[name], [*parameters, *metrics]),
+        }
         for name, heading, caption in FRONT_HEADINGS
         if name in files
     ]
     importance = None
     if "importance" in files:
-        importance = file_figure(files["importance"], "parameter importance",
-                                 f"η² of each parameter on {_label(cost)}: the share of its variance the parameter explains")
+        importance = file_figure(
+            files["importance"],
+            "parameter importance",
+            f"η² of each parameter on {_label(cost)}: the share of its variance the parameter explains",
+        )
     return render_page(
         "sweep.html.j2",
         title=title,
@@ -322,13 +351,15 @@ def _html(frame, parameters, cost, effects, fronts, files, title, notes) -> str:
         cost_label=_label(cost),
         notes=notes,
         uncertified=_table(uncertified, [*parameters, *rule_column, "certify_errors", cost])
-        if not uncertified.empty else None,
+        if not uncertified.empty
+        else None,
         uncertified_count=len(uncertified),
         fronts=sections,
         importance=importance,
         numeric_bins=NUMERIC_BINS,
         effects=_table(effects.reset_index(names="parameter"), ["parameter", *effects.columns])
-        if not effects.empty else None,
+        if not effects.empty
+        else None,
         errors=_table(failed, [*parameters, "error"]) if len(failed) else None,
     )
 

@@ -121,7 +121,9 @@ def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[t
         try:
             header = next(reader)
         except StopIteration:
-            raise TraceFormatError(f"{path}:1: empty file, expected a header with {', '.join(required)}") from None
+            raise TraceFormatError(
+                f"{path}:1: empty file, expected a header with {', '.join(required)}"
+            ) from None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise TraceFormatError(f"{path}:1: not a CSV file: {exc}") from None
         header = [column.strip() for column in header]
@@ -213,7 +215,9 @@ def read_pod_list(path: str | Path) -> PodList:
         if n_gpu > 0 and not 0 < g_milli <= MILLI_PER_GPU:
             raise _fail(path, line, "gpu_milli", f"a GPU pod needs 1..1000 milli-GPU, got {g_milli}")
         if n_gpu > 1 and g_milli != MILLI_PER_GPU:
-            raise _fail(path, line, "gpu_milli", f"a {n_gpu}-GPU pod must ask for whole GPUs (1000), got {g_milli}")
+            raise _fail(
+                path, line, "gpu_milli", f"a {n_gpu}-GPU pod must ask for whole GPUs (1000), got {g_milli}"
+            )
         spec = row["gpu_spec"].strip() if has_spec else ""
         if spec.lower() == "nan":
             spec = ""

@@ -82,7 +82,9 @@ def run_events(
             before_event(event.time_s)
         for new in event.handle(state) or ():
             if new.time_s < event.time_s:
-                raise ValueError(f"{type(event).__name__} at {event.time_s} s scheduled {type(new).__name__} in the past")
+                raise ValueError(
+                    f"{type(event).__name__} at {event.time_s} s scheduled {type(new).__name__} in the past"
+                )
             queue.push(new)
         if after_event is not None:
             after_event(event)

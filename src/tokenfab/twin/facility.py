@@ -260,7 +260,10 @@ class CduFailure(Event):
 
     def handle(self, state: TwinState) -> list[Event]:
         t = self.time_s
-        return [*cdu_change(state, t, self.hall, self.units), CduRepair(t + self.repair_s, self.hall, self.units)]
+        return [
+            *cdu_change(state, t, self.hall, self.units),
+            CduRepair(t + self.repair_s, self.hall, self.units),
+        ]
 
 
 def cdu_change(state: TwinState, t: float, hall: int, delta_units: int) -> list[Event]:
@@ -288,10 +291,14 @@ def failure_events(
         for component, (count, gpus_per_unit) in units.items()
     ]
     installed = np.asarray(figures.hall_cdus_installed[: f.n_halls] or (1,), dtype=float)
-    cdu = draw_failures(FAILURE_RATES["cdu"], int(installed.sum()), 1.0, horizon_s, rng, multiplier, unit_weights=installed)
+    cdu = draw_failures(
+        FAILURE_RATES["cdu"], int(installed.sum()), 1.0, horizon_s, rng, multiplier, unit_weights=installed
+    )
     events: list[Event] = []
     for draw in draws:
-        for t, unit, repair in zip(draw.time_s.tolist(), draw.unit.tolist(), draw.repair_s.tolist(), strict=True):
+        for t, unit, repair in zip(
+            draw.time_s.tolist(), draw.unit.tolist(), draw.repair_s.tolist(), strict=True
+        ):
             events.append(Failure(t, draw.component, int(unit), repair))
     for t, hall, repair in zip(cdu.time_s.tolist(), cdu.unit.tolist(), cdu.repair_s.tolist(), strict=True):
         events.append(CduFailure(t, int(hall), 1, repair))

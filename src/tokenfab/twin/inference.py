@@ -184,7 +184,9 @@ def place_replica(state: TwinState, svc: InferenceService, replica_id: str) -> P
     return result
 
 
-def replicas_per_placement(gpus_per_replica: int, gpus_per_domain: int, peak_gpus: float, min_placements: int = 16) -> int:
+def replicas_per_placement(
+    gpus_per_replica: int, gpus_per_domain: int, peak_gpus: float, min_placements: int = 16
+) -> int:
     """Replicas grouped into one placement: the largest power of two that fits one NVLink domain and
     still leaves at least `min_placements` placements at the service's peak [-].
 
@@ -192,7 +194,9 @@ def replicas_per_placement(gpus_per_replica: int, gpus_per_domain: int, peak_gpu
     still scales one replica at a time.
     """
     k = 1
-    while 2 * k * gpus_per_replica <= gpus_per_domain and 2 * k * gpus_per_replica * min_placements <= peak_gpus:
+    while (
+        2 * k * gpus_per_replica <= gpus_per_domain and 2 * k * gpus_per_replica * min_placements <= peak_gpus
+    ):
         k *= 2
     return k
 
@@ -215,11 +219,19 @@ def build_services(
         trace = traces[spec.trace]
         isl = max(1, int(round(trace.mean_input_tokens)))
         osl = max(1, int(round(trace.mean_output_tokens)))
-        rates = service_rates(catalog, spec.model, system, isl, osl, spec.ttft_ms, spec.itl_ms, spec.min_gpus_per_replica)
+        rates = service_rates(
+            catalog, spec.model, system, isl, osl, spec.ttft_ms, spec.itl_ms, spec.min_gpus_per_replica
+        )
         profile = trace_minute_profile(trace.arrival_s)
-        scale = demand_scale(profile, spec.peak_gpu_share, fleet_gpus, float(rates.output_tokens_per_s_per_gpu[-1]), osl)
-        per_placement = replicas_per_placement(rates.gpus_per_replica, gpus_per_domain, spec.peak_gpu_share * fleet_gpus)
-        demand = demand_at_ticks(tick_start_s, tick_s, profile, scale, spec.daily_trough_fraction, spec.daily_peak_hour)
+        scale = demand_scale(
+            profile, spec.peak_gpu_share, fleet_gpus, float(rates.output_tokens_per_s_per_gpu[-1]), osl
+        )
+        per_placement = replicas_per_placement(
+            rates.gpus_per_replica, gpus_per_domain, spec.peak_gpu_share * fleet_gpus
+        )
+        demand = demand_at_ticks(
+            tick_start_s, tick_s, profile, scale, spec.daily_trough_fraction, spec.daily_peak_hour
+        )
         services.append(
             InferenceService(
                 name=spec.name,

@@ -24,9 +24,13 @@ def allocation_violations(node_gpus, node_free_gpus, allocations, where: str = "
     over = np.flatnonzero(held > np.asarray(node_gpus))
     if len(over):
         out.append(f"{where}: {len(over)} nodes hold more GPUs than installed (first: node {over[0]})")
-    mismatch = np.flatnonzero(held != np.asarray(node_gpus, dtype=np.int64) - np.asarray(node_free_gpus, dtype=np.int64))
+    mismatch = np.flatnonzero(
+        held != np.asarray(node_gpus, dtype=np.int64) - np.asarray(node_free_gpus, dtype=np.int64)
+    )
     if len(mismatch):
-        out.append(f"{where}: {len(mismatch)} nodes where allocations != installed - free (first: node {mismatch[0]})")
+        out.append(
+            f"{where}: {len(mismatch)} nodes where allocations != installed - free (first: node {mismatch[0]})"
+        )
     return out
 
 
@@ -37,7 +41,9 @@ def check_invariants(run, rel_tol: float = 1e-9) -> list[str]:
     total = run.total_gpus * run.horizon_s
     states = sum(run.gpu_seconds.values())
     if abs(states - total) > rel_tol * max(total, 1.0) * 10:
-        out.append(f"GPU-hours not conserved: states sum to {states / 3600:.6f} h, N×T = {total / 3600:.6f} h")
+        out.append(
+            f"GPU-hours not conserved: states sum to {states / 3600:.6f} h, N×T = {total / 3600:.6f} h"
+        )
     if min(run.gpu_seconds.values()) < -1e-6:
         out.append(f"negative GPU-hours in a state: {run.gpu_seconds}")
     integral = energy_from_steps_kwh(run.power_step_time_s, run.power_step_kw, run.horizon_s)

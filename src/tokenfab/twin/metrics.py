@@ -71,7 +71,9 @@ def delay_by_size(jobs: dict[str, np.ndarray], horizon_s: float, gpus_per_domain
                 "jobs": int(mask.sum()),
                 "started": int(started.sum()),
                 "waiting": int(waiting.sum()),
-                "waiting_mean_h": float(((horizon_s - jobs["arrival_s"][waiting]) / 3600.0).mean()) if waiting.any() else 0.0,
+                "waiting_mean_h": float(((horizon_s - jobs["arrival_s"][waiting]) / 3600.0).mean())
+                if waiting.any()
+                else 0.0,
                 "queue_delay_mean_h": float(delay_h.mean()) if len(delay_h) else None,
                 "queue_delay_p50_h": float(np.median(delay_h)) if len(delay_h) else None,
                 "queue_delay_p95_h": float(np.percentile(delay_h, 95)) if len(delay_h) else None,
@@ -105,8 +107,12 @@ def summarise(run, state, figures) -> dict:
         "gpu_hours_idle": hours["idle"],
         "gpu_hours_down": hours["down"],
         "allocation_mean": (hours["training"] + hours["inference"]) / total_gpu_h,
-        "utilisation_mean": float(np.mean(series["utilisation"])) if len(series.get("utilisation", [])) else 0.0,
-        "fragmentation_mean": float(np.mean(series["fragmentation"])) if len(series.get("fragmentation", [])) else 0.0,
+        "utilisation_mean": float(np.mean(series["utilisation"]))
+        if len(series.get("utilisation", []))
+        else 0.0,
+        "fragmentation_mean": float(np.mean(series["fragmentation"]))
+        if len(series.get("fragmentation", []))
+        else 0.0,
         "goodput_gpu_hours": useful_h,
         "goodput_fraction": useful_h / total_gpu_h,
         "lost_gpu_hours": lost_h,
@@ -118,7 +124,9 @@ def summarise(run, state, figures) -> dict:
         "interruptions": int(run.jobs["interruptions"].sum()) if len(run.jobs["gpus"]) else 0,
         "jobs_paused_for_power": int(training.paused_jobs),
         "failures": dict(state.health.failure_counts),
-        "by_size": delay_by_size(run.jobs, run.horizon_s, figures.gpus_per_domain) if len(run.jobs["gpus"]) else [],
+        "by_size": delay_by_size(run.jobs, run.horizon_s, figures.gpus_per_domain)
+        if len(run.jobs["gpus"])
+        else [],
         "output_tokens_served": served,
         "output_tokens_demanded": demanded,
         "slo_attainment_tick": served / demanded if demanded > 0 else 1.0,

@@ -64,7 +64,9 @@ def training_gpu_power_w(cap_w: float, full_power_w: float) -> float:
     return min(cap_w, full_power_w)
 
 
-def training_clock_fraction(cap_w: float, full_power_w: float, idle_power_w: float, clock_power_exponent: float) -> float:
+def training_clock_fraction(
+    cap_w: float, full_power_w: float, idle_power_w: float, clock_power_exponent: float
+) -> float:
     """Clock (and speed) of compute-bound training under a per-GPU cap [-] (equation in the module docstring)."""
     if cap_w >= full_power_w:
         return 1.0

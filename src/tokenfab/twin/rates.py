@@ -55,13 +55,20 @@ def service_rates(
         and min_gpus_per_replica <= p.gpus_per_replica <= sys_.gpus_per_nvlink_domain
     ]
     if not fits:
-        fits = [p for p in curve.points if p.mode == "aggregated" and p.gpus_per_replica <= sys_.gpus_per_nvlink_domain]
+        fits = [
+            p
+            for p in curve.points
+            if p.mode == "aggregated" and p.gpus_per_replica <= sys_.gpus_per_nvlink_domain
+        ]
         fits.sort(key=lambda p: (p.itl_ms > itl_ms, p.ttft_ms > ttft_ms, -p.tokens_per_s_per_gpu_total))
         fits = fits[:1]
     if not fits:
         return fallback_service_rates(catalog, model, system, isl, osl, ttft_ms, itl_ms, cap_fractions)
     best = max(fits, key=lambda p: p.tokens_per_s_per_gpu_total)
-    rows = [_pinned_row(catalog, model, system, isl, osl, ttft_ms, itl_ms, best, f, gpu.tdp_w) for f in cap_fractions]
+    rows = [
+        _pinned_row(catalog, model, system, isl, osl, ttft_ms, itl_ms, best, f, gpu.tdp_w)
+        for f in cap_fractions
+    ]
     table = np.array(rows, dtype=float)
     return ServiceRates(
         power_cap_w=table[:, 0],
@@ -77,8 +84,18 @@ def service_rates(
     )
 
 
-def _pinned_row(catalog, model: str, system: str, isl: int, osl: int, ttft_ms: float, itl_ms: float, best,
-                fraction: float, tdp_w: float) -> tuple:
+def _pinned_row(
+    catalog,
+    model: str,
+    system: str,
+    isl: int,
+    osl: int,
+    ttft_ms: float,
+    itl_ms: float,
+    best,
+    fraction: float,
+    tdp_w: float,
+) -> tuple:
     """One row of the table: the layout `best` re-evaluated under a cap of `fraction` × TDP."""
     from tokenfab.perf import estimate
 

@@ -34,7 +34,9 @@ MIN_SLICE_SLOTS = 1024
 """A slice keeps at least this many sequence slots so its queueing still pools like the whole service [-]."""
 
 
-def busiest_window(expected_per_tick: np.ndarray, max_requests: int, start_tick: int | None = None) -> tuple[int, int]:
+def busiest_window(
+    expected_per_tick: np.ndarray, max_requests: int, start_tick: int | None = None
+) -> tuple[int, int]:
     """Ticks ``[first, last)`` whose expected requests fit `max_requests`: grown from `start_tick` (forward
     first) when given, else around the busiest tick."""
     n = len(expected_per_tick)
@@ -82,7 +84,9 @@ def simulate_service_requests(
     mean_slots = float(np.mean(replicas_all)) * slots_per_replica
     fraction = 1.0
     if expected > max_requests:
-        fraction = max(max_requests / expected, min(1.0, MIN_SLICE_SLOTS / mean_slots) if mean_slots > 0 else 1.0)
+        fraction = max(
+            max_requests / expected, min(1.0, MIN_SLICE_SLOTS / mean_slots) if mean_slots > 0 else 1.0
+        )
     start_tick = int(start_s // tick_s) if start_s is not None else None
     first, last = busiest_window(demand * tick_s * fraction, max_requests, start_tick)
     replicas = replicas_all * fraction
@@ -91,7 +95,14 @@ def simulate_service_requests(
     cap_rows = np.minimum(cap_rows, len(rates.power_cap_w) - 1)
     capacity = np.round(replicas * slots_per_replica).astype(np.int64)
     ttft, itl = _serve_in_slots(
-        arrival, isl, float(service.isl), osl, capacity, first, tick_s, rates.ttft_ms[cap_rows] / 1000.0,
+        arrival,
+        isl,
+        float(service.isl),
+        osl,
+        capacity,
+        first,
+        tick_s,
+        rates.ttft_ms[cap_rows] / 1000.0,
         rates.itl_ms[cap_rows] / 1000.0,
     )
     ok = (ttft * 1000.0 <= service.ttft_target_ms) & (itl * 1000.0 <= service.itl_target_ms)
@@ -113,14 +124,23 @@ def simulate_service_requests(
     }
 
 
-def _draw_requests(trace, expected_per_tick: np.ndarray, first: int, last: int, tick_s: float, horizon_s: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_requests(
+    trace,
+    expected_per_tick: np.ndarray,
+    first: int,
+    last: int,
+    tick_s: float,
+    horizon_s: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson arrivals in ticks ``[first, last)``, sorted, with input and output lengths drawn from the trace."""
     counts = np.zeros(len(expected_per_tick), dtype=np.int64)
     counts[first:last] = rng.poisson(expected_per_tick[first:last])
     starts = np.arange(len(expected_per_tick)) * tick_s
     arrival = (
-        np.concatenate([rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)])
+        np.concatenate(
+            [rng.uniform(s, min(s + tick_s, horizon_s), c) for s, c in zip(starts, counts, strict=True)]
+        )
         if counts.sum()
         else np.zeros(0)
     )
@@ -129,8 +149,17 @@ def _draw_requests(trace, expected_per_tick: np.ndarray, first: int, last: int, 
     return arrival, trace.input_tokens[pick].astype(float), trace.output_tokens[pick].astype(float)
 
 
-def _serve_in_slots(arrival: np.ndarray, isl: np.ndarray, mean_isl: float, osl: np.ndarray, capacity: np.ndarray, first: int,
-                    tick_s: float, ttft_op_s: np.ndarray, itl_op_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _serve_in_slots(
+    arrival: np.ndarray,
+    isl: np.ndarray,
+    mean_isl: float,
+    osl: np.ndarray,
+    capacity: np.ndarray,
+    first: int,
+    tick_s: float,
+    ttft_op_s: np.ndarray,
+    itl_op_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """TTFT and ITL of every request served first-come first-served by the slots alive at its tick [s].
 
     A slot serves one request at a time: prefill takes the operating TTFT scaled by the request's input

@@ -44,7 +44,9 @@ class Grid:
         """IT power (without the fabric) the cap in force leaves [W]: :math:`P_{cap} / PUE - P_{fabric}`."""
         return self.cap_kw * 1000.0 / figures.pue - figures.fabric_kw * 1000.0
 
-    def start_cut(self, t: float, cut: float, duration_s: float, respond_within_s: float, facility_kw: float) -> None:
+    def start_cut(
+        self, t: float, cut: float, duration_s: float, respond_within_s: float, facility_kw: float
+    ) -> None:
         self.event_cap_kw = min(self.event_cap_kw, (1.0 - cut) * min(facility_kw, self.base_cap_kw))
         self.active_cuts.append(self.event_cap_kw)
         self.events.append(
@@ -132,7 +134,9 @@ def respond(state: TwinState, t: float, stage: str) -> list[Event]:
         need_train = training_cap_for(state, budget_w, caps)
     inference.set_caps(caps)
     events: list[Event] = []
-    if training.set_cap(state.now_s, need_train, state.figures.gpu_idle_w, state.figures.clock_power_exponent):
+    if training.set_cap(
+        state.now_s, need_train, state.figures.gpu_idle_w, state.figures.clock_power_exponent
+    ):
         events += training.finish_events(t)
     if stage in ("pause", "tick"):
         state.refresh()

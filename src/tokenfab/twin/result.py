@@ -128,12 +128,16 @@ def service_dict(svc: InferenceService, meter, i: int) -> dict:
     }
 
 
-def make_run(state: TwinState, name: str, policy: str, seed: int, days: float, n_initial: int, events_handled: int) -> Run:
+def make_run(
+    state: TwinState, name: str, policy: str, seed: int, days: float, n_initial: int, events_handled: int
+) -> Run:
     """The `Run` of a finished state (its summary is filled by the caller, once request-level results exist)."""
     from tokenfab.twin.metrics import job_table
 
     fleet, meter = state.fleet, state.meter
-    allocations = {rid: (p.nodes.copy(), p.gpus_per_node.copy()) for rid, p in state.sched.allocations().items()}
+    allocations = {
+        rid: (p.nodes.copy(), p.gpus_per_node.copy()) for rid, p in state.sched.allocations().items()
+    }
     return Run(
         name=name,
         policy=str(policy),

@@ -68,7 +68,11 @@ class Simulation:
 
             catalog = load_catalog()
         figures = facility_figures(design, catalog)
-        fleet = from_design(design, {s.gpu: figures.gpu_tdp_w for s in design.sites}) if fleet is None else fleet.copy()
+        fleet = (
+            from_design(design, {s.gpu: figures.gpu_tdp_w for s in design.sites})
+            if fleet is None
+            else fleet.copy()
+        )
         self.workload, self.days, self.policy, self.seed = workload, days, policy, seed
         self.traces = traces or {}
         self.horizon_s = days * 86400.0
@@ -80,7 +84,14 @@ class Simulation:
         jobs, self.n_initial = training_jobs(workload, acme_rows, fleet, figures, self.horizon_s, rng_jobs)
         tick_start_s = np.arange(self.n_ticks) * self.tick_s
         services = build_services(
-            workload, catalog, figures.system, fleet.n_gpus, figures.gpus_per_domain, tick_start_s, self.tick_s, self.traces
+            workload,
+            catalog,
+            figures.system,
+            fleet.n_gpus,
+            figures.gpus_per_domain,
+            tick_start_s,
+            self.tick_s,
+            self.traces,
         )
         self.state = TwinState(fleet, figures, workload, jobs, services, self.horizon_s, policy, check=check)
         self.queue = initial_events(self.state, jobs, rng_fail)
@@ -121,7 +132,9 @@ class Simulation:
         return the `Run`."""
         while self._next_tick <= self.n_ticks:
             until = self._tick_boundary_s(self._next_tick)
-            self.events_handled += run_events(self.queue, self.state, until, self.state.advance, self.state.after_event)
+            self.events_handled += run_events(
+                self.queue, self.state, until, self.state.advance, self.state.after_event
+            )
             self.reached_s = max(self.reached_s, until)
             self._next_tick += 1
             if progress is not None:
@@ -133,10 +146,14 @@ class Simulation:
         from tokenfab.twin.metrics import summarise
 
         if not self.done:
-            raise RuntimeError(f"the run is at {self.reached_s:g} s of {self.horizon_s:g} s: step to the horizon first")
+            raise RuntimeError(
+                f"the run is at {self.reached_s:g} s of {self.horizon_s:g} s: step to the horizon first"
+            )
         self.state.advance(self.horizon_s)
         state, workload = self.state, self.workload
-        run = make_run(state, workload.name, self.policy, self.seed, self.days, self.n_initial, self.events_handled)
+        run = make_run(
+            state, workload.name, self.policy, self.seed, self.days, self.n_initial, self.events_handled
+        )
         if workload.inference.request_level:
             run.request_level = self._request_level(run)
         run.summary = summarise(run, state, state.figures)
@@ -202,12 +219,19 @@ def simulate(
     check : bool
         Check the allocation invariants at every tick (slower); violations land in `Run.violations`.
     """
-    simulation = Simulation(design, workload, days, policy, seed, scenario, traces, acme_rows, catalog, fleet, check)
+    simulation = Simulation(
+        design, workload, days, policy, seed, scenario, traces, acme_rows, catalog, fleet, check
+    )
     return simulation.run(progress)
 
 
 def training_jobs(
-    workload: WorkloadSpec, acme_rows: list[dict] | None, fleet: Fleet, figures: FacilityFigures, horizon_s: float, rng
+    workload: WorkloadSpec,
+    acme_rows: list[dict] | None,
+    fleet: Fleet,
+    figures: FacilityFigures,
+    horizon_s: float,
+    rng,
 ) -> tuple[TrainingJobs, int]:
     """The run's training jobs (those running at the start first, then the arrivals) and how many start."""
     if workload.training is None or workload.training.load <= 0:
@@ -245,7 +269,11 @@ def initial_events(state: TwinState, jobs: TrainingJobs, rng_fail: np.random.Gen
             queue.push(CduFailure(cdu.at_h * 3600.0, cdu.hall, cdu.units, cdu.repair_h * 3600.0))
     for grid in workload.power.grid_events:
         if grid.start_h * 3600.0 < horizon_s:
-            queue.push(GridEventStart(grid.start_h * 3600.0, grid.cut_fraction, grid.duration_h * 3600.0, grid.respond_within_s))
+            queue.push(
+                GridEventStart(
+                    grid.start_h * 3600.0, grid.cut_fraction, grid.duration_h * 3600.0, grid.respond_within_s
+                )
+            )
     return queue
 
 

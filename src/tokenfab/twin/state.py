@@ -32,7 +32,9 @@ class Meter:
     """Integrals over the run so far, and the piecewise-constant facility power."""
 
     n_services: int
-    gpu_s: dict[str, float] = field(default_factory=lambda: {"training": 0.0, "inference": 0.0, "idle": 0.0, "down": 0.0})
+    gpu_s: dict[str, float] = field(
+        default_factory=lambda: {"training": 0.0, "inference": 0.0, "idle": 0.0, "down": 0.0}
+    )
     energy_kwh: float = 0.0
     over_cap_kwh: float = 0.0
     tokens_served: np.ndarray = field(init=False)
@@ -81,10 +83,14 @@ class TwinState:
         full_w = workload.power.training_power_fraction * figures.gpu_tdp_w
         self.training = Training(
             arrivals=jobs,
-            checkpoint_interval_s=workload.training.checkpoint_interval_min * 60.0 if workload.training else 0.0,
+            checkpoint_interval_s=workload.training.checkpoint_interval_min * 60.0
+            if workload.training
+            else 0.0,
             gpus_per_domain=figures.gpus_per_domain,
             full_power_w=full_w,
-            floor_power_w=max(workload.power.training_cap_floor_fraction * figures.gpu_tdp_w, figures.gpu_idle_w * 1.2),
+            floor_power_w=max(
+                workload.power.training_cap_floor_fraction * figures.gpu_tdp_w, figures.gpu_idle_w * 1.2
+            ),
         )
         self.inference = Inference(services)
         self.health = NodeHealth(fleet, figures)
@@ -194,5 +200,9 @@ class TwinState:
             self.violations.append(f"{where}: fleet holds {allocated} allocated GPUs, twin counts {held}")
         down = int(fleet.node_free_gpus[fleet.node_health != HEALTH_OK].sum())
         if down != self.n_down:
-            self.violations.append(f"{where}: fleet has {down} free GPUs on unhealthy nodes, twin counts {self.n_down}")
-        self.violations += allocation_violations(fleet.node_gpus, fleet.node_free_gpus, self.sched.allocations(), where)
+            self.violations.append(
+                f"{where}: fleet has {down} free GPUs on unhealthy nodes, twin counts {self.n_down}"
+            )
+        self.violations += allocation_violations(
+            fleet.node_gpus, fleet.node_free_gpus, self.sched.allocations(), where
+        )

@@ -61,7 +61,9 @@ class Training:
     """Bumped whenever the speed changes; `JobFinish` events made at an older speed are stale."""
     schedule_pending_at: float = -1.0
     finished: int = 0
-    lost_gpu_s: dict[str, float] = field(default_factory=lambda: {"failure": 0.0, "power": 0.0, "preemption": 0.0})
+    lost_gpu_s: dict[str, float] = field(
+        default_factory=lambda: {"failure": 0.0, "power": 0.0, "preemption": 0.0}
+    )
     paused_jobs: int = 0
 
     def __post_init__(self) -> None:
@@ -203,7 +205,11 @@ class JobFinish(Event):
     def handle(self, state: TwinState) -> list[Event]:
         t, training = self.time_s, state.training
         job = training.jobs[self.job_id]
-        if job.epoch != self.epoch or self.speed_epoch != training.speed_epoch or job.state is not JobState.running:
+        if (
+            job.epoch != self.epoch
+            or self.speed_epoch != training.speed_epoch
+            or job.state is not JobState.running
+        ):
             return []
         if job.remaining_work_s(training.work_clock_s) > 1e-6 * max(job.work_s, 1.0):
             return [finish_event(training, t, job)]
@@ -272,7 +278,9 @@ def schedule_pass(state: TwinState, t: float) -> list[tuple[tuple, str]]:
     entries of the jobs placed."""
     training = state.training
     free = state.idle_gpus()
-    headroom_w = state.grid.it_budget_w(state.figures) - state.it_kw * 1000.0 + state.figures.fabric_kw * 1000.0
+    headroom_w = (
+        state.grid.it_budget_w(state.figures) - state.it_kw * 1000.0 + state.figures.fabric_kw * 1000.0
+    )
     add_w_per_gpu = state.training_gpu_added_w()
     smallest_failed = math.inf
     tries = 0

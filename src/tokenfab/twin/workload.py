@@ -48,7 +48,9 @@ class _Strict(BaseModel):
 
 
 class TrainingSpec(_Strict):
-    load: float = Field(default=0.5, ge=0, le=2, description="share of the fleet's GPU-time offered to training")
+    load: float = Field(
+        default=0.5, ge=0, le=2, description="share of the fleet's GPU-time offered to training"
+    )
     cluster: str = Field(default="Kalos", description="Acme cluster whose size and run-time shape is used")
     gang_scale: float = Field(default=9.0, gt=0, le=1000)
     runtime_scale: float = Field(default=10.0, gt=0, le=1000)
@@ -71,7 +73,9 @@ class ServiceSpec(_Strict):
     model: str
     ttft_ms: float = Field(gt=0)
     itl_ms: float = Field(gt=0)
-    peak_gpu_share: float = Field(gt=0, le=1, description="GPUs the daily peak needs, as a share of the fleet")
+    peak_gpu_share: float = Field(
+        gt=0, le=1, description="GPUs the daily peak needs, as a share of the fleet"
+    )
     min_gpus_per_replica: int = Field(default=1, ge=1, le=1024)
     daily_trough_fraction: float = Field(default=0.4, ge=0, le=1)
     daily_peak_hour: float = Field(default=14.0, ge=0, lt=24)
@@ -120,9 +124,15 @@ class GridEventSpec(_Strict):
 
 
 class PowerSpec(_Strict):
-    facility_cap_fraction: float = Field(default=1.0, gt=0, le=2, description="of the design's grid connection")
-    training_cap_floor_fraction: float = Field(default=0.6, gt=0.2, le=1, description="lowest training cap, of TDP")
-    training_power_fraction: float = Field(default=0.85, gt=0.1, le=1, description="uncapped training draw, of TDP")
+    facility_cap_fraction: float = Field(
+        default=1.0, gt=0, le=2, description="of the design's grid connection"
+    )
+    training_cap_floor_fraction: float = Field(
+        default=0.6, gt=0.2, le=1, description="lowest training cap, of TDP"
+    )
+    training_power_fraction: float = Field(
+        default=0.85, gt=0.1, le=1, description="uncapped training draw, of TDP"
+    )
     cap_latency_s: float = Field(default=5.0, ge=0, description="time to apply GPU power caps")
     pause_latency_s: float = Field(default=20.0, ge=0, description="time to stop a flexible job")
     park_idle_nodes: bool = Field(default=True, description="power idle nodes down during a grid event")
@@ -140,7 +150,9 @@ class WorkloadSpec(_Strict):
     version: int = 1
     name: str = Field(min_length=1, max_length=64)
     description: str = ""
-    tick_min: float = Field(default=10.0, ge=1, le=60, description="twin tick for rates, autoscaling and power")
+    tick_min: float = Field(
+        default=10.0, ge=1, le=60, description="twin tick for rates, autoscaling and power"
+    )
     training: TrainingSpec | None = Field(default_factory=TrainingSpec)
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
     failures: FailureSpec = Field(default_factory=FailureSpec)
@@ -232,7 +244,9 @@ class TrainingJobs:
         return len(self.arrival_s)
 
 
-def round_gang_gpus(raw_gpus: np.ndarray, gpus_per_node: int, gpus_per_domain: int, max_gpus: int) -> np.ndarray:
+def round_gang_gpus(
+    raw_gpus: np.ndarray, gpus_per_node: int, gpus_per_domain: int, max_gpus: int
+) -> np.ndarray:
     """Whole nodes below one NVLink domain, whole domains above; at most `max_gpus` (whole domains)."""
     raw = np.maximum(np.asarray(raw_gpus, dtype=float), 1.0)
     small = np.ceil(raw / gpus_per_node) * gpus_per_node
@@ -270,7 +284,9 @@ def generate_training_jobs(
     arrival = np.sort(rng.uniform(0.0, horizon_s, n))
     gpus, work = draw(n)
     flexible = rng.random(n) < spec.flexible_fraction
-    arrivals = TrainingJobs(arrival, gpus, work, flexible, rate, float(sample_gpus.mean()), float(sample_run.mean()))
+    arrivals = TrainingJobs(
+        arrival, gpus, work, flexible, rate, float(sample_gpus.mean()), float(sample_run.mean())
+    )
 
     init_gpus, init_work, init_flex = [], [], []
     if spec.warm_start and rate > 0:
@@ -307,7 +323,9 @@ def generate_training_jobs(
 def daily_factor(time_s, trough_fraction: float, peak_hour: float) -> np.ndarray:
     """Daily demand pattern :math:`d(t)` in [trough, 1] (equation in the module docstring) [-]."""
     hours = (np.asarray(time_s, dtype=float) / 3600.0) % 24.0
-    return trough_fraction + (1.0 - trough_fraction) * 0.5 * (1.0 + np.cos(2.0 * np.pi * (hours - peak_hour) / 24.0))
+    return trough_fraction + (1.0 - trough_fraction) * 0.5 * (
+        1.0 + np.cos(2.0 * np.pi * (hours - peak_hour) / 24.0)
+    )
 
 
 def trace_minute_profile(arrival_s: np.ndarray) -> np.ndarray:

@@ -34,8 +34,6 @@ REDUNDANCY_STRENGTH = {"N": 0, "N+1": 1, "DR": 1, "BR": 1, "2N": 2}
 STAGE_NAMES = ("substation_transformer", "mv_lv_transformer", "ups", "busway")
 
 
-
-
 def _entry(catalog: Catalog, kind: str, name: str | None, model: type[T]) -> T | None:
     """A catalog entry by name, or None when the catalog does not have it."""
     if name is None:
@@ -105,13 +103,13 @@ def _rack_fill(site: SiteDesign) -> float:
 
 def _rack_flow_needed_lpm(site: SiteDesign, heat_kw: float) -> float:
     c = site.cooling
-    return cool.coolant_flow_lpm(heat_kw, c.coolant_delta_t_k, c.coolant_density_kg_m3, c.coolant_cp_j_per_kg_k)
+    return cool.coolant_flow_lpm(
+        heat_kw, c.coolant_delta_t_k, c.coolant_density_kg_m3, c.coolant_cp_j_per_kg_k
+    )
 
 
 def _stage(site: SiteDesign, name: str):
     return next((s for s in site.power.stages if s.stage == name), None)
-
-
 
 
 def _cdu(site: SiteDesign, hall_cdu: str | None, catalog: Catalog) -> Cdu | None:

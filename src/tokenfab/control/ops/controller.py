@@ -36,9 +36,15 @@ from tokenfab.control.service import ControlService, Forbidden, Invalid, NotFoun
 from tokenfab.twin.metrics import SLO_OBJECTIVE
 
 ACTION_OF_ALERT = {
-    "GpuXidError": "drain_node", "GpuDoubleBitEcc": "drain_node", "NvlinkErrors": "drain_node",
-    "GpuTelemetryLost": "drain_node", "RackExporterDown": "drain_rack", "SLOBurnRateFast": "scale_out",
-    "SLOBurnRateSlow": "scale_out", "FacilityPowerOverCap": "shed_power", "GridEventActive": "grid_event",
+    "GpuXidError": "drain_node",
+    "GpuDoubleBitEcc": "drain_node",
+    "NvlinkErrors": "drain_node",
+    "GpuTelemetryLost": "drain_node",
+    "RackExporterDown": "drain_rack",
+    "SLOBurnRateFast": "scale_out",
+    "SLOBurnRateSlow": "scale_out",
+    "FacilityPowerOverCap": "shed_power",
+    "GridEventActive": "grid_event",
     "CduPumpFailed": "derate_racks",
 }
 """Default actions when an alert carries no ``action`` label (the shipped rules carry one)."""
@@ -150,7 +156,10 @@ class OpsController:
             if not host:
                 raise Invalid(f"alert {name} names no node (label Hostname)", f"{field}.Hostname")
             if host not in self.node_id:
-                raise NotFound(f"alert {name}: node {host!r} not found in {self.service.design.name}", f"{field}.Hostname")
+                raise NotFound(
+                    f"alert {name}: node {host!r} not found in {self.service.design.name}",
+                    f"{field}.Hostname",
+                )
             return Planned(alert, action, f"node/{self.node_id[host]}", self.node_id[host])
         if action == "drain_rack":
             rack = labels.get("rack", "")
@@ -168,9 +177,13 @@ class OpsController:
             prefix = f"h{hall}-cdu"
             if not hall.isdigit() or int(hall) >= len(self.hall_racks):
                 raise NotFound(f"alert {name}: hall {hall!r} not found", f"{field}.hall")
-            if not cdu.startswith(prefix) or not cdu[len(prefix):].isdigit() or int(cdu[len(prefix):]) >= self.hall_cdus_installed[int(hall)]:
+            if (
+                not cdu.startswith(prefix)
+                or not cdu[len(prefix) :].isdigit()
+                or int(cdu[len(prefix) :]) >= self.hall_cdus_installed[int(hall)]
+            ):
                 raise NotFound(f"alert {name}: CDU {cdu!r} not found in hall {hall}", f"{field}.cdu")
-            return Planned(alert, action, f"cdu/{cdu}", (int(hall), int(cdu[len(prefix):])))
+            return Planned(alert, action, f"cdu/{cdu}", (int(hall), int(cdu[len(prefix) :])))
         if action in ("shed_power", "grid_event"):
             return Planned(alert, action, f"site/{labels.get('site', 's0')}")
         return Planned(alert, "none", name)
@@ -188,8 +201,12 @@ class OpsController:
     def _act(self, principal: Principal, plan: Planned, received: float) -> dict:
         alert = plan.alert
         handler = {
-            "drain_node": self._drain_node, "drain_rack": self._drain_rack, "scale_out": self._scale_out,
-            "shed_power": self._power, "grid_event": self._power, "derate_racks": self._derate,
+            "drain_node": self._drain_node,
+            "drain_rack": self._drain_rack,
+            "scale_out": self._scale_out,
+            "shed_power": self._power,
+            "grid_event": self._power,
+            "derate_racks": self._derate,
         }.get(plan.action)
         if handler is None:
             detail, acted = {"reason": "no action for this alert"}, False
@@ -197,15 +214,24 @@ class OpsController:
             detail, acted = handler(principal, plan)
         done = time.time()
         record = {
-            "alert": alert.labels.get("alertname", ""), "status": alert.status, "action": plan.action,
-            "target": plan.target, "acted": acted, "detail": detail, "alert_starts_unix": alert.startsAt.timestamp(),
-            "received_unix": received, "done_unix": done, "reaction_s": done - received,
+            "alert": alert.labels.get("alertname", ""),
+            "status": alert.status,
+            "action": plan.action,
+            "target": plan.target,
+            "acted": acted,
+            "detail": detail,
+            "alert_starts_unix": alert.startsAt.timestamp(),
+            "received_unix": received,
+            "done_unix": done,
+            "reaction_s": done - received,
         }
         self.actions.append(record)
         self.telemetry.count_action(plan.action if acted else "skipped", done - received)
         return record
 
-    def audit(self, principal: Principal, action: str, target: str, before: dict | None, after: dict | None) -> None:
+    def audit(
+        self, principal: Principal, action: str, target: str, before: dict | None, after: dict | None
+    ) -> None:
         """An audit entry for an action the service does not record itself (limits, derates, pauses)."""
         from tokenfab.control.service.state import audit
 
@@ -231,7 +257,9 @@ class OpsController:
             return {"reason": "resolved; the rack stays drained until returned"}, False
         reason = f"{plan.alert.labels.get('alertname')}: rack exporter down"
         assert isinstance(plan.element, int)  # planned with the rack's id
-        result = self.service.change_health(principal, "rack", plan.element, "drain", s.HealthChange(reason=reason))
+        result = self.service.change_health(
+            principal, "rack", plan.element, "drain", s.HealthChange(reason=reason)
+        )
         return {"requeued": result.requeued}, True
 
     def _scale_out(self, principal: Principal, plan: Planned) -> tuple[dict, bool]:
@@ -248,17 +276,31 @@ class OpsController:
         inputs = self._service_inputs(name)
         if inputs.get("errors_5m") is not None and inputs["errors_5m"] <= 1 - SLO_OBJECTIVE:
             return {"reason": "the short window meets the SLO again", **inputs}, False
-        target = policy.replicas_for_burn(inputs.get("requests_per_s", 0.0), inputs.get("backlog", 0.0),
-                                          inputs.get("backlog_growth_per_s", 0.0), inputs.get("tokens_per_request", 1.0),
-                                          rate, g, current)
+        target = policy.replicas_for_burn(
+            inputs.get("requests_per_s", 0.0),
+            inputs.get("backlog", 0.0),
+            inputs.get("backlog_growth_per_s", 0.0),
+            inputs.get("tokens_per_request", 1.0),
+            rate,
+            g,
+            current,
+        )
         tenant = self.service.get_tenant(principal, w.tenant)
         target = policy.replicas_within_quota(target, current, g, tenant.quota_gpus, tenant.gpus_allocated)
         if target <= current:
-            return {"reason": "the tenant's quota allows no more replicas", "quota_gpus": tenant.quota_gpus}, False
+            return {
+                "reason": "the tenant's quota allows no more replicas",
+                "quota_gpus": tenant.quota_gpus,
+            }, False
         self.service.scale(principal, wid, s.WorkloadScale(replicas=target))
         self.scaled_at[wid] = now
-        self.audit(principal, "ops.scale_out", f"workload/{wid}", {"replicas": current},
-                   {"replicas": target, "alert": plan.alert.labels.get("alertname"), **inputs})
+        self.audit(
+            principal,
+            "ops.scale_out",
+            f"workload/{wid}",
+            {"replicas": current},
+            {"replicas": target, "alert": plan.alert.labels.get("alertname"), **inputs},
+        )
         return {"replicas_before": current, "replicas_after": target, **inputs}, True
 
     def _service_inputs(self, name: str) -> dict:
@@ -297,27 +339,57 @@ class OpsController:
             return {"reason": str(exc)[:200]}, False
         if facility_w <= cap_w:
             return {"reason": "draw already under the limit", "facility_w": facility_w, "cap_w": cap_w}, False
-        jobs = [policy.TrainingJobView(w.id, w.gpus, w.priority < 0, w.placement.placed_at.timestamp() if w.placement else 0.0)
-                for w in self._workloads(principal) if w.kind == "training" and w.state in ("placed", "running")]
+        jobs = [
+            policy.TrainingJobView(
+                w.id, w.gpus, w.priority < 0, w.placement.placed_at.timestamp() if w.placement else 0.0
+            )
+            for w in self._workloads(principal)
+            if w.kind == "training" and w.state in ("placed", "running")
+        ]
         now_w = self.training_limit_w if self.training_limit_w is not None else self.train_full_w
-        decision = policy.power_response(facility_w, cap_w, self.pue, jobs, now_w, self.train_full_w,
-                                         self.train_floor_w, self.idle_w)
+        decision = policy.power_response(
+            facility_w, cap_w, self.pue, jobs, now_w, self.train_full_w, self.train_floor_w, self.idle_w
+        )
         before = {"training_limit_w": self.training_limit_w, "facility_w": facility_w, "cap_w": cap_w}
         self.training_limit_w = decision.training_cap_w
-        self.audit(principal, "ops.power.cap", "power/training-gpus", before,
-                   {"training_limit_w": decision.training_cap_w, "it_reduction_w": decision.it_reduction_w,
-                    "saved_by_cap_w": decision.saved_by_cap_w})
+        self.audit(
+            principal,
+            "ops.power.cap",
+            "power/training-gpus",
+            before,
+            {
+                "training_limit_w": decision.training_cap_w,
+                "it_reduction_w": decision.it_reduction_w,
+                "saved_by_cap_w": decision.saved_by_cap_w,
+            },
+        )
         for wid in decision.pause:
             w = self.service.get_workload(principal, wid)
-            self.paused[wid] = {"name": w.name, "kind": "training", "tenant": w.tenant, "gpus": w.gpus,
-                                "priority": w.priority, **{k: w.spec[k] for k in ("slice_gpus", "whole_domains", "preemptible") if k in w.spec}}
+            self.paused[wid] = {
+                "name": w.name,
+                "kind": "training",
+                "tenant": w.tenant,
+                "gpus": w.gpus,
+                "priority": w.priority,
+                **{k: w.spec[k] for k in ("slice_gpus", "whole_domains", "preemptible") if k in w.spec},
+            }
             self.service.cancel(principal, wid)
-            self.audit(principal, "ops.power.pause", f"workload/{wid}", {"state": w.state},
-                       {"state": "paused", "resume": "when the grid event ends", "gpus": w.gpus})
+            self.audit(
+                principal,
+                "ops.power.pause",
+                f"workload/{wid}",
+                {"state": w.state},
+                {"state": "paused", "resume": "when the grid event ends", "gpus": w.gpus},
+            )
         self.power_acted_at = now
-        return {"facility_w": facility_w, "cap_w": cap_w, "training_limit_w": decision.training_cap_w,
-                "paused": decision.pause, "saved_by_cap_w": decision.saved_by_cap_w,
-                "saved_by_pause_w": decision.saved_by_pause_w}, True
+        return {
+            "facility_w": facility_w,
+            "cap_w": cap_w,
+            "training_limit_w": decision.training_cap_w,
+            "paused": decision.pause,
+            "saved_by_cap_w": decision.saved_by_cap_w,
+            "saved_by_pause_w": decision.saved_by_pause_w,
+        }, True
 
     def _restore_power(self, principal: Principal) -> tuple[dict, bool]:
         before = self.training_limit_w
@@ -327,8 +399,13 @@ class OpsController:
             w = self.service.submit(principal, s.WorkloadCreate(**body))
             resumed[old_id] = w.id
             del self.paused[old_id]
-        self.audit(principal, "ops.power.restore", "power/training-gpus", {"training_limit_w": before},
-                   {"training_limit_w": None, "resumed": resumed})
+        self.audit(
+            principal,
+            "ops.power.restore",
+            "power/training-gpus",
+            {"training_limit_w": before},
+            {"training_limit_w": None, "resumed": resumed},
+        )
         self.power_acted_at = -1e18
         return {"resumed": resumed}, True
 
@@ -336,8 +413,15 @@ class OpsController:
         assert isinstance(plan.element, tuple)  # planned with (hall, CDU)
         hall, cdu = plan.element
         key = (hall, cdu)
-        racks = [r for r in range(len(self.rack_hall)) if self.rack_hall[r] == hall
-                 and policy.cdu_of_rack(self.rack_in_hall[r], self.hall_racks[hall], self.hall_cdus_installed[hall]) == cdu]
+        racks = [
+            r
+            for r in range(len(self.rack_hall))
+            if self.rack_hall[r] == hall
+            and policy.cdu_of_rack(
+                self.rack_in_hall[r], self.hall_racks[hall], self.hall_cdus_installed[hall]
+            )
+            == cdu
+        ]
         if plan.alert.status == "resolved":
             for r in self.cdu_racks.pop(key, []):
                 self.rack_limit.pop(r, None)
@@ -347,7 +431,11 @@ class OpsController:
         running = installed - 1 - sum(1 for k in self.cdu_racks if k[0] == hall)
         if self.prom is not None:
             try:
-                running = int(policy.finite(self.prom.value(f'sum(facility_cdu_pump_running{{hall="{hall}"}})'), running))
+                running = int(
+                    policy.finite(
+                        self.prom.value(f'sum(facility_cdu_pump_running{{hall="{hall}"}})'), running
+                    )
+                )
             except PrometheusError:
                 pass
         fraction = policy.derate_fraction(running, installed)
@@ -356,12 +444,24 @@ class OpsController:
         self.cdu_racks[key] = racks
         stop = policy.racks_to_stop(self.hall_cdus_required[hall], running, len(racks))
         drained = []
-        for r in racks[len(racks) - stop:] if stop else []:
-            self.service.change_health(principal, "rack", r, "drain", s.HealthChange(reason=f"CDU {plan.target} failed"))
+        for r in racks[len(racks) - stop :] if stop else []:
+            self.service.change_health(
+                principal, "rack", r, "drain", s.HealthChange(reason=f"CDU {plan.target} failed")
+            )
             drained.append(r)
-        self.audit(principal, "ops.cdu.derate", plan.target, {"cdus_running": running + 1},
-                   {"racks": racks, "power_fraction": fraction, "racks_drained": drained})
-        return {"racks": racks, "power_fraction": fraction, "racks_drained": drained, "cdus_running": running}, True
+        self.audit(
+            principal,
+            "ops.cdu.derate",
+            plan.target,
+            {"cdus_running": running + 1},
+            {"racks": racks, "power_fraction": fraction, "racks_drained": drained},
+        )
+        return {
+            "racks": racks,
+            "power_fraction": fraction,
+            "racks_drained": drained,
+            "cdus_running": running,
+        }, True
 
     # ------------------------------------------------------------------ desired state
     def desired(self, principal: Principal) -> dict:
@@ -372,9 +472,20 @@ class OpsController:
         for w in self.service.list_workloads(principal, limit=100_000).data:
             if w.placement is None or w.state not in ("placed", "running"):
                 continue
-            items.append({"id": w.id, "name": w.name, "kind": w.kind, "tenant": w.tenant,
-                          "node_ids": w.placement.node_ids, "gpus_per_node": w.placement.gpus_per_node})
+            items.append(
+                {
+                    "id": w.id,
+                    "name": w.name,
+                    "kind": w.kind,
+                    "tenant": w.tenant,
+                    "node_ids": w.placement.node_ids,
+                    "gpus_per_node": w.placement.gpus_per_node,
+                }
+            )
         with self.lock:
-            return {"workloads": items, "training_limit_w": self.training_limit_w,
-                    "rack_limit_fraction": {str(r): f for r, f in sorted(self.rack_limit.items())},
-                    "paused": sorted(self.paused)}
+            return {
+                "workloads": items,
+                "training_limit_w": self.training_limit_w,
+                "rack_limit_fraction": {str(r): f for r, f in sorted(self.rack_limit.items())},
+                "paused": sorted(self.paused),
+            }

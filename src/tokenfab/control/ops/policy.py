@@ -48,14 +48,24 @@ class PowerDecision:
     saved_by_pause_w: float
 
 
-def power_response(facility_w: float, cap_w: float, pue: float, jobs: list[TrainingJobView],
-                   train_now_w: float, train_full_w: float, train_floor_w: float, idle_w: float) -> PowerDecision:
+def power_response(
+    facility_w: float,
+    cap_w: float,
+    pue: float,
+    jobs: list[TrainingJobView],
+    train_now_w: float,
+    train_full_w: float,
+    train_floor_w: float,
+    idle_w: float,
+) -> PowerDecision:
     """Training cap and jobs to pause to bring facility draw under `cap_w` (module docstring)."""
     over_it_w = max(0.0, (facility_w - cap_w) / pue) * (1.0 + SHED_MARGIN)
     n_train = sum(j.gpus for j in jobs)
     if over_it_w <= 0 or n_train == 0:
         return PowerDecision(train_now_w, [], over_it_w, 0.0, 0.0)
-    cap = power.training_cap_for_budget_w(n_train * train_now_w - over_it_w, n_train, train_floor_w, train_full_w)
+    cap = power.training_cap_for_budget_w(
+        n_train * train_now_w - over_it_w, n_train, train_floor_w, train_full_w
+    )
     saved = n_train * (train_now_w - power.training_gpu_power_w(cap, train_full_w))
     rest = over_it_w - saved
     pause, paused_w = [], 0.0
@@ -69,18 +79,32 @@ def power_response(facility_w: float, cap_w: float, pue: float, jobs: list[Train
     return PowerDecision(cap, pause, over_it_w, saved, paused_w)
 
 
-def replicas_for_burn(served_requests_per_s: float, backlog: float, backlog_growth_per_s: float,
-                      output_tokens_per_request: float, tokens_per_s_per_gpu: float, gpus_per_replica: int,
-                      current: int, headroom: float = 0.1) -> int:
+def replicas_for_burn(
+    served_requests_per_s: float,
+    backlog: float,
+    backlog_growth_per_s: float,
+    output_tokens_per_request: float,
+    tokens_per_s_per_gpu: float,
+    gpus_per_replica: int,
+    current: int,
+    headroom: float = 0.1,
+) -> int:
     """Replicas that carry the observed demand and drain the backlog; at least one more than now [-]."""
     demand = served_requests_per_s + max(backlog_growth_per_s, 0.0) + backlog / BACKLOG_DRAIN_S
-    need = autoscale.replicas_needed(demand, max(output_tokens_per_request, 1.0), tokens_per_s_per_gpu,
-                                     gpus_per_replica, headroom, current + 1)
+    need = autoscale.replicas_needed(
+        demand,
+        max(output_tokens_per_request, 1.0),
+        tokens_per_s_per_gpu,
+        gpus_per_replica,
+        headroom,
+        current + 1,
+    )
     return max(current + 1, need)
 
 
-def replicas_within_quota(target: int, current: int, gpus_per_replica: int, quota_gpus: int | None,
-                          tenant_gpus_held: int) -> int:
+def replicas_within_quota(
+    target: int, current: int, gpus_per_replica: int, quota_gpus: int | None, tenant_gpus_held: int
+) -> int:
     """The most replicas up to `target` the tenant's quota allows (counting this service's own GPUs)."""
     if quota_gpus is None:
         return target

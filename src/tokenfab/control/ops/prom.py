@@ -22,7 +22,9 @@ class Prometheus:
             response = self.http.get("/api/v1/query", params={"query": expr})
         except httpx.HTTPError as exc:
             raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc}") from None
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(f"query {expr!r} failed: {body.get('error', response.text[:200])}")
         data = body["data"]

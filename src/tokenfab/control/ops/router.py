@@ -43,14 +43,18 @@ def desired_state(ops: Ops, principal: OperatorPrincipal) -> dict:
 
 
 @router.get("/actions")
-def actions(ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=2000)] = 200) -> dict:
+def actions(
+    ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=2000)] = 200
+) -> dict:
     """The loop's recent actions, newest last, with the time from alert to action."""
     data = list(ops.actions)[-limit:]
     return {"data": data, "count": len(data)}
 
 
 @router.get("/history")
-def history(ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
+def history(
+    ops: Ops, principal: OperatorPrincipal, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> dict:
     """Tokens/s, latency, SLO attainment and facility power the loop read from Prometheus, over time."""
     data = ops.telemetry.history_points(limit)
     return {"data": data, "count": len(data)}

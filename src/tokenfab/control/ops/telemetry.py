@@ -35,10 +35,18 @@ class Telemetry:
         self.history: deque = deque(maxlen=history_points)
         self.poll_errors = 0
         self.registry = CollectorRegistry(auto_describe=True)
-        self.actions = Counter("tokenfab_ops_actions", "Actions the operations loop took, by kind.", ["action"],
-                               registry=self.registry)
-        self.reaction = Histogram("tokenfab_ops_reaction_seconds", "Time from an alert's arrival to its action.",
-                                  buckets=REACTION_BUCKETS_S, registry=self.registry)
+        self.actions = Counter(
+            "tokenfab_ops_actions",
+            "Actions the operations loop took, by kind.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.reaction = Histogram(
+            "tokenfab_ops_reaction_seconds",
+            "Time from an alert's arrival to its action.",
+            buckets=REACTION_BUCKETS_S,
+            registry=self.registry,
+        )
         self.registry.register(self)
 
     def count_action(self, action: str, seconds: float) -> None:
@@ -56,8 +64,11 @@ class Telemetry:
             "power_w": prom.value("sum(facility_meter_power_watts)", 0.0),
             "limit_w": prom.value("sum(facility_grid_power_limit_watts)", 0.0),
         }
-        point = {"at_unix": time.time(), "facility": facility,
-                 "services": {f"{svc}/{tenant}": values for (svc, tenant), values in services.items()}}
+        point = {
+            "at_unix": time.time(),
+            "facility": facility,
+            "services": {f"{svc}/{tenant}": values for (svc, tenant), values in services.items()},
+        }
         with self.lock:
             self.services, self.facility = services, facility
             self.history.append(point)
@@ -68,16 +79,31 @@ class Telemetry:
             services, facility = dict(self.services), dict(self.facility)
         labels = ["service", "tenant"]
         families = {
-            "output_tokens_per_s": GaugeMetricFamily("tokenfab_service_output_tokens_per_second",
-                                                     "Output tokens per second per service (Prometheus, 1 m rate).", labels=labels),
-            "ttft": GaugeMetricFamily("tokenfab_service_ttft_seconds", "Time to first token per service.",
-                                      labels=[*labels, "quantile"]),
-            "itl": GaugeMetricFamily("tokenfab_service_itl_seconds", "Inter-token latency per service.",
-                                     labels=[*labels, "quantile"]),
-            "attainment": GaugeMetricFamily("tokenfab_service_slo_attainment_ratio",
-                                            "Share of requests within the TTFT target.", labels=[*labels, "window"]),
-            "budget": GaugeMetricFamily("tokenfab_service_error_budget_remaining_ratio",
-                                        "TTFT error budget left over 3 days.", labels=labels),
+            "output_tokens_per_s": GaugeMetricFamily(
+                "tokenfab_service_output_tokens_per_second",
+                "Output tokens per second per service (Prometheus, 1 m rate).",
+                labels=labels,
+            ),
+            "ttft": GaugeMetricFamily(
+                "tokenfab_service_ttft_seconds",
+                "Time to first token per service.",
+                labels=[*labels, "quantile"],
+            ),
+            "itl": GaugeMetricFamily(
+                "tokenfab_service_itl_seconds",
+                "Inter-token latency per service.",
+                labels=[*labels, "quantile"],
+            ),
+            "attainment": GaugeMetricFamily(
+                "tokenfab_service_slo_attainment_ratio",
+                "Share of requests within the TTFT target.",
+                labels=[*labels, "window"],
+            ),
+            "budget": GaugeMetricFamily(
+                "tokenfab_service_error_budget_remaining_ratio",
+                "TTFT error budget left over 3 days.",
+                labels=labels,
+            ),
         }
         tenant_tokens: dict[str, float] = {}
         for (svc, tenant), v in sorted(services.items()):
@@ -95,18 +121,25 @@ class Telemetry:
                     families["attainment"].add_metric([*row, window], v[f"slo_attainment_{window}"])
             if "error_budget_remaining" in v:
                 families["budget"].add_metric(row, v["error_budget_remaining"])
-        tenant = GaugeMetricFamily("tokenfab_tenant_output_tokens_per_second", "Output tokens per second per tenant.",
-                                   labels=["tenant"])
+        tenant = GaugeMetricFamily(
+            "tokenfab_tenant_output_tokens_per_second",
+            "Output tokens per second per tenant.",
+            labels=["tenant"],
+        )
         for name, value in sorted(tenant_tokens.items()):
             tenant.add_metric([name], value)
         out = [*families.values(), tenant]
-        meter = GaugeMetricFamily("tokenfab_ops_facility_power_watts", "Facility draw at the meter (Prometheus).")
+        meter = GaugeMetricFamily(
+            "tokenfab_ops_facility_power_watts", "Facility draw at the meter (Prometheus)."
+        )
         limit = GaugeMetricFamily("tokenfab_ops_grid_limit_watts", "Draw the grid allows now (Prometheus).")
         if facility:
             meter.add_metric([], facility.get("power_w") or 0.0)
             limit.add_metric([], facility.get("limit_w") or 0.0)
         ctl = self.controller
-        train = GaugeMetricFamily("tokenfab_ops_training_power_limit_watts", "Per-GPU power limit on training (absent when none).")
+        train = GaugeMetricFamily(
+            "tokenfab_ops_training_power_limit_watts", "Per-GPU power limit on training (absent when none)."
+        )
         if ctl.training_limit_w is not None:
             train.add_metric([], ctl.training_limit_w)
         derated = GaugeMetricFamily("tokenfab_ops_derated_racks", "Racks running under a cooling derate.")

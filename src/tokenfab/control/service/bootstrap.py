@@ -114,8 +114,12 @@ def reset_operator_token(db_url: str, name: str = "recovery") -> str:
                 ApiTokenRow(id=token_id, name=name, role=Role.operator, secret_sha256=hash_secret(secret))
             )
             session.add(
-                AuditRow(actor="system/admin", action="token.reset", target=f"token/{token_id}",
-                         after={"name": name, "role": Role.operator.value})
+                AuditRow(
+                    actor="system/admin",
+                    action="token.reset",
+                    target=f"token/{token_id}",
+                    after={"name": name, "role": Role.operator.value},
+                )
             )
     finally:
         engine.dispose()

@@ -151,9 +151,7 @@ def rack_summary(state: ServiceState, principal: Principal, rack: int) -> s.Rack
     )
 
 
-def map_document(
-    state: ServiceState, principal: Principal, depth: str, hall: int | None
-) -> dict[str, Any]:
+def map_document(state: ServiceState, principal: Principal, depth: str, hall: int | None) -> dict[str, Any]:
     """The map as a JSON-ready dict (the shape of `schemas.FactoryMap`), down to ``depth``; with ``hall``,
     only that hall (and its site)."""
     memory, fleet = state.memory, state.memory.fleet
@@ -171,7 +169,10 @@ def map_document(
             if hall not in halls_of_site:
                 continue
             halls_of_site = [hall]
-        site_doc = _occupancy(levels["site"], site, names, own_code) | {"name": fleet.site_names[site], "halls": []}
+        site_doc = _occupancy(levels["site"], site, names, own_code) | {
+            "name": fleet.site_names[site],
+            "halls": [],
+        }
         for h in halls_of_site if deep >= 1 else ():
             hall_doc = _occupancy(levels["hall"], h, names, own_code) | {"site": site, "sus": [], "racks": []}
             sus = np.flatnonzero(su_hall == h).tolist()
@@ -211,7 +212,9 @@ class FactoryViews:
         self._version = -1
         self._answers: dict[tuple, bytes] = {}
 
-    def map_json(self, state: ServiceState, principal: Principal, depth: str = "rack", hall: int | None = None) -> bytes:
+    def map_json(
+        self, state: ServiceState, principal: Principal, depth: str = "rack", hall: int | None = None
+    ) -> bytes:
         scope = "operator" if principal.is_operator else f"tenant:{principal.tenant_name}"
         key = (scope, depth, hall)
         version = state.version
@@ -241,9 +244,16 @@ def search(state: ServiceState, principal: Principal, query: str, limit: int = 2
             hits.append(_rack_hit(state, value))
         if kind in (None, "node", "n") and value < fleet.n_nodes:
             rack = int(memory.node_rack[value])
-            hits.append(_rack_hit(state, rack).model_copy(update={"kind": "node", "id": str(value),
-                                                                   "label": f"node {value} (rack {rack})",
-                                                                   "node": value}))
+            hits.append(
+                _rack_hit(state, rack).model_copy(
+                    update={
+                        "kind": "node",
+                        "id": str(value),
+                        "label": f"node {value} (rack {rack})",
+                        "node": value,
+                    }
+                )
+            )
     if text:
         hits += _workload_hits(state, principal, text, limit)
     hits = hits[:limit]
@@ -286,5 +296,7 @@ def _workload_hits(state: ServiceState, principal: Principal, text: str, limit: 
             continue
         node = int(placement.node_ids[0])
         rack_hit = _rack_hit(state, int(state.memory.node_rack[node]))
-        hits.append(rack_hit.model_copy(update={"kind": "workload", "id": row.id, "label": label, "node": node}))
+        hits.append(
+            rack_hit.model_copy(update={"kind": "workload", "id": row.id, "label": label, "node": node})
+        )
     return hits

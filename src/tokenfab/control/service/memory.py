@@ -229,7 +229,9 @@ class FactoryMemory:
     def request(self, row: WorkloadRow, tenant_name: str, session: Session) -> Request:
         """The scheduler's request for a stored workload, with its tenant's residency."""
         if tenant_name not in self.residency:
-            self.remember_tenant(session.scalars(select(TenantRow).where(TenantRow.name == tenant_name)).one())
+            self.remember_tenant(
+                session.scalars(select(TenantRow).where(TenantRow.name == tenant_name)).one()
+            )
         allowed_sites, allowed_halls = self.residency[tenant_name]
         spec = row.spec
         small = row.kind == "small"

@@ -16,9 +16,9 @@ placement before it is written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import FromClause, TableClause, event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from tokenfab.control.store import (
@@ -30,27 +30,27 @@ from tokenfab.control.store import (
     WorkloadRow,
 )
 
-TABLE_ORDER: tuple[Table, ...] = tuple(
-    model.__table__  # type: ignore[attr-defined]
+TABLE_ORDER: tuple[FromClause, ...] = tuple(
+    model.__table__
     for model in (WorkloadRow, PlacementRow, GpuAllocationRow, GpuShareRow, AuditRow, TelemetryRow)
 )
-"""Tables in the order their rows are written (a row's foreign keys point at earlier tables)."""
+"""FromClauses in the order their rows are written (a row's foreign keys point at earlier tables)."""
 _PENDING = "tokenfab_pending_rows"
 _AFTER_COMMIT = "tokenfab_after_commit"
 _DEFERRED = "tokenfab_deferred_rows"
 
 
-def add_row(session: Session, table: Table, row: dict[str, Any]) -> None:
+def add_row(session: Session, table: FromClause, row: dict[str, Any]) -> None:
     """Insert ``row`` into ``table`` with the batch (before the next ORM query of ``session``)."""
     session.info.setdefault(_PENDING, {}).setdefault(table, []).append(row)
 
 
-def add_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def add_rows(session: Session, table: FromClause, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.info.setdefault(_PENDING, {}).setdefault(table, []).extend(rows)
 
 
-def add_row_once(session: Session, table: Table, make_row: Callable[[], dict[str, Any]]) -> None:
+def add_row_once(session: Session, table: FromClause, make_row: Callable[[], dict[str, Any]]) -> None:
     """Insert one row into ``table`` made by ``make_row()`` when the pending rows are written (however
     often this is called before that): a sample of the state once the changes before it are done."""
     session.info.setdefault(_DEFERRED, {})[table] = make_row
@@ -60,7 +60,7 @@ def write_pending(session: Session) -> None:
     """Flush the ORM's own changes, then insert the collected rows, parents first."""
     for table, make_row in session.info.pop(_DEFERRED, {}).items():
         add_row(session, table, make_row())
-    pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
+    pending: dict[FromClause, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
     session.flush()  # ORM deletes (a released GPU slot) must land before a new row takes that slot
@@ -68,7 +68,7 @@ def write_pending(session: Session) -> None:
     for table in TABLE_ORDER:
         rows = pending.get(table)
         if rows:
-            connection.execute(insert(table), rows)
+            connection.execute(insert(cast(TableClause, table)), rows)  # every entry is a mapped Table
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

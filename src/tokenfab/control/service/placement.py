@@ -104,8 +104,13 @@ def try_place(
         add_row(
             session,
             GpuShareRow.__table__,
-            {"node_id": node, "slot": physical, "workload_id": row.id, "milli": milli,
-             "placement_id": placement_row.id},
+            {
+                "node_id": node,
+                "slot": physical,
+                "workload_id": row.id,
+                "milli": milli,
+                "placement_id": placement_row.id,
+            },
         )
     whole = result.gpus_per_node > 0
     if whole.any():

@@ -65,9 +65,7 @@ class PrincipalCache:
                 return
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[principal.token_id] = _Entry(
-                secret_sha256, principal, expires_at, time.monotonic()
-            )
+            self._entries[principal.token_id] = _Entry(secret_sha256, principal, expires_at, time.monotonic())
 
     def clear(self) -> None:
         """Forget every cached token (a token was revoked or changed)."""

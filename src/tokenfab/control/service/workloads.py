@@ -119,6 +119,7 @@ def owner_of(state: ServiceState, principal: Principal, tenant_name: str | None)
         if tenant_id is not None:
             return tenant_id, tenant_name
     elif not principal.is_operator and tenant_name in (None, principal.tenant_name):
+        assert principal.tenant_id is not None and principal.tenant_name is not None  # a tenant's token
         return principal.tenant_id, principal.tenant_name
     with state.sessions() as session:
         tenant = owner_for(session, principal, tenant_name)
