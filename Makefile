@@ -33,7 +33,8 @@ run: $(STAMP)
 	$(PY) -m tokenfab.cli run-example --out $(OUT)
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m 'not alone'
+	$(PY) -m pytest -p no:xdist -q -m alone
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -37,6 +37,7 @@ def _show(env: dict[str, str], what: str, name: str) -> dict[str, str] | None:
 
 
 @pytest.mark.xdist_group("slurmctld")
+@pytest.mark.alone
 def test_tenant_partition_on_a_real_slurmctld(row_design, tmp_path, monkeypatch):
     skip_without_slurmctld()
     inv = inventory(row_design)
